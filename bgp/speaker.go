@@ -1,0 +1,343 @@
+// Package bgp runs xdprouter's embedded GoBGP (v4) speaker: it translates the
+// configuration into GoBGP's API, serves GoBGP's gRPC API for the stock
+// `gobgp` CLI, originates [[network]] and connected prefixes, and reports
+// best-path changes to the sync layer through a cheap callback.
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
+
+	"github.com/xdprouter/xdprouter/config"
+)
+
+// ErrNotRunning is returned by calls that need a started speaker.
+var ErrNotRunning = errors.New("bgp: speaker not running")
+
+// Options configures a Speaker.
+type Options struct {
+	Config *config.Config
+	Logger *slog.Logger
+	// OnBest receives every batch of best-path changes (one call per GoBGP
+	// event). It is called from GoBGP's watcher goroutine: it must be cheap
+	// and must never block.
+	OnBest func([]PathUpdate)
+}
+
+// PeerStatus is the state of one configured neighbor.
+type PeerStatus struct {
+	Address     netip.Addr
+	Description string
+	ASN         uint32
+	State       string // idle, connect, active, opensent, openconfirm, established; admin-down or max-prefixes when shut down
+	Up          bool
+	Uptime      time.Duration // since the session was established; 0 when down
+	Received    uint64        // prefixes in Adj-RIB-In
+	Accepted    uint64        // of which accepted by the import policy
+}
+
+// Speaker is the embedded BGP speaker.
+type Speaker struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	onBest func([]PathUpdate)
+	plan   *plan
+
+	mu        sync.Mutex // guards the fields below
+	srv       *server.BgpServer
+	cancel    context.CancelFunc
+	networks  map[netip.Prefix]bool
+	connected map[netip.Prefix]uuid.UUID
+}
+
+// New validates the configuration's translation into GoBGP objects without
+// starting anything.
+func New(opts Options) (*Speaker, error) {
+	p, err := translate(opts.Config)
+	if err != nil {
+		return nil, fmt.Errorf("bgp: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "bgp")
+	onBest := opts.OnBest
+	if onBest == nil {
+		onBest = func([]PathUpdate) {}
+	}
+	s := &Speaker{
+		cfg:       opts.Config,
+		log:       log,
+		onBest:    onBest,
+		plan:      p,
+		networks:  make(map[netip.Prefix]bool),
+		connected: make(map[netip.Prefix]uuid.UUID),
+	}
+	for _, n := range p.networks {
+		s.networks[n] = true
+	}
+	return s, nil
+}
+
+// Start starts the GoBGP server and configures it: global settings, gRPC
+// API, defined sets, policies, the best-path watch (with replay), peers and
+// originated networks. On error everything started is stopped again.
+func (s *Speaker) Start(ctx context.Context) (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return errors.New("bgp: already started")
+	}
+	var sopts []server.ServerOption
+	lvl := new(slog.LevelVar) // GoBGP's `gobgp global loglevel` changes it; the handler filters too
+	lvl.Set(slog.LevelDebug)
+	sopts = append(sopts, server.LoggerOption(s.log, lvl))
+	if addr := s.cfg.API.GRPCListen; addr != "" {
+		// GoBGP opens the gRPC listener in a goroutine and only logs a
+		// failure; probe the address first so a busy port is an error here.
+		if err := probeListen(addr); err != nil {
+			return fmt.Errorf("bgp: grpc-listen %s: %w", addr, err)
+		}
+		sopts = append(sopts, server.GrpcListenAddress(addr))
+	}
+	srv := server.NewBgpServer(sopts...)
+	go srv.Serve()
+	s.srv = srv
+	wctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	defer func() {
+		if err != nil {
+			s.stopLocked()
+		}
+	}()
+
+	p := s.plan
+	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: p.global}); err != nil {
+		return fmt.Errorf("bgp: start (asn %d, router-id %s, port %d): %w", p.global.Asn, p.global.RouterId, p.global.ListenPort, err)
+	}
+	for _, ds := range p.definedSets {
+		if err := srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: ds}); err != nil {
+			return fmt.Errorf("bgp: defined set %q: %w", ds.Name, err)
+		}
+	}
+	for _, pol := range p.policies {
+		if err := srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol}); err != nil {
+			return fmt.Errorf("bgp: policy %q: %w", pol.Name, err)
+		}
+	}
+	for _, a := range []*api.PolicyAssignment{p.importAssignment, p.exportAssignment} {
+		if err := srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: a}); err != nil {
+			return fmt.Errorf("bgp: global %s policy assignment: %w", strings.ToLower(strings.TrimPrefix(a.Direction.String(), "POLICY_DIRECTION_")), err)
+		}
+	}
+
+	// Watch before adding peers; Init replays whatever is already there.
+	tr := newBestTracker(p.global.UseMultiplePaths)
+	onBest := s.onBest
+	err = srv.WatchEvent(wctx, server.WatchEventMessageCallbacks{
+		OnBestPath: func(paths []*apiutil.Path, _ time.Time) {
+			if ups := tr.apply(paths); len(ups) > 0 {
+				onBest(ups)
+			}
+		},
+	}, server.WatchBestPath(true))
+	if err != nil {
+		return fmt.Errorf("bgp: watch best paths: %w", err)
+	}
+
+	for _, peer := range p.peers {
+		if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peer}); err != nil {
+			return fmt.Errorf("bgp: neighbor %s: %w", peer.Conf.NeighborAddress, err)
+		}
+	}
+	for _, n := range p.networks {
+		if _, err := s.originate(n); err != nil {
+			return fmt.Errorf("bgp: network %s: %w", n, err)
+		}
+	}
+	s.log.Info("bgp speaker started", "asn", p.global.Asn, "router-id", p.global.RouterId,
+		"port", p.global.ListenPort, "neighbors", len(p.peers), "networks", len(p.networks),
+		"multipath", p.global.UseMultiplePaths, "grpc", s.cfg.API.GRPCListen)
+	return nil
+}
+
+func probeListen(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}
+
+// localPath builds a locally originated path: origin IGP, next hop
+// 0.0.0.0 / :: (GoBGP substitutes the session's local address on export).
+func localPath(pfx netip.Prefix) (*apiutil.Path, error) {
+	nlri, err := bgp.NewIPAddrPrefix(pfx)
+	if err != nil {
+		return nil, err
+	}
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
+	fam := familyOf(pfx)
+	if pfx.Addr().Is4() {
+		nh, err := bgp.NewPathAttributeNextHop(netip.IPv4Unspecified())
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, nh)
+	} else {
+		mp, err := bgp.NewPathAttributeMpReachNLRI(fam, []bgp.PathNLRI{{NLRI: nlri}}, netip.IPv6Unspecified())
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, mp)
+	}
+	return &apiutil.Path{Family: fam, Nlri: nlri, Attrs: attrs}, nil
+}
+
+// originate adds a local path; callers hold s.mu.
+func (s *Speaker) originate(pfx netip.Prefix) (uuid.UUID, error) {
+	path, err := localPath(pfx)
+	if err != nil {
+		return uuid.UUID{}, err
+	}
+	resps, err := s.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{path}})
+	if err != nil {
+		return uuid.UUID{}, err
+	}
+	if len(resps) != 1 {
+		return uuid.UUID{}, fmt.Errorf("AddPath returned %d results", len(resps))
+	}
+	return resps[0].UUID, resps[0].Error
+}
+
+// Stop shuts the speaker down gracefully: peers get a Cease NOTIFICATION,
+// listeners and the gRPC API close. Safe to call more than once.
+func (s *Speaker) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked()
+}
+
+func (s *Speaker) stopLocked() {
+	if s.srv == nil {
+		return
+	}
+	s.srv.Stop() // StopBgp (waits for Serve and the FSMs) and gRPC stop
+	s.cancel()
+	s.srv, s.cancel = nil, nil
+	clear(s.connected)
+	s.log.Info("bgp speaker stopped")
+}
+
+// Peers reports the state of every configured neighbor, sorted by address.
+func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
+	s.mu.Lock()
+	srv := s.srv
+	s.mu.Unlock()
+	if srv == nil {
+		return nil, ErrNotRunning
+	}
+	var out []PeerStatus
+	err := srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		out = append(out, peerStatus(p, time.Now()))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bgp: list peers: %w", err)
+	}
+	slices.SortFunc(out, func(a, b PeerStatus) int { return a.Address.Compare(b.Address) })
+	return out, nil
+}
+
+func peerStatus(p *api.Peer, now time.Time) PeerStatus {
+	var st PeerStatus
+	if c := p.GetConf(); c != nil {
+		st.Address, _ = netip.ParseAddr(c.NeighborAddress)
+		st.Description = c.Description
+		st.ASN = c.PeerAsn
+	}
+	ps := p.GetState()
+	st.State = strings.ToLower(strings.TrimPrefix(ps.GetSessionState().String(), "SESSION_STATE_"))
+	switch ps.GetAdminState() {
+	case api.PeerState_ADMIN_STATE_DOWN:
+		st.State = "admin-down"
+	case api.PeerState_ADMIN_STATE_PFX_CT:
+		st.State = "max-prefixes"
+	}
+	st.Up = ps.GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED
+	if st.Up {
+		if up := p.GetTimers().GetState().GetUptime(); up != nil {
+			st.Uptime = now.Sub(up.AsTime()).Truncate(time.Second)
+		}
+	}
+	for _, as := range p.GetAfiSafis() {
+		st.Received += as.GetState().GetReceived()
+		st.Accepted += as.GetState().GetAccepted()
+	}
+	return st
+}
+
+// SetConnected announces exactly the given prefixes as connected routes
+// (when bgp.redistribute-connected is set; otherwise it does nothing). Each
+// call is diffed against the previous one: new prefixes are announced,
+// missing ones withdrawn. Prefixes also listed as [[network]] are left to
+// that origination. Errors are joined; what succeeded is kept.
+func (s *Speaker) SetConnected(prefixes []netip.Prefix) error {
+	if !s.cfg.BGP.RedistributeConnected {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return ErrNotRunning
+	}
+	want := make(map[netip.Prefix]bool, len(prefixes))
+	for _, p := range prefixes {
+		p = p.Masked()
+		if !p.IsValid() || s.networks[p] {
+			continue
+		}
+		want[p] = true
+	}
+	var errs []error
+	// Add before withdrawing.
+	for p := range want {
+		if _, ok := s.connected[p]; ok {
+			continue
+		}
+		id, err := s.originate(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("announce connected %s: %w", p, err))
+			continue
+		}
+		s.connected[p] = id
+	}
+	for p, id := range s.connected {
+		if want[p] {
+			continue
+		}
+		if err := s.srv.DeletePath(apiutil.DeletePathRequest{UUIDs: []uuid.UUID{id}}); err != nil {
+			errs = append(errs, fmt.Errorf("withdraw connected %s: %w", p, err))
+			continue
+		}
+		delete(s.connected, p)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("bgp: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,412 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * xdp_fwd: IPv4/IPv6 forwarding from eBPF maps filled by the control plane.
+ *
+ * Anything the fast path does not handle completely (local destinations,
+ * TTL expiry, options, extension headers, unresolved neighbors, MTU, ...)
+ * is passed to the kernel stack, which does the slow-path work (ICMP errors,
+ * ARP/ND, fragmentation). Every outcome is counted in `stats`.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "fwd.h"
+
+char __license[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, DEFAULT_MAX_ROUTES_V4);
+	__type(key, struct lpm_v4_key);
+	__type(value, struct route_val);
+} routes_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, DEFAULT_MAX_ROUTES_V6);
+	__type(key, struct lpm_v6_key);
+	__type(value, struct route_val);
+} routes_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DEFAULT_MAX_GROUPS);
+	__type(key, __u32);
+	__type(value, struct nhg);
+} nhgs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DEFAULT_MAX_NEXTHOPS);
+	__type(key, __u32);
+	__type(value, struct nexthop);
+} nexthops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, DEFAULT_MAX_NEIGHBORS);
+	__type(key, struct neigh_key);
+	__type(value, struct neigh_val);
+} neighbors SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, DEFAULT_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, struct iface);
+} ifaces SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, DEFAULT_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, __u32);
+} tx_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT__MAX);
+	__type(key, __u32);
+	__type(value, struct counter);
+} stats SEC(".maps");
+
+/*
+ * Keep the enums in BTF so that bpf2go can export them (-type): enum
+ * constants used only in expressions leave no type information behind.
+ * The variable lives in .rodata and is never read.
+ */
+struct enum_anchor {
+	enum stat stat;
+	enum route_type route_type;
+	enum nh_flags nh_flags;
+};
+const volatile struct enum_anchor enum_anchor __attribute__((unused));
+
+#define IPV4_MF 0x2000
+#define IPV4_OFFSET 0x1fff
+
+#ifndef IPPROTO_SCTP
+#define IPPROTO_SCTP 132
+#endif
+
+static __always_inline int count(enum stat s, __u64 bytes, int action)
+{
+	__u32 key = s;
+	struct counter *c = bpf_map_lookup_elem(&stats, &key);
+
+	if (c) {
+		/* Per-CPU value: no atomics needed. */
+		c->packets++;
+		c->bytes += bytes;
+	}
+	return action;
+}
+
+static __always_inline __u32 rol32(__u32 word, unsigned int shift)
+{
+	return (word << shift) | (word >> ((-shift) & 31));
+}
+
+/* One round of murmur3_32. */
+static __always_inline __u32 mix(__u32 h, __u32 k)
+{
+	k *= 0xcc9e2d51;
+	k = rol32(k, 15);
+	k *= 0x1b873593;
+	h ^= k;
+	h = rol32(h, 13);
+	return h * 5 + 0xe6546b64;
+}
+
+/* murmur3_32 finalizer: every input bit affects every output bit. */
+static __always_inline __u32 fmix(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+#define HASH_SEED 0x9e3779b9
+
+static __always_inline int has_ports(__u8 proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP;
+}
+
+/* Source and destination ports (raw, network order) as one word, or 0. */
+static __always_inline __u32 l4_ports(void *l4, void *data_end, __u32 l4_len, __u8 proto)
+{
+	if (!has_ports(proto) || l4_len < 4 || l4 + 4 > data_end)
+		return 0;
+	return *(__u32 *)l4;
+}
+
+/* Frame-independent part of forwarding: route result → egress. */
+struct fwd_ctx {
+	struct neigh_key nkey; /* ifindex filled in later; addr = destination */
+	__u32 hash;
+	__u32 pkt_len; /* L3 length, compared against the egress MTU */
+};
+
+/*
+ * Next-hop resolution shared by both families. On success fills *ifindex,
+ * *dmac and *smac and returns -1; otherwise returns the stat to count.
+ */
+static __always_inline int resolve(struct route_val *rt, struct fwd_ctx *fc,
+				   __u32 *ifindex, __u8 **dmac, __u8 **smac)
+{
+	__u32 gid = rt->nhg;
+	struct nhg *g = bpf_map_lookup_elem(&nhgs, &gid);
+
+	if (!g)
+		return STAT_PASS_NO_NEXTHOP;
+	__u32 n = g->count;
+	if (n == 0 || n > MAX_ECMP)
+		return STAT_PASS_NO_NEXTHOP;
+
+	__u32 idx = fc->hash % n;
+	if (idx >= MAX_ECMP)
+		return STAT_PASS_NO_NEXTHOP;
+	__u32 nhid = g->nh[idx];
+
+	struct nexthop *nh = bpf_map_lookup_elem(&nexthops, &nhid);
+	if (!nh)
+		return STAT_PASS_NO_NEIGH;
+
+	if (nh->flags & NH_F_CONNECTED) {
+		fc->nkey.ifindex = nh->ifindex;
+		struct neigh_val *nv = bpf_map_lookup_elem(&neighbors, &fc->nkey);
+		if (!nv)
+			return STAT_PASS_NO_NEIGH;
+		*dmac = nv->mac;
+	} else if (nh->flags & NH_F_RESOLVED) {
+		*dmac = nh->dmac;
+	} else {
+		return STAT_PASS_NO_NEIGH;
+	}
+
+	__u32 oif = nh->ifindex;
+	struct iface *ifc = bpf_map_lookup_elem(&ifaces, &oif);
+	if (!ifc || !bpf_map_lookup_elem(&tx_ports, &oif))
+		return STAT_PASS_EGRESS;
+	if (fc->pkt_len > ifc->mtu)
+		return STAT_PASS_TOO_BIG;
+
+	*ifindex = oif;
+	*smac = ifc->mac;
+	return -1;
+}
+
+static __always_inline int route_stat(struct route_val *rt)
+{
+	switch (rt->type) {
+	case ROUTE_UNICAST:
+		return -1;
+	case ROUTE_BLACKHOLE:
+		return STAT_DROP_BLACKHOLE;
+	case ROUTE_LOCAL:
+		return STAT_PASS_LOCAL;
+	default: /* ROUTE_UNREACHABLE and anything unknown: let the kernel decide */
+		return STAT_PASS_UNREACHABLE;
+	}
+}
+
+static __always_inline int finish(struct ethhdr *eth, __u32 ifindex, __u8 *dmac,
+				  __u8 *smac, __u64 bytes)
+{
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+
+	int ret = bpf_redirect_map(&tx_ports, ifindex, XDP_PASS);
+	if (ret == XDP_REDIRECT)
+		return count(STAT_REDIRECT, bytes, XDP_REDIRECT);
+	/* tx_ports entry vanished between the check and the redirect. */
+	return count(STAT_PASS_EGRESS, bytes, ret);
+}
+
+static __always_inline int v4_special(__u32 daddr /* host order */)
+{
+	return (daddr & 0xf0000000) == 0xe0000000 || /* 224.0.0.0/4 multicast */
+	       daddr == 0xffffffff ||                 /* limited broadcast */
+	       (daddr & 0xffff0000) == 0xa9fe0000 ||  /* 169.254.0.0/16 */
+	       (daddr & 0xff000000) == 0x00000000 ||  /* 0.0.0.0/8 */
+	       (daddr & 0xff000000) == 0x7f000000;    /* 127.0.0.0/8 */
+}
+
+static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
+				  __u64 bytes)
+{
+	struct iphdr *iph = (void *)(eth + 1);
+
+	if ((void *)(iph + 1) > data_end)
+		return count(STAT_PASS_MALFORMED, bytes, XDP_PASS);
+	__u32 hlen = iph->ihl * 4;
+	__u32 tot = bpf_ntohs(iph->tot_len);
+	if (iph->version != 4 || hlen < sizeof(*iph) || tot < hlen ||
+	    (void *)iph + tot > data_end)
+		return count(STAT_PASS_MALFORMED, bytes, XDP_PASS);
+
+	if (v4_special(bpf_ntohl(iph->daddr)))
+		return count(STAT_PASS_LINKLOCAL_MCAST, bytes, XDP_PASS);
+	if (hlen != sizeof(*iph))
+		return count(STAT_PASS_IP_OPTIONS, bytes, XDP_PASS);
+
+	struct lpm_v4_key key = { .prefixlen = 32, .addr = iph->daddr };
+	struct route_val *rt = bpf_map_lookup_elem(&routes_v4, &key);
+	if (!rt)
+		return count(STAT_PASS_NO_ROUTE, bytes, XDP_PASS);
+	int s = route_stat(rt);
+	if (s >= 0)
+		return count(s, bytes, s == STAT_DROP_BLACKHOLE ? XDP_DROP : XDP_PASS);
+	if (iph->ttl <= 1)
+		return count(STAT_PASS_TTL, bytes, XDP_PASS);
+
+	struct fwd_ctx fc = {};
+	fc.nkey.addr[10] = 0xff;
+	fc.nkey.addr[11] = 0xff;
+	__builtin_memcpy(&fc.nkey.addr[12], &iph->daddr, 4);
+	fc.pkt_len = tot;
+
+	__u32 ports = 0;
+	if (!(iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET)))
+		ports = l4_ports(iph + 1, data_end, tot - hlen, iph->protocol);
+	__u32 h = mix(HASH_SEED, iph->saddr);
+	h = mix(h, iph->daddr);
+	h = mix(h, iph->protocol);
+	h = mix(h, ports);
+	fc.hash = fmix(h ^ 13);
+
+	__u32 ifindex = 0;
+	__u8 *dmac = 0, *smac = 0;
+	s = resolve(rt, &fc, &ifindex, &dmac, &smac);
+	if (s >= 0)
+		return count(s, bytes, XDP_PASS);
+
+	/* ip_decrease_ttl(): incremental checksum update (RFC 1624). */
+	__u32 check = iph->check;
+	check += bpf_htons(0x0100);
+	iph->check = (__u16)(check + (check >= 0xFFFF));
+	iph->ttl--;
+
+	return finish(eth, ifindex, dmac, smac, bytes);
+}
+
+static __always_inline int v6_special(struct in6_addr *a)
+{
+	__u32 w0 = bpf_ntohl(a->in6_u.u6_addr32[0]);
+
+	if ((w0 & 0xff000000) == 0xff000000) /* ff00::/8 multicast */
+		return 1;
+	if ((w0 & 0xffc00000) == 0xfe800000) /* fe80::/10 link-local */
+		return 1;
+	if (w0 == 0 && a->in6_u.u6_addr32[1] == 0 && a->in6_u.u6_addr32[2] == 0) {
+		__u32 w3 = bpf_ntohl(a->in6_u.u6_addr32[3]);
+		return w3 == 0 || w3 == 1; /* :: and ::1 */
+	}
+	return 0;
+}
+
+static __always_inline int ipv6_ext(__u8 nexthdr)
+{
+	switch (nexthdr) {
+	case 0:   /* hop-by-hop options */
+	case 43:  /* routing */
+	case 44:  /* fragment */
+	case 60:  /* destination options */
+	case 135: /* mobility */
+	case 139: /* HIP */
+	case 140: /* shim6 */
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
+				  __u64 bytes)
+{
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+	if ((void *)(ip6 + 1) > data_end)
+		return count(STAT_PASS_MALFORMED, bytes, XDP_PASS);
+	__u32 plen = bpf_ntohs(ip6->payload_len);
+	if (ip6->version != 6 || (void *)(ip6 + 1) + plen > data_end)
+		return count(STAT_PASS_MALFORMED, bytes, XDP_PASS);
+
+	if (v6_special(&ip6->daddr))
+		return count(STAT_PASS_LINKLOCAL_MCAST, bytes, XDP_PASS);
+	if (ipv6_ext(ip6->nexthdr))
+		return count(STAT_PASS_IPV6_EXT, bytes, XDP_PASS);
+
+	struct lpm_v6_key key = { .prefixlen = 128 };
+	__builtin_memcpy(key.addr, &ip6->daddr, 16);
+	struct route_val *rt = bpf_map_lookup_elem(&routes_v6, &key);
+	if (!rt)
+		return count(STAT_PASS_NO_ROUTE, bytes, XDP_PASS);
+	int s = route_stat(rt);
+	if (s >= 0)
+		return count(s, bytes, s == STAT_DROP_BLACKHOLE ? XDP_DROP : XDP_PASS);
+	if (ip6->hop_limit <= 1)
+		return count(STAT_PASS_TTL, bytes, XDP_PASS);
+
+	struct fwd_ctx fc = {};
+	__builtin_memcpy(fc.nkey.addr, &ip6->daddr, 16);
+	fc.pkt_len = plen + sizeof(*ip6);
+
+	__u32 ports = l4_ports(ip6 + 1, data_end, plen, ip6->nexthdr);
+	__u32 h = HASH_SEED;
+	h = mix(h, ip6->saddr.in6_u.u6_addr32[0]);
+	h = mix(h, ip6->saddr.in6_u.u6_addr32[1]);
+	h = mix(h, ip6->saddr.in6_u.u6_addr32[2]);
+	h = mix(h, ip6->saddr.in6_u.u6_addr32[3]);
+	h = mix(h, ip6->daddr.in6_u.u6_addr32[0]);
+	h = mix(h, ip6->daddr.in6_u.u6_addr32[1]);
+	h = mix(h, ip6->daddr.in6_u.u6_addr32[2]);
+	h = mix(h, ip6->daddr.in6_u.u6_addr32[3]);
+	h = mix(h, ip6->nexthdr);
+	h = mix(h, ports);
+	fc.hash = fmix(h ^ 37);
+
+	__u32 ifindex = 0;
+	__u8 *dmac = 0, *smac = 0;
+	s = resolve(rt, &fc, &ifindex, &dmac, &smac);
+	if (s >= 0)
+		return count(s, bytes, XDP_PASS);
+
+	ip6->hop_limit--;
+	return finish(eth, ifindex, dmac, smac, bytes);
+}
+
+SEC("xdp")
+int xdp_fwd(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 bytes = data_end - data;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return count(STAT_PASS_MALFORMED, bytes, XDP_PASS);
+
+	switch (eth->h_proto) {
+	case bpf_htons(ETH_P_IP):
+		return fwd_v4(ctx, eth, data_end, bytes);
+	case bpf_htons(ETH_P_IPV6):
+		return fwd_v6(ctx, eth, data_end, bytes);
+	default:
+		return count(STAT_PASS_NOT_IP, bytes, XDP_PASS);
+	}
+}

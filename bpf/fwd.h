@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Types shared between the XDP forwarder (fwd.c) and the Go control plane.
+ * Every struct and enum here is exported to Go by bpf2go (see gen.go):
+ * change the layout only together with bpf/datapath.go.
+ */
+#ifndef XDPROUTER_FWD_H
+#define XDPROUTER_FWD_H
+
+#include <linux/types.h>
+
+#define MAX_ECMP 16
+
+/* Default map sizes; the Go loader may override max_entries before load. */
+#define DEFAULT_MAX_ROUTES_V4 2000000
+#define DEFAULT_MAX_ROUTES_V6 500000
+#define DEFAULT_MAX_GROUPS 65536
+#define DEFAULT_MAX_NEXTHOPS 65536
+#define DEFAULT_MAX_NEIGHBORS 262144
+#define DEFAULT_MAX_IFACES 1024
+
+/* LPM trie keys: prefixlen first, address in network byte order. */
+struct lpm_v4_key {
+	__u32 prefixlen;
+	__u32 addr;
+};
+
+struct lpm_v6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+enum route_type {
+	ROUTE_UNICAST = 0,  /* forward via next-hop group route_val.nhg */
+	ROUTE_BLACKHOLE,    /* XDP_DROP */
+	ROUTE_UNREACHABLE,  /* unreachable/prohibit: kernel sends the ICMP error */
+	ROUTE_LOCAL,        /* destination is an address of the router */
+};
+
+struct route_val {
+	__u32 nhg;
+	__u8 type; /* enum route_type */
+	__u8 pad[3];
+};
+
+/* Next-hop group (ECMP set), indexed by group id. */
+struct nhg {
+	__u32 count;
+	__u32 nh[MAX_ECMP];
+};
+
+enum nh_flags {
+	NH_F_RESOLVED = 1 << 0,  /* dmac is valid */
+	NH_F_CONNECTED = 1 << 1, /* look up neighbors with (ifindex, packet dst) */
+};
+
+struct nexthop {
+	__u32 ifindex;
+	__u8 dmac[6];
+	__u8 flags; /* enum nh_flags */
+	__u8 pad;
+};
+
+/* IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d). */
+struct neigh_key {
+	__u32 ifindex;
+	__u8 addr[16];
+};
+
+struct neigh_val {
+	__u8 mac[6];
+	__u8 pad[2];
+};
+
+/* A router port: source MAC and MTU used on egress. */
+struct iface {
+	__u8 mac[6];
+	__u16 pad;
+	__u32 mtu;
+};
+
+/* One index per action/reason; the Go side names them (stats.go). */
+enum stat {
+	STAT_REDIRECT = 0,
+	STAT_DROP_BLACKHOLE,
+	STAT_PASS_NOT_IP,
+	STAT_PASS_MALFORMED,
+	STAT_PASS_LOCAL,
+	STAT_PASS_TTL,
+	STAT_PASS_IP_OPTIONS,
+	STAT_PASS_IPV6_EXT,
+	STAT_PASS_LINKLOCAL_MCAST,
+	STAT_PASS_NO_ROUTE,
+	STAT_PASS_UNREACHABLE,
+	STAT_PASS_NO_NEXTHOP,
+	STAT_PASS_NO_NEIGH,
+	STAT_PASS_TOO_BIG,
+	STAT_PASS_EGRESS,
+	STAT_ABORTED,
+	STAT__MAX,
+};
+
+struct counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+#endif /* XDPROUTER_FWD_H */

@@ -1,0 +1,9 @@
+// Package bpf holds xdprouter's XDP forwarder (fwd.c) and Datapath, the Go
+// type that loads it, attaches it to interfaces and fills its maps.
+//
+// The generated fwd_x86_bpfel.go and fwd_x86_bpfel.o are committed so that
+// building needs no clang; regenerate with `go generate ./bpf/` after
+// changing fwd.c or fwd.h (CI regenerates and fails on a diff).
+package bpf
+
+//go:generate go tool bpf2go -target amd64 -type lpm_v4_key -type lpm_v6_key -type route_val -type route_type -type nhg -type nexthop -type nh_flags -type neigh_key -type neigh_val -type iface -type stat -type counter fwd fwd.c -- -I/usr/include/x86_64-linux-gnu -O2 -g -Wall

@@ -1,0 +1,143 @@
+package config
+
+import "strconv"
+
+// Defaults. A key that is absent from the file gets its default; a key
+// written with a zero value keeps it (then Validate decides whether zero is
+// allowed: grpc-listen = "" disables the gRPC API, pin-path = "" disables
+// pinning, hold-time = 0 disables keepalives, metric = 0 is a metric).
+//
+//	[router]      asn                 0: BGP disabled (FIB → XDP mirroring only)
+//	              router-id           none; required when asn is set
+//	[api]         grpc-listen         "127.0.0.1:50051"
+//	              metrics-listen      "127.0.0.1:9179"
+//	[dataplane]   interfaces          [] (no XDP program attached)
+//	              xdp-mode            "auto"
+//	              pin-path            "/sys/fs/bpf/xdprouter"
+//	[fib]         table               254 (main)
+//	              metric              20
+//	[bgp]         listen-port         179 (-1: do not listen)
+//	              listen-addresses    [] (all addresses)
+//	[[neighbor]]  port                179
+//	              hold-time           90
+//	              keepalive-interval  hold-time / 3
+//	              connect-retry       120
+//	              families            ["ipv4-unicast"] for an IPv4 address,
+//	                                  ["ipv6-unicast"] for an IPv6 address
+//	              import, export      "reject-all" for eBGP (peer-asn differs
+//	                                  from router.asn; RFC 8212),
+//	                                  "accept-all" for iBGP
+//	[[policy.statement]] match-set-options "any"
+const (
+	DefaultGRPCListen    = "127.0.0.1:50051"
+	DefaultMetricsListen = "127.0.0.1:9179"
+	DefaultXDPMode       = XDPModeAuto
+	DefaultPinPath       = "/sys/fs/bpf/xdprouter"
+	DefaultFIBTable      = 254
+	DefaultFIBMetric     = 20
+	DefaultBGPPort       = 179
+	DefaultHoldTime      = 90
+	DefaultConnectRetry  = 120
+)
+
+// XDP attach modes (dataplane.xdp-mode).
+const (
+	XDPModeNative  = "native"
+	XDPModeGeneric = "generic"
+	XDPModeAuto    = "auto" // native where the driver supports it, else generic
+)
+
+// Address families (neighbor.families).
+const (
+	FamilyIPv4Unicast = "ipv4-unicast"
+	FamilyIPv6Unicast = "ipv6-unicast"
+)
+
+// Built-in policies, usable as a neighbor's import or export.
+const (
+	PolicyAcceptAll = "accept-all"
+	PolicyRejectAll = "reject-all"
+)
+
+// Statement actions and match-set options.
+const (
+	ActionAccept = "accept"
+	ActionReject = "reject"
+	ActionNext   = "next" // continue with the next statement
+
+	MatchAny    = "any"
+	MatchInvert = "invert"
+)
+
+// ApplyDefaults fills unset keys with their defaults. Load and Parse call
+// it; a Config built in code can call it too, and then every zero value
+// counts as unset.
+func (c *Config) ApplyDefaults() { c.applyDefaults() }
+
+func (c *Config) applyDefaults() {
+	set := c.pos.isSet
+	if c.API.GRPCListen == "" && !set("api.grpc-listen") {
+		c.API.GRPCListen = DefaultGRPCListen
+	}
+	if c.API.MetricsListen == "" && !set("api.metrics-listen") {
+		c.API.MetricsListen = DefaultMetricsListen
+	}
+	if c.Dataplane.XDPMode == "" && !set("dataplane.xdp-mode") {
+		c.Dataplane.XDPMode = DefaultXDPMode
+	}
+	if c.Dataplane.PinPath == "" && !set("dataplane.pin-path") {
+		c.Dataplane.PinPath = DefaultPinPath
+	}
+	if c.FIB.Table == 0 && !set("fib.table") {
+		c.FIB.Table = DefaultFIBTable
+	}
+	if c.FIB.Metric == 0 && !set("fib.metric") {
+		c.FIB.Metric = DefaultFIBMetric
+	}
+	if c.BGP.ListenPort == 0 && !set("bgp.listen-port") {
+		c.BGP.ListenPort = DefaultBGPPort
+	}
+	for i := range c.Neighbors {
+		n := &c.Neighbors[i]
+		key := func(k string) string { return "neighbor[" + strconv.Itoa(i) + "]." + k }
+		if n.Port == 0 && !set(key("port")) {
+			n.Port = DefaultBGPPort
+		}
+		if n.HoldTime == 0 && !set(key("hold-time")) {
+			n.HoldTime = DefaultHoldTime
+		}
+		if n.KeepaliveInterval == 0 && !set(key("keepalive-interval")) {
+			n.KeepaliveInterval = n.HoldTime / 3
+		}
+		if n.ConnectRetry == 0 && !set(key("connect-retry")) {
+			n.ConnectRetry = DefaultConnectRetry
+		}
+		if len(n.Families) == 0 && !set(key("families")) {
+			if a := n.Addr(); a.IsValid() {
+				if a.Unmap().Is4() {
+					n.Families = []string{FamilyIPv4Unicast}
+				} else {
+					n.Families = []string{FamilyIPv6Unicast}
+				}
+			}
+		}
+		def := PolicyAcceptAll
+		if n.PeerASN != c.Router.ASN {
+			def = PolicyRejectAll // RFC 8212
+		}
+		if n.Import == "" && !set(key("import")) {
+			n.Import = def
+		}
+		if n.Export == "" && !set(key("export")) {
+			n.Export = def
+		}
+	}
+	for i := range c.Policies {
+		for j := range c.Policies[i].Statements {
+			s := &c.Policies[i].Statements[j]
+			if s.MatchSetOptions == "" {
+				s.MatchSetOptions = MatchAny
+			}
+		}
+	}
+}

@@ -1,0 +1,129 @@
+// Package config defines xdprouterd's TOML configuration: the schema, its
+// defaults and its validation. Errors name the file, line and key.
+package config
+
+// Config is the whole daemon configuration. The TOML key of every field is
+// given by its toml tag; keys not listed here are rejected.
+type Config struct {
+	Router    Router     `toml:"router"`
+	API       API        `toml:"api"`
+	Dataplane Dataplane  `toml:"dataplane"`
+	FIB       FIB        `toml:"fib"`
+	BGP       BGP        `toml:"bgp"`
+	Networks  []Network  `toml:"network"`
+	Neighbors []Neighbor `toml:"neighbor"`
+
+	// Policy model handed to GoBGP's policy engine (never re-implemented).
+	PrefixSets    []PrefixSet    `toml:"prefix-set"`
+	NeighborSets  []NeighborSet  `toml:"neighbor-set"`
+	CommunitySets []CommunitySet `toml:"community-set"`
+	Policies      []Policy       `toml:"policy"`
+
+	// File is the path the config was read from (not a TOML key).
+	File string `toml:"-"`
+
+	// pos maps keys to lines for error messages; nil for a Config built
+	// in code (errors then carry no line).
+	pos *positions
+}
+
+// Router identifies this BGP speaker.
+type Router struct {
+	ASN      uint32 `toml:"asn"`
+	RouterID string `toml:"router-id"`
+}
+
+// API holds the listen addresses of the management interfaces.
+type API struct {
+	GRPCListen    string `toml:"grpc-listen"`    // GoBGP gRPC API for the gobgp CLI; "" disables
+	MetricsListen string `toml:"metrics-listen"` // Prometheus /metrics and xdprouterctl's JSON API
+}
+
+// Dataplane selects the router ports and how XDP is attached.
+type Dataplane struct {
+	Interfaces []string `toml:"interfaces"`
+	XDPMode    string   `toml:"xdp-mode"` // native | generic | auto
+	PinPath    string   `toml:"pin-path"` // "" disables pinning
+}
+
+// FIB configures the kernel routing table sink and source.
+type FIB struct {
+	Table  int `toml:"table"`  // kernel table mirrored into XDP and written with BGP routes
+	Metric int `toml:"metric"` // metric (priority) of the routes xdprouterd installs
+}
+
+// BGP holds speaker-wide BGP settings.
+type BGP struct {
+	ListenPort            int32    `toml:"listen-port"`      // default 179; -1: do not listen
+	ListenAddresses       []string `toml:"listen-addresses"` // default all
+	UseMultiplePaths      bool     `toml:"use-multiple-paths"`
+	RedistributeConnected bool     `toml:"redistribute-connected"`
+}
+
+// Network is a prefix originated into BGP.
+type Network struct {
+	Prefix string `toml:"prefix"`
+}
+
+// Neighbor is one BGP peer.
+type Neighbor struct {
+	Address      string   `toml:"address"`
+	PeerASN      uint32   `toml:"peer-asn"`
+	Description  string   `toml:"description"`
+	Import       string   `toml:"import"` // policy name, accept-all or reject-all
+	Export       string   `toml:"export"`
+	MaxPrefixes  uint32   `toml:"max-prefixes"` // 0: no limit
+	Passive      bool     `toml:"passive"`
+	Multihop     uint32   `toml:"multihop"` // eBGP multihop TTL; 0: directly connected
+	Password     string   `toml:"password"` // TCP MD5
+	LocalAddress string   `toml:"local-address"`
+	Port         uint32   `toml:"port"`     // remote TCP port, default 179
+	Families     []string `toml:"families"` // ipv4-unicast, ipv6-unicast; default from address family
+
+	HoldTime          uint64 `toml:"hold-time"`          // seconds, default 90
+	KeepaliveInterval uint64 `toml:"keepalive-interval"` // seconds, default hold-time/3
+	ConnectRetry      uint64 `toml:"connect-retry"`      // seconds, default 120
+}
+
+// PrefixSet is a named list of prefixes with optional mask-length ranges,
+// e.g. "10.0.0.0/8" or "10.0.0.0/8 16..24".
+type PrefixSet struct {
+	Name     string   `toml:"name"`
+	Prefixes []string `toml:"prefixes"`
+}
+
+// NeighborSet is a named list of neighbor addresses or prefixes.
+type NeighborSet struct {
+	Name      string   `toml:"name"`
+	Addresses []string `toml:"addresses"`
+}
+
+// CommunitySet is a named list of standard communities ("65000:100") or
+// regular expressions in GoBGP syntax.
+type CommunitySet struct {
+	Name        string   `toml:"name"`
+	Communities []string `toml:"communities"`
+}
+
+// Policy is an ordered list of statements; the first statement whose
+// conditions match decides. Without a match the neighbor's default applies
+// (reject for eBGP, RFC 8212).
+type Policy struct {
+	Name       string      `toml:"name"`
+	Statements []Statement `toml:"statement"`
+}
+
+// Statement is one condition/action pair of a policy.
+type Statement struct {
+	Name string `toml:"name"`
+	// Conditions: all given ones must match.
+	MatchPrefixSet    string `toml:"match-prefix-set"`
+	MatchNeighborSet  string `toml:"match-neighbor-set"`
+	MatchCommunitySet string `toml:"match-community-set"`
+	MatchSetOptions   string `toml:"match-set-options"` // any (default) | invert
+	// Actions.
+	Action       string   `toml:"action"` // accept | reject | next (continue to next statement)
+	SetLocalPref uint32   `toml:"set-local-pref"`
+	SetMED       int64    `toml:"set-med"`
+	AddCommunity []string `toml:"add-community"`
+}

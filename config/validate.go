@@ -1,0 +1,480 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+const (
+	maxASN      = math.MaxUint32 - 1 // 4294967295 is reserved (RFC 7300)
+	maxHoldTime = math.MaxUint16     // the OPEN message field is 16 bits
+)
+
+// Validate checks the whole config and returns every problem joined with
+// errors.Join, each an *[Error] naming file, line and key. Load and Parse
+// call it after applying defaults.
+func (c *Config) Validate() error {
+	return joinSorted(c.problems())
+}
+
+func (c *Config) problems() []error {
+	v := &validator{c: c}
+	v.router()
+	v.api()
+	v.dataplane()
+	v.fib()
+	v.bgp()
+	v.networks()
+	v.sets()
+	v.policies()
+	v.neighbors()
+	return v.errs
+}
+
+// joinSorted joins errs in file order (problems without a line first).
+func joinSorted(errs []error) error {
+	line := func(err error) int {
+		var e *Error
+		if errors.As(err, &e) {
+			return e.Line
+		}
+		return 0
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return line(errs[i]) < line(errs[j]) })
+	return errors.Join(errs...)
+}
+
+type validator struct {
+	c    *Config
+	errs []error
+}
+
+// errf records a problem with key (a key path, see positions).
+func (v *validator) errf(key, format string, args ...any) {
+	line, _ := v.c.pos.line(key)
+	v.errs = append(v.errs, &Error{File: v.c.File, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// missing records a required key that is absent, at the line of its table.
+func (v *validator) missing(key, why string) {
+	line, _ := v.c.pos.line(key)
+	msg := "must be set" + why
+	if line == 0 && v.c.pos != nil {
+		msg = "missing; " + msg
+	}
+	v.errs = append(v.errs, &Error{File: v.c.File, Line: line, Key: key, Msg: msg})
+}
+
+func (v *validator) router() {
+	r := v.c.Router
+	switch {
+	case r.ASN == 0 && (len(v.c.Neighbors) > 0 || len(v.c.Networks) > 0):
+		v.missing("router.asn", " (1..4294967294) when [[neighbor]] or [[network]] is configured; asn = 0 disables BGP")
+	case r.ASN > maxASN:
+		v.errf("router.asn", "must be 1..%d (%d is reserved)", uint32(maxASN), r.ASN)
+	}
+	if r.RouterID == "" {
+		if r.ASN != 0 {
+			v.missing("router.router-id", " (an IPv4 address) when asn is set")
+		}
+		return
+	}
+	a, err := netip.ParseAddr(r.RouterID)
+	if err != nil || !a.Is4() || a.IsUnspecified() {
+		v.errf("router.router-id", "%q is not a non-zero IPv4 address", r.RouterID)
+	}
+}
+
+func (v *validator) api() {
+	if v.c.API.GRPCListen != "" {
+		v.hostPort("api.grpc-listen", v.c.API.GRPCListen, `; "" disables the gRPC API`)
+	}
+	v.hostPort("api.metrics-listen", v.c.API.MetricsListen, "")
+}
+
+func (v *validator) hostPort(key, s, hint string) {
+	host, port, err := net.SplitHostPort(s)
+	if err == nil && strings.ContainsFunc(host, unicode.IsSpace) {
+		err = errors.New("bad host")
+	}
+	if err == nil {
+		var p uint64
+		p, err = strconv.ParseUint(port, 10, 16)
+		if err == nil && p == 0 {
+			err = errors.New("port 0")
+		}
+	}
+	if err != nil {
+		v.errf(key, "%q is not HOST:PORT with a port 1..65535 (e.g. \"127.0.0.1:9179\", \"[::1]:9179\", \":9179\")%s", s, hint)
+	}
+}
+
+func (v *validator) dataplane() {
+	d := v.c.Dataplane
+	switch d.XDPMode {
+	case XDPModeNative, XDPModeGeneric, XDPModeAuto:
+	default:
+		v.errf("dataplane.xdp-mode", "%q is not one of native, generic, auto", d.XDPMode)
+	}
+	seen := map[string]int{}
+	for i, name := range d.Interfaces {
+		key := indexPath("dataplane.interfaces", i)
+		if msg := ifnameProblem(name); msg != "" {
+			v.errf(key, "%s", msg)
+			continue
+		}
+		if j, dup := seen[name]; dup {
+			v.errf(key, "%q is listed twice (also dataplane.interfaces[%d])", name, j)
+			continue
+		}
+		seen[name] = i
+	}
+	if d.PinPath != "" && !filepath.IsAbs(d.PinPath) {
+		v.errf("dataplane.pin-path", `%q is not an absolute path ("" disables pinning)`, d.PinPath)
+	}
+}
+
+// ifnameProblem applies the kernel's dev_valid_name rules.
+func ifnameProblem(name string) string {
+	switch {
+	case name == "":
+		return "interface name must not be empty"
+	case len(name) >= 16:
+		return fmt.Sprintf("interface name %q is longer than 15 bytes", name)
+	case name == "." || name == "..":
+		return fmt.Sprintf("%q is not a valid interface name", name)
+	case strings.ContainsAny(name, "/:") || strings.ContainsFunc(name, unicode.IsSpace):
+		return fmt.Sprintf("interface name %q contains '/', ':' or whitespace", name)
+	}
+	return ""
+}
+
+func (v *validator) fib() {
+	f := v.c.FIB
+	switch {
+	case f.Table == 255:
+		v.errf("fib.table", "255 is the kernel's local table; use 254 (main) or a table of your own")
+	case f.Table < 1 || int64(f.Table) > math.MaxUint32:
+		v.errf("fib.table", "must be 1..4294967295 (not 0 or 255), got %d", f.Table)
+	}
+	if f.Metric < 0 || int64(f.Metric) > math.MaxUint32 {
+		v.errf("fib.metric", "must be 0..4294967295, got %d", f.Metric)
+	}
+}
+
+func (v *validator) bgp() {
+	b := v.c.BGP
+	if b.ListenPort != -1 && (b.ListenPort < 1 || b.ListenPort > 65535) {
+		v.errf("bgp.listen-port", "must be 1..65535, or -1 not to listen; got %d", b.ListenPort)
+	}
+	for i, a := range b.ListenAddresses {
+		if _, err := netip.ParseAddr(a); err != nil {
+			v.errf(indexPath("bgp.listen-addresses", i), "%q is not an IP address", a)
+		}
+	}
+}
+
+// prefix parses a CIDR prefix that must have no host bits set.
+func prefix(s string) (netip.Prefix, string) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return p, fmt.Sprintf("%q is not a prefix (want ADDRESS/LENGTH, e.g. 10.0.0.0/8 or 2001:db8::/32)", s)
+	}
+	if p != p.Masked() {
+		return p, fmt.Sprintf("%q has host bits set; the prefix is %s", s, p.Masked())
+	}
+	return p, ""
+}
+
+func (v *validator) networks() {
+	seen := map[netip.Prefix]int{}
+	for i, n := range v.c.Networks {
+		key := indexPath("network", i) + ".prefix"
+		if n.Prefix == "" {
+			v.missing(key, "")
+			continue
+		}
+		p, msg := prefix(n.Prefix)
+		if msg != "" {
+			v.errf(key, "%s", msg)
+			continue
+		}
+		if j, dup := seen[p]; dup {
+			v.errf(key, "%s is already network[%d]", p, j)
+			continue
+		}
+		seen[p] = i
+	}
+}
+
+// setNames checks one kind of set and returns the names defined.
+func (v *validator) setNames(kind string, names []string) map[string]bool {
+	defined := map[string]bool{}
+	first := map[string]int{}
+	for i, name := range names {
+		key := indexPath(kind, i) + ".name"
+		switch j, dup := first[name]; {
+		case name == "":
+			v.missing(key, "")
+		case dup:
+			v.errf(key, "%q is already the name of %s[%d]", name, kind, j)
+		default:
+			first[name] = i
+		}
+		defined[name] = true
+	}
+	return defined
+}
+
+func (v *validator) sets() {
+	for i, s := range v.c.PrefixSets {
+		for j, e := range s.Prefixes {
+			if msg := prefixSetEntryProblem(e); msg != "" {
+				v.errf(indexPath(indexPath("prefix-set", i)+".prefixes", j), "%s", msg)
+			}
+		}
+	}
+	for i, s := range v.c.NeighborSets {
+		for j, e := range s.Addresses {
+			key := indexPath(indexPath("neighbor-set", i)+".addresses", j)
+			if strings.Contains(e, "/") {
+				if _, msg := prefix(e); msg != "" {
+					v.errf(key, "%s", msg)
+				}
+			} else if _, err := netip.ParseAddr(e); err != nil {
+				v.errf(key, "%q is neither an IP address nor a prefix", e)
+			}
+		}
+	}
+	for i, s := range v.c.CommunitySets {
+		for j, e := range s.Communities {
+			if msg := communityMatchProblem(e); msg != "" {
+				v.errf(indexPath(indexPath("community-set", i)+".communities", j), "%s", msg)
+			}
+		}
+	}
+}
+
+// prefixSetEntryProblem checks "PREFIX" or "PREFIX MIN..MAX".
+func prefixSetEntryProblem(e string) string {
+	f := strings.Fields(e)
+	if len(f) == 0 || len(f) > 2 {
+		return fmt.Sprintf(`%q is not "PREFIX" or "PREFIX MIN..MAX" (e.g. "10.0.0.0/8 16..24")`, e)
+	}
+	p, msg := prefix(f[0])
+	if msg != "" {
+		return msg
+	}
+	if len(f) == 1 {
+		return ""
+	}
+	lo, hi, ok := strings.Cut(f[1], "..")
+	min, err1 := strconv.Atoi(lo)
+	max, err2 := strconv.Atoi(hi)
+	if !ok || err1 != nil || err2 != nil {
+		return fmt.Sprintf(`%q: mask-length range %q is not MIN..MAX (e.g. "16..24")`, e, f[1])
+	}
+	if bits := p.Addr().BitLen(); min < p.Bits() || max > bits || min > max {
+		return fmt.Sprintf("%q: mask-length range must satisfy %d <= MIN <= MAX <= %d", e, p.Bits(), bits)
+	}
+	return ""
+}
+
+var (
+	communityRE = regexp.MustCompile(`^([0-9]+):([0-9]+)$`)
+	// Well-known communities (RFC 1997, 7999, 8326, 8642, 9494) by the
+	// names GoBGP accepts.
+	wellKnownCommunities = map[string]bool{
+		"no-export": true, "no-advertise": true, "no-export-subconfed": true, "no-peer": true,
+		"blackhole": true, "graceful-shutdown": true, "accept-own": true, "llgr-stale": true, "no-llgr": true,
+	}
+)
+
+// communityProblem checks a standard community "ASN:VAL" or a well-known
+// name.
+func communityProblem(s string) string {
+	if wellKnownCommunities[s] {
+		return ""
+	}
+	m := communityRE.FindStringSubmatch(s)
+	if m != nil {
+		_, err1 := strconv.ParseUint(m[1], 10, 16)
+		_, err2 := strconv.ParseUint(m[2], 10, 16)
+		if err1 == nil && err2 == nil {
+			return ""
+		}
+	}
+	return fmt.Sprintf(`%q is not a community "ASN:VALUE" with both parts 0..65535, nor a well-known name such as no-export`, s)
+}
+
+// communityMatchProblem checks a community-set entry: a community, or a
+// regular expression (anything with a regexp metacharacter) matched against
+// "ASN:VALUE".
+func communityMatchProblem(s string) string {
+	if strings.ContainsAny(s, `\.^$|?*+()[]{}`) {
+		if _, err := regexp.Compile(s); err != nil {
+			return fmt.Sprintf("%q is not a valid regular expression: %v", s, err)
+		}
+		return ""
+	}
+	return communityProblem(s)
+}
+
+func (v *validator) policies() {
+	c := v.c
+	names := make([]string, len(c.Policies))
+	for i, p := range c.Policies {
+		names[i] = p.Name
+	}
+	v.setNames("policy", names)
+	for i, p := range c.Policies {
+		if p.Name == PolicyAcceptAll || p.Name == PolicyRejectAll {
+			v.errf(indexPath("policy", i)+".name", "%q is a built-in policy and cannot be redefined", p.Name)
+		}
+	}
+
+	sets := func(kind string, n int, name func(int) string) map[string]bool {
+		names := make([]string, n)
+		for i := range names {
+			names[i] = name(i)
+		}
+		return v.setNames(kind, names)
+	}
+	prefixSets := sets("prefix-set", len(c.PrefixSets), func(i int) string { return c.PrefixSets[i].Name })
+	neighborSets := sets("neighbor-set", len(c.NeighborSets), func(i int) string { return c.NeighborSets[i].Name })
+	communitySets := sets("community-set", len(c.CommunitySets), func(i int) string { return c.CommunitySets[i].Name })
+
+	for i, p := range c.Policies {
+		stmtNames := map[string]int{}
+		for j, s := range p.Statements {
+			base := indexPath(indexPath("policy", i)+".statement", j) + "."
+			if s.Name != "" {
+				if k, dup := stmtNames[s.Name]; dup {
+					v.errf(base+"name", "%q is already the name of statement[%d] of this policy", s.Name, k)
+				} else {
+					stmtNames[s.Name] = j
+				}
+			}
+			ref := func(key, name, kind string, defined map[string]bool) {
+				if name != "" && !defined[name] {
+					v.errf(base+key, "no [[%s]] is named %q", kind, name)
+				}
+			}
+			ref("match-prefix-set", s.MatchPrefixSet, "prefix-set", prefixSets)
+			ref("match-neighbor-set", s.MatchNeighborSet, "neighbor-set", neighborSets)
+			ref("match-community-set", s.MatchCommunitySet, "community-set", communitySets)
+			switch s.MatchSetOptions {
+			case "", MatchAny, MatchInvert:
+			default:
+				v.errf(base+"match-set-options", "%q is not one of any, invert", s.MatchSetOptions)
+			}
+			switch s.Action {
+			case ActionAccept, ActionReject, ActionNext:
+			case "":
+				v.missing(base+"action", " (accept, reject or next)")
+			default:
+				v.errf(base+"action", "%q is not one of accept, reject, next", s.Action)
+			}
+			if s.SetMED < 0 || s.SetMED > math.MaxUint32 {
+				v.errf(base+"set-med", "must be 0..4294967295 (0: leave MED unchanged), got %d", s.SetMED)
+			}
+			for k, com := range s.AddCommunity {
+				if msg := communityProblem(com); msg != "" {
+					v.errf(indexPath(base+"add-community", k), "%s", msg)
+				}
+			}
+		}
+	}
+}
+
+func (v *validator) neighbors() {
+	c := v.c
+	policies := map[string]bool{PolicyAcceptAll: true, PolicyRejectAll: true}
+	for _, p := range c.Policies {
+		policies[p.Name] = true
+	}
+	seen := map[netip.Addr]int{}
+	for i, n := range c.Neighbors {
+		base := indexPath("neighbor", i) + "."
+		addr, err := netip.ParseAddr(n.Address)
+		switch {
+		case n.Address == "":
+			v.missing(base+"address", "")
+		case err != nil:
+			v.errf(base+"address", "%q is not an IP address", n.Address)
+		case addr.IsUnspecified() || addr.IsMulticast():
+			v.errf(base+"address", "%s is not a unicast address", addr)
+		default:
+			if j, dup := seen[addr]; dup {
+				v.errf(base+"address", "%s is already neighbor[%d]", addr, j)
+			} else {
+				seen[addr] = i
+			}
+		}
+
+		switch {
+		case n.PeerASN == 0 && !c.pos.isSet(base+"peer-asn"):
+			v.missing(base+"peer-asn", "")
+		case n.PeerASN == 0 || n.PeerASN > maxASN:
+			v.errf(base+"peer-asn", "must be 1..%d, got %d", uint32(maxASN), n.PeerASN)
+		}
+
+		if n.LocalAddress != "" {
+			la, err := netip.ParseAddr(n.LocalAddress)
+			switch {
+			case err != nil:
+				v.errf(base+"local-address", "%q is not an IP address", n.LocalAddress)
+			case addr.IsValid() && la.Unmap().Is4() != addr.Unmap().Is4():
+				v.errf(base+"local-address", "%s is not of the same address family as address %s", la, addr)
+			}
+		}
+
+		if n.Families != nil && len(n.Families) == 0 {
+			v.errf(base+"families", "must list at least one of ipv4-unicast, ipv6-unicast (or be left out)")
+		}
+		fams := map[string]bool{}
+		for j, f := range n.Families {
+			key := indexPath(base+"families", j)
+			switch {
+			case f != FamilyIPv4Unicast && f != FamilyIPv6Unicast:
+				v.errf(key, "%q is not one of ipv4-unicast, ipv6-unicast", f)
+			case fams[f]:
+				v.errf(key, "%q is listed twice", f)
+			}
+			fams[f] = true
+		}
+
+		for _, p := range []struct{ key, name string }{{"import", n.Import}, {"export", n.Export}} {
+			if !policies[p.name] {
+				v.errf(base+p.key, "%q is not a defined [[policy]] nor accept-all / reject-all", p.name)
+			}
+		}
+
+		if n.Multihop > 255 {
+			v.errf(base+"multihop", "must be 0..255 (a TTL), got %d", n.Multihop)
+		}
+		if n.Port < 1 || n.Port > 65535 {
+			v.errf(base+"port", "must be 1..65535, got %d", n.Port)
+		}
+		switch {
+		case n.HoldTime != 0 && (n.HoldTime < 3 || n.HoldTime > maxHoldTime):
+			v.errf(base+"hold-time", "must be 0 (no keepalives) or 3..%d seconds, got %d", maxHoldTime, n.HoldTime)
+		case n.HoldTime == 0 && n.KeepaliveInterval != 0:
+			v.errf(base+"keepalive-interval", "must be 0 when hold-time is 0, got %d", n.KeepaliveInterval)
+		case n.HoldTime != 0 && n.KeepaliveInterval >= n.HoldTime:
+			v.errf(base+"keepalive-interval", "must be less than hold-time (%d), got %d", n.HoldTime, n.KeepaliveInterval)
+		}
+		if n.ConnectRetry == 0 {
+			v.errf(base+"connect-retry", "must be at least 1 second")
+		}
+	}
+}

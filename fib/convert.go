@@ -1,0 +1,161 @@
+package fib
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdprouter/xdprouter/route"
+)
+
+// ProtoBGP is the kernel route protocol of the routes xdprouterd installs
+// (RTPROT_BGP, 186 in /etc/iproute2/rt_protos: `ip route` shows "proto bgp").
+const ProtoBGP = unix.RTPROT_BGP
+
+// nud states in which the kernel holds a usable link-layer address.
+const validNUD = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix.NUD_PROBE |
+	unix.NUD_PERMANENT | unix.NUD_NOARP
+
+// Next-hop flags that make a path unusable.
+const deadNH = unix.RTNH_F_DEAD | unix.RTNH_F_LINKDOWN
+
+func addrFromIP(ip net.IP) netip.Addr {
+	if ip4 := ip.To4(); ip4 != nil {
+		return netip.AddrFrom4([4]byte(ip4))
+	}
+	a, _ := netip.AddrFromSlice(ip)
+	return a
+}
+
+func prefixFromIPNet(n *net.IPNet, family int) (netip.Prefix, bool) {
+	if n == nil { // default route
+		if family == unix.AF_INET6 {
+			return netip.PrefixFrom(netip.IPv6Unspecified(), 0), true
+		}
+		return netip.PrefixFrom(netip.IPv4Unspecified(), 0), true
+	}
+	a := addrFromIP(n.IP)
+	ones, _ := n.Mask.Size()
+	p := netip.PrefixFrom(a, ones)
+	return p.Masked(), p.IsValid()
+}
+
+// fromNetlink converts a kernel route; ok is false for routes the data path
+// does not mirror (multicast, local-table kinds, other families).
+func fromNetlink(r *netlink.Route) (route.Route, bool) {
+	fam := r.Family
+	if fam == 0 && r.Dst != nil {
+		fam = unix.AF_INET
+		if r.Dst.IP.To4() == nil {
+			fam = unix.AF_INET6
+		}
+	}
+	p, ok := prefixFromIPNet(r.Dst, fam)
+	if !ok {
+		return route.Route{}, false
+	}
+	out := route.Route{Prefix: p, Protocol: int(r.Protocol), Metric: r.Priority}
+	switch r.Type {
+	case unix.RTN_UNICAST:
+		out.Kind = route.Unicast
+	case unix.RTN_BLACKHOLE:
+		out.Kind = route.Blackhole
+		return out, true
+	case unix.RTN_UNREACHABLE, unix.RTN_PROHIBIT, unix.RTN_THROW:
+		out.Kind = route.Unreachable
+		return out, true
+	default:
+		return route.Route{}, false
+	}
+	if len(r.MultiPath) > 0 {
+		for _, nh := range r.MultiPath {
+			if nh.Flags&deadNH != 0 {
+				continue
+			}
+			out.NextHops = append(out.NextHops, nextHop(nh.Gw, nh.LinkIndex))
+		}
+	} else if r.Flags&deadNH == 0 {
+		out.NextHops = append(out.NextHops, nextHop(r.Gw, r.LinkIndex))
+	}
+	out.NextHops = route.SortNextHops(out.NextHops)
+	return out, true
+}
+
+func nextHop(gw net.IP, ifindex int) route.NextHop {
+	nh := route.NextHop{Ifindex: ifindex}
+	if len(gw) > 0 && !gw.IsUnspecified() {
+		nh.Gateway = addrFromIP(gw)
+	}
+	return nh
+}
+
+// toNetlink builds the kernel form of a route xdprouterd owns.
+func toNetlink(r route.Route, table int) *netlink.Route {
+	p := r.Prefix
+	nr := &netlink.Route{
+		Dst:      &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		Table:    table,
+		Protocol: netlink.RouteProtocol(ProtoBGP),
+		Priority: r.Metric,
+		Family:   unix.AF_INET,
+		Type:     unix.RTN_UNICAST,
+	}
+	if p.Addr().Is6() {
+		nr.Family = unix.AF_INET6
+	}
+	switch r.Kind {
+	case route.Blackhole:
+		nr.Type = unix.RTN_BLACKHOLE
+		return nr
+	case route.Unreachable:
+		nr.Type = unix.RTN_UNREACHABLE
+		return nr
+	}
+	gwIP := func(a netip.Addr) net.IP {
+		if !a.IsValid() {
+			return nil
+		}
+		return a.AsSlice()
+	}
+	if len(r.NextHops) == 1 {
+		nr.Gw = gwIP(r.NextHops[0].Gateway)
+		nr.LinkIndex = r.NextHops[0].Ifindex
+		if nr.Gw == nil {
+			nr.Scope = netlink.SCOPE_LINK
+		}
+		return nr
+	}
+	for _, nh := range r.NextHops {
+		nr.MultiPath = append(nr.MultiPath, &netlink.NexthopInfo{LinkIndex: nh.Ifindex, Gw: gwIP(nh.Gateway)})
+	}
+	return nr
+}
+
+func linkFromNetlink(l netlink.Link) route.Link {
+	a := l.Attrs()
+	return route.Link{
+		Index: a.Index,
+		Name:  a.Name,
+		MAC:   a.HardwareAddr,
+		MTU:   a.MTU,
+		Up:    a.RawFlags&unix.IFF_UP != 0 && a.RawFlags&unix.IFF_LOWER_UP != 0,
+	}
+}
+
+func neighFromNetlink(n *netlink.Neigh) (route.Neighbor, bool) {
+	if n.IP == nil || n.Flags&unix.NTF_PROXY != 0 {
+		return route.Neighbor{}, false
+	}
+	a := addrFromIP(n.IP)
+	if !a.IsValid() {
+		return route.Neighbor{}, false
+	}
+	nb := route.Neighbor{Ifindex: n.LinkIndex, Addr: a}
+	if n.State&validNUD != 0 && len(n.HardwareAddr) == 6 {
+		nb.MAC = n.HardwareAddr
+		nb.Valid = true
+	}
+	return nb, true
+}

@@ -1,0 +1,257 @@
+// Package sync keeps the two forwarding sinks — the XDP maps and the kernel
+// FIB — equal to the desired state: the kernel's own routes of the configured
+// table (connected, static, any protocol) plus BGP best paths, with next hops
+// resolved through the kernel's routes and neighbors.
+//
+// It is level-triggered: inputs only mark prefixes dirty; one worker computes
+// the desired state of each dirty prefix, diffs it against what it applied
+// last and writes the difference in batches. Routes point at shared next-hop
+// groups, so a neighbor or link change rewrites a few group and next-hop
+// entries, never every route.
+//
+// The package name shadows the standard library's; importers alias it
+// (xsync), and this package imports the standard one as gosync.
+package sync
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	gosync "sync"
+	"time"
+
+	"github.com/xdprouter/xdprouter/bpf"
+	"github.com/xdprouter/xdprouter/route"
+)
+
+// Datapath is the XDP side (implemented by *bpf.Datapath).
+type Datapath interface {
+	UpdateRoutes([]bpf.Route) error
+	DeleteRoutes([]netip.Prefix) error
+	SetGroup(id uint32, nexthops []uint32) error
+	SetNextHop(id uint32, nh bpf.NextHop) error
+	SetNeighbor(ifindex int, addr netip.Addr, mac net.HardwareAddr) error
+	DeleteNeighbor(ifindex int, addr netip.Addr) error
+	SetInterface(ifindex int, mac net.HardwareAddr, mtu int) error
+}
+
+// FIB is the kernel side (implemented by *fib.Table).
+type FIB interface {
+	Replace(route.Route) error
+	Delete(route.Route) error
+	Resolve(ifindex int, addr netip.Addr) error
+}
+
+// BestPath is a BGP best-path change: NextHops empty means withdrawn.
+type BestPath struct {
+	Prefix   netip.Prefix
+	NextHops []netip.Addr
+}
+
+// Options configure a Syncer.
+type Options struct {
+	Datapath Datapath
+	FIB      FIB
+	Log      *slog.Logger
+	// Ports are the router ports (interface names) that carry XDP.
+	Ports []string
+	// Metric is the kernel metric of the routes xdprouterd installs. A
+	// kernel route of lower metric wins in XDP as it does in the kernel.
+	Metric int
+	// StaleAfter delays deleting routes a previous instance left in the
+	// kernel, so that BGP can re-learn them first (no forwarding gap).
+	StaleAfter time.Duration
+	// Refresh is how often neighbors in use are re-confirmed (XDP traffic
+	// never confirms them).
+	Refresh time.Duration
+	// OnConnected, if set, receives the connected prefixes whenever they
+	// change (for BGP redistribution).
+	OnConnected func([]netip.Prefix)
+	// OnApply, if set, observes the duration of every applied batch.
+	OnApply func(time.Duration)
+}
+
+// Syncer owns the desired and applied state. Create with New, run with Run.
+type Syncer struct {
+	opt Options
+	log *slog.Logger
+
+	// BGP input, written by GoBGP's watcher goroutine, coalesced per prefix.
+	inMu    gosync.Mutex
+	bgpIn   map[netip.Prefix][]netip.Addr
+	wake    chan struct{}
+
+	mu gosync.Mutex // guards everything below (the worker holds it while applying)
+	st *state
+}
+
+// New returns a Syncer; nothing is touched before Run.
+func New(opt Options) *Syncer {
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	if opt.Refresh == 0 {
+		opt.Refresh = 5 * time.Second
+	}
+	s := &Syncer{
+		opt:   opt,
+		log:   opt.Log.With("component", "sync"),
+		bgpIn: map[netip.Prefix][]netip.Addr{},
+		wake:  make(chan struct{}, 1),
+	}
+	s.st = newState(opt, s.log)
+	return s
+}
+
+// Best records BGP best-path changes. It never blocks on the worker: GoBGP
+// calls it from its event queue.
+func (s *Syncer) Best(paths []BestPath) {
+	s.inMu.Lock()
+	for _, p := range paths {
+		s.bgpIn[p.Prefix.Masked()] = p.NextHops
+	}
+	s.inMu.Unlock()
+	s.kick()
+}
+
+func (s *Syncer) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run applies kernel events from events (see fib.Watcher) and BGP changes
+// until ctx ends.
+func (s *Syncer) Run(ctx context.Context, events <-chan any) error {
+	refresh := time.NewTicker(s.opt.Refresh)
+	defer refresh.Stop()
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	var staleC <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-events:
+			s.mu.Lock()
+			first := !s.st.haveSnapshot
+			s.st.kernelEvent(ev)
+			// Drain what is queued so one batch covers a burst.
+			for n := 0; n < 65536; n++ {
+				select {
+				case ev = <-events:
+					s.st.kernelEvent(ev)
+					continue
+				default:
+				}
+				break
+			}
+			s.mu.Unlock()
+			if first && s.st.haveSnapshot && s.opt.StaleAfter > 0 {
+				staleC = time.After(s.opt.StaleAfter)
+			}
+		case <-s.wake:
+		case <-refresh.C:
+			s.mu.Lock()
+			s.st.refreshNeighbors()
+			s.mu.Unlock()
+		case <-retry.C:
+			s.mu.Lock()
+			s.st.retryFailed()
+			s.mu.Unlock()
+		case <-staleC:
+			s.mu.Lock()
+			s.st.sweepStale()
+			s.mu.Unlock()
+		}
+		s.applyPending()
+	}
+}
+
+func (s *Syncer) applyPending() {
+	s.inMu.Lock()
+	in := s.bgpIn
+	if len(in) > 0 {
+		s.bgpIn = map[netip.Prefix][]netip.Addr{}
+	}
+	s.inMu.Unlock()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.st.haveSnapshot {
+		// Keep BGP input until the kernel state is known: resolving next
+		// hops needs it.
+		if len(in) > 0 {
+			s.inMu.Lock()
+			for p, nh := range in {
+				if _, newer := s.bgpIn[p]; !newer {
+					s.bgpIn[p] = nh
+				}
+			}
+			s.inMu.Unlock()
+		}
+		return
+	}
+	for p, nhs := range in {
+		s.st.setBGP(p, nhs)
+	}
+	if len(s.st.dirty) == 0 && !s.st.resolveDirty && !s.st.groupsDirty {
+		return
+	}
+	start := time.Now()
+	s.st.apply()
+	if s.opt.OnApply != nil {
+		s.opt.OnApply(time.Since(start))
+	}
+	if s.opt.OnConnected != nil && s.st.connectedChanged {
+		s.st.connectedChanged = false
+		s.opt.OnConnected(s.st.connectedPrefixes())
+	}
+}
+
+// Counts is a snapshot of the sync state for metrics and status.
+type Counts struct {
+	XDP4, XDP6 int // routes in the XDP tries
+	FIB4, FIB6 int // routes xdprouterd installed in the kernel
+	Pending    int // changes received but not applied yet
+	Failed     int // changes whose last apply failed (retried every second)
+}
+
+// Counts returns the current counts. It waits for a running batch.
+func (s *Syncer) Counts() Counts {
+	s.inMu.Lock()
+	in := len(s.bgpIn)
+	s.inMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.st.counts
+	c.Pending = in + len(s.st.dirty)
+	c.Failed = len(s.st.failed)
+	return c
+}
+
+// RouteInfo describes one prefix as sync sees it.
+type RouteInfo struct {
+	Prefix      netip.Prefix    `json:"prefix"`
+	Source      string          `json:"source"` // kernel, bgp, local
+	Kind        string          `json:"kind"`
+	Metric      int             `json:"metric"`
+	NextHops    []string        `json:"nexthops,omitempty"`     // resolved
+	BGPNextHops []netip.Addr    `json:"bgp_nexthops,omitempty"` // as learned
+	Unresolved  bool            `json:"unresolved,omitempty"`   // BGP next hop has no route
+	InXDP       bool            `json:"in_xdp"`
+	InKernel    bool            `json:"in_kernel"` // installed by xdprouterd (kernel-sourced routes are in the kernel by definition)
+	Group       uint32          `json:"group,omitempty"`
+	Shadowed    string          `json:"shadowed,omitempty"`
+	Members     []route.NextHop `json:"-"`
+}
+
+// Routes lists the prefixes sync knows, optionally only those within (or
+// containing) filter.
+func (s *Syncer) Routes(filter netip.Prefix) []RouteInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.routeInfos(filter)
+}

@@ -1,0 +1,350 @@
+package sync
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/xdprouter/xdprouter/bpf"
+	"github.com/xdprouter/xdprouter/fib"
+	"github.com/xdprouter/xdprouter/route"
+)
+
+// fakeDP records what would be in the XDP maps.
+type fakeDP struct {
+	routes  map[netip.Prefix]bpf.Route
+	groups  map[uint32][]uint32
+	nhs     map[uint32]bpf.NextHop
+	neighs  map[string]string
+	ifaces  map[int]int
+	failOne bool
+	writes  int
+}
+
+func newFakeDP() *fakeDP {
+	return &fakeDP{routes: map[netip.Prefix]bpf.Route{}, groups: map[uint32][]uint32{},
+		nhs: map[uint32]bpf.NextHop{}, neighs: map[string]string{}, ifaces: map[int]int{}}
+}
+
+func (f *fakeDP) UpdateRoutes(rs []bpf.Route) error {
+	if f.failOne {
+		f.failOne = false
+		return errors.New("injected")
+	}
+	for _, r := range rs {
+		f.routes[r.Prefix] = r
+		f.writes++
+	}
+	return nil
+}
+func (f *fakeDP) DeleteRoutes(ps []netip.Prefix) error {
+	for _, p := range ps {
+		delete(f.routes, p)
+		f.writes++
+	}
+	return nil
+}
+func (f *fakeDP) SetGroup(id uint32, nhs []uint32) error {
+	f.groups[id] = slices.Clone(nhs)
+	return nil
+}
+func (f *fakeDP) SetNextHop(id uint32, nh bpf.NextHop) error { f.nhs[id] = nh; return nil }
+func (f *fakeDP) SetNeighbor(i int, a netip.Addr, mac net.HardwareAddr) error {
+	f.neighs[fmt.Sprint(i, a)] = mac.String()
+	return nil
+}
+func (f *fakeDP) DeleteNeighbor(i int, a netip.Addr) error {
+	delete(f.neighs, fmt.Sprint(i, a))
+	return nil
+}
+func (f *fakeDP) SetInterface(i int, _ net.HardwareAddr, mtu int) error { f.ifaces[i] = mtu; return nil }
+
+// egress returns, for the route of p, the (ifindex, MAC) of each next hop
+// XDP would use: what a packet would see.
+func (f *fakeDP) egress(t *testing.T, p string) []string {
+	t.Helper()
+	r, ok := f.routes[netip.MustParsePrefix(p)]
+	if !ok {
+		return nil
+	}
+	if r.Type != bpf.RouteUnicast {
+		return []string{r.Type.String()}
+	}
+	var out []string
+	for _, id := range f.groups[r.Group] {
+		nh := f.nhs[id]
+		if nh.Connected {
+			out = append(out, fmt.Sprintf("%d:direct", nh.Ifindex))
+		} else {
+			out = append(out, fmt.Sprintf("%d:%s", nh.Ifindex, nh.MAC))
+		}
+	}
+	return out
+}
+
+type fakeFIB struct {
+	routes   map[netip.Prefix]route.Route
+	resolved []string
+	writes   int
+}
+
+func (f *fakeFIB) Replace(r route.Route) error { f.routes[r.Prefix] = r; f.writes++; return nil }
+func (f *fakeFIB) Delete(r route.Route) error  { delete(f.routes, r.Prefix); f.writes++; return nil }
+func (f *fakeFIB) Resolve(i int, a netip.Addr) error {
+	f.resolved = append(f.resolved, fmt.Sprint(i, a))
+	return nil
+}
+
+func (f *fakeFIB) via(p string) string {
+	r, ok := f.routes[netip.MustParsePrefix(p)]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprint(r.NextHops)
+}
+
+const (
+	eth1 = 2
+	eth2 = 3
+)
+
+var (
+	mac1 = net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	mac2 = net.HardwareAddr{2, 0, 0, 0, 0, 2}
+	mac3 = net.HardwareAddr{2, 0, 0, 0, 0, 3}
+)
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+func ip(s string) netip.Addr     { return netip.MustParseAddr(s) }
+
+func connected(p string, ifindex int) route.Route {
+	return route.Route{Prefix: pfx(p), Kind: route.Unicast, Protocol: protoKernel,
+		NextHops: []route.NextHop{{Ifindex: ifindex}}}
+}
+
+func via(p string, metric int, hops ...route.NextHop) route.Route {
+	return route.Route{Prefix: pfx(p), Kind: route.Unicast, Protocol: 4, Metric: metric, NextHops: route.SortNextHops(hops)}
+}
+
+func gw(a string, ifindex int) route.NextHop { return route.NextHop{Gateway: ip(a), Ifindex: ifindex} }
+
+type rig struct {
+	st  *state
+	dp  *fakeDP
+	fib *fakeFIB
+}
+
+// newRig has two router ports with a /24 each and one neighbor on each.
+func newRig(t *testing.T, ours ...route.Route) *rig {
+	dp, f := newFakeDP(), &fakeFIB{routes: map[netip.Prefix]route.Route{}}
+	for _, r := range ours {
+		f.routes[r.Prefix] = r
+	}
+	st := newState(Options{Datapath: dp, FIB: f, Metric: 20, Ports: []string{"eth1", "eth2"}, StaleAfter: 1}, slog.New(slog.DiscardHandler))
+	st.kernelEvent(&fib.Snapshot{
+		Links: []route.Link{{Index: eth1, Name: "eth1", MTU: 1500, Up: true, MAC: mac3}, {Index: eth2, Name: "eth2", MTU: 9000, Up: true, MAC: mac3}},
+		Addrs: []route.Addr{{Ifindex: eth1, Prefix: pfx("10.0.1.1/24")}, {Ifindex: eth2, Prefix: pfx("10.0.2.1/24")}},
+		Routes: []route.Route{connected("10.0.1.0/24", eth1), connected("10.0.2.0/24", eth2)},
+		Neighbors: []route.Neighbor{
+			{Ifindex: eth1, Addr: ip("10.0.1.2"), MAC: mac1, Valid: true},
+			{Ifindex: eth2, Addr: ip("10.0.2.2"), MAC: mac2, Valid: true},
+		},
+		Ours: ours,
+	})
+	st.apply()
+	return &rig{st, dp, f}
+}
+
+func (r *rig) ev(evs ...any) {
+	for _, e := range evs {
+		r.st.kernelEvent(e)
+	}
+	r.st.apply()
+}
+
+func (r *rig) bgp(p string, nhs ...string) {
+	var as []netip.Addr
+	for _, n := range nhs {
+		as = append(as, ip(n))
+	}
+	r.st.setBGP(pfx(p), as)
+	r.st.apply()
+}
+
+func eq(t *testing.T, what string, got, want any) {
+	t.Helper()
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+func TestKernelRoutesMirrored(t *testing.T) {
+	r := newRig(t)
+	eq(t, "connected", r.dp.egress(t, "10.0.1.0/24"), []string{"2:direct"})
+	eq(t, "local address", r.dp.egress(t, "10.0.1.1/32"), []string{"local"})
+	eq(t, "ports", r.dp.ifaces, map[int]int{eth1: 1500, eth2: 9000})
+	eq(t, "neighbors", len(r.dp.neighs), 2)
+
+	r.ev(fib.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.2.2", eth2))})
+	eq(t, "static", r.dp.egress(t, "198.51.100.0/24"), []string{"3:" + mac2.String()})
+
+	r.ev(fib.RouteEvent{Route: route.Route{Prefix: pfx("192.0.2.0/24"), Kind: route.Blackhole}})
+	eq(t, "blackhole", r.dp.egress(t, "192.0.2.0/24"), []string{"blackhole"})
+	r.ev(fib.RouteEvent{Route: route.Route{Prefix: pfx("192.0.3.0/24"), Kind: route.Unreachable}})
+	eq(t, "unreachable", r.dp.egress(t, "192.0.3.0/24"), []string{"unreachable"})
+
+	// Neighbor MAC change: one next-hop rewrite, no route rewrite.
+	writes := r.dp.writes
+	r.ev(fib.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth2, Addr: ip("10.0.2.2"), MAC: mac1, Valid: true}})
+	eq(t, "after MAC change", r.dp.egress(t, "198.51.100.0/24"), []string{"3:" + mac1.String()})
+	eq(t, "route writes for a MAC change", r.dp.writes-writes, 0)
+
+	r.ev(fib.RouteEvent{Route: via("198.51.100.0/24", 0), Deleted: true})
+	eq(t, "deleted", r.dp.egress(t, "198.51.100.0/24"), []string(nil))
+	if _, ok := r.st.entries[pfx("198.51.100.0/24")]; ok {
+		t.Error("deleted prefix still tracked")
+	}
+}
+
+func TestECMPAndLinkDown(t *testing.T) {
+	r := newRig(t)
+	r.ev(fib.RouteEvent{Route: via("203.0.113.0/24", 0, gw("10.0.1.2", eth1), gw("10.0.2.2", eth2))},
+		fib.RouteEvent{Route: via("203.0.114.0/24", 0, gw("10.0.1.2", eth1), gw("10.0.2.2", eth2))})
+	both := []string{"2:" + mac1.String(), "3:" + mac2.String()}
+	eq(t, "ecmp", r.dp.egress(t, "203.0.113.0/24"), both)
+	if a, b := r.dp.routes[pfx("203.0.113.0/24")].Group, r.dp.routes[pfx("203.0.114.0/24")].Group; a != b {
+		t.Errorf("routes with the same next hops use groups %d and %d, want one shared group", a, b)
+	}
+	writes := r.dp.writes
+	r.ev(fib.LinkEvent{Link: route.Link{Index: eth1, Name: "eth1", MTU: 1500, MAC: mac3, Up: false}})
+	eq(t, "link down", r.dp.egress(t, "203.0.113.0/24"), []string{"3:" + mac2.String()})
+	eq(t, "link down other route", r.dp.egress(t, "203.0.114.0/24"), []string{"3:" + mac2.String()})
+	eq(t, "route writes for a link down", r.dp.writes-writes, 0)
+	r.ev(fib.LinkEvent{Link: route.Link{Index: eth1, Name: "eth1", MTU: 1500, MAC: mac3, Up: true}})
+	eq(t, "link up", r.dp.egress(t, "203.0.113.0/24"), both)
+}
+
+func TestUnresolvedGatewayIsResolvedProactively(t *testing.T) {
+	r := newRig(t)
+	r.ev(fib.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.1.9", eth1))})
+	eq(t, "unresolved next hop", r.dp.egress(t, "198.51.100.0/24"), []string{"2:"})
+	if !slices.Contains(r.fib.resolved, fmt.Sprint(eth1, ip("10.0.1.9"))) {
+		t.Errorf("gateway not resolved proactively: %v", r.fib.resolved)
+	}
+	r.ev(fib.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth1, Addr: ip("10.0.1.9"), MAC: mac2, Valid: true}})
+	eq(t, "resolved", r.dp.egress(t, "198.51.100.0/24"), []string{"2:" + mac2.String()})
+	r.ev(fib.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth1, Addr: ip("10.0.1.9")}, Deleted: true})
+	eq(t, "neighbor gone", r.dp.egress(t, "198.51.100.0/24"), []string{"2:"})
+}
+
+func TestBGPRoutes(t *testing.T) {
+	tests := []struct {
+		name     string
+		kernel   []route.Route
+		bgp      []string // next hops
+		wantXDP  []string
+		wantFIB  string
+		shadowed bool
+	}{
+		{name: "connected next hop", bgp: []string{"10.0.2.2"},
+			wantXDP: []string{"3:" + mac2.String()}, wantFIB: "[10.0.2.2@3]"},
+		{name: "multipath", bgp: []string{"10.0.2.2", "10.0.1.2"},
+			wantXDP: []string{"2:" + mac1.String(), "3:" + mac2.String()}, wantFIB: "[10.0.1.2@2 10.0.2.2@3]"},
+		{name: "recursive through a static route", bgp: []string{"172.16.0.1"},
+			kernel:  []route.Route{via("172.16.0.0/16", 0, gw("10.0.1.2", eth1))},
+			wantXDP: []string{"2:" + mac1.String()}, wantFIB: "[10.0.1.2@2]"},
+		{name: "unresolvable", bgp: []string{"172.31.0.1"}},
+		{name: "kernel route of lower metric wins in XDP", bgp: []string{"10.0.2.2"},
+			kernel:  []route.Route{via("198.51.100.0/24", 10, gw("10.0.1.2", eth1))},
+			wantXDP: []string{"2:" + mac1.String()}, wantFIB: "[10.0.2.2@3]"},
+		{name: "kernel route of higher metric loses", bgp: []string{"10.0.2.2"},
+			kernel:  []route.Route{via("198.51.100.0/24", 1024, gw("10.0.1.2", eth1))},
+			wantXDP: []string{"3:" + mac2.String()}, wantFIB: "[10.0.2.2@3]"},
+		{name: "same metric: the operator's route is never replaced", bgp: []string{"10.0.2.2"},
+			kernel:  []route.Route{via("198.51.100.0/24", 20, gw("10.0.1.2", eth1))},
+			wantXDP: []string{"2:" + mac1.String()}, shadowed: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			for _, k := range tc.kernel {
+				r.ev(fib.RouteEvent{Route: k})
+			}
+			r.bgp("198.51.100.0/24", tc.bgp...)
+			eq(t, "xdp", r.dp.egress(t, "198.51.100.0/24"), tc.wantXDP)
+			eq(t, "fib", r.fib.via("198.51.100.0/24"), tc.wantFIB)
+			if infos := r.st.routeInfos(pfx("198.51.100.0/24")); len(infos) != 1 || (infos[0].Shadowed != "") != tc.shadowed {
+				t.Errorf("route info %+v, want shadowed=%v", infos, tc.shadowed)
+			}
+			// Withdraw removes it from both sinks; kernel routes stay.
+			r.bgp("198.51.100.0/24")
+			eq(t, "fib after withdraw", r.fib.via("198.51.100.0/24"), "")
+			if len(tc.kernel) == 0 || tc.kernel[0].Prefix != pfx("198.51.100.0/24") {
+				eq(t, "xdp after withdraw", r.dp.egress(t, "198.51.100.0/24"), []string(nil))
+			} else {
+				eq(t, "xdp after withdraw", r.dp.egress(t, "198.51.100.0/24"), []string{"2:" + mac1.String()})
+			}
+		})
+	}
+}
+
+func TestBGPFollowsResolution(t *testing.T) {
+	r := newRig(t)
+	r.bgp("198.51.100.0/24", "172.16.0.1")
+	r.bgp("198.51.101.0/24", "172.16.0.1")
+	eq(t, "unresolved", r.dp.egress(t, "198.51.100.0/24"), []string(nil))
+	eq(t, "counts", r.st.counts, Counts{XDP4: 4})
+
+	// The next hop becomes reachable: both routes appear in both sinks.
+	r.ev(fib.RouteEvent{Route: via("172.16.0.0/16", 0, gw("10.0.1.2", eth1))})
+	eq(t, "resolved", r.dp.egress(t, "198.51.100.0/24"), []string{"2:" + mac1.String()})
+	eq(t, "fib", r.fib.via("198.51.101.0/24"), "[10.0.1.2@2]")
+	eq(t, "counts", r.st.counts, Counts{XDP4: 7, FIB4: 2})
+
+	// The IGP path moves: the shared group is rewritten, not the routes.
+	writes := r.dp.writes
+	r.ev(fib.RouteEvent{Route: via("172.16.0.0/16", 0, gw("10.0.2.2", eth2))})
+	eq(t, "moved", r.dp.egress(t, "198.51.101.0/24"), []string{"3:" + mac2.String()})
+	eq(t, "fib moved", r.fib.via("198.51.100.0/24"), "[10.0.2.2@3]")
+	eq(t, "XDP route writes for a next-hop move", r.dp.writes-writes-1, 0) // the static route itself
+
+	// Gone: both withdrawn from both sinks.
+	r.ev(fib.RouteEvent{Route: via("172.16.0.0/16", 0), Deleted: true})
+	eq(t, "xdp", r.dp.egress(t, "198.51.100.0/24"), []string(nil))
+	eq(t, "fib", len(r.fib.routes), 0)
+}
+
+func TestRestartTouchesNothingRight(t *testing.T) {
+	right := route.Route{Prefix: pfx("198.51.100.0/24"), Kind: route.Unicast, Metric: 20, Protocol: fib.ProtoBGP,
+		NextHops: []route.NextHop{gw("10.0.2.2", eth2)}}
+	stale := route.Route{Prefix: pfx("198.51.200.0/24"), Kind: route.Unicast, Metric: 20, Protocol: fib.ProtoBGP,
+		NextHops: []route.NextHop{gw("10.0.2.2", eth2)}}
+	r := newRig(t, right, stale)
+	r.bgp("198.51.100.0/24", "10.0.2.2")
+	eq(t, "kernel writes for routes already right", r.fib.writes, 0)
+	eq(t, "stale kept until BGP converged", r.fib.via("198.51.200.0/24"), "[10.0.2.2@3]")
+	r.st.sweepStale()
+	r.st.apply()
+	eq(t, "stale removed after the sweep", r.fib.via("198.51.200.0/24"), "")
+	eq(t, "right one kept", r.fib.via("198.51.100.0/24"), "[10.0.2.2@3]")
+
+	// The kernel drops our route (its link went away): it is reinstalled.
+	r.ev(fib.RouteEvent{Route: right, Ours: true, Deleted: true})
+	eq(t, "reinstalled", r.fib.writes, 2)
+}
+
+func TestFailedWritesAreRetried(t *testing.T) {
+	r := newRig(t)
+	r.dp.failOne = true
+	r.ev(fib.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.2.2", eth2))})
+	eq(t, "after failure", r.dp.egress(t, "198.51.100.0/24"), []string(nil))
+	r.st.retryFailed()
+	r.st.apply()
+	eq(t, "after retry", r.dp.egress(t, "198.51.100.0/24"), []string{"3:" + mac2.String()})
+	// Group references balance: exactly the groups in use remain.
+	eq(t, "groups", len(r.st.groups), 3)
+}
