@@ -47,7 +47,7 @@ type PeerStatus struct {
 	Up          bool
 	Uptime      time.Duration // since the session was established; 0 when down
 	Received    uint64        // prefixes in Adj-RIB-In
-	Accepted    uint64        // of which accepted by the import policy
+	Accepted    uint64        // GoBGP's count: of those, not rejected on receipt (AS loop); import policy runs later
 }
 
 // Speaker is the embedded BGP speaker.

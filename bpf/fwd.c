@@ -179,9 +179,9 @@ static __always_inline int resolve(struct route_val *rt, struct fwd_ctx *fc,
 		return STAT_PASS_NO_NEXTHOP;
 
 	__u32 idx = fc->hash % n;
-	if (idx >= MAX_ECMP)
-		return STAT_PASS_NO_NEXTHOP;
-	__u32 nhid = g->nh[idx];
+	/* clang knows idx < 16 and would drop the check the verifier needs. */
+	asm volatile("" : "+r"(idx));
+	__u32 nhid = g->nh[idx & (MAX_ECMP - 1)];
 
 	struct nexthop *nh = bpf_map_lookup_elem(&nexthops, &nhid);
 	if (!nh)

@@ -178,7 +178,7 @@ type pkt struct {
 	proto     uint8 // 0 = UDP
 	sport     uint16
 	dport     uint16
-	payload   int  // bytes after the L4 header
+	payload   int    // bytes after the L4 header
 	frag      uint16 // IPv4 frag_off field (flags + offset), host order
 	options   int    // IPv4 option bytes (multiple of 4)
 	ethertype uint16 // 0 = from v6

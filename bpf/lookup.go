@@ -44,11 +44,8 @@ func (d *Datapath) Lookup(dst netip.Addr) (Decision, error) {
 	if !dst.IsValid() {
 		return Decision{}, errors.New("lookup: invalid address")
 	}
+	// An IPv4-mapped address stays IPv6, like the packet that carries it.
 	dst = dst.WithZone("")
-	if dst.Is4In6() {
-		// The XDP program sees an IPv6 packet for ::ffff:a.b.c.d.
-		dst = netip.AddrFrom16(dst.As16())
-	}
 	pass := func(reason string) Decision { return Decision{Action: ActionPass, Reason: reason} }
 	if specialDst(dst) {
 		return pass(ReasonLinkLocalMulticast), nil

@@ -15,9 +15,11 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	gosync "sync"
 	"time"
 
@@ -78,9 +80,9 @@ type Syncer struct {
 	log *slog.Logger
 
 	// BGP input, written by GoBGP's watcher goroutine, coalesced per prefix.
-	inMu    gosync.Mutex
-	bgpIn   map[netip.Prefix][]netip.Addr
-	wake    chan struct{}
+	inMu  gosync.Mutex
+	bgpIn map[netip.Prefix][]netip.Addr
+	wake  chan struct{}
 
 	mu gosync.Mutex // guards everything below (the worker holds it while applying)
 	st *state
@@ -254,4 +256,59 @@ func (s *Syncer) Routes(filter netip.Prefix) []RouteInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.st.routeInfos(filter)
+}
+
+// GroupInfo describes one next-hop group as written to XDP.
+type GroupInfo struct {
+	ID      uint32        `json:"id"`
+	Routes  int           `json:"routes"`
+	Members []NextHopInfo `json:"members"`
+	Active  []uint32      `json:"active"` // next-hop ids XDP hashes over
+}
+
+// NextHopInfo describes one next-hop entry.
+type NextHopInfo struct {
+	ID        uint32 `json:"id"`
+	Via       string `json:"via"`
+	Ifindex   int    `json:"ifindex"`
+	MAC       string `json:"mac,omitempty"` // gateway MAC; empty: unresolved or connected
+	Connected bool   `json:"connected,omitempty"`
+}
+
+// Groups lists the next-hop groups in use.
+func (s *Syncer) Groups() []GroupInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]GroupInfo, 0, len(s.st.groups))
+	for _, g := range s.st.groups {
+		gi := GroupInfo{ID: g.id, Routes: g.refs, Active: g.written}
+		for _, x := range g.nhs {
+			gi.Members = append(gi.Members, NextHopInfo{ID: x.id, Via: s.st.nhString(x.nh), Ifindex: x.nh.Ifindex,
+				MAC: net.HardwareAddr(x.mac).String(), Connected: x.nh.Connected()})
+		}
+		out = append(out, gi)
+	}
+	slices.SortFunc(out, func(a, b GroupInfo) int { return int(a.ID) - int(b.ID) })
+	return out
+}
+
+// RemoveKernelRoutes deletes every route xdprouterd installed in the kernel
+// (clean shutdown: nothing stale stays behind). Call after Run returned.
+func (s *Syncer) RemoveKernelRoutes() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for p, e := range s.st.entries {
+		if e.fib == 0 {
+			continue
+		}
+		if err := s.opt.FIB.Delete(route.Route{Prefix: p, Metric: e.fibM}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.st.lists.put(e.fib)
+		e.fib = 0
+		s.st.countFIB(p, -1)
+	}
+	return errors.Join(errs...)
 }

@@ -61,7 +61,10 @@ func (f *fakeDP) DeleteNeighbor(i int, a netip.Addr) error {
 	delete(f.neighs, fmt.Sprint(i, a))
 	return nil
 }
-func (f *fakeDP) SetInterface(i int, _ net.HardwareAddr, mtu int) error { f.ifaces[i] = mtu; return nil }
+func (f *fakeDP) SetInterface(i int, _ net.HardwareAddr, mtu int) error {
+	f.ifaces[i] = mtu
+	return nil
+}
 
 // egress returns, for the route of p, the (ifindex, MAC) of each next hop
 // XDP would use: what a packet would see.
@@ -119,7 +122,7 @@ var (
 )
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
-func ip(s string) netip.Addr     { return netip.MustParseAddr(s) }
+func ip(s string) netip.Addr    { return netip.MustParseAddr(s) }
 
 func connected(p string, ifindex int) route.Route {
 	return route.Route{Prefix: pfx(p), Kind: route.Unicast, Protocol: protoKernel,
@@ -146,8 +149,8 @@ func newRig(t *testing.T, ours ...route.Route) *rig {
 	}
 	st := newState(Options{Datapath: dp, FIB: f, Metric: 20, Ports: []string{"eth1", "eth2"}, StaleAfter: 1}, slog.New(slog.DiscardHandler))
 	st.kernelEvent(&fib.Snapshot{
-		Links: []route.Link{{Index: eth1, Name: "eth1", MTU: 1500, Up: true, MAC: mac3}, {Index: eth2, Name: "eth2", MTU: 9000, Up: true, MAC: mac3}},
-		Addrs: []route.Addr{{Ifindex: eth1, Prefix: pfx("10.0.1.1/24")}, {Ifindex: eth2, Prefix: pfx("10.0.2.1/24")}},
+		Links:  []route.Link{{Index: eth1, Name: "eth1", MTU: 1500, Up: true, MAC: mac3}, {Index: eth2, Name: "eth2", MTU: 9000, Up: true, MAC: mac3}},
+		Addrs:  []route.Addr{{Ifindex: eth1, Prefix: pfx("10.0.1.1/24")}, {Ifindex: eth2, Prefix: pfx("10.0.2.1/24")}},
 		Routes: []route.Route{connected("10.0.1.0/24", eth1), connected("10.0.2.0/24", eth2)},
 		Neighbors: []route.Neighbor{
 			{Ifindex: eth1, Addr: ip("10.0.1.2"), MAC: mac1, Valid: true},

@@ -1,0 +1,178 @@
+// Package api is the small read-only JSON API xdprouterd serves next to
+// /metrics for xdprouterctl: the daemon holds the maps and the sync state,
+// so the CLI needs no BPF filesystem access of its own.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"time"
+
+	"github.com/xdprouter/xdprouter/bgp"
+	"github.com/xdprouter/xdprouter/bpf"
+	xsync "github.com/xdprouter/xdprouter/sync"
+)
+
+// Interface is a router port with XDP attached.
+type Interface struct {
+	Name    string `json:"name"`
+	Ifindex int    `json:"ifindex"`
+	Mode    string `json:"xdp_mode"`
+}
+
+// Status is the answer of /api/v1/status.
+type Status struct {
+	Interfaces []Interface       `json:"interfaces"`
+	Routes     xsync.Counts      `json:"routes"`
+	Peers      []bgp.PeerStatus  `json:"peers"`
+	Stats      []bpf.StatCounter `json:"stats"`
+}
+
+// Neighbor is an entry of the XDP neighbor map.
+type Neighbor struct {
+	Ifindex int        `json:"ifindex"`
+	Addr    netip.Addr `json:"addr"`
+	MAC     string     `json:"mac"`
+}
+
+// Backend is what the daemon exposes.
+type Backend struct {
+	Datapath   *bpf.Datapath
+	Sync       *xsync.Syncer
+	BGP        *bgp.Speaker // nil when BGP is off
+	Interfaces []Interface
+}
+
+// Handler serves /api/v1/{status,routes,lookup,nexthops,neighbors,stats}.
+func Handler(b Backend) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+		st := Status{Interfaces: b.Interfaces, Routes: b.Sync.Counts()}
+		if b.BGP != nil {
+			peers, err := b.BGP.Peers(r.Context())
+			if err != nil {
+				fail(w, http.StatusInternalServerError, err)
+				return
+			}
+			st.Peers = peers
+		}
+		stats, err := b.Datapath.Stats()
+		if err != nil {
+			fail(w, http.StatusInternalServerError, err)
+			return
+		}
+		st.Stats = stats
+		reply(w, st)
+	})
+	mux.HandleFunc("GET /api/v1/routes", func(w http.ResponseWriter, r *http.Request) {
+		var filter netip.Prefix
+		if s := r.URL.Query().Get("prefix"); s != "" {
+			p, err := parsePrefix(s)
+			if err != nil {
+				fail(w, http.StatusBadRequest, err)
+				return
+			}
+			filter = p
+		}
+		reply(w, b.Sync.Routes(filter))
+	})
+	mux.HandleFunc("GET /api/v1/lookup", func(w http.ResponseWriter, r *http.Request) {
+		a, err := netip.ParseAddr(r.URL.Query().Get("addr"))
+		if err != nil {
+			fail(w, http.StatusBadRequest, fmt.Errorf("addr: %w", err))
+			return
+		}
+		d, err := b.Datapath.Lookup(a)
+		if err != nil {
+			fail(w, http.StatusInternalServerError, err)
+			return
+		}
+		reply(w, d)
+	})
+	mux.HandleFunc("GET /api/v1/nexthops", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, b.Sync.Groups())
+	})
+	mux.HandleFunc("GET /api/v1/neighbors", func(w http.ResponseWriter, r *http.Request) {
+		ns, err := b.Datapath.Neighbors()
+		if err != nil {
+			fail(w, http.StatusInternalServerError, err)
+			return
+		}
+		out := make([]Neighbor, 0, len(ns))
+		for _, n := range ns {
+			out = append(out, Neighbor{Ifindex: n.Ifindex, Addr: n.Addr, MAC: n.MAC.String()})
+		}
+		reply(w, out)
+	})
+	mux.HandleFunc("GET /api/v1/stats", func(w http.ResponseWriter, r *http.Request) {
+		s, err := b.Datapath.Stats()
+		if err != nil {
+			fail(w, http.StatusInternalServerError, err)
+			return
+		}
+		reply(w, s)
+	})
+	return mux
+}
+
+// parsePrefix accepts a prefix or a single address (as a host prefix).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a prefix nor an address", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+type errorReply struct {
+	Error string `json:"error"`
+}
+
+func reply(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func fail(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(errorReply{err.Error()})
+}
+
+// Get fetches path (with query) from the daemon at addr into out.
+func Get(ctx context.Context, addr, path string, query url.Values, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	u := url.URL{Scheme: "http", Host: addr, Path: path, RawQuery: query.Encode()}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("is xdprouterd running? %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e errorReply
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("xdprouterd: %s", e.Error)
+		}
+		return fmt.Errorf("xdprouterd: %s", resp.Status)
+	}
+	return json.Unmarshal(body, out)
+}

@@ -1,0 +1,544 @@
+package bgp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/xdprouter/xdprouter/config"
+)
+
+// Functional tests: our Speaker and plain GoBGP servers as peers, in one
+// process, over loopback TCP on distinct addresses (Linux routes all of
+// 127/8 to lo) and free ports. No root needed.
+//
+// GoBGP keeps route-selection and multipath settings in package-level
+// variables (table.UseMultiplePaths, table.SelectionOptions) that every
+// StartBgp overwrites: all servers of one process must agree on
+// use-multiple-paths, so the test peers copy the speaker's setting.
+
+const waitTimeout = 30 * time.Second
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("test", t.Name())
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func freePort(t *testing.T, host string) uint32 {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatalf("free port on %s: %v", host, err)
+	}
+	defer l.Close()
+	return uint32(l.Addr().(*net.TCPAddr).Port)
+}
+
+// recorder is an OnBest receiver: it records and wakes waiters, never blocks.
+type recorder struct {
+	mu    sync.Mutex
+	rib   map[netip.Prefix][]netip.Addr
+	calls int
+	wake  chan struct{}
+}
+
+func newRecorder() *recorder {
+	return &recorder{rib: map[netip.Prefix][]netip.Addr{}, wake: make(chan struct{}, 1)}
+}
+
+func (r *recorder) onBest(ups []PathUpdate) {
+	r.mu.Lock()
+	r.calls++
+	for _, u := range ups {
+		if len(u.NextHops) == 0 {
+			delete(r.rib, u.Prefix)
+		} else {
+			r.rib[u.Prefix] = u.NextHops
+		}
+	}
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) get(p string) ([]netip.Addr, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	nh, ok := r.rib[netip.MustParsePrefix(p)]
+	return nh, ok
+}
+
+func addrs(s ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range s {
+		out = append(out, netip.MustParseAddr(a))
+	}
+	return out
+}
+
+// waitFor polls cond until it holds, waking on OnBest calls or every 50ms,
+// and fails the test at the deadline.
+func waitFor(t *testing.T, r *recorder, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(waitTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		var wake chan struct{}
+		if r != nil {
+			wake = r.wake
+		}
+		select {
+		case <-wake:
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
+		}
+	}
+}
+
+func waitRoute(t *testing.T, r *recorder, prefix string, want ...string) {
+	t.Helper()
+	waitFor(t, r, fmt.Sprintf("%s via %v", prefix, want), func() bool {
+		nh, ok := r.get(prefix)
+		if len(want) == 0 {
+			return !ok
+		}
+		return ok && slices.Equal(nh, addrs(want...))
+	})
+}
+
+func peerByAddr(t *testing.T, s *Speaker, addr string) PeerStatus {
+	t.Helper()
+	ps, err := s.Peers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if p.Address == netip.MustParseAddr(addr) {
+			return p
+		}
+	}
+	t.Fatalf("peer %s not listed in %v", addr, ps)
+	return PeerStatus{}
+}
+
+func waitPeer(t *testing.T, s *Speaker, addr string, cond func(PeerStatus) bool, what string) {
+	t.Helper()
+	waitFor(t, nil, "peer "+addr+" "+what, func() bool { return cond(peerByAddr(t, s, addr)) })
+}
+
+// testPeer is a plain GoBGP server peering with our speaker.
+type testPeer struct {
+	srv  *server.BgpServer
+	addr string
+}
+
+type peerSpec struct {
+	addr      string // listen and source address
+	port      uint32
+	asn       uint32
+	speaker   string // our speaker's address
+	speakerPt uint32
+	passive   bool
+	multipath bool
+}
+
+func startPeer(t *testing.T, sp peerSpec) *testPeer {
+	t.Helper()
+	srv := server.NewBgpServer(server.LoggerOption(testLogger(t).With("peer", sp.addr), nil))
+	go srv.Serve()
+	t.Cleanup(srv.Stop)
+	ctx := context.Background()
+	rid := sp.addr
+	if netip.MustParseAddr(sp.addr).Is6() {
+		rid = fmt.Sprintf("10.255.255.%d", sp.asn%250)
+	}
+	err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+		Asn: sp.asn, RouterId: rid, ListenPort: int32(sp.port), ListenAddresses: []string{sp.addr},
+		UseMultiplePaths: sp.multipath,
+	}})
+	if err != nil {
+		t.Fatalf("peer %s: %v", sp.addr, err)
+	}
+	fam := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	if netip.MustParseAddr(sp.addr).Is6() {
+		fam = &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	}
+	err = srv.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+		Conf:      &api.PeerConf{NeighborAddress: sp.speaker, PeerAsn: 65000},
+		Transport: &api.Transport{LocalAddress: sp.addr, RemotePort: sp.speakerPt, PassiveMode: sp.passive},
+		Timers:    &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1}},
+		AfiSafis:  []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: fam, Enabled: true}}},
+	}})
+	if err != nil {
+		t.Fatalf("peer %s: add neighbor: %v", sp.addr, err)
+	}
+	return &testPeer{srv: srv, addr: sp.addr}
+}
+
+func (p *testPeer) announce(t *testing.T, prefixes ...string) {
+	t.Helper()
+	for _, s := range prefixes {
+		path, err := localPath(netip.MustParsePrefix(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{path}}); err != nil {
+			t.Fatalf("peer %s: announce %s: %v", p.addr, s, err)
+		}
+	}
+}
+
+func (p *testPeer) withdraw(t *testing.T, prefixes ...string) {
+	t.Helper()
+	for _, s := range prefixes {
+		path, err := localPath(netip.MustParsePrefix(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.srv.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{path}}); err != nil {
+			t.Fatalf("peer %s: withdraw %s: %v", p.addr, s, err)
+		}
+	}
+}
+
+// received lists the prefixes the peer learned from our speaker.
+func (p *testPeer) received(t *testing.T, fam bgp.Family) []string {
+	t.Helper()
+	var out []string
+	err := p.srv.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: fam},
+		func(nlri bgp.NLRI, paths []*apiutil.Path) {
+			for _, path := range paths {
+				if path.PeerAddress.IsValid() {
+					out = append(out, nlri.String())
+					break
+				}
+			}
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// adjOut lists what our speaker sends to a neighbor after export policy.
+func adjOut(t *testing.T, s *Speaker, nbr string) []string {
+	t.Helper()
+	s.mu.Lock()
+	srv := s.srv
+	s.mu.Unlock()
+	var out []string
+	err := srv.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_ADJ_OUT, Name: nbr, Family: bgp.RF_IPv4_UC},
+		func(nlri bgp.NLRI, _ []*apiutil.Path) { out = append(out, nlri.String()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func startSpeaker(t *testing.T, cfg *config.Config, rec *recorder) *Speaker {
+	t.Helper()
+	s, err := New(Options{Config: cfg, Logger: testLogger(t), OnBest: rec.onBest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func TestSpeakerIPv4(t *testing.T) {
+	const us = "127.0.0.1"
+	pUs, pA, pB, pC := freePort(t, us), freePort(t, "127.0.0.2"), freePort(t, "127.0.0.3"), freePort(t, "127.0.0.4")
+	grpcPort := freePort(t, us)
+	nbr := func(addr string, port, asn uint32) config.Neighbor {
+		return config.Neighbor{
+			Address: addr, PeerASN: asn, Port: port, LocalAddress: us, ConnectRetry: 1,
+			Import: "accept-all", Export: "reject-all",
+		}
+	}
+	a := nbr("127.0.0.2", pA, 65001)
+	a.Description, a.Export = "peer-a", "accept-all"
+	b := nbr("127.0.0.3", pB, 65002)
+	b.Import = "no-bogons"
+	c := nbr("127.0.0.4", pC, 65003)
+	c.MaxPrefixes = 2
+	cfg := &config.Config{
+		Router:    config.Router{ASN: 65000, RouterID: "192.0.2.254"},
+		API:       config.API{GRPCListen: fmt.Sprintf("%s:%d", us, grpcPort)},
+		BGP:       config.BGP{ListenPort: int32(pUs), ListenAddresses: []string{us}, RedistributeConnected: true},
+		Networks:  []config.Network{{Prefix: "198.51.100.0/24"}},
+		Neighbors: []config.Neighbor{a, b, c},
+		PrefixSets: []config.PrefixSet{
+			{Name: "bogons", Prefixes: []string{"10.66.0.0/16 16..24"}},
+		},
+		Policies: []config.Policy{{Name: "no-bogons", Statements: []config.Statement{
+			{Name: "drop", MatchPrefixSet: "bogons", Action: "reject"},
+			{Name: "rest", Action: "accept"},
+		}}},
+	}
+	rec := newRecorder()
+	s := startSpeaker(t, cfg, rec)
+	peerA := startPeer(t, peerSpec{addr: "127.0.0.2", port: pA, asn: 65001, speaker: us, speakerPt: pUs})
+	peerB := startPeer(t, peerSpec{addr: "127.0.0.3", port: pB, asn: 65002, speaker: us, speakerPt: pUs})
+	peerC := startPeer(t, peerSpec{addr: "127.0.0.4", port: pC, asn: 65003, speaker: us, speakerPt: pUs, passive: true})
+	for _, p := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		waitPeer(t, s, p, func(ps PeerStatus) bool { return ps.Up && ps.State == "established" }, "up")
+	}
+	if pa := peerByAddr(t, s, "127.0.0.2"); pa.Description != "peer-a" || pa.ASN != 65001 {
+		t.Errorf("peer a = %+v", pa)
+	}
+
+	t.Run("announce", func(t *testing.T) {
+		peerA.announce(t, "10.1.0.0/24", "10.66.1.0/24")
+		waitRoute(t, rec, "10.1.0.0/24", "127.0.0.2")
+		waitRoute(t, rec, "10.66.1.0/24", "127.0.0.2") // accept-all on a: not filtered
+	})
+	t.Run("import policy filters per neighbor", func(t *testing.T) {
+		peerB.announce(t, "10.66.2.0/24", "10.2.0.0/24") // same session, in order
+		waitRoute(t, rec, "10.2.0.0/24", "127.0.0.3")
+		if nh, ok := rec.get("10.66.2.0/24"); ok {
+			t.Fatalf("10.66.2.0/24 from b passed its import policy: %v", nh)
+		}
+		// GoBGP's Accepted counts Adj-RIB-In paths not rejected on receipt
+		// (AS loop); the global import policy runs after it.
+		waitPeer(t, s, "127.0.0.3", func(ps PeerStatus) bool { return ps.Received == 2 && ps.Accepted == 2 }, "received 2")
+	})
+	t.Run("export policy per neighbor", func(t *testing.T) {
+		waitFor(t, nil, "a learns our network", func() bool {
+			return slices.Contains(peerA.received(t, bgp.RF_IPv4_UC), "198.51.100.0/24")
+		})
+		if got := adjOut(t, s, "127.0.0.3"); len(got) != 0 {
+			t.Errorf("adj-out to b (reject-all) = %v, want nothing", got)
+		}
+		if got := adjOut(t, s, "127.0.0.2"); !slices.Contains(got, "198.51.100.0/24") || !slices.Contains(got, "10.2.0.0/24") {
+			t.Errorf("adj-out to a (accept-all) = %v", got)
+		}
+		if _, ok := rec.get("198.51.100.0/24"); ok {
+			t.Error("our own network was reported to OnBest")
+		}
+	})
+	t.Run("metrics", func(t *testing.T) {
+		reg := prometheus.NewPedanticRegistry()
+		if err := reg.Register(s.Collector()); err != nil {
+			t.Fatal(err)
+		}
+		want := `
+# HELP xdprouter_bgp_peer_up Whether the BGP session with the neighbor is established (1) or not (0).
+# TYPE xdprouter_bgp_peer_up gauge
+xdprouter_bgp_peer_up{peer="127.0.0.2"} 1
+xdprouter_bgp_peer_up{peer="127.0.0.3"} 1
+xdprouter_bgp_peer_up{peer="127.0.0.4"} 1
+# HELP xdprouter_bgp_received_prefixes Prefixes received from the neighbor (Adj-RIB-In, before import policy).
+# TYPE xdprouter_bgp_received_prefixes gauge
+xdprouter_bgp_received_prefixes{peer="127.0.0.2"} 2
+xdprouter_bgp_received_prefixes{peer="127.0.0.3"} 2
+xdprouter_bgp_received_prefixes{peer="127.0.0.4"} 0
+`
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("gobgp CLI", func(t *testing.T) {
+		cli := buildCLI(t)
+		out, err := exec.Command(cli, "-p", fmt.Sprint(grpcPort), "neighbor").CombinedOutput()
+		if err != nil {
+			t.Fatalf("gobgp -p %d neighbor: %v\n%s", grpcPort, err, out)
+		}
+		t.Logf("gobgp -p %d neighbor:\n%s", grpcPort, out)
+		for _, want := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "Establ"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("output lacks %q", want)
+			}
+		}
+		out, err = exec.Command(cli, "-p", fmt.Sprint(grpcPort), "global", "rib").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "10.1.0.0/24") {
+			t.Errorf("gobgp global rib: %v\n%s", err, out)
+		}
+	})
+	t.Run("connected", func(t *testing.T) {
+		if err := s.SetConnected([]netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("198.51.100.0/24")}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, nil, "a learns connected", func() bool {
+			got := peerA.received(t, bgp.RF_IPv4_UC)
+			return slices.Contains(got, "192.0.2.0/24") && slices.Contains(got, "203.0.113.0/24")
+		})
+		if err := s.SetConnected([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, nil, "a loses 192.0.2.0/24, keeps the rest", func() bool {
+			got := peerA.received(t, bgp.RF_IPv4_UC)
+			return !slices.Contains(got, "192.0.2.0/24") && slices.Contains(got, "203.0.113.0/24") &&
+				slices.Contains(got, "198.51.100.0/24") // [[network]] survives: not owned by SetConnected
+		})
+		if _, ok := rec.get("203.0.113.0/24"); ok {
+			t.Error("connected prefix was reported to OnBest")
+		}
+	})
+	t.Run("withdraw", func(t *testing.T) {
+		peerA.withdraw(t, "10.1.0.0/24")
+		waitRoute(t, rec, "10.1.0.0/24")
+	})
+	t.Run("max-prefixes", func(t *testing.T) {
+		peerC.announce(t, "10.3.1.0/24", "10.3.2.0/24")
+		waitRoute(t, rec, "10.3.1.0/24", "127.0.0.4")
+		waitRoute(t, rec, "10.3.2.0/24", "127.0.0.4")
+		peerC.announce(t, "10.3.3.0/24")
+		waitPeer(t, s, "127.0.0.4", func(ps PeerStatus) bool { return !ps.Up && ps.State == "max-prefixes" }, "shut down by max-prefixes")
+		waitRoute(t, rec, "10.3.1.0/24")
+		waitRoute(t, rec, "10.3.2.0/24")
+		if _, ok := rec.get("10.3.3.0/24"); ok {
+			t.Error("prefix over the limit was installed")
+		}
+	})
+	t.Run("peer stop withdraws", func(t *testing.T) {
+		peerA.srv.Stop()
+		waitRoute(t, rec, "10.66.1.0/24")
+		waitPeer(t, s, "127.0.0.2", func(ps PeerStatus) bool { return !ps.Up }, "down")
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(s.Collector())
+		want := `
+# HELP xdprouter_bgp_peer_up Whether the BGP session with the neighbor is established (1) or not (0).
+# TYPE xdprouter_bgp_peer_up gauge
+xdprouter_bgp_peer_up{peer="127.0.0.2"} 0
+xdprouter_bgp_peer_up{peer="127.0.0.3"} 1
+xdprouter_bgp_peer_up{peer="127.0.0.4"} 0
+`
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "xdprouter_bgp_peer_up"); err != nil {
+			t.Error(err)
+		}
+		// b's route is untouched.
+		if nh, _ := rec.get("10.2.0.0/24"); !slices.Equal(nh, addrs("127.0.0.3")) {
+			t.Errorf("10.2.0.0/24 = %v", nh)
+		}
+	})
+}
+
+func TestSpeakerMultipath(t *testing.T) {
+	const us = "127.0.0.1"
+	pUs, pA, pB := freePort(t, us), freePort(t, "127.0.0.5"), freePort(t, "127.0.0.6")
+	cfg := &config.Config{
+		Router: config.Router{ASN: 65000, RouterID: "192.0.2.254"},
+		BGP:    config.BGP{ListenPort: int32(pUs), ListenAddresses: []string{us}, UseMultiplePaths: true},
+		Neighbors: []config.Neighbor{
+			{Address: "127.0.0.5", PeerASN: 65001, Port: pA, LocalAddress: us, ConnectRetry: 1, Import: "accept-all", Export: "reject-all"},
+			{Address: "127.0.0.6", PeerASN: 65002, Port: pB, LocalAddress: us, ConnectRetry: 1, Import: "accept-all", Export: "reject-all"},
+		},
+	}
+	rec := newRecorder()
+	s := startSpeaker(t, cfg, rec)
+	peerA := startPeer(t, peerSpec{addr: "127.0.0.5", port: pA, asn: 65001, speaker: us, speakerPt: pUs, multipath: true})
+	peerB := startPeer(t, peerSpec{addr: "127.0.0.6", port: pB, asn: 65002, speaker: us, speakerPt: pUs, multipath: true})
+	for _, p := range []string{"127.0.0.5", "127.0.0.6"} {
+		waitPeer(t, s, p, func(ps PeerStatus) bool { return ps.Up }, "up")
+	}
+	peerA.announce(t, "10.9.0.0/24")
+	waitRoute(t, rec, "10.9.0.0/24", "127.0.0.5")
+	peerB.announce(t, "10.9.0.0/24")
+	waitRoute(t, rec, "10.9.0.0/24", "127.0.0.5", "127.0.0.6")
+	peerA.withdraw(t, "10.9.0.0/24")
+	waitRoute(t, rec, "10.9.0.0/24", "127.0.0.6")
+	peerB.withdraw(t, "10.9.0.0/24")
+	waitRoute(t, rec, "10.9.0.0/24")
+}
+
+func TestSpeakerIPv6(t *testing.T) {
+	// lo has only ::1: both ends use it, told apart by port. Each server has
+	// exactly one neighbor ::1, so incoming connections still match.
+	const us = "::1"
+	l, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	l.Close()
+	pUs, pPeer := freePort(t, us), freePort(t, us)
+	cfg := &config.Config{
+		Router: config.Router{ASN: 65000, RouterID: "192.0.2.254"},
+		BGP:    config.BGP{ListenPort: int32(pUs), ListenAddresses: []string{us}},
+		Neighbors: []config.Neighbor{
+			{Address: "::1", PeerASN: 65001, Port: pPeer, LocalAddress: us, ConnectRetry: 1, Import: "accept-all", Export: "reject-all"},
+		},
+	}
+	rec := newRecorder()
+	s := startSpeaker(t, cfg, rec)
+	peer := startPeer(t, peerSpec{addr: "::1", port: pPeer, asn: 65001, speaker: us, speakerPt: pUs, passive: true})
+	waitPeer(t, s, "::1", func(ps PeerStatus) bool { return ps.Up }, "up")
+	peer.announce(t, "2001:db8:9::/48")
+	waitRoute(t, rec, "2001:db8:9::/48", "::1")
+	peer.withdraw(t, "2001:db8:9::/48")
+	waitRoute(t, rec, "2001:db8:9::/48")
+}
+
+func TestStartErrors(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := &config.Config{
+		Router: config.Router{ASN: 65000, RouterID: "192.0.2.254"},
+		API:    config.API{GRPCListen: busy.Addr().String()},
+		BGP:    config.BGP{ListenPort: -1},
+	}
+	s, err := New(Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "grpc-listen") {
+		t.Fatalf("Start with busy gRPC port: err = %v", err)
+	}
+	if _, err := s.Peers(context.Background()); err != ErrNotRunning {
+		t.Fatalf("Peers after failed start: %v", err)
+	}
+	// Nothing was started: a stopped speaker yields no samples.
+	if n := testutil.CollectAndCount(s.Collector()); n != 0 {
+		t.Fatalf("stopped collector emitted %d samples", n)
+	}
+	s.Stop()
+}
+
+// buildCLI builds the stock gobgp CLI from the module's GoBGP version.
+func buildCLI(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the gobgp CLI; skipped with -short")
+	}
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	out := filepath.Join(t.TempDir(), "gobgp")
+	cmd := exec.Command(gobin, "build", "-o", out, "github.com/osrg/gobgp/v4/cmd/gobgp")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build gobgp: %v\n%s", err, b)
+	}
+	return out
+}

@@ -1,0 +1,408 @@
+package bpf
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+func TestParseMode(t *testing.T) {
+	for s, want := range map[string]Mode{"auto": ModeAuto, "native": ModeNative, "generic": ModeGeneric, "Generic": ModeGeneric} {
+		m, err := ParseMode(s)
+		if err != nil || m != want {
+			t.Errorf("ParseMode(%q) = %v, %v; want %v", s, m, err, want)
+		}
+		if err == nil && m.String() != strings.ToLower(s) {
+			t.Errorf("%v.String() = %q", m, m.String())
+		}
+	}
+	for _, s := range []string{"", "skb", "drv", "offload"} {
+		if _, err := ParseMode(s); err == nil {
+			t.Errorf("ParseMode(%q) succeeded", s)
+		}
+	}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	requireBPF(t)
+	d, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for m, want := range map[*ebpf.Map]uint32{
+		d.objs.RoutesV4: DefaultMaxRoutesV4, d.objs.RoutesV6: DefaultMaxRoutesV6,
+		d.objs.Nhgs: DefaultMaxGroups, d.objs.Nexthops: DefaultMaxNextHops,
+		d.objs.Neighbors: DefaultMaxNeighbors, d.objs.Stats: uint32(fwdStatSTAT__MAX),
+	} {
+		if m.MaxEntries() != want {
+			t.Errorf("%v: max_entries %d, want %d", m, m.MaxEntries(), want)
+		}
+	}
+	st, err := d.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != int(fwdStatSTAT__MAX) {
+		t.Fatalf("%d counters, want %d", len(st), fwdStatSTAT__MAX)
+	}
+	seen := map[string]bool{}
+	for i, c := range st {
+		k := c.Action + "/" + c.Reason
+		if c.Action == "" || seen[k] || c.Packets != 0 || c.Bytes != 0 {
+			t.Errorf("counter %d: %+v (duplicate or not zero)", i, c)
+		}
+		seen[k] = true
+	}
+}
+
+func TestLoadOptions(t *testing.T) {
+	requireBPF(t)
+	d, err := Load(Options{MaxRoutesV4: 10, MaxRoutesV6: 11, MaxGroups: 12, MaxNextHops: 13, MaxNeighbors: 14})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for m, want := range map[*ebpf.Map]uint32{d.objs.RoutesV4: 10, d.objs.RoutesV6: 11, d.objs.Nhgs: 12, d.objs.Nexthops: 13, d.objs.Neighbors: 14} {
+		if m.MaxEntries() != want {
+			t.Errorf("%v: max_entries %d, want %d", m, m.MaxEntries(), want)
+		}
+	}
+	// A full trie reports the map and the prefix.
+	var rs []Route
+	for i := 0; i < 11; i++ {
+		rs = append(rs, Route{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16)})
+	}
+	err = d.UpdateRoutes(rs)
+	if err == nil || !strings.Contains(err.Error(), "routes_v4") || !strings.Contains(err.Error(), "10.10.0.0/16") {
+		t.Errorf("overfilling routes_v4: %v", err)
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	d := loadTest(t)
+	in := []Route{
+		{Prefix: pfx("10.0.0.0/8"), Group: 7},
+		{Prefix: pfx("10.1.2.3/16"), Type: RouteBlackhole}, // stored masked
+		{Prefix: pfx("0.0.0.0/0"), Type: RouteUnreachable},
+		{Prefix: pfx("192.0.2.1/32"), Type: RouteLocal},
+		{Prefix: pfx("2001:db8::/32"), Group: 1 << 20},
+		{Prefix: pfx("::/0"), Group: 3},
+		{Prefix: pfx("2001:db8::1/128"), Type: RouteLocal},
+		{Prefix: pfx("::ffff:10.0.0.0/104"), Group: 9}, // IPv4-mapped stays IPv6
+	}
+	if err := d.UpdateRoutes(in); err != nil {
+		t.Fatal(err)
+	}
+	// Replacing an entry.
+	if err := d.UpdateRoutes([]Route{{Prefix: pfx("10.0.0.0/8"), Group: 8}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Clone(in)
+	want[0].Group = 8
+	want[1].Prefix = pfx("10.1.0.0/16")
+	sortRoutes(got)
+	sortRoutes(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("Routes() =\n%v\nwant\n%v", got, want)
+	}
+	for _, r := range got {
+		if r.Prefix.Addr().Is4() != (r.Prefix.Addr().Is4() && !r.Prefix.Addr().Is4In6()) {
+			t.Errorf("%v: unexpected address form", r.Prefix)
+		}
+	}
+
+	// Deleting twice, with prefixes that never existed in between.
+	del := []netip.Prefix{pfx("10.0.0.0/8"), pfx("172.16.0.0/12"), pfx("10.1.0.0/16"), pfx("2001:db8::/32"), pfx("2001:db8::2/128")}
+	for i := 0; i < 2; i++ {
+		if err := d.DeleteRoutes(del); err != nil {
+			t.Fatalf("delete round %d: %v", i, err)
+		}
+	}
+	got, err = d.Routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(in)-3 {
+		t.Errorf("after delete: %v", got)
+	}
+
+	if err := d.UpdateRoutes([]Route{{Prefix: netip.Prefix{}}}); err == nil {
+		t.Error("invalid prefix accepted")
+	}
+	if err := d.UpdateRoutes([]Route{{Prefix: pfx("10.0.0.0/8"), Type: 9}}); err == nil {
+		t.Error("invalid route type accepted")
+	}
+}
+
+func sortRoutes(rs []Route) {
+	slices.SortFunc(rs, func(a, b Route) int {
+		if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
+			return c
+		}
+		return a.Prefix.Bits() - b.Prefix.Bits()
+	})
+}
+
+func TestManyRoutes(t *testing.T) {
+	d := loadTest(t)
+	var rs []Route
+	var ps []netip.Prefix
+	for i := 0; i < 100000; i++ {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
+		rs = append(rs, Route{Prefix: p, Group: uint32(i)})
+		ps = append(ps, p)
+	}
+	if err := d.UpdateRoutes(rs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(rs) {
+		t.Fatalf("%d routes, want %d", len(got), len(rs))
+	}
+	// Delete every other one, then all (half of them missing).
+	var half []netip.Prefix
+	for i := 0; i < len(ps); i += 2 {
+		half = append(half, ps[i])
+	}
+	if err := d.DeleteRoutes(half); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteRoutes(ps); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.Routes(); len(got) != 0 {
+		t.Errorf("%d routes left", len(got))
+	}
+}
+
+func TestGroupsAndNextHops(t *testing.T) {
+	d := loadTest(t)
+	if err := d.SetGroup(3, []uint32{5, 6, 7}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := d.Group(3)
+	if err != nil || !slices.Equal(g, []uint32{5, 6, 7}) {
+		t.Errorf("Group(3) = %v, %v", g, err)
+	}
+	if err := d.SetGroup(3, nil); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := d.Group(3); err != nil || len(g) != 0 {
+		t.Errorf("emptied Group(3) = %v, %v", g, err)
+	}
+	if err := d.SetGroup(4, make([]uint32, MaxECMP+1)); !errors.Is(err, ErrTooManyNextHops) {
+		t.Errorf("17 next hops: %v", err)
+	}
+	if err := d.SetGroup(4, make([]uint32, MaxECMP)); err != nil {
+		t.Errorf("16 next hops: %v", err)
+	}
+	if _, err := d.Group(1 << 30); err == nil || !strings.Contains(err.Error(), "nhgs") {
+		t.Errorf("group beyond max: %v", err)
+	}
+
+	for id, nh := range map[uint32]NextHop{
+		1: {Ifindex: 4, MAC: macGwA},
+		2: {Ifindex: 5},
+		3: {Ifindex: 6, Connected: true},
+	} {
+		if err := d.SetNextHop(id, nh); err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.NextHopAt(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Ifindex != nh.Ifindex || got.Connected != nh.Connected || got.MAC.String() != nh.MAC.String() || (got.MAC == nil) != (nh.MAC == nil) {
+			t.Errorf("NextHopAt(%d) = %+v, want %+v", id, got, nh)
+		}
+	}
+	if err := d.SetNextHop(9, NextHop{Ifindex: 1, MAC: net.HardwareAddr{1, 2, 3}}); err == nil {
+		t.Error("short MAC accepted")
+	}
+	if err := d.SetNextHop(9, NextHop{Ifindex: 0}); err == nil {
+		t.Error("ifindex 0 accepted")
+	}
+	if _, err := d.NextHopAt(1 << 30); err == nil {
+		t.Error("next hop beyond max")
+	}
+}
+
+func TestNeighbors(t *testing.T) {
+	d := loadTest(t)
+	in := []Neighbor{
+		{Ifindex: 2, Addr: ip("10.0.0.1"), MAC: macGwA},
+		{Ifindex: 3, Addr: ip("10.0.0.1"), MAC: macGwB},
+		{Ifindex: 2, Addr: ip("2001:db8::1"), MAC: macNbr},
+	}
+	for _, n := range in {
+		if err := d.SetNeighbor(n.Ifindex, n.Addr, n.MAC); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := d.Neighbors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(n Neighbor) string { return n.Addr.String() + "%" + n.MAC.String() + string(rune('0'+n.Ifindex)) }
+	var gk, wk []string
+	for _, n := range got {
+		gk = append(gk, key(n))
+	}
+	for _, n := range in {
+		wk = append(wk, key(n))
+	}
+	slices.Sort(gk)
+	slices.Sort(wk)
+	if !slices.Equal(gk, wk) {
+		t.Errorf("Neighbors() = %v, want %v", gk, wk)
+	}
+	for i := 0; i < 2; i++ {
+		if err := d.DeleteNeighbor(2, ip("10.0.0.1")); err != nil {
+			t.Errorf("delete round %d: %v", i, err)
+		}
+	}
+	if got, _ := d.Neighbors(); len(got) != 2 {
+		t.Errorf("after delete: %v", got)
+	}
+	if err := d.SetNeighbor(2, netip.Addr{}, macGwA); err == nil {
+		t.Error("invalid address accepted")
+	}
+	if err := d.SetNeighbor(2, ip("10.0.0.2"), nil); err == nil {
+		t.Error("nil MAC accepted")
+	}
+}
+
+func TestInterfaces(t *testing.T) {
+	d := loadTest(t)
+	ns := newTestNS(t)
+	l, _ := ns.veth(t, "px", "px-peer")
+	idx := l.Attrs().Index
+	err := ns.Do(func() error {
+		if err := d.SetInterface(idx, macA, 9000); err != nil {
+			return err
+		}
+		if err := d.SetInterface(idx+1000, macA, 1500); err == nil {
+			return errors.New("nonexistent ifindex accepted by tx_ports")
+		}
+		if err := d.SetInterface(idx, macA[:5], 1500); err == nil {
+			return errors.New("short MAC accepted")
+		}
+		if err := d.SetInterface(idx, macA, 0); err == nil {
+			return errors.New("MTU 0 accepted")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ifc fwdIface
+	if err := d.objs.Ifaces.Lookup(uint32(idx), &ifc); err != nil || ifc.Mtu != 9000 || net.HardwareAddr(ifc.Mac[:]).String() != macA.String() {
+		t.Errorf("ifaces[%d] = %+v, %v", idx, ifc, err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := d.DeleteInterface(idx); err != nil {
+			t.Errorf("delete round %d: %v", i, err)
+		}
+	}
+	var port uint32
+	if err := d.objs.TxPorts.Lookup(uint32(idx), &port); !errors.Is(err, ebpf.ErrKeyNotExist) {
+		t.Errorf("tx_ports after delete: %v", err)
+	}
+}
+
+func TestPinning(t *testing.T) {
+	requireBPF(t)
+	if _, err := Load(Options{PinPath: t.TempDir()}); !errors.Is(err, ErrNotBPFFS) {
+		t.Fatalf("pin path on tmpfs: %v, want ErrNotBPFFS", err)
+	}
+
+	mnt := t.TempDir()
+	if err := unix.Mount("bpf", mnt, "bpf", 0, ""); err != nil {
+		t.Skipf("skipping: cannot mount bpffs: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(mnt, 0); err != nil {
+			t.Errorf("unmount %s: %v", mnt, err)
+		}
+	})
+	dir := filepath.Join(mnt, "xdprouter")
+
+	// A stale, incompatible pin from a previous run is replaced.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := ebpf.NewMap(&ebpf.MapSpec{Name: "routes_v4", Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.Pin(filepath.Join(dir, "routes_v4")); err != nil {
+		t.Fatal(err)
+	}
+	stale.Close()
+
+	d, err := Load(Options{PinPath: dir, MaxRoutesV4: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.UpdateRoutes([]Route{{Prefix: pfx("10.0.0.0/8"), Group: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range mapNames() {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("pin %s: %v", name, err)
+		}
+	}
+	pinned, err := ebpf.LoadPinnedMap(filepath.Join(dir, "routes_v4"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pinned.Type() != ebpf.LPMTrie || pinned.MaxEntries() != 100 {
+		t.Errorf("pinned routes_v4: %v max %d", pinned.Type(), pinned.MaxEntries())
+	}
+	pinned.Close()
+
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("pins left after Close: %v", entries)
+	}
+
+	// Pins of a previous run that was not closed are replaced.
+	d1, err := Load(Options{PinPath: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d1.Close()
+	if err := d1.UpdateRoutes([]Route{{Prefix: pfx("10.0.0.0/8"), Group: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := Load(Options{PinPath: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if rs, err := d2.Routes(); err != nil || len(rs) != 0 {
+		t.Errorf("second load sees routes %v, %v; want fresh maps", rs, err)
+	}
+}

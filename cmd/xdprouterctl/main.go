@@ -1,0 +1,235 @@
+// Command xdprouterctl inspects a running xdprouterd: routes, the XDP
+// decision for an address, next hops, neighbors, counters and status. It
+// finds the daemon's API address in the daemon's configuration file.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/xdprouter/xdprouter/api"
+	"github.com/xdprouter/xdprouter/bpf"
+	"github.com/xdprouter/xdprouter/config"
+	xsync "github.com/xdprouter/xdprouter/sync"
+)
+
+const usage = `usage: xdprouterctl [--config FILE] [--api ADDR] [--json] COMMAND [ARG]
+
+commands:
+  status           interfaces, BGP peers, routes per sink, pending changes
+  routes [PREFIX]  routes (all, or those overlapping PREFIX or ADDRESS)
+  lookup ADDR      what XDP does with a packet to ADDR
+  nexthops         next-hop groups and their members
+  neighbors        neighbor entries XDP forwards with
+  stats            XDP counters by action and reason
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("xdprouterctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	path := fs.String("config", "/etc/xdprouter/xdprouter.toml", "the daemon's configuration `file`")
+	addr := fs.String("api", "", "daemon API `address` (default: api.metrics-listen of the config)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	c, ok := commands[cmd]
+	if !ok {
+		fmt.Fprintf(stderr, "xdprouterctl: unknown command %q\n%s", cmd, usage)
+		return 2
+	}
+	if len(rest) < c.minArgs || len(rest) > c.maxArgs {
+		fmt.Fprintf(stderr, "xdprouterctl %s: wrong number of arguments\n%s", cmd, usage)
+		return 2
+	}
+	if *addr == "" {
+		cfg, err := config.Load(*path)
+		if err != nil {
+			fmt.Fprintf(stderr, "xdprouterctl: %v\n(use --config FILE or --api ADDR)\n", err)
+			return 2
+		}
+		*addr = cfg.API.MetricsListen
+	}
+	out, err := c.run(ctx, *addr, rest)
+	if err != nil {
+		fmt.Fprintf(stderr, "xdprouterctl %s: %v\n", cmd, err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			fmt.Fprintf(stderr, "xdprouterctl: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	printText(tw, out)
+	tw.Flush()
+	return 0
+}
+
+type command struct {
+	minArgs, maxArgs int
+	run              func(ctx context.Context, addr string, args []string) (any, error)
+}
+
+var commands = map[string]command{
+	"status": {0, 0, func(ctx context.Context, addr string, _ []string) (any, error) {
+		var s api.Status
+		return &s, api.Get(ctx, addr, "/api/v1/status", nil, &s)
+	}},
+	"routes": {0, 1, func(ctx context.Context, addr string, args []string) (any, error) {
+		q := url.Values{}
+		if len(args) == 1 {
+			if !validPrefixOrAddr(args[0]) {
+				return nil, fmt.Errorf("%q is neither a prefix nor an address", args[0])
+			}
+			q.Set("prefix", args[0])
+		}
+		var rs []xsync.RouteInfo
+		return rs, api.Get(ctx, addr, "/api/v1/routes", q, &rs)
+	}},
+	"lookup": {1, 1, func(ctx context.Context, addr string, args []string) (any, error) {
+		if _, err := netip.ParseAddr(args[0]); err != nil {
+			return nil, fmt.Errorf("%q is not an IP address", args[0])
+		}
+		var d bpf.Decision
+		return &d, api.Get(ctx, addr, "/api/v1/lookup", url.Values{"addr": {args[0]}}, &d)
+	}},
+	"nexthops": {0, 0, func(ctx context.Context, addr string, _ []string) (any, error) {
+		var gs []xsync.GroupInfo
+		return gs, api.Get(ctx, addr, "/api/v1/nexthops", nil, &gs)
+	}},
+	"neighbors": {0, 0, func(ctx context.Context, addr string, _ []string) (any, error) {
+		var ns []api.Neighbor
+		return ns, api.Get(ctx, addr, "/api/v1/neighbors", nil, &ns)
+	}},
+	"stats": {0, 0, func(ctx context.Context, addr string, _ []string) (any, error) {
+		var ss []bpf.StatCounter
+		return ss, api.Get(ctx, addr, "/api/v1/stats", nil, &ss)
+	}},
+}
+
+func validPrefixOrAddr(s string) bool {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return true
+	}
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+func printText(w io.Writer, v any) {
+	switch v := v.(type) {
+	case *api.Status:
+		fmt.Fprintln(w, "INTERFACE\tIFINDEX\tXDP")
+		for _, i := range v.Interfaces {
+			fmt.Fprintf(w, "%s\t%d\t%s\n", i.Name, i.Ifindex, i.Mode)
+		}
+		r := v.Routes
+		fmt.Fprintf(w, "\nROUTES\tIPV4\tIPV6\nxdp\t%d\t%d\nkernel\t%d\t%d\npending\t%d\t\nfailed\t%d\t\n",
+			r.XDP4, r.XDP6, r.FIB4, r.FIB6, r.Pending, r.Failed)
+		if len(v.Peers) > 0 {
+			fmt.Fprintln(w, "\nPEER\tASN\tSTATE\tUPTIME\tRECEIVED\tACCEPTED\tDESCRIPTION")
+			for _, p := range v.Peers {
+				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%d\t%s\n", p.Address, p.ASN, p.State, p.Uptime.Round(1e9), p.Received, p.Accepted, p.Description)
+			}
+		}
+		var redirect, pass, drop uint64
+		for _, s := range v.Stats {
+			switch s.Action {
+			case bpf.ActionRedirect:
+				redirect += s.Packets
+			case bpf.ActionPass:
+				pass += s.Packets
+			case bpf.ActionDrop:
+				drop += s.Packets
+			}
+		}
+		fmt.Fprintf(w, "\nXDP packets: redirect %d, pass %d, drop %d\n", redirect, pass, drop)
+	case []xsync.RouteInfo:
+		fmt.Fprintln(w, "PREFIX\tSOURCE\tKIND\tMETRIC\tNEXT HOPS\tXDP\tKERNEL")
+		for _, r := range v {
+			nh := strings.Join(r.NextHops, ", ")
+			if r.Unresolved {
+				nh = "unresolved: " + fmt.Sprint(r.BGPNextHops)
+			}
+			if r.Shadowed != "" {
+				nh += " (shadowed by " + r.Shadowed + ")"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Prefix, r.Source, r.Kind, r.Metric, nh, yes(r.InXDP), kernelCol(r))
+		}
+	case *bpf.Decision:
+		if v.Prefix.IsValid() {
+			fmt.Fprintf(w, "prefix\t%s (%s, group %d)\n", v.Prefix, v.Type, v.Group)
+		}
+		fmt.Fprintf(w, "action\t%s %s\n", v.Action, v.Reason)
+		for _, c := range v.Candidates {
+			fmt.Fprintf(w, "  nexthop %d\tifindex %d\t%s -> %s\t%s %s\n", c.NextHop, c.Ifindex, c.SrcMAC, c.DstMAC, c.Action, c.Reason)
+		}
+	case []xsync.GroupInfo:
+		fmt.Fprintln(w, "GROUP\tROUTES\tNEXT HOP\tID\tMAC\tACTIVE")
+		for _, g := range v {
+			for i, m := range g.Members {
+				gid, refs := "", ""
+				if i == 0 {
+					gid, refs = fmt.Sprint(g.ID), fmt.Sprint(g.Routes)
+				}
+				active := false
+				for _, a := range g.Active {
+					active = active || a == m.ID
+				}
+				mac := m.MAC
+				if m.Connected {
+					mac = "(destination)"
+				} else if mac == "" {
+					mac = "(unresolved)"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", gid, refs, m.Via, m.ID, mac, yes(active))
+			}
+		}
+	case []api.Neighbor:
+		fmt.Fprintln(w, "ADDRESS\tIFINDEX\tMAC")
+		for _, n := range v {
+			fmt.Fprintf(w, "%s\t%d\t%s\n", n.Addr, n.Ifindex, n.MAC)
+		}
+	case []bpf.StatCounter:
+		fmt.Fprintln(w, "ACTION\tREASON\tPACKETS\tBYTES")
+		for _, s := range v {
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", s.Action, s.Reason, s.Packets, s.Bytes)
+		}
+	}
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func kernelCol(r xsync.RouteInfo) string {
+	if r.Source == "kernel" || r.Source == "local" {
+		return "(own)"
+	}
+	return yes(r.InKernel)
+}

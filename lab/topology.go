@@ -1,0 +1,105 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Addresses of the basic topology:
+//
+//	h1 eth0 ── eth1 r eth2 ── eth0 h2
+//	10.0.1.2     10.0.1.1  10.0.2.1    10.0.2.2
+//	fd00:1::2    fd00:1::1 fd00:2::1   fd00:2::2
+const (
+	H1v4, H1v6   = "10.0.1.2", "fd00:1::2"
+	R1v4, R1v6   = "10.0.1.1", "fd00:1::1"
+	R2v4, R2v6   = "10.0.2.1", "fd00:2::1"
+	H2v4, H2v6   = "10.0.2.2", "fd00:2::2"
+	MetricsPort  = "9179"
+	RouterPorts  = `["eth1", "eth2"]`
+	DaemonConfig = "xdprouter.toml"
+)
+
+// Basic builds h1 — r — h2. Kernel forwarding is off in r, so whatever
+// crosses r was forwarded by XDP.
+func (l *Lab) Basic() error {
+	for _, ns := range []string{"h1", "r", "h2"} {
+		if err := l.AddNS(ns); err != nil {
+			return err
+		}
+	}
+	if err := errors.Join(l.Link("h1", "eth0", "r", "eth1"), l.Link("r", "eth2", "h2", "eth0")); err != nil {
+		return err
+	}
+	steps := [][]string{
+		{"h1", "ip", "addr", "add", H1v4 + "/24", "dev", "eth0"},
+		{"h1", "ip", "addr", "add", H1v6 + "/64", "dev", "eth0", "nodad"},
+		{"h1", "ip", "route", "add", "default", "via", R1v4},
+		{"h1", "ip", "-6", "route", "add", "default", "via", R1v6},
+		{"r", "ip", "addr", "add", R1v4 + "/24", "dev", "eth1"},
+		{"r", "ip", "addr", "add", R1v6 + "/64", "dev", "eth1", "nodad"},
+		{"r", "ip", "addr", "add", R2v4 + "/24", "dev", "eth2"},
+		{"r", "ip", "addr", "add", R2v6 + "/64", "dev", "eth2", "nodad"},
+		{"h2", "ip", "addr", "add", H2v4 + "/24", "dev", "eth0"},
+		{"h2", "ip", "addr", "add", H2v6 + "/64", "dev", "eth0", "nodad"},
+		{"h2", "ip", "route", "add", "default", "via", R2v4},
+		{"h2", "ip", "-6", "route", "add", "default", "via", R2v6},
+	}
+	for _, s := range steps {
+		if err := l.Run(s[0], s[1:]...); err != nil {
+			return err
+		}
+	}
+	for _, h := range []string{"h1", "h2"} {
+		if err := l.HostPort(h, "eth0"); err != nil {
+			return err
+		}
+	}
+	if err := l.ForwardingOff("r"); err != nil {
+		return err
+	}
+	// With forwarding off the kernel does not resolve neighbors for transit
+	// packets; r learns its hosts by pinging them once.
+	for _, a := range []string{H1v4, H1v6, H2v4, H2v6} {
+		if err := l.Run("r", "ping", "-c1", "-W2", a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ForwardingOff disables kernel forwarding (IPv4 and IPv6) in role.
+func (l *Lab) ForwardingOff(role string) error {
+	return errors.Join(
+		l.Sysctl(role, "net.ipv4.ip_forward", "0"),
+		l.Sysctl(role, "net.ipv6.conf.all.forwarding", "0"),
+	)
+}
+
+// DaemonConfig writes a minimal xdprouterd config (XDP on eth1 and eth2,
+// API on 127.0.0.1 of r's namespace) plus extra TOML into dir and returns
+// its path.
+func DaemonConfigFile(dir, extra string) (string, error) {
+	cfg := fmt.Sprintf(`[api]
+metrics-listen = "127.0.0.1:%s"
+grpc-listen = "127.0.0.1:50051"
+
+[dataplane]
+interfaces = %s
+xdp-mode = "native"
+pin-path = ""
+%s`, MetricsPort, RouterPorts, extra)
+	path := filepath.Join(dir, DaemonConfig)
+	return path, os.WriteFile(path, []byte(cfg), 0o644)
+}
+
+// HostPort prepares a host's veth end facing a router port: XDP_REDIRECT
+// into a veth is dropped unless the far end has NAPI (GRO on, or its own XDP
+// program); and veth's checksum offload leaves TCP/UDP checksums to be
+// filled in later, which a frame forwarded by XDP never gets, so the host
+// computes them itself (a real NIC does it on the wire).
+func (l *Lab) HostPort(role, ifname string) error {
+	return l.Run(role, "ethtool", "-K", ifname, "gro", "on", "tx", "off")
+}

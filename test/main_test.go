@@ -1,0 +1,150 @@
+// Package test holds the integration tests: real namespaces, veth pairs,
+// xdprouterd and xdprouterctl as processes, real XDP, real BGP peers.
+// They need root and skip with a message without it.
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xdprouter/xdprouter/bpf"
+	"github.com/xdprouter/xdprouter/lab"
+)
+
+// bin holds the binaries built for this test run.
+var bin string
+
+func TestMain(m *testing.M) {
+	if err := lab.Root(); err != nil {
+		fmt.Println("integration tests skipped:", err)
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "xdprouter-bin")
+	if err != nil {
+		panic(err)
+	}
+	bin = dir
+	for _, c := range []string{"xdprouterd", "xdprouterctl"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "../cmd/"+c).CombinedOutput()
+		if err != nil {
+			fmt.Printf("build %s: %v\n%s", c, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// router is a lab with xdprouterd running in "r".
+type router struct {
+	*lab.Lab
+	t      *testing.T
+	daemon *lab.Proc
+}
+
+// newLab builds the basic h1 — r — h2 lab, removed when the test ends.
+func newLab(t *testing.T) *router {
+	t.Helper()
+	l := lab.New("xt")
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("lab cleanup: %v", err)
+		}
+	})
+	if err := l.Basic(); err != nil {
+		t.Fatal(err)
+	}
+	return &router{Lab: l, t: t}
+}
+
+// start runs xdprouterd in r with the basic config plus extra TOML and
+// waits until its API answers.
+func (r *router) start(extra string) {
+	t := r.t
+	t.Helper()
+	cfg, err := lab.DaemonConfigFile(t.TempDir(), extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Start("r", "xdprouterd", filepath.Join(bin, "xdprouterd"), "--config", cfg, "--log-level", "debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.daemon = p
+	t.Cleanup(func() {
+		if err := p.Stop(10 * time.Second); err != nil {
+			t.Errorf("xdprouterd did not stop cleanly: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("xdprouterd output:\n%s", p.Out.String())
+		}
+	})
+	r.poll(10*time.Second, func() error {
+		if exited, err := p.Exited(); exited {
+			t.Fatalf("xdprouterd exited: %v\n%s", err, p.Out.String())
+		}
+		var s []bpf.StatCounter
+		return r.ctl(&s, "stats")
+	})
+}
+
+// ctl runs xdprouterctl --json in r and decodes its output into out.
+func (r *router) ctl(out any, args ...string) error {
+	full := append([]string{filepath.Join(bin, "xdprouterctl"), "--api", "127.0.0.1:" + lab.MetricsPort, "--json"}, args...)
+	stdout, err := r.Output("r", full...)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(stdout), out); err != nil {
+		return fmt.Errorf("xdprouterctl %s: %v: %s", strings.Join(args, " "), err, stdout)
+	}
+	return nil
+}
+
+func (r *router) poll(timeout time.Duration, f func() error) {
+	r.t.Helper()
+	if err := lab.Poll(context.Background(), timeout, f); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// counter returns the XDP packet counter for action/reason.
+func (r *router) counter(action, reason string) uint64 {
+	r.t.Helper()
+	var s []bpf.StatCounter
+	if err := r.ctl(&s, "stats"); err != nil {
+		r.t.Fatal(err)
+	}
+	for _, c := range s {
+		if c.Action == action && c.Reason == reason {
+			return c.Packets
+		}
+	}
+	r.t.Fatalf("no counter %s/%s in %+v", action, reason, s)
+	return 0
+}
+
+// lookup returns the XDP decision for addr.
+func (r *router) lookup(addr string) bpf.Decision {
+	r.t.Helper()
+	var d bpf.Decision
+	if err := r.ctl(&d, "lookup", addr); err != nil {
+		r.t.Fatal(err)
+	}
+	return d
+}
+
+// with returns r reporting to t (for subtests).
+func (r *router) with(t *testing.T) *router {
+	c := *r
+	c.t = t
+	return &c
+}
