@@ -542,3 +542,26 @@ func buildCLI(t *testing.T) string {
 	}
 	return out
 }
+
+// TestGoBGPPerPeerAssignment pins the GoBGP behavior the policy translation
+// is built around: per-neighbor policy assignments exist only for
+// route-server clients. If a GoBGP upgrade lifts this, the global
+// neighbor-scoped policies still work, but could be simplified.
+func TestGoBGPPerPeerAssignment(t *testing.T) {
+	srv := server.NewBgpServer()
+	go srv.Serve()
+	t.Cleanup(srv.Stop)
+	ctx := context.Background()
+	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65000, RouterId: "192.0.2.254", ListenPort: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{Conf: &api.PeerConf{NeighborAddress: "192.0.2.1", PeerAsn: 65001}}}); err != nil {
+		t.Fatal(err)
+	}
+	err := srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "192.0.2.1", Direction: api.PolicyDirection_POLICY_DIRECTION_IMPORT, DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT,
+	}})
+	if err == nil || !strings.Contains(err.Error(), "non-rs-client") {
+		t.Fatalf("per-peer assignment on a normal peer: err = %v; GoBGP changed, revisit translate.go", err)
+	}
+}

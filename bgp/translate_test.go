@@ -32,7 +32,7 @@ func fullConfig() *config.Config {
 				Families: []string{"ipv4-unicast", "ipv6-unicast"},
 				HoldTime: 9, KeepaliveInterval: 3, ConnectRetry: 5,
 			},
-			{Address: "192.0.2.2", PeerASN: 65000}, // iBGP, defaults
+			{Address: "192.0.2.2", PeerASN: 65000},                          // iBGP, defaults
 			{Address: "2001:db8::2", PeerASN: 65002, Import: "upstream-in"}, // eBGP v6, export defaulted
 		},
 		PrefixSets: []config.PrefixSet{
@@ -102,8 +102,8 @@ func TestTranslate(t *testing.T) {
 			ListenAddresses: []string{"192.0.2.254", "2001:db8::fe"}, UseMultiplePaths: true,
 		}},
 		{"peer with every option", p.peers[0], &api.Peer{
-			Conf: &api.PeerConf{NeighborAddress: "192.0.2.1", PeerAsn: 65001, Description: "upstream-a", AuthPassword: "s3cret"},
-			Transport: &api.Transport{PassiveMode: true, RemotePort: 1179, LocalAddress: "192.0.2.254"},
+			Conf:         &api.PeerConf{NeighborAddress: "192.0.2.1", PeerAsn: 65001, Description: "upstream-a", AuthPassword: "s3cret"},
+			Transport:    &api.Transport{PassiveMode: true, RemotePort: 1179, LocalAddress: "192.0.2.254"},
 			Timers:       &api.Timers{Config: &api.TimersConfig{HoldTime: 9, KeepaliveInterval: 3, ConnectRetry: 5}},
 			EbgpMultihop: &api.EbgpMultihop{Enabled: true, MultihopTtl: 2},
 			AfiSafis: []*api.AfiSafi{
@@ -182,7 +182,7 @@ func TestTranslate(t *testing.T) {
 		{"global import assignment", p.importAssignment, &api.PolicyAssignment{
 			Direction:     api.PolicyDirection_POLICY_DIRECTION_IMPORT,
 			DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT,
-			Policies: []*api.Policy{{Name: imp1}, {Name: "xdprouter-import-192.0.2.2-accept-all"}, {Name: imp3}},
+			Policies:      []*api.Policy{{Name: imp1}, {Name: "xdprouter-import-192.0.2.2-accept-all"}, {Name: imp3}},
 		}},
 		{"global export assignment", p.exportAssignment, &api.PolicyAssignment{
 			Direction:     api.PolicyDirection_POLICY_DIRECTION_EXPORT,

@@ -287,7 +287,7 @@ func (st *state) writeNextHop(x *nexthop) {
 	if !x.nh.Connected() {
 		if n, ok := st.neighs[neighKey{x.nh.Ifindex, x.nh.Gateway}]; ok {
 			bnh.MAC = n.MAC
-		} else if st.linkUp(x.nh.Ifindex) {
+		} else {
 			st.resolveNeighbor(x.nh.Ifindex, x.nh.Gateway)
 		}
 	}

@@ -270,6 +270,15 @@ func (st *state) link(l route.Link, deleted bool) {
 	if !had || old.Up != l.Up {
 		st.groupsDirty = true
 	}
+	if l.Up && (!had || !old.Up) {
+		// Link events and route events arrive on different sockets: a
+		// gateway added while the link looked down is resolved now.
+		for _, x := range st.nhs {
+			if x.nh.Ifindex == l.Index && !x.nh.Connected() && x.mac == "" {
+				st.resolveNeighbor(x.nh.Ifindex, x.nh.Gateway)
+			}
+		}
+	}
 	if st.ports[l.Name] && (!had || old.MTU != l.MTU || string(old.MAC) != string(l.MAC) || old.Name != l.Name) {
 		if err := st.opt.Datapath.SetInterface(l.Index, l.MAC, l.MTU); err != nil {
 			st.log.Error("set interface", "ifname", l.Name, "err", err)
