@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,6 +57,11 @@ type Speaker struct {
 	log    *slog.Logger
 	onBest func([]PathUpdate)
 	plan   *plan
+
+	// quiet is set when Stop begins: the withdrawals GoBGP generates while
+	// tearing sessions down are not passed on, so a daemon restart does not
+	// flush BGP routes from the FIB (reconcile on the next start instead).
+	quiet atomic.Bool
 
 	mu        sync.Mutex // guards the fields below
 	srv       *server.BgpServer
@@ -149,8 +155,12 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	// Watch before adding peers; Init replays whatever is already there.
 	tr := newBestTracker(p.global.UseMultiplePaths)
 	onBest := s.onBest
+	s.quiet.Store(false)
 	err = srv.WatchEvent(wctx, server.WatchEventMessageCallbacks{
 		OnBestPath: func(paths []*apiutil.Path, _ time.Time) {
+			if s.quiet.Load() {
+				return
+			}
 			if ups := tr.apply(paths); len(ups) > 0 {
 				onBest(ups)
 			}
@@ -206,7 +216,7 @@ func localPath(pfx netip.Prefix) (*apiutil.Path, error) {
 		}
 		attrs = append(attrs, mp)
 	}
-	return &apiutil.Path{Family: fam, Nlri: nlri, Attrs: attrs}, nil
+	return &apiutil.Path{Family: fam, Nlri: nlri, Attrs: attrs, Age: time.Now().Unix()}, nil
 }
 
 // originate adds a local path; callers hold s.mu.
@@ -226,7 +236,9 @@ func (s *Speaker) originate(pfx netip.Prefix) (uuid.UUID, error) {
 }
 
 // Stop shuts the speaker down gracefully: peers get a Cease NOTIFICATION,
-// listeners and the gRPC API close. Safe to call more than once.
+// listeners and the gRPC API close. OnBest is not called from the moment
+// Stop begins: the routes learned so far are not withdrawn through it (a
+// restart reconciles them). Safe to call more than once.
 func (s *Speaker) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -237,8 +249,9 @@ func (s *Speaker) stopLocked() {
 	if s.srv == nil {
 		return
 	}
-	s.srv.Stop() // StopBgp (waits for Serve and the FSMs) and gRPC stop
+	s.quiet.Store(true)
 	s.cancel()
+	s.srv.Stop() // StopBgp (waits for Serve and the FSMs) and gRPC stop
 	s.srv, s.cancel = nil, nil
 	clear(s.connected)
 	s.log.Info("bgp speaker stopped")

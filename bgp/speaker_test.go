@@ -382,7 +382,7 @@ xdprouter_bgp_received_prefixes{peer="127.0.0.4"} 0
 			}
 		}
 		out, err = exec.Command(cli, "-p", fmt.Sprint(grpcPort), "global", "rib").CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "10.1.0.0/24") {
+		if err != nil || !strings.Contains(string(out), "198.51.100.0/24") {
 			t.Errorf("gobgp global rib: %v\n%s", err, out)
 		}
 	})
@@ -494,10 +494,20 @@ func TestSpeakerIPv6(t *testing.T) {
 	s := startSpeaker(t, cfg, rec)
 	peer := startPeer(t, peerSpec{addr: "::1", port: pPeer, asn: 65001, speaker: us, speakerPt: pUs, passive: true})
 	waitPeer(t, s, "::1", func(ps PeerStatus) bool { return ps.Up }, "up")
-	peer.announce(t, "2001:db8:9::/48")
+	peer.announce(t, "2001:db8:9::/48", "2001:db8:a::/48")
 	waitRoute(t, rec, "2001:db8:9::/48", "::1")
+	waitRoute(t, rec, "2001:db8:a::/48", "::1")
 	peer.withdraw(t, "2001:db8:9::/48")
 	waitRoute(t, rec, "2001:db8:9::/48")
+
+	// Stopping the speaker does not flush learned routes through OnBest.
+	s.Stop()
+	if nh, ok := rec.get("2001:db8:a::/48"); !ok || !slices.Equal(nh, addrs("::1")) {
+		t.Errorf("after Stop: 2001:db8:a::/48 = %v, %v; want it kept", nh, ok)
+	}
+	if _, err := s.Peers(context.Background()); err != ErrNotRunning {
+		t.Errorf("Peers after Stop: %v", err)
+	}
 }
 
 func TestStartErrors(t *testing.T) {

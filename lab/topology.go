@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Addresses of the basic topology:
@@ -17,9 +18,8 @@ const (
 	R1v4, R1v6   = "10.0.1.1", "fd00:1::1"
 	R2v4, R2v6   = "10.0.2.1", "fd00:2::1"
 	H2v4, H2v6   = "10.0.2.2", "fd00:2::2"
-	MetricsPort  = "9179"
-	RouterPorts  = `["eth1", "eth2"]`
-	DaemonConfig = "xdprouter.toml"
+	MetricsPort = "9179"
+	GRPCPort    = "50051"
 )
 
 // Basic builds h1 — r — h2. Kernel forwarding is off in r, so whatever
@@ -78,20 +78,25 @@ func (l *Lab) ForwardingOff(role string) error {
 	)
 }
 
-// DaemonConfig writes a minimal xdprouterd config (XDP on eth1 and eth2,
-// API on 127.0.0.1 of r's namespace) plus extra TOML into dir and returns
-// its path.
-func DaemonConfigFile(dir, extra string) (string, error) {
+// DaemonConfigFile writes an xdprouterd config for r (XDP on ports, APIs
+// on 127.0.0.1 of r's namespace) with extra TOML appended into dir, and
+// returns its path. extra may hold [router], [[neighbor]] and the like.
+func DaemonConfigFile(dir string, ports []string, extra string) (string, error) {
+	quoted := make([]string, len(ports))
+	for i, p := range ports {
+		quoted[i] = fmt.Sprintf("%q", p)
+	}
 	cfg := fmt.Sprintf(`[api]
 metrics-listen = "127.0.0.1:%s"
-grpc-listen = "127.0.0.1:50051"
+grpc-listen = "127.0.0.1:%s"
 
 [dataplane]
-interfaces = %s
+interfaces = [%s]
 xdp-mode = "native"
 pin-path = ""
-%s`, MetricsPort, RouterPorts, extra)
-	path := filepath.Join(dir, DaemonConfig)
+
+%s`, MetricsPort, GRPCPort, strings.Join(quoted, ", "), extra)
+	path := filepath.Join(dir, "xdprouter.toml")
 	return path, os.WriteFile(path, []byte(cfg), 0o644)
 }
 

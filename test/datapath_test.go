@@ -1,7 +1,6 @@
 package test
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"testing"
@@ -106,4 +105,20 @@ func TestUDPFlow(t *testing.T) {
 	}
 }
 
-var errNotYet = errors.New("not yet")
+
+// sendFlows sends one datagram on each of n flows (distinct source ports)
+// to dst. Call it inside the sender's namespace (lab.Do).
+func sendFlows(network, dst string, n int) error {
+	for i := range n {
+		c, err := net.Dial(network, dst)
+		if err != nil {
+			return err
+		}
+		_, err = c.Write(fmt.Appendf(nil, "flow %d", i))
+		c.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

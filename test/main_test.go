@@ -38,6 +38,10 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "gobgp"), "github.com/osrg/gobgp/v4/cmd/gobgp").CombinedOutput(); err != nil {
+		fmt.Printf("build gobgp: %v\n%s", err, out)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -48,6 +52,7 @@ type router struct {
 	*lab.Lab
 	t      *testing.T
 	daemon *lab.Proc
+	ports  []string
 }
 
 // newLab builds the basic h1 — r — h2 lab, removed when the test ends.
@@ -62,7 +67,7 @@ func newLab(t *testing.T) *router {
 	if err := l.Basic(); err != nil {
 		t.Fatal(err)
 	}
-	return &router{Lab: l, t: t}
+	return &router{Lab: l, t: t, ports: []string{"eth1", "eth2"}}
 }
 
 // start runs xdprouterd in r with the basic config plus extra TOML and
@@ -70,7 +75,7 @@ func newLab(t *testing.T) *router {
 func (r *router) start(extra string) {
 	t := r.t
 	t.Helper()
-	cfg, err := lab.DaemonConfigFile(t.TempDir(), extra)
+	cfg, err := lab.DaemonConfigFile(t.TempDir(), r.ports, extra)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,46 @@
+# xdprouter — see README.md. Targets that touch the kernel need root.
+GO      ?= go
+export PATH := /usr/local/go/bin:$(PATH)
+BIN     := bin
+DURATION ?= 30s
+
+.PHONY: all build generate test unit lint lab bench deps fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/xdprouterd ./cmd/xdprouterctl ./cmd/xdprouter-lab
+	$(GO) build -o $(BIN)/gobgp github.com/osrg/gobgp/v4/cmd/gobgp
+
+# Regenerate the BPF objects (needs clang); the output is committed.
+generate:
+	$(GO) generate ./bpf/
+
+# Installs the Debian packages the tests and the lab use (only what is
+# missing; never starts a daemon: policy-rc.d refuses).
+deps:
+	scripts/deps.sh
+
+# Unit + integration tests. Integration tests need root and skip without it.
+test: deps
+	$(GO) test -count=1 -timeout 30m ./...
+
+unit:
+	$(GO) test -count=1 -short ./...
+
+lint:
+	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt: $$bad"; exit 1; fi
+	$(GO) vet ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzXDP -fuzztime 60s ./bpf/
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./bpf/ ./test/
+
+# The demo: a BGP upstream, a client and xdprouterd in namespaces.
+lab: deps build
+	$(BIN)/xdprouter-lab -duration $(DURATION)
+
+clean:
+	rm -rf $(BIN)
