@@ -29,6 +29,7 @@ type Lab struct {
 	ns    map[string]string // role -> namespace name
 	order []string
 	procs []*Proc
+	dirs  []string // temporary directories to remove
 }
 
 // New starts an empty lab whose namespaces are named PREFIX-ID-ROLE.
@@ -169,6 +170,12 @@ func (l *Lab) Close() error {
 		}
 	}
 	l.order, l.ns = nil, map[string]string{}
+	for _, d := range l.dirs {
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.dirs = nil
 	return errors.Join(errs...)
 }
 

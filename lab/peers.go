@@ -142,7 +142,19 @@ func (l *Lab) StartFRR(p BGPPeer) (*Proc, error) {
 		}
 		b.WriteString(" exit-address-family\n")
 	}
-	conf := filepath.Join(p.Dir, "bgpd.conf")
+	// bgpd drops privileges to Debian's frr user, which must reach its
+	// config, pid file and vty socket: a world-accessible directory.
+	dir, err := os.MkdirTemp("", "xdprouter-frr-")
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.dirs = append(l.dirs, dir)
+	l.mu.Unlock()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "bgpd.conf")
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
 		return nil, err
 	}
@@ -150,6 +162,6 @@ func (l *Lab) StartFRR(p BGPPeer) (*Proc, error) {
 	if _, err := os.Stat(bgpd); err != nil {
 		return nil, errors.New("FRR not installed (apt-get install frr, or make deps)")
 	}
-	return l.Start(p.Role, "bgpd", bgpd, "-f", conf, "-Z", "-u", "root", "-g", "root",
-		"-i", filepath.Join(p.Dir, "bgpd.pid"), "--vty_socket", p.Dir, "-N", filepath.Base(p.Dir), "-P", "0")
+	return l.Start(p.Role, "bgpd", bgpd, "-f", conf, "-Z",
+		"-i", filepath.Join(dir, "bgpd.pid"), "--vty_socket", dir, "-N", filepath.Base(dir), "-P", "0")
 }

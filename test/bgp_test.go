@@ -2,6 +2,7 @@ package test
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -193,6 +194,11 @@ func TestBGPWithFRR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("bgpd output:\n%s", frr.Out.String())
+		}
+	})
 	r.start(neighbors("", up1))
 	r.waitRoutes("learned from FRR", nV4, nV6)
 	r.pingXDP(dst4)
@@ -237,6 +243,18 @@ func TestBGPECMP(t *testing.T) {
 		}
 		n, _ := strconv.Atoi(strings.TrimSpace(out))
 		return n
+	}
+	// Something listens on the flows' port: no ICMP errors come back.
+	for _, u := range []upstream{up1, up2} {
+		if err := r.Do(u.role, func() error {
+			c, err := net.ListenPacket("udp4", ":9")
+			if err == nil {
+				t.Cleanup(func() { c.Close() })
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	a0, b0 := rx(up1.role), rx(up2.role)
 	before := r.counter(bpf.ActionRedirect, "")

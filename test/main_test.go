@@ -79,7 +79,7 @@ func (r *router) start(extra string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := r.Start("r", "xdprouterd", filepath.Join(bin, "xdprouterd"), "--config", cfg, "--log-level", "debug")
+	p, err := r.Start("r", "xdprouterd", filepath.Join(bin, "xdprouterd"), "--config", cfg, "--log-level", "info")
 	if err != nil {
 		t.Fatal(err)
 	}
