@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -251,6 +252,20 @@ func Root() error {
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		return errors.New("needs iproute2 (ip)")
+	}
+	return nil
+}
+
+// Ctl runs `xdprouterctl --json ARGS` (binary ctl) in role's namespace
+// against the API at 127.0.0.1:MetricsPort and decodes the output into out.
+func (l *Lab) Ctl(role, ctl string, out any, args ...string) error {
+	full := append([]string{ctl, "--api", "127.0.0.1:" + MetricsPort, "--json"}, args...)
+	stdout, err := l.Output(role, full...)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(stdout), out); err != nil {
+		return fmt.Errorf("xdprouterctl %s: %v: %s", strings.Join(args, " "), err, stdout)
 	}
 	return nil
 }

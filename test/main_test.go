@@ -5,12 +5,10 @@ package test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -103,15 +101,7 @@ func (r *router) start(extra string) {
 
 // ctl runs xdprouterctl --json in r and decodes its output into out.
 func (r *router) ctl(out any, args ...string) error {
-	full := append([]string{filepath.Join(bin, "xdprouterctl"), "--api", "127.0.0.1:" + lab.MetricsPort, "--json"}, args...)
-	stdout, err := r.Output("r", full...)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal([]byte(stdout), out); err != nil {
-		return fmt.Errorf("xdprouterctl %s: %v: %s", strings.Join(args, " "), err, stdout)
-	}
-	return nil
+	return r.Ctl("r", filepath.Join(bin, "xdprouterctl"), out, args...)
 }
 
 func (r *router) poll(timeout time.Duration, f func() error) {

@@ -1,0 +1,239 @@
+// Command xdprouter-lab is the demo behind `make lab`: in throwaway network
+// namespaces it builds a client h1, a router r running xdprouterd (kernel
+// forwarding off) and an upstream BGP peer "up" (BIRD 2 or FRR) announcing
+// a table; it sends traffic through r for a while and prints one summary
+// line. Everything it creates is removed at the end, also on failure or
+// Ctrl-C.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/xdprouter/xdprouter/api"
+	"github.com/xdprouter/xdprouter/bpf"
+	"github.com/xdprouter/xdprouter/lab"
+)
+
+func main() {
+	duration := flag.Duration("duration", 30*time.Second, "how long to send traffic")
+	n4 := flag.Int("prefixes", 10000, "IPv4 prefixes the upstream announces (/24s from 100.64.0.0)")
+	n6 := flag.Int("prefixes6", 1000, "IPv6 prefixes the upstream announces (/48s from 2001:db8:1000::)")
+	peer := flag.String("peer", "bird", "upstream BGP daemon: bird or frr")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	sum, err := run(ctx, *duration, *n4, *n6, *peer)
+	if err != nil {
+		fmt.Printf("lab: FAILED %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Printf("lab: ok routes=%d xdp_redirect=%d kernel_pass=%d\n", sum.routes, sum.redirect, sum.pass)
+}
+
+type summary struct {
+	routes         int
+	redirect, pass uint64
+}
+
+const (
+	dst4, dst6 = "100.64.0.1", "2001:db8:1000::1"
+	routerASN  = 65000
+	upASN      = 65001
+)
+
+func run(ctx context.Context, duration time.Duration, n4, n6 int, peer string) (s summary, err error) {
+	if err := lab.Root(); err != nil {
+		return s, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return s, err
+	}
+	bin := filepath.Dir(exe)
+	daemon, ctl := filepath.Join(bin, "xdprouterd"), filepath.Join(bin, "xdprouterctl")
+	for _, b := range []string{daemon, ctl} {
+		if _, err := os.Stat(b); err != nil {
+			return s, fmt.Errorf("%s missing: run make build", b)
+		}
+	}
+	dir, err := os.MkdirTemp("", "xdprouter-lab-")
+	if err != nil {
+		return s, err
+	}
+	defer os.RemoveAll(dir)
+
+	l := lab.New("xl")
+	defer func() {
+		if cerr := l.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("cleanup: %w", cerr))
+		}
+	}()
+	step := func(msg string, args ...any) { fmt.Printf("lab: "+msg+"\n", args...) }
+	step("building namespaces h1 — r — up (%s)", l.NS("r"))
+	if err := l.Basic(); err != nil {
+		return s, err
+	}
+	// h2 of the basic topology is the upstream.
+	const up = "h2"
+	for _, a := range []string{dst4 + "/32", dst6 + "/128"} {
+		if err := l.Run(up, "ip", "addr", "add", a, "dev", "lo"); err != nil {
+			return s, err
+		}
+	}
+	prefixes := append(lab.Prefixes(netip.MustParseAddr("100.64.0.0"), 24, n4),
+		lab.Prefixes(netip.MustParseAddr("2001:db8:1000::"), 48, n6)...)
+	p := lab.BGPPeer{Role: up, ASN: upASN, RouterID: lab.H2v4, Prefixes: prefixes, Dir: dir, Peers: []lab.Peer{
+		{Local: netip.MustParseAddr(lab.H2v4), Remote: netip.MustParseAddr(lab.R2v4), RemoteASN: routerASN},
+		{Local: netip.MustParseAddr(lab.H2v6), Remote: netip.MustParseAddr(lab.R2v6), RemoteASN: routerASN},
+	}}
+	step("starting %s in up, announcing %d IPv4 + %d IPv6 prefixes", peer, n4, n6)
+	switch peer {
+	case "bird":
+		_, err = l.StartBIRD(p)
+	case "frr":
+		_, err = l.StartFRR(p)
+	default:
+		err = fmt.Errorf("-peer %q: want bird or frr", peer)
+	}
+	if err != nil {
+		return s, err
+	}
+	cfg, err := lab.DaemonConfigFile(dir, []string{"eth1", "eth2"}, fmt.Sprintf(`[router]
+asn = %d
+router-id = %q
+
+[[neighbor]]
+address = %q
+peer-asn = %d
+description = "upstream v4"
+import = "accept-all"
+
+[[neighbor]]
+address = %q
+peer-asn = %d
+description = "upstream v6"
+import = "accept-all"
+`, routerASN, lab.R1v4, lab.H2v4, upASN, lab.H2v6, upASN))
+	if err != nil {
+		return s, err
+	}
+	step("starting xdprouterd in r (config %s)", cfg)
+	d, err := l.Start("r", "xdprouterd", daemon, "--config", cfg)
+	if err != nil {
+		return s, err
+	}
+	defer func() {
+		if err != nil {
+			fmt.Printf("lab: xdprouterd output:\n%s", d.Out.String())
+		}
+	}()
+	var st api.Status
+	start := time.Now()
+	err = lab.Poll(ctx, 120*time.Second, func() error {
+		if exited, err := d.Exited(); exited {
+			return fmt.Errorf("xdprouterd exited: %v", err)
+		}
+		if err := l.Ctl("r", ctl, &st, "status"); err != nil {
+			return err
+		}
+		if st.Routes.FIB4 != n4 || st.Routes.FIB6 != n6 || st.Routes.Pending > 0 {
+			return fmt.Errorf("routes installed: %d+%d of %d+%d", st.Routes.FIB4, st.Routes.FIB6, n4, n6)
+		}
+		return nil
+	})
+	if err != nil {
+		return s, err
+	}
+	step("%d+%d BGP routes in the kernel and XDP after %v", n4, n6, time.Since(start).Round(time.Millisecond))
+	step("try: ip netns exec %s %s --api 127.0.0.1:%s status   (while traffic runs)", l.NS("r"), ctl, lab.MetricsPort)
+
+	step("sending traffic h1 → up for %v (UDP to random addresses in the table, pings)", duration)
+	tctx, cancel := context.WithTimeout(ctx, duration)
+	defer cancel()
+	if err := l.Do("h1", func() error { return traffic(tctx, prefixes) }); err != nil {
+		return s, err
+	}
+	if err := l.Run("h1", "ping", "-c3", "-i0.2", "-W1", dst4); err != nil {
+		return s, err
+	}
+	if err := l.Run("h1", "ping", "-c3", "-i0.2", "-W1", dst6); err != nil {
+		return s, err
+	}
+	if err := l.Run("h1", "ping", "-c3", "-i0.2", "-W1", lab.R1v4); err != nil { // local: kernel path
+		return s, err
+	}
+	if ctx.Err() != nil {
+		return s, errors.New("interrupted")
+	}
+	if err := l.Ctl("r", ctl, &st, "status"); err != nil {
+		return s, err
+	}
+	s.routes = st.Routes.FIB4 + st.Routes.FIB6
+	for _, c := range st.Stats {
+		switch c.Action {
+		case bpf.ActionRedirect:
+			s.redirect += c.Packets
+		case bpf.ActionPass:
+			s.pass += c.Packets
+		case bpf.ActionAborted:
+			if c.Packets > 0 {
+				return s, fmt.Errorf("XDP aborted %d packets", c.Packets)
+			}
+		}
+	}
+	if s.redirect == 0 {
+		return s, errors.New("XDP redirected nothing")
+	}
+	if err := d.Stop(10 * time.Second); err != nil {
+		return s, fmt.Errorf("xdprouterd stop: %w", err)
+	}
+	return s, nil
+}
+
+// traffic sends paced UDP datagrams from h1 to random addresses of the
+// announced prefixes until ctx ends.
+func traffic(ctx context.Context, prefixes []netip.Prefix) error {
+	c4, err := net.ListenPacket("udp4", ":0")
+	if err != nil {
+		return err
+	}
+	defer c4.Close()
+	c6, err := net.ListenPacket("udp6", ":0")
+	if err != nil {
+		return err
+	}
+	defer c6.Close()
+	payload := make([]byte, 64)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		for range 20 {
+			a := prefixes[rand.IntN(len(prefixes))].Addr().AsSlice()
+			a[len(a)-1] = byte(1 + rand.IntN(250))
+			dst, _ := netip.AddrFromSlice(a)
+			c := c4
+			if dst.Is6() {
+				c = c6
+			}
+			if _, err := c.WriteTo(payload, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9))); err != nil {
+				return err
+			}
+		}
+	}
+}
