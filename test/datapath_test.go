@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +44,24 @@ func TestPingForwardedByXDP(t *testing.T) {
 				t.Errorf("redirected %d packets for 5 pings, want 10", got)
 			}
 		})
+	}
+	// Prometheus sees the same counters and routes as xdprouterctl: in
+	// XDP the connected subnets and local addresses; nothing of ours in the
+	// kernel.
+	m, st := r.metrics(), r.status()
+	if st.Routes.XDP4 < 4 || st.Routes.XDP6 < 4 {
+		t.Errorf("routes in XDP: %+v, want at least 2 connected + 2 local per family", st.Routes)
+	}
+	for _, want := range []string{
+		fmt.Sprintf(`xdprouter_xdp_packets_total{action="redirect",reason=""} %d`, r.counter(bpf.ActionRedirect, "")),
+		fmt.Sprintf(`xdprouter_routes{dest="xdp",family="ipv4"} %d`, st.Routes.XDP4),
+		fmt.Sprintf(`xdprouter_routes{dest="xdp",family="ipv6"} %d`, st.Routes.XDP6),
+		`xdprouter_routes{dest="kernel",family="ipv4"} 0`,
+		`xdprouter_sync_pending 0`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, m)
+		}
 	}
 }
 
@@ -104,7 +123,6 @@ func TestUDPFlow(t *testing.T) {
 		})
 	}
 }
-
 
 // sendFlows sends one datagram on each of n flows (distinct source ports)
 // to dst. Call it inside the sender's namespace (lab.Do).

@@ -6,6 +6,8 @@ package test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,4 +144,26 @@ func (r *router) with(t *testing.T) *router {
 	c := *r
 	c.t = t
 	return &c
+}
+
+// metrics scrapes xdprouterd's /metrics inside r.
+func (r *router) metrics() string {
+	r.t.Helper()
+	var body []byte
+	err := r.Do("r", func() error {
+		c, err := net.Dial("tcp", "127.0.0.1:"+lab.MetricsPort)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "GET /metrics HTTP/1.0\r\n\r\n"); err != nil {
+			return err
+		}
+		body, err = io.ReadAll(c)
+		return err
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return string(body)
 }

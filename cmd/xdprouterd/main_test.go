@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "xdprouter.toml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCheck(t *testing.T) {
+	good := writeConfig(t, "[router]\nasn = 65000\nrouter-id = \"192.0.2.254\"\n\n[dataplane]\ninterfaces = [\"eth1\"]\n")
+	bad := writeConfig(t, "[router]\nasn = 65000\nrouter-id = \"192.0.2.254\"\n\n[[neighbor]]\naddress = \"192.0.2.1\"\n\n[dataplane]\nxdp-mode = \"fast\"\nbogus = 1\n")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string // substrings of stderr
+	}{
+		{"valid", []string{"--check", "--config", good}, 0, []string{good + ": ok"}},
+		{"invalid: every problem, with file, line and key", []string{"--check", "--config", bad}, 2, []string{
+			bad + ":5: neighbor[0].peer-asn", bad + ":9: dataplane.xdp-mode", bad + ":10: dataplane.bogus"}},
+		{"invalid without --check: nothing is started", []string{"--config", bad}, 2, []string{"invalid configuration"}},
+		{"missing file", []string{"--check", "--config", filepath.Join(t.TempDir(), "none.toml")}, 2, []string{"none.toml"}},
+		{"stray argument", []string{"--config", good, "extra"}, 2, []string{`unexpected argument "extra"`}},
+		{"bad log level", []string{"--log-level", "loud", "--config", good}, 2, []string{"--log-level"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if code := run(tc.args, &stderr); code != tc.code {
+				t.Errorf("exit code %d, want %d; stderr:\n%s", code, tc.code, stderr.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+				}
+			}
+		})
+	}
+}

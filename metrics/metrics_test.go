@@ -1,0 +1,68 @@
+package metrics
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/xdprouter/xdprouter/bpf"
+	xsync "github.com/xdprouter/xdprouter/sync"
+)
+
+type fakeStats struct {
+	s   []bpf.StatCounter
+	err error
+}
+
+func (f *fakeStats) Stats() ([]bpf.StatCounter, error) { return f.s, f.err }
+
+type fakeCounts xsync.Counts
+
+func (f fakeCounts) Counts() xsync.Counts { return xsync.Counts(f) }
+
+func TestCollector(t *testing.T) {
+	stats := &fakeStats{s: []bpf.StatCounter{
+		{Action: bpf.ActionRedirect, Packets: 10, Bytes: 1000},
+		{Action: bpf.ActionPass, Reason: bpf.ReasonNoRoute, Packets: 2, Bytes: 120},
+	}}
+	c := New(stats, fakeCounts{XDP4: 5, XDP6: 1, FIB4: 3, Pending: 7})
+	c.ObserveApply(3 * time.Millisecond)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	want := `
+# HELP xdprouter_routes Routes installed right now: dest=xdp in the XDP tries, dest=kernel by xdprouterd in the kernel FIB.
+# TYPE xdprouter_routes gauge
+xdprouter_routes{dest="kernel",family="ipv4"} 3
+xdprouter_routes{dest="kernel",family="ipv6"} 0
+xdprouter_routes{dest="xdp",family="ipv4"} 5
+xdprouter_routes{dest="xdp",family="ipv6"} 1
+# HELP xdprouter_sync_pending Route changes received but not applied yet.
+# TYPE xdprouter_sync_pending gauge
+xdprouter_sync_pending 7
+# HELP xdprouter_xdp_packets_total Packets seen by the XDP program, by action and reason.
+# TYPE xdprouter_xdp_packets_total counter
+xdprouter_xdp_packets_total{action="pass",reason="no_route"} 2
+xdprouter_xdp_packets_total{action="redirect",reason=""} 10
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"xdprouter_routes", "xdprouter_sync_pending", "xdprouter_xdp_packets_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(c, "xdprouter_sync_apply_seconds"); n != 1 {
+		t.Errorf("apply histogram: %d series", n)
+	}
+
+	// A failing read is counted, not fatal: the other metrics still come.
+	stats.err = errors.New("map gone")
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP xdprouter_scrape_errors_total Errors reading the XDP counters during scrapes.
+# TYPE xdprouter_scrape_errors_total counter
+xdprouter_scrape_errors_total 1
+`), "xdprouter_scrape_errors_total"); err != nil {
+		t.Error(err)
+	}
+}
