@@ -149,8 +149,8 @@ func neighFromNetlink(n *netlink.Neigh) (route.Neighbor, bool) {
 		return route.Neighbor{}, false
 	}
 	a := addrFromIP(n.IP)
-	if !a.IsValid() {
-		return route.Neighbor{}, false
+	if !a.IsValid() || a.IsMulticast() || a.IsUnspecified() || a.IsLoopback() {
+		return route.Neighbor{}, false // never a unicast next hop
 	}
 	nb := route.Neighbor{Ifindex: n.LinkIndex, Addr: a}
 	if n.State&validNUD != 0 && len(n.HardwareAddr) == 6 {

@@ -115,6 +115,9 @@ func (l *Lab) Start(role, name string, args ...string) (*Proc, error) {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", l.ns[role]}, args...)...)
 	p := &Proc{Name: name, Cmd: cmd, Out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.Out, p.Out
+	// Own process group: a Ctrl-C meant for the lab does not hit its
+	// processes, which Close stops in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

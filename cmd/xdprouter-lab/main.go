@@ -30,10 +30,11 @@ func main() {
 	n4 := flag.Int("prefixes", 10000, "IPv4 prefixes the upstream announces (/24s from 100.64.0.0)")
 	n6 := flag.Int("prefixes6", 1000, "IPv6 prefixes the upstream announces (/48s from 2001:db8:1000::)")
 	peer := flag.String("peer", "bird", "upstream BGP daemon: bird or frr")
+	hold := flag.Bool("hold", false, "after the traffic, keep the lab up for inspection until Ctrl-C")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	sum, err := run(ctx, *duration, *n4, *n6, *peer)
+	sum, err := run(ctx, *duration, *n4, *n6, *peer, *hold)
 	if err != nil {
 		fmt.Printf("lab: FAILED %v\n", err)
 		os.Exit(1)
@@ -52,7 +53,7 @@ const (
 	upASN      = 65001
 )
 
-func run(ctx context.Context, duration time.Duration, n4, n6 int, peer string) (s summary, err error) {
+func run(ctx context.Context, duration time.Duration, n4, n6 int, peer string, hold bool) (s summary, err error) {
 	if err := lab.Root(); err != nil {
 		return s, err
 	}
@@ -80,10 +81,10 @@ func run(ctx context.Context, duration time.Duration, n4, n6 int, peer string) (
 		}
 	}()
 	step := func(msg string, args ...any) { fmt.Printf("lab: "+msg+"\n", args...) }
-	step("building namespaces h1 — r — up (%s)", l.NS("r"))
 	if err := l.Basic(); err != nil {
 		return s, err
 	}
+	step("built namespaces %s (client), %s (router), %s (upstream)", l.NS("h1"), l.NS("r"), l.NS("h2"))
 	// h2 of the basic topology is the upstream.
 	const up = "h2"
 	for _, a := range []string{dst4 + "/32", dst6 + "/128"} {
@@ -194,6 +195,20 @@ import = "accept-all"
 	}
 	if s.redirect == 0 {
 		return s, errors.New("XDP redirected nothing")
+	}
+	if hold {
+		r, h1 := "ip netns exec "+l.NS("r"), "ip netns exec "+l.NS("h1")
+		fmt.Printf(`lab: holding; in another shell try:
+  %[1]s %[2]s -p %[3]s neighbor
+  %[1]s ip route show proto bgp | head
+  %[1]s %[4]s --api 127.0.0.1:%[5]s routes 100.64.0.0/24
+  %[1]s %[4]s --api 127.0.0.1:%[5]s lookup %[6]s
+  %[1]s %[4]s --api 127.0.0.1:%[5]s stats
+  %[7]s ping %[6]s
+lab: Ctrl-C ends the lab and removes everything
+`, r, filepath.Join(bin, "gobgp"), lab.GRPCPort, ctl, lab.MetricsPort, dst4, h1)
+		<-ctx.Done()
+		return s, d.Stop(10 * time.Second)
 	}
 	if err := d.Stop(10 * time.Second); err != nil {
 		return s, fmt.Errorf("xdprouterd stop: %w", err)

@@ -1,0 +1,12 @@
+// Package trafficgen is a packet generator and a packet sink for
+// forwarding benchmarks in network namespaces: Generator sends frames out
+// of a port with an XDP program run in BPF_PROG_TEST_RUN live-frames mode
+// (millions of packets per second, no pktgen needed), Sink counts and drops
+// frames arriving on a port with an XDP program.
+//
+// The generated trafficgen_x86_bpfel.go and .o are committed; regenerate
+// with `go generate ./bpf/trafficgen/` after changing trafficgen.c or
+// trafficgen.h.
+package trafficgen
+
+//go:generate go tool bpf2go -target amd64 trafficgen trafficgen.c -- -I/usr/include/x86_64-linux-gnu -O2 -g -Wall

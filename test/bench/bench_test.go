@@ -1,0 +1,467 @@
+// Package bench measures forwarding throughput through a router namespace:
+// the kernel's own IPv4 forwarding against xdprouterd's XDP path, side by
+// side in one run (this machine's absolute numbers drift by ±20% from run
+// to run; ratios within a run are what to compare).
+//
+// Two labs h1 — r — h2 (lab.Basic) are built per route count, identical
+// but for r: in one, kernel forwarding is on and nothing else runs; in the
+// other, forwarding is off and xdprouterd forwards with XDP. h1 sends
+// 60-byte UDP frames with trafficgen's live-frames generator, h2 counts
+// and drops them with trafficgen's XDP sink; r reaches h2 through a
+// permanent neighbor entry. The two paths are measured in alternating
+// windows so that drift hits both alike.
+//
+// Run with `make bench` (root). Only Benchmark functions live here: plain
+// `go test ./...` runs nothing in this package.
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdprouter/xdprouter/bpf"
+	"github.com/xdprouter/xdprouter/bpf/trafficgen"
+	"github.com/xdprouter/xdprouter/lab"
+)
+
+const (
+	fewRoutes = 10
+	// manyRoutes is the default of XDPROUTER_BENCH_ROUTES.
+	manyRoutes = 100_000
+	// window is how long one path sends per round; every round measures
+	// both paths (b.Loop iterations = rounds; `make bench` runs 4).
+	window = 500 * time.Millisecond
+	// burst is the number of frames per BPF_PROG_TEST_RUN call.
+	burst = 1 << 16
+)
+
+// routeCounts returns the table sizes to measure: fewRoutes and
+// XDPROUTER_BENCH_ROUTES (default manyRoutes).
+func routeCounts(b *testing.B) []int {
+	many := manyRoutes
+	if s := os.Getenv("XDPROUTER_BENCH_ROUTES"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= fewRoutes || n > trafficgen.MaxRoutes {
+			b.Fatalf("XDPROUTER_BENCH_ROUTES=%q: want an integer in %d..%d", s, fewRoutes+1, trafficgen.MaxRoutes)
+		}
+		many = n
+	}
+	return []int{fewRoutes, many}
+}
+
+// BenchmarkForwarding reports, per route count and destination mode,
+// kernel-Mpps, xdp-Mpps and their ratio, and prints a summary table.
+func BenchmarkForwarding(b *testing.B) {
+	if err := lab.Root(); err != nil {
+		b.Skip("forwarding benchmarks skipped:", err)
+	}
+	bins := buildBinaries(b)
+	var rows []row
+	for _, n := range routeCounts(b) {
+		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
+			start := time.Now()
+			kernel, xdp := newPath(b, "kernel", n, ""), newPath(b, "xdp", n, bins)
+			b.Logf("set up two labs with %d routes in %v", n, time.Since(start).Round(time.Millisecond))
+			for _, m := range []trafficgen.Mode{trafficgen.Fixed, trafficgen.Random} {
+				b.Run("dst="+m.String(), func(b *testing.B) {
+					rows = append(rows, compare(b, n, m, kernel, xdp))
+				})
+			}
+			// Free the labs now (b.Cleanup would keep them until the end).
+			if err := errors.Join(xdp.close(), kernel.close()); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	printTable(rows)
+}
+
+// row is one line of the summary table.
+type row struct {
+	scenario    string
+	kernel, xdp sample
+}
+
+// sample is frames sent by h1 and received by h2 over a duration.
+type sample struct {
+	sent, received uint64
+	d              time.Duration
+}
+
+func (s *sample) add(o sample) {
+	s.sent += o.sent
+	s.received += o.received
+	s.d += o.d
+}
+
+func (s sample) mpps() float64 {
+	if s.d <= 0 {
+		return 0
+	}
+	return float64(s.received) / s.d.Seconds() / 1e6
+}
+
+// delivered is the share of the frames sent that reached h2 (the rest were
+// dropped at a full veth queue or by the router).
+func (s sample) delivered() float64 {
+	if s.sent == 0 {
+		return 0
+	}
+	return float64(s.received) / float64(s.sent)
+}
+
+// compare measures both paths in alternating windows, one pair per b.Loop
+// iteration (the order flips every round).
+func compare(b *testing.B, routes int, m trafficgen.Mode, kernel, xdp *path) row {
+	paths := []*path{kernel, xdp}
+	gens := make([]*trafficgen.Generator, len(paths))
+	for i, p := range paths {
+		g, err := p.generator(m, routes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer g.Close()
+		gens[i] = g
+	}
+	total := make([]sample, len(paths))
+	round := 0
+	for b.Loop() {
+		for j := range paths {
+			k := (j + round) % len(paths)
+			s, err := paths[k].send(gens[k], window)
+			if err != nil {
+				b.Fatal(err)
+			}
+			total[k].add(s)
+		}
+		round++
+	}
+	r := row{scenario: fmt.Sprintf("routes=%d dst=%s", routes, m), kernel: total[0], xdp: total[1]}
+	for i, p := range paths {
+		if total[i].received == 0 {
+			b.Fatalf("%s path: no frame reached h2 (%d sent)\n%s", p.name, total[i].sent, p.diagnose())
+		}
+	}
+	b.ReportMetric(0, "ns/op") // a round's duration is fixed by window
+	b.ReportMetric(r.kernel.mpps(), "kernel-Mpps")
+	b.ReportMetric(r.xdp.mpps(), "xdp-Mpps")
+	b.ReportMetric(r.xdp.mpps()/r.kernel.mpps(), "xdp/kernel")
+	b.ReportMetric(100*r.kernel.delivered(), "kernel-delivered-%")
+	b.ReportMetric(100*r.xdp.delivered(), "xdp-delivered-%")
+	return r
+}
+
+func printTable(rows []row) {
+	if len(rows) == 0 {
+		return
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\nForwarding h1 → r → h2, %d-byte UDP frames, Mpps received at h2 (same run, alternating %v windows):\n", trafficgen.FrameLen, window)
+	fmt.Fprintf(&sb, "%-28s %12s %12s %11s %18s\n", "scenario", "kernel Mpps", "XDP Mpps", "XDP/kernel", "delivered k / x")
+	for _, r := range rows {
+		fmt.Fprintf(&sb, "%-28s %12.2f %12.2f %10.2fx %8.1f%% / %5.1f%%\n", r.scenario, r.kernel.mpps(), r.xdp.mpps(),
+			r.xdp.mpps()/r.kernel.mpps(), 100*r.kernel.delivered(), 100*r.xdp.delivered())
+	}
+	fmt.Print(sb.String())
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// buildBinaries builds xdprouterd and xdprouterctl once per process (as the
+// integration tests do) and returns their directory.
+func buildBinaries(b *testing.B) string {
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "xdprouter-bench-bin")
+		if buildErr != nil {
+			return
+		}
+		for _, c := range []string{"xdprouterd", "xdprouterctl"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(buildDir, c), "../../cmd/"+c).CombinedOutput()
+			if err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", c, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		b.Fatal(buildErr)
+	}
+	b.Cleanup(func() { os.RemoveAll(buildDir) })
+	return buildDir
+}
+
+// path is one lab h1 — r — h2 whose r forwards with the kernel or with
+// xdprouterd.
+type path struct {
+	name string
+	l    *lab.Lab
+	ctl  string // xdprouterctl binary; "" on the kernel path
+	sink *trafficgen.Sink
+
+	h1Ifindex   int
+	h1MAC, rMAC net.HardwareAddr
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// newPath builds a lab with routes /24 routes (trafficgen.Prefix) via h2 in
+// r. bins == "" selects kernel forwarding, else xdprouterd from bins.
+func newPath(b *testing.B, name string, routes int, bins string) *path {
+	b.Helper()
+	p := &path{name: name, l: lab.New("xb" + name[:1])}
+	b.Cleanup(func() {
+		if err := p.close(); err != nil {
+			b.Errorf("%s lab cleanup: %v", name, err)
+		}
+	})
+	l := p.l
+	if err := l.Basic(); err != nil {
+		b.Fatal(err)
+	}
+	h2MAC, err := l.Output("h2", "cat", "/sys/class/net/eth0/address")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rMAC, err := l.Output("r", "cat", "/sys/class/net/eth1/address")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if p.rMAC, err = net.ParseMAC(strings.TrimSpace(rMAC)); err != nil {
+		b.Fatal(err)
+	}
+	for _, s := range [][]string{
+		// Frames XDP_TX'd by h1 into eth1 need NAPI there (KERNEL-NOTES
+		// gotcha 1); on the XDP path xdprouterd's program provides it.
+		{"ethtool", "-K", "eth1", "gro", "on"},
+		// h2 drops ARP (sink): a permanent entry never goes FAILED or STALE.
+		{"ip", "neigh", "replace", lab.H2v4, "lladdr", strings.TrimSpace(h2MAC), "dev", "eth2", "nud", "permanent"},
+	} {
+		if err := l.Run("r", s...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := addRoutes(l.NS("r"), routes); err != nil {
+		b.Fatal(err)
+	}
+	if bins == "" {
+		if err := l.Sysctl("r", "net.ipv4.ip_forward", "1"); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		p.ctl = filepath.Join(bins, "xdprouterctl")
+		p.startDaemon(b, filepath.Join(bins, "xdprouterd"), routes)
+	}
+	if p.sink, err = trafficgen.NewSink(); err != nil {
+		b.Fatal(err)
+	}
+	if err := l.Do("h2", func() error {
+		ifc, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		return p.sink.Attach(ifc.Index)
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if err := l.Do("h1", func() error {
+		ifc, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		p.h1Ifindex, p.h1MAC = ifc.Index, ifc.HardwareAddr
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	p.check(b, routes)
+	return p
+}
+
+// addRoutes installs trafficgen.Prefix(0 ... n-1) via h2 in ns's main
+// table (proto static: xdprouterd mirrors every protocol but its own).
+func addRoutes(ns string, n int) error {
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	nl, err := netlink.NewHandleAt(h)
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	link, err := nl.LinkByName("eth2")
+	if err != nil {
+		return err
+	}
+	gw := net.ParseIP(lab.H2v4)
+	for i := range n {
+		p := trafficgen.Prefix(i)
+		dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
+		r := &netlink.Route{Dst: dst, Gw: gw, LinkIndex: link.Attrs().Index, Protocol: unix.RTPROT_STATIC}
+		if err := nl.RouteAdd(r); err != nil {
+			return fmt.Errorf("route %d (%v): %w", i, p, err)
+		}
+	}
+	return nil
+}
+
+// status is the part of `xdprouterctl status` the benchmark reads.
+type status struct {
+	Routes struct{ XDP4, Pending, Failed int }
+}
+
+// startDaemon runs xdprouterd in r (forwarding stays off) and waits until
+// it has mirrored every route into XDP.
+func (p *path) startDaemon(b *testing.B, daemon string, routes int) {
+	b.Helper()
+	cfg, err := lab.DaemonConfigFile(b.TempDir(), []string{"eth1", "eth2"}, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	proc, err := p.l.Start("r", "xdprouterd", daemon, "--config", cfg, "--log-level", "warn")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st status
+	err = lab.Poll(b.Context(), 60*time.Second, func() error {
+		if exited, err := proc.Exited(); exited {
+			return fmt.Errorf("xdprouterd exited: %v", err)
+		}
+		if err := p.l.Ctl("r", p.ctl, &st, "status"); err != nil {
+			return err
+		}
+		if st.Routes.XDP4 < routes || st.Routes.Pending > 0 {
+			return fmt.Errorf("xdprouterd mirrored %d of %d routes into XDP (%d pending)", st.Routes.XDP4, routes, st.Routes.Pending)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatalf("%v\n%s", err, proc.Out.String())
+	}
+	for _, i := range []int{0, routes - 1} {
+		dst := trafficgen.Prefix(i).Addr().Next()
+		var d bpf.Decision
+		if err := p.l.Ctl("r", p.ctl, &d, "lookup", dst.String()); err != nil {
+			b.Fatal(err)
+		}
+		if d.Action != bpf.ActionRedirect {
+			b.Fatalf("XDP would not forward %v: %s %s", dst, d.Action, d.Reason)
+		}
+	}
+}
+
+func (p *path) generator(m trafficgen.Mode, routes int) (*trafficgen.Generator, error) {
+	return trafficgen.NewGenerator(trafficgen.Config{
+		SrcMAC: p.h1MAC, DstMAC: p.rMAC,
+		Src:  netip.MustParseAddr(lab.H1v4),
+		Dst:  trafficgen.Prefix(0).Addr().Next(),
+		Mode: m, Routes: routes,
+	})
+}
+
+// send runs g on h1 for about d and counts what h2 received meanwhile.
+func (p *path) send(g *trafficgen.Generator, d time.Duration) (sample, error) {
+	before, err := p.sink.Received()
+	if err != nil {
+		return sample{}, err
+	}
+	var s sample
+	start := time.Now()
+	err = p.l.Do("h1", func() error {
+		for time.Since(start) < d {
+			if err := g.Send(p.h1Ifindex, burst); err != nil {
+				return err
+			}
+			s.sent += burst
+		}
+		return nil
+	})
+	s.d = time.Since(start)
+	if err != nil {
+		return s, err
+	}
+	after, err := p.sink.Received()
+	s.received = after - before
+	return s, err
+}
+
+// check sends a few frames over random routes and fails unless nearly all
+// arrive, so that a broken setup fails loudly instead of measuring noise.
+func (p *path) check(b *testing.B, routes int) {
+	b.Helper()
+	g, err := p.generator(trafficgen.Random, routes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	const n = 10_000
+	before, err := p.sink.Received()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := p.l.Do("h1", func() error { return g.Send(p.h1Ifindex, n) }); err != nil {
+		b.Fatal(err)
+	}
+	var got uint64
+	_ = lab.Poll(b.Context(), 2*time.Second, func() error {
+		after, err := p.sink.Received()
+		if got = after - before; err == nil && got < n*9/10 {
+			err = fmt.Errorf("%d of %d", got, n)
+		}
+		return err
+	})
+	if got < n*9/10 {
+		b.Fatalf("%s path: h2 received %d of %d frames sent by h1\n%s", p.name, got, n, p.diagnose())
+	}
+}
+
+// diagnose collects what explains lost frames: veth queue drops, XDP and
+// kernel counters.
+func (p *path) diagnose() string {
+	var sb strings.Builder
+	for _, c := range [][]string{
+		{"r", "ethtool", "-S", "eth1"}, {"r", "ethtool", "-S", "eth2"}, {"h2", "ethtool", "-S", "eth0"},
+		{"r", "ip", "neigh"}, {"r", "nstat", "-az", "IpInAddrErrors", "IpOutNoRoutes", "IpExtInNoRoutes", "IpForwDatagrams"},
+	} {
+		out, err := p.l.Output(c[0], c[1:]...)
+		fmt.Fprintf(&sb, "%s: %s (err %v):\n%s\n", c[0], strings.Join(c[1:], " "), err, out)
+	}
+	if p.ctl != "" {
+		out, err := p.l.Output("r", p.ctl, "--api", "127.0.0.1:"+lab.MetricsPort, "stats")
+		fmt.Fprintf(&sb, "xdprouterctl stats (err %v):\n%s\n", err, out)
+	}
+	return sb.String()
+}
+
+// close detaches the sink, stops xdprouterd and removes the lab; safe to
+// call twice.
+func (p *path) close() error {
+	p.closeOnce.Do(func() {
+		var errs []error
+		if p.sink != nil {
+			errs = append(errs, p.sink.Close())
+		}
+		errs = append(errs, p.l.Close())
+		p.closeErr = errors.Join(errs...)
+	})
+	return p.closeErr
+}
