@@ -37,6 +37,7 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./bpf/ ./test/
+	$(GO) test -run '^$$' -bench . -benchtime 4x -timeout 30m ./test/bench/
 
 # The demo: a BGP upstream, a client and xdprouterd in namespaces.
 lab: deps build

@@ -91,48 +91,6 @@ func nextHop(gw net.IP, ifindex int) route.NextHop {
 	return nh
 }
 
-// toNetlink builds the kernel form of a route xdprouterd owns.
-func toNetlink(r route.Route, table int) *netlink.Route {
-	p := r.Prefix
-	nr := &netlink.Route{
-		Dst:      &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
-		Table:    table,
-		Protocol: netlink.RouteProtocol(ProtoBGP),
-		Priority: r.Metric,
-		Family:   unix.AF_INET,
-		Type:     unix.RTN_UNICAST,
-	}
-	if p.Addr().Is6() {
-		nr.Family = unix.AF_INET6
-	}
-	switch r.Kind {
-	case route.Blackhole:
-		nr.Type = unix.RTN_BLACKHOLE
-		return nr
-	case route.Unreachable:
-		nr.Type = unix.RTN_UNREACHABLE
-		return nr
-	}
-	gwIP := func(a netip.Addr) net.IP {
-		if !a.IsValid() {
-			return nil
-		}
-		return a.AsSlice()
-	}
-	if len(r.NextHops) == 1 {
-		nr.Gw = gwIP(r.NextHops[0].Gateway)
-		nr.LinkIndex = r.NextHops[0].Ifindex
-		if nr.Gw == nil {
-			nr.Scope = netlink.SCOPE_LINK
-		}
-		return nr
-	}
-	for _, nh := range r.NextHops {
-		nr.MultiPath = append(nr.MultiPath, &netlink.NexthopInfo{LinkIndex: nh.Ifindex, Gw: gwIP(nh.Gateway)})
-	}
-	return nr
-}
-
 func linkFromNetlink(l netlink.Link) route.Link {
 	a := l.Attrs()
 	return route.Link{

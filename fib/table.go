@@ -15,8 +15,9 @@ import (
 // ProtoBGP and asks the kernel to resolve neighbors. It works in the network
 // namespace of the process.
 type Table struct {
-	ID int
-	h  *netlink.Handle
+	ID    int
+	h     *netlink.Handle
+	batch *batcher
 }
 
 // Open returns a writer for kernel table id.
@@ -25,30 +26,39 @@ func Open(id int) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netlink handle: %w", err)
 	}
-	return &Table{ID: id, h: h}, nil
+	b, err := newBatcher()
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return &Table{ID: id, h: h, batch: b}, nil
 }
 
-// Close releases the netlink socket.
-func (t *Table) Close() error { t.h.Close(); return nil }
-
-// Replace installs r (creating or replacing the route of the same prefix and
-// metric).
-func (t *Table) Replace(r route.Route) error {
-	if err := t.h.RouteReplace(toNetlink(r, t.ID)); err != nil {
-		return fmt.Errorf("replace route %s in table %d: %w", r.Prefix, t.ID, err)
-	}
-	return nil
+// Close releases the netlink sockets.
+func (t *Table) Close() error {
+	t.h.Close()
+	return t.batch.close()
 }
 
-// Delete removes r; a route that is already gone is not an error.
-func (t *Table) Delete(r route.Route) error {
-	nr := toNetlink(route.Route{Prefix: r.Prefix, Kind: r.Kind, Metric: r.Metric}, t.ID)
-	nr.Type = 0 // match any type
-	err := t.h.RouteDel(nr)
-	if err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("delete route %s from table %d: %w", r.Prefix, t.ID, err)
+// Apply writes changes in order, many per system call, and returns one
+// error (or nil) per change. An install creates or replaces the route of
+// the same prefix and metric; deleting a route that is already gone is not
+// an error.
+func (t *Table) Apply(changes []route.Change) []error {
+	errs := t.batch.run(changes, t.ID)
+	for i, err := range errs {
+		c := changes[i]
+		switch {
+		case err == nil:
+		case c.Delete && (errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT)):
+			errs[i] = nil
+		case c.Delete:
+			errs[i] = fmt.Errorf("delete route %s from table %d: %w", c.Route.Prefix, t.ID, err)
+		default:
+			errs[i] = fmt.Errorf("install route %s in table %d: %w", c.Route.Prefix, t.ID, err)
+		}
 	}
-	return nil
+	return errs
 }
 
 // Resolve asks the kernel to resolve (or re-confirm) the neighbor addr on

@@ -128,7 +128,11 @@ func (w *Watcher) once(ctx context.Context, out chan<- any) error {
 			if !ok {
 				continue
 			}
-			ev = RouteEvent{Route: r, Ours: r.Protocol == ProtoBGP, Deleted: u.Type == unix.RTM_DELROUTE}
+			ours, deleted := r.Protocol == ProtoBGP, u.Type == unix.RTM_DELROUTE
+			if ours && !deleted {
+				continue // the echo of our own write
+			}
+			ev = RouteEvent{Route: r, Ours: ours, Deleted: deleted}
 		case u, ok := <-neighs:
 			if !ok {
 				return errors.New("neighbor subscription closed")

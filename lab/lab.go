@@ -209,9 +209,14 @@ func (l *Lab) Do(role string, fn func() error) error {
 	return <-errc
 }
 
-// Poll calls f until it returns nil or the deadline passes; it returns f's
-// last error then.
+// Poll calls f every 50 ms until it returns nil or the deadline passes; it
+// returns f's last error then.
 func Poll(ctx context.Context, timeout time.Duration, f func() error) error {
+	return PollEvery(ctx, timeout, 50*time.Millisecond, f)
+}
+
+// PollEvery is Poll with a given interval.
+func PollEvery(ctx context.Context, timeout, interval time.Duration, f func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := f()
@@ -224,7 +229,7 @@ func Poll(ctx context.Context, timeout time.Duration, f func() error) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(interval):
 		}
 	}
 }

@@ -112,3 +112,10 @@ type Addr struct {
 	Ifindex int
 	Prefix  netip.Prefix // address with its prefix length
 }
+
+// Change is one write to the kernel FIB: install (create or replace) or
+// delete a route.
+type Change struct {
+	Delete bool
+	Route  Route
+}

@@ -30,15 +30,20 @@ func (st *state) apply() {
 		e   *entry
 		new xdpApplied
 	}
+	type fibChange struct {
+		p  netip.Prefix
+		e  *entry
+		id uint32 // interned next-hop list being installed; 0 for deletes
+	}
 	var (
-		xdpUpd     []xdpChange
-		xdpDel     []xdpChange
-		fibDel     []netip.Prefix
-		errs       int
-		firstErr   error
-		updates    []bpf.Route
-		deletes    []netip.Prefix
-		failedOnce = func(p netip.Prefix, err error) {
+		xdpUpd, xdpDel []xdpChange
+		updates        []bpf.Route
+		deletes        []netip.Prefix
+		fibAdd, fibDel []fibChange
+		addOps, delOps []route.Change
+		errs           int
+		firstErr       error
+		failed         = func(p netip.Prefix, err error) {
 			st.failed[p] = struct{}{}
 			if errs++; firstErr == nil {
 				firstErr = err
@@ -52,25 +57,19 @@ func (st *state) apply() {
 		}
 		d := st.desire(p, e)
 
-		// Kernel sink: add or replace now, delete after XDP let go.
+		// Kernel sink: installs go first, deletes last.
 		if d.fibOn {
 			id := st.lists.get(d.fibNHs)
 			if id == e.fib {
 				st.lists.put(id)
 				e.stale = false
-			} else if err := st.opt.FIB.Replace(route.Route{Prefix: p, Kind: route.Unicast, NextHops: d.fibNHs, Metric: st.opt.Metric}); err != nil {
-				st.lists.put(id)
-				failedOnce(p, err)
 			} else {
-				if e.fib != 0 {
-					st.lists.put(e.fib)
-				} else {
-					st.countFIB(p, 1)
-				}
-				e.fib, e.fibM, e.stale = id, st.opt.Metric, false
+				fibAdd = append(fibAdd, fibChange{p, e, id})
+				addOps = append(addOps, route.Change{Route: route.Route{Prefix: p, Kind: route.Unicast, NextHops: d.fibNHs, Metric: st.opt.Metric}})
 			}
 		} else if e.fib != 0 && !e.stale {
-			fibDel = append(fibDel, p)
+			fibDel = append(fibDel, fibChange{p: p, e: e})
+			delOps = append(delOps, route.Change{Delete: true, Route: route.Route{Prefix: p, Metric: e.fibM}})
 		}
 
 		// XDP sink.
@@ -96,11 +95,27 @@ func (st *state) apply() {
 	}
 	clear(st.dirty)
 
+	if len(addOps) > 0 {
+		for i, err := range st.opt.FIB.Apply(addOps) {
+			c := fibAdd[i]
+			if err != nil {
+				st.lists.put(c.id)
+				failed(c.p, err)
+				continue
+			}
+			if c.e.fib != 0 {
+				st.lists.put(c.e.fib)
+			} else {
+				st.countFIB(c.p, 1)
+			}
+			c.e.fib, c.e.fibM, c.e.stale = c.id, st.opt.Metric, false
+		}
+	}
 	if len(updates) > 0 {
 		if err := st.opt.Datapath.UpdateRoutes(updates); err != nil {
 			for _, c := range xdpUpd {
 				st.releaseGroup(c.new.group)
-				failedOnce(c.p, err)
+				failed(c.p, err)
 			}
 		} else {
 			for _, c := range xdpUpd {
@@ -115,32 +130,29 @@ func (st *state) apply() {
 	if len(deletes) > 0 {
 		if err := st.opt.Datapath.DeleteRoutes(deletes); err != nil {
 			for _, c := range xdpDel {
-				failedOnce(c.p, err)
+				failed(c.p, err)
 			}
 		} else {
 			for _, c := range xdpDel {
 				st.countXDP(c.p, -1)
 				st.releaseGroup(c.e.xdp.group)
 				c.e.xdp = xdpApplied{}
+				st.gc(c.p, c.e)
 			}
 		}
 	}
-	for _, p := range fibDel {
-		e := st.entries[p]
-		if err := st.opt.FIB.Delete(route.Route{Prefix: p, Metric: e.fibM}); err != nil {
-			failedOnce(p, err)
-			continue
+	if len(delOps) > 0 {
+		for i, err := range st.opt.FIB.Apply(delOps) {
+			c := fibDel[i]
+			if err != nil {
+				failed(c.p, err)
+				continue
+			}
+			st.lists.put(c.e.fib)
+			c.e.fib = 0
+			st.countFIB(c.p, -1)
+			st.gc(c.p, c.e)
 		}
-		st.lists.put(e.fib)
-		e.fib = 0
-		st.countFIB(p, -1)
-	}
-	// Forget prefixes nothing refers to any more.
-	for _, c := range xdpDel {
-		st.gc(c.p, c.e)
-	}
-	for _, p := range fibDel {
-		st.gc(p, st.entries[p])
 	}
 	if errs > 0 {
 		st.log.Error("sync: changes failed, retrying", "count", errs, "first", firstErr)

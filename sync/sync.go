@@ -40,8 +40,9 @@ type Datapath interface {
 
 // FIB is the kernel side (implemented by *fib.Table).
 type FIB interface {
-	Replace(route.Route) error
-	Delete(route.Route) error
+	// Apply writes changes in order and returns one error (or nil) per
+	// change; deleting what is already gone is not an error.
+	Apply([]route.Change) []error
 	Resolve(ifindex int, addr netip.Addr) error
 }
 
@@ -79,10 +80,12 @@ type Syncer struct {
 	opt Options
 	log *slog.Logger
 
-	// BGP input, written by GoBGP's watcher goroutine, coalesced per prefix.
-	inMu  gosync.Mutex
-	bgpIn map[netip.Prefix][]netip.Addr
-	wake  chan struct{}
+	// Inputs, queued by their producers without waiting for the worker:
+	// BGP changes coalesced per prefix, kernel events in order.
+	inMu     gosync.Mutex
+	bgpIn    map[netip.Prefix][]netip.Addr
+	kernelIn []any
+	wake     chan struct{}
 
 	mu gosync.Mutex // guards everything below (the worker holds it while applying)
 	st *state
@@ -125,8 +128,23 @@ func (s *Syncer) kick() {
 }
 
 // Run applies kernel events from events (see fib.Watcher) and BGP changes
-// until ctx ends.
+// until ctx ends. Events are taken off the channel at once and queued, so
+// that a long batch never stalls the netlink reader (whose socket would
+// overflow and force a full resync).
 func (s *Syncer) Run(ctx context.Context, events <-chan any) error {
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-events:
+				s.inMu.Lock()
+				s.kernelIn = append(s.kernelIn, ev)
+				s.inMu.Unlock()
+				s.kick()
+			}
+		}
+	}()
 	refresh := time.NewTicker(s.opt.Refresh)
 	defer refresh.Stop()
 	retry := time.NewTicker(time.Second)
@@ -136,24 +154,6 @@ func (s *Syncer) Run(ctx context.Context, events <-chan any) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev := <-events:
-			s.mu.Lock()
-			first := !s.st.haveSnapshot
-			s.st.kernelEvent(ev)
-			// Drain what is queued so one batch covers a burst.
-			for n := 0; n < 65536; n++ {
-				select {
-				case ev = <-events:
-					s.st.kernelEvent(ev)
-					continue
-				default:
-				}
-				break
-			}
-			s.mu.Unlock()
-			if first && s.st.haveSnapshot && s.opt.StaleAfter > 0 {
-				staleC = time.After(s.opt.StaleAfter)
-			}
 		case <-s.wake:
 		case <-refresh.C:
 			s.mu.Lock()
@@ -168,12 +168,18 @@ func (s *Syncer) Run(ctx context.Context, events <-chan any) error {
 			s.st.sweepStale()
 			s.mu.Unlock()
 		}
+		first := !s.st.haveSnapshot
 		s.applyPending()
+		if first && s.st.haveSnapshot && s.opt.StaleAfter > 0 {
+			staleC = time.After(s.opt.StaleAfter)
+		}
 	}
 }
 
 func (s *Syncer) applyPending() {
 	s.inMu.Lock()
+	kin := s.kernelIn
+	s.kernelIn = nil
 	in := s.bgpIn
 	if len(in) > 0 {
 		s.bgpIn = map[netip.Prefix][]netip.Addr{}
@@ -182,6 +188,9 @@ func (s *Syncer) applyPending() {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, ev := range kin {
+		s.st.kernelEvent(ev)
+	}
 	if !s.st.haveSnapshot {
 		// Keep BGP input until the kernel state is known: resolving next
 		// hops needs it.
@@ -224,7 +233,7 @@ type Counts struct {
 // Counts returns the current counts. It waits for a running batch.
 func (s *Syncer) Counts() Counts {
 	s.inMu.Lock()
-	in := len(s.bgpIn)
+	in := len(s.bgpIn) + len(s.kernelIn)
 	s.inMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -297,18 +306,26 @@ func (s *Syncer) Groups() []GroupInfo {
 func (s *Syncer) RemoveKernelRoutes() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var errs []error
+	var ps []netip.Prefix
+	var ops []route.Change
 	for p, e := range s.st.entries {
-		if e.fib == 0 {
+		if e.fib != 0 {
+			ps = append(ps, p)
+			ops = append(ops, route.Change{Delete: true, Route: route.Route{Prefix: p, Metric: e.fibM}})
+		}
+	}
+	var errs []error
+	for i, err := range s.opt.FIB.Apply(ops) {
+		if err != nil {
+			if len(errs) < 10 {
+				errs = append(errs, err)
+			}
 			continue
 		}
-		if err := s.opt.FIB.Delete(route.Route{Prefix: p, Metric: e.fibM}); err != nil {
-			errs = append(errs, err)
-			continue
-		}
+		e := s.st.entries[ps[i]]
 		s.st.lists.put(e.fib)
 		e.fib = 0
-		s.st.countFIB(p, -1)
+		s.st.countFIB(ps[i], -1)
 	}
 	return errors.Join(errs...)
 }

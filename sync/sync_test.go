@@ -95,8 +95,17 @@ type fakeFIB struct {
 	writes   int
 }
 
-func (f *fakeFIB) Replace(r route.Route) error { f.routes[r.Prefix] = r; f.writes++; return nil }
-func (f *fakeFIB) Delete(r route.Route) error  { delete(f.routes, r.Prefix); f.writes++; return nil }
+func (f *fakeFIB) Apply(cs []route.Change) []error {
+	for _, c := range cs {
+		if c.Delete {
+			delete(f.routes, c.Route.Prefix)
+		} else {
+			f.routes[c.Route.Prefix] = c.Route
+		}
+		f.writes++
+	}
+	return make([]error, len(cs))
+}
 func (f *fakeFIB) Resolve(i int, a netip.Addr) error {
 	f.resolved = append(f.resolved, fmt.Sprint(i, a))
 	return nil

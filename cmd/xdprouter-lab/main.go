@@ -27,7 +27,7 @@ import (
 
 func main() {
 	duration := flag.Duration("duration", 30*time.Second, "how long to send traffic")
-	n4 := flag.Int("prefixes", 10000, "IPv4 prefixes the upstream announces (/24s from 100.64.0.0)")
+	n4 := flag.Int("prefixes", 10000, "IPv4 prefixes the upstream announces (/24s from 100.64.0.0, or from 1.0.0.0 beyond 16384)")
 	n6 := flag.Int("prefixes6", 1000, "IPv6 prefixes the upstream announces (/48s from 2001:db8:1000::)")
 	peer := flag.String("peer", "bird", "upstream BGP daemon: bird or frr")
 	hold := flag.Bool("hold", false, "after the traffic, keep the lab up for inspection until Ctrl-C")
@@ -48,7 +48,6 @@ type summary struct {
 }
 
 const (
-	dst4, dst6 = "100.64.0.1", "2001:db8:1000::1"
 	routerASN  = 65000
 	upASN      = 65001
 )
@@ -87,13 +86,20 @@ func run(ctx context.Context, duration time.Duration, n4, n6 int, peer string, h
 	step("built namespaces %s (client), %s (router), %s (upstream)", l.NS("h1"), l.NS("r"), l.NS("h2"))
 	// h2 of the basic topology is the upstream.
 	const up = "h2"
+	base4 := "100.64.0.0"
+	if n4 > 1<<14 { // more than 100.64.0.0/10 holds: start at 1.0.0.0
+		base4 = "1.0.0.0"
+	}
+	prefixes := append(lab.Prefixes(netip.MustParseAddr(base4), 24, n4),
+		lab.Prefixes(netip.MustParseAddr("2001:db8:1000::"), 48, n6)...)
+	// The upstream owns the first address of the first prefixes: pings go there.
+	dst4 := netip.MustParseAddr(base4).Next().String()
+	const dst6 = "2001:db8:1000::1"
 	for _, a := range []string{dst4 + "/32", dst6 + "/128"} {
 		if err := l.Run(up, "ip", "addr", "add", a, "dev", "lo"); err != nil {
 			return s, err
 		}
 	}
-	prefixes := append(lab.Prefixes(netip.MustParseAddr("100.64.0.0"), 24, n4),
-		lab.Prefixes(netip.MustParseAddr("2001:db8:1000::"), 48, n6)...)
 	p := lab.BGPPeer{Role: up, ASN: upASN, RouterID: lab.H2v4, Prefixes: prefixes, Dir: dir, Peers: []lab.Peer{
 		{Local: netip.MustParseAddr(lab.H2v4), Remote: netip.MustParseAddr(lab.R2v4), RemoteASN: routerASN},
 		{Local: netip.MustParseAddr(lab.H2v6), Remote: netip.MustParseAddr(lab.R2v6), RemoteASN: routerASN},
@@ -141,12 +147,22 @@ import = "accept-all"
 	}()
 	var st api.Status
 	start := time.Now()
-	err = lab.Poll(ctx, 120*time.Second, func() error {
+	lastReport := start
+	err = lab.PollEvery(ctx, 300*time.Second, 250*time.Millisecond, func() error {
 		if exited, err := d.Exited(); exited {
 			return fmt.Errorf("xdprouterd exited: %v", err)
 		}
 		if err := l.Ctl("r", ctl, &st, "status"); err != nil {
 			return err
+		}
+		if time.Since(lastReport) > 5*time.Second {
+			lastReport = time.Now()
+			var rcv uint64
+			for _, p := range st.Peers {
+				rcv += p.Received
+			}
+			step("%5.1fs: received %d, installed kernel %d+%d, xdp %d+%d, pending %d",
+				time.Since(start).Seconds(), rcv, st.Routes.FIB4, st.Routes.FIB6, st.Routes.XDP4, st.Routes.XDP6, st.Routes.Pending)
 		}
 		if st.Routes.FIB4 != n4 || st.Routes.FIB6 != n6 || st.Routes.Pending > 0 {
 			return fmt.Errorf("routes installed: %d+%d of %d+%d", st.Routes.FIB4, st.Routes.FIB6, n4, n6)
@@ -165,11 +181,16 @@ import = "accept-all"
 	if err := l.Do("h1", func() error { return traffic(tctx, prefixes) }); err != nil {
 		return s, err
 	}
-	if err := l.Run("h1", "ping", "-c3", "-i0.2", "-W1", dst4); err != nil {
-		return s, err
-	}
-	if err := l.Run("h1", "ping", "-c3", "-i0.2", "-W1", dst6); err != nil {
-		return s, err
+	for _, p := range []struct {
+		n   int
+		dst string
+	}{{n4, dst4}, {n6, dst6}} {
+		if p.n == 0 {
+			continue
+		}
+		if err := l.Run("h1", "ping", "-c3", "-i0.2", "-W1", p.dst); err != nil {
+			return s, err
+		}
 	}
 	if err := l.Run("h1", "ping", "-c3", "-i0.2", "-W1", lab.R1v4); err != nil { // local: kernel path
 		return s, err
@@ -210,9 +231,11 @@ lab: Ctrl-C ends the lab and removes everything
 		<-ctx.Done()
 		return s, d.Stop(10 * time.Second)
 	}
-	if err := d.Stop(10 * time.Second); err != nil {
+	stopStart := time.Now()
+	if err := d.Stop(60 * time.Second); err != nil {
 		return s, fmt.Errorf("xdprouterd stop: %w", err)
 	}
+	step("xdprouterd stopped in %v (routes removed from the kernel)", time.Since(stopStart).Round(time.Millisecond))
 	return s, nil
 }
 

@@ -1,0 +1,191 @@
+package fib
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xdprouter/xdprouter/route"
+)
+
+// batcher writes many route changes over one netlink socket: requests are
+// packed into large writes and their acknowledgements read back together,
+// instead of one request/ack round trip per route (the kernel processes
+// every message of a write in order).
+type batcher struct {
+	fd  int
+	seq atomic.Uint32
+	buf []byte
+}
+
+// window is how many requests are in flight at once; their acks (36 bytes
+// each with NETLINK_CAP_ACK) must fit the socket's receive buffer.
+const window = 1024
+
+func newBatcher() (*batcher, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("netlink socket: %w", err)
+	}
+	// Acks without a copy of the request; room for a window of them.
+	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20)
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("netlink bind: %w", err)
+	}
+	return &batcher{fd: fd}, nil
+}
+
+func (b *batcher) close() error { return unix.Close(b.fd) }
+
+// run applies ops in order and returns one error (or nil) per op.
+func (b *batcher) run(ops []route.Change, table int) []error {
+	errs := make([]error, len(ops))
+	for start := 0; start < len(ops); start += window {
+		end := min(start+window, len(ops))
+		if err := b.window(ops[start:end], errs[start:end], table); err != nil {
+			for i := start; i < end; i++ {
+				if errs[i] == nil {
+					errs[i] = err
+				}
+			}
+		}
+	}
+	return errs
+}
+
+func (b *batcher) window(ops []route.Change, errs []error, table int) error {
+	b.buf = b.buf[:0]
+	first := b.seq.Add(uint32(len(ops))) - uint32(len(ops)) + 1
+	for i, o := range ops {
+		b.buf = appendRouteMsg(b.buf, o, table, first+uint32(i))
+	}
+	// One write may hold many messages; keep each write well below the
+	// socket's send limit.
+	for rest := b.buf; len(rest) > 0; {
+		n := min(len(rest), 256<<10)
+		// Cut at a message boundary.
+		cut := 0
+		for cut < n {
+			l := int(binary.NativeEndian.Uint32(rest[cut:]))
+			if cut+l > n && cut > 0 {
+				break
+			}
+			cut += l
+		}
+		if err := unix.Sendto(b.fd, rest[:cut], 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			return fmt.Errorf("netlink send: %w", err)
+		}
+		rest = rest[cut:]
+	}
+	pending := len(ops)
+	rb := make([]byte, 1<<16)
+	for pending > 0 {
+		n, _, err := unix.Recvfrom(b.fd, rb, 0)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return fmt.Errorf("netlink receive: %w", err)
+		}
+		msgs, err := syscall.ParseNetlinkMessage(rb[:n])
+		if err != nil {
+			return fmt.Errorf("netlink parse: %w", err)
+		}
+		for _, m := range msgs {
+			i := int(m.Header.Seq - first)
+			if m.Header.Type != unix.NLMSG_ERROR || i < 0 || i >= len(ops) || len(m.Data) < 4 {
+				continue
+			}
+			if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 {
+				errs[i] = os.NewSyscallError("netlink", unix.Errno(-code))
+			}
+			pending--
+		}
+	}
+	return nil
+}
+
+// appendRouteMsg encodes one RTM_NEWROUTE (create or replace) or
+// RTM_DELROUTE for a route of ours.
+func appendRouteMsg(buf []byte, o route.Change, table int, seq uint32) []byte {
+	r := o.Route
+	start := len(buf)
+	typ, flags := uint16(unix.RTM_NEWROUTE), uint16(unix.NLM_F_REQUEST|unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_REPLACE)
+	if o.Delete {
+		typ, flags = unix.RTM_DELROUTE, unix.NLM_F_REQUEST|unix.NLM_F_ACK
+	}
+	buf = binary.NativeEndian.AppendUint32(buf, 0) // length, set below
+	buf = binary.NativeEndian.AppendUint16(buf, typ)
+	buf = binary.NativeEndian.AppendUint16(buf, flags)
+	buf = binary.NativeEndian.AppendUint32(buf, seq)
+	buf = binary.NativeEndian.AppendUint32(buf, 0) // pid: kernel
+
+	fam := byte(unix.AF_INET)
+	if r.Prefix.Addr().Is6() {
+		fam = unix.AF_INET6
+	}
+	scope, rtype := byte(unix.RT_SCOPE_UNIVERSE), byte(unix.RTN_UNICAST)
+	switch {
+	case o.Delete:
+		scope, rtype = unix.RT_SCOPE_NOWHERE, unix.RTN_UNSPEC // any
+	case r.Kind == route.Blackhole:
+		rtype = unix.RTN_BLACKHOLE
+	case r.Kind == route.Unreachable:
+		rtype = unix.RTN_UNREACHABLE
+	case len(r.NextHops) == 1 && r.NextHops[0].Connected():
+		scope = unix.RT_SCOPE_LINK
+	}
+	tbl := byte(unix.RT_TABLE_UNSPEC)
+	if table < 256 {
+		tbl = byte(table)
+	}
+	// struct rtmsg
+	buf = append(buf, fam, byte(r.Prefix.Bits()), 0, 0, tbl, ProtoBGP, scope, rtype, 0, 0, 0, 0)
+	buf = appendAttr(buf, unix.RTA_DST, r.Prefix.Addr().AsSlice())
+	buf = appendAttr(buf, unix.RTA_TABLE, u32(uint32(table)))
+	buf = appendAttr(buf, unix.RTA_PRIORITY, u32(uint32(r.Metric)))
+	if !o.Delete && r.Kind == route.Unicast {
+		if len(r.NextHops) == 1 {
+			nh := r.NextHops[0]
+			if !nh.Connected() {
+				buf = appendAttr(buf, unix.RTA_GATEWAY, nh.Gateway.AsSlice())
+			}
+			buf = appendAttr(buf, unix.RTA_OIF, u32(uint32(nh.Ifindex)))
+		} else {
+			var mp []byte
+			for _, nh := range r.NextHops {
+				s := len(mp)
+				mp = binary.NativeEndian.AppendUint16(mp, 0) // rtnh_len
+				mp = append(mp, 0, 0)                        // flags, hops
+				mp = binary.NativeEndian.AppendUint32(mp, uint32(nh.Ifindex))
+				if !nh.Connected() {
+					mp = appendAttr(mp, unix.RTA_GATEWAY, nh.Gateway.AsSlice())
+				}
+				binary.NativeEndian.PutUint16(mp[s:], uint16(len(mp)-s))
+			}
+			buf = appendAttr(buf, unix.RTA_MULTIPATH, mp)
+		}
+	}
+	binary.NativeEndian.PutUint32(buf[start:], uint32(len(buf)-start))
+	return buf
+}
+
+func appendAttr(buf []byte, typ uint16, data []byte) []byte {
+	l := 4 + len(data)
+	buf = binary.NativeEndian.AppendUint16(buf, uint16(l))
+	buf = binary.NativeEndian.AppendUint16(buf, typ)
+	buf = append(buf, data...)
+	for pad := (4 - l%4) % 4; pad > 0; pad-- {
+		buf = append(buf, 0)
+	}
+	return buf
+}
+
+func u32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
