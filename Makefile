@@ -14,7 +14,7 @@ build:
 
 # Regenerate the BPF objects (needs clang); the output is committed.
 generate:
-	$(GO) generate ./bpf/
+	$(GO) generate ./bpf/...
 
 # Installs the Debian packages the tests and the lab use (only what is
 # missing; never starts a daemon: policy-rc.d refuses).

@@ -67,6 +67,8 @@ type Speaker struct {
 	srv       *server.BgpServer
 	cancel    context.CancelFunc
 	networks  map[netip.Prefix]bool
+	peers     []PeerStatus // last Peers answer, reused for peersMaxAge
+	peersAt   time.Time
 	connected map[netip.Prefix]uuid.UUID
 }
 
@@ -252,7 +254,7 @@ func (s *Speaker) stopLocked() {
 	s.quiet.Store(true)
 	s.cancel()
 	s.srv.Stop() // StopBgp (waits for Serve and the FSMs) and gRPC stop
-	s.srv, s.cancel = nil, nil
+	s.srv, s.cancel, s.peers = nil, nil, nil
 	clear(s.connected)
 	s.log.Info("bgp speaker stopped")
 }
@@ -261,6 +263,11 @@ func (s *Speaker) stopLocked() {
 func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	s.mu.Lock()
 	srv := s.srv
+	if srv != nil && s.peers != nil && time.Since(s.peersAt) < peersMaxAge {
+		out := slices.Clone(s.peers)
+		s.mu.Unlock()
+		return out, nil
+	}
 	s.mu.Unlock()
 	if srv == nil {
 		return nil, ErrNotRunning
@@ -273,8 +280,16 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		return nil, fmt.Errorf("bgp: list peers: %w", err)
 	}
 	slices.SortFunc(out, func(a, b PeerStatus) int { return a.Address.Compare(b.Address) })
-	return out, nil
+	s.mu.Lock()
+	s.peers, s.peersAt = out, time.Now()
+	s.mu.Unlock()
+	return slices.Clone(out), nil
 }
+
+// peersMaxAge bounds how often Peers asks GoBGP: its per-peer prefix
+// counts walk the whole Adj-RIB-In (O(routes) per call), and status
+// queries and scrapes may come often.
+const peersMaxAge = time.Second
 
 func peerStatus(p *api.Peer, now time.Time) PeerStatus {
 	var st PeerStatus

@@ -27,25 +27,26 @@ type pathKey struct {
 //
 // GoBGP's native watcher callback hands over a flat path list whose meaning
 // depends on the mode: without multipath it is the new best path of each
-// changed prefix (a withdrawal when nothing is left); with multipath it is a
-// delta of the multipath set (withdrawn members, then new or changed ones),
-// or, for the initial replay, every member of every set. The tracker keeps
-// the learned members per prefix so both modes yield the full next-hop set,
-// and reports a prefix only when its next-hop set actually changed.
+// changed prefix (a withdrawal when nothing is left), so no state is needed;
+// with multipath it is a delta of the multipath set (withdrawn members, then
+// new or changed ones), or, for the initial replay, every member of every
+// set, so the tracker keeps the members of each prefix (a short slice: a
+// full table must not cost a map per prefix). Repeats are passed on: the
+// sync layer's diff makes them free.
 type bestTracker struct {
 	multipath bool
 
 	mu      sync.Mutex
-	members map[netip.Prefix]map[pathKey]netip.Addr
-	emitted map[netip.Prefix][]netip.Addr
+	members map[netip.Prefix][]member // multipath only
+}
+
+type member struct {
+	key pathKey
+	nh  netip.Addr
 }
 
 func newBestTracker(multipath bool) *bestTracker {
-	return &bestTracker{
-		multipath: multipath,
-		members:   make(map[netip.Prefix]map[pathKey]netip.Addr),
-		emitted:   make(map[netip.Prefix][]netip.Addr),
-	}
+	return &bestTracker{multipath: multipath, members: make(map[netip.Prefix][]member)}
 }
 
 // pathPrefix returns the unicast prefix of a path, or false for anything else.
@@ -77,68 +78,62 @@ func pathNextHop(p *apiutil.Path) netip.Addr {
 // isLocal reports whether a path was originated by this speaker.
 func isLocal(p *apiutil.Path) bool { return !p.PeerAddress.IsValid() }
 
+// usableNextHop returns the next hop to install for a path, or false for
+// withdrawals, our own originations and paths without a usable next hop.
+func usableNextHop(p *apiutil.Path) (netip.Addr, bool) {
+	if p.Withdrawal || isLocal(p) {
+		return netip.Addr{}, false
+	}
+	nh := pathNextHop(p)
+	return nh, nh.IsValid() && !nh.IsUnspecified()
+}
+
 // apply processes one event batch and returns the changed prefixes.
 func (t *bestTracker) apply(paths []*apiutil.Path) []PathUpdate {
+	out := make([]PathUpdate, 0, len(paths))
+	if !t.multipath {
+		for _, p := range paths {
+			pfx, ok := pathPrefix(p)
+			if !ok {
+				continue
+			}
+			u := PathUpdate{Prefix: pfx}
+			if nh, ok := usableNextHop(p); ok {
+				u.NextHops = []netip.Addr{nh}
+			}
+			out = append(out, u)
+		}
+		return out
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var touched []netip.Prefix
-	seen := map[netip.Prefix]bool{}
 	for _, p := range paths {
 		pfx, ok := pathPrefix(p)
 		if !ok {
 			continue
 		}
-		if !seen[pfx] {
-			seen[pfx] = true
+		if !slices.Contains(touched, pfx) {
 			touched = append(touched, pfx)
 		}
-		m := t.members[pfx]
-		if !t.multipath {
-			// The path is the prefix's new best: it replaces whatever we had.
-			clear(m)
-		}
 		key := pathKey{peer: p.PeerAddress, id: p.RemoteID}
-		switch {
-		case p.Withdrawal:
-			delete(m, key)
-		case isLocal(p):
-			// Our own origination is best: nothing learned to install. With
-			// multipath, learned members leave the set through the delta.
-		default:
-			nh := pathNextHop(p)
-			if !nh.IsValid() || nh.IsUnspecified() {
-				delete(m, key)
-				continue
-			}
-			if m == nil {
-				m = make(map[pathKey]netip.Addr)
-				t.members[pfx] = m
-			}
-			m[key] = nh
+		m := slices.DeleteFunc(t.members[pfx], func(x member) bool { return x.key == key })
+		if nh, ok := usableNextHop(p); ok {
+			m = append(m, member{key, nh})
 		}
-	}
-	var out []PathUpdate
-	for _, pfx := range touched {
-		m := t.members[pfx]
-		var nhs []netip.Addr
-		for _, nh := range m {
-			nhs = append(nhs, nh)
-		}
-		slices.SortFunc(nhs, netip.Addr.Compare)
-		nhs = slices.Compact(nhs)
 		if len(m) == 0 {
 			delete(t.members, pfx)
-		}
-		old, had := t.emitted[pfx]
-		if slices.Equal(old, nhs) && (had || len(nhs) == 0) {
-			continue
-		}
-		if len(nhs) == 0 {
-			delete(t.emitted, pfx)
 		} else {
-			t.emitted[pfx] = nhs
+			t.members[pfx] = m
 		}
-		out = append(out, PathUpdate{Prefix: pfx, NextHops: slices.Clone(nhs)})
+	}
+	for _, pfx := range touched {
+		var nhs []netip.Addr
+		for _, x := range t.members[pfx] {
+			nhs = append(nhs, x.nh)
+		}
+		slices.SortFunc(nhs, netip.Addr.Compare)
+		out = append(out, PathUpdate{Prefix: pfx, NextHops: slices.Compact(nhs)})
 	}
 	return out
 }

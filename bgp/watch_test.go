@@ -51,14 +51,16 @@ func TestBestTrackerSingle(t *testing.T) {
 		{"replay", []*apiutil.Path{
 			tpath(t, "10.0.0.0/24", "192.0.2.1", "192.0.2.1", false),
 			tpath(t, "2001:db8:1::/48", "2001:db8::1", "2001:db8::1", false),
-			tpath(t, "198.51.100.0/24", "0.0.0.0", "", false), // ours
-		}, ups("10.0.0.0/24", []string{"192.0.2.1"}, "2001:db8:1::/48", []string{"2001:db8::1"})},
-		{"same next hop again is no change", []*apiutil.Path{tpath(t, "10.0.0.0/24", "192.0.2.1", "192.0.2.1", false)}, nil},
+			tpath(t, "198.51.100.0/24", "0.0.0.0", "", false), // ours: nothing to install
+		}, ups("10.0.0.0/24", []string{"192.0.2.1"}, "2001:db8:1::/48", []string{"2001:db8::1"}, "198.51.100.0/24", []string{})},
+		{"same next hop again is repeated (sync's diff makes it free)", []*apiutil.Path{tpath(t, "10.0.0.0/24", "192.0.2.1", "192.0.2.1", false)},
+			ups("10.0.0.0/24", []string{"192.0.2.1"})},
 		{"best moves to other peer", []*apiutil.Path{tpath(t, "10.0.0.0/24", "192.0.2.2", "192.0.2.2", false)},
 			ups("10.0.0.0/24", []string{"192.0.2.2"})},
 		{"local path becomes best", []*apiutil.Path{tpath(t, "10.0.0.0/24", "0.0.0.0", "", false)},
 			ups("10.0.0.0/24", []string{})},
-		{"withdraw of unknown prefix is silent", []*apiutil.Path{tpath(t, "10.9.0.0/24", "192.0.2.2", "192.0.2.2", true)}, nil},
+		{"withdraw of unknown prefix", []*apiutil.Path{tpath(t, "10.9.0.0/24", "192.0.2.2", "192.0.2.2", true)},
+			ups("10.9.0.0/24", []string{})},
 		{"withdraw", []*apiutil.Path{tpath(t, "2001:db8:1::/48", "2001:db8::1", "2001:db8::1", true)},
 			ups("2001:db8:1::/48", []string{})},
 	}
@@ -82,7 +84,8 @@ func TestBestTrackerMultipath(t *testing.T) {
 			tpath(t, "10.0.0.0/24", "192.0.2.1", "192.0.2.1", false),
 			tpath(t, "10.1.0.0/24", "192.0.2.1", "192.0.2.1", false),
 		}, ups("10.0.0.0/24", []string{"192.0.2.1", "192.0.2.2"}, "10.1.0.0/24", []string{"192.0.2.1"})},
-		{"third member, same next hop as another (dedup)", []*apiutil.Path{tpath(t, "10.1.0.0/24", "192.0.2.1", "192.0.2.9", false)}, nil},
+		{"third member, same next hop as another (dedup)", []*apiutil.Path{tpath(t, "10.1.0.0/24", "192.0.2.1", "192.0.2.9", false)},
+			ups("10.1.0.0/24", []string{"192.0.2.1"})},
 		{"member leaves", []*apiutil.Path{tpath(t, "10.0.0.0/24", "192.0.2.2", "192.0.2.2", true)},
 			ups("10.0.0.0/24", []string{"192.0.2.1"})},
 		{"delta: withdraw one, add one", []*apiutil.Path{

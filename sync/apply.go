@@ -56,6 +56,10 @@ func (st *state) apply() {
 			continue
 		}
 		d := st.desire(p, e)
+		if !d.fibOn && !d.xdpOn && e.fib == 0 && !e.xdp.on {
+			st.gc(p, e) // e.g. a withdrawal of a prefix never installed
+			continue
+		}
 
 		// Kernel sink: installs go first, deletes last.
 		if d.fibOn {

@@ -229,7 +229,7 @@ import = "accept-all"
 lab: Ctrl-C ends the lab and removes everything
 `, r, filepath.Join(bin, "gobgp"), lab.GRPCPort, ctl, lab.MetricsPort, dst4, h1)
 		<-ctx.Done()
-		return s, d.Stop(10 * time.Second)
+		return s, d.Stop(60 * time.Second)
 	}
 	stopStart := time.Now()
 	if err := d.Stop(60 * time.Second); err != nil {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -179,6 +180,8 @@ func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // profiles for diagnosis, on the local API address
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.Handle("/api/", api.Handler(api.Backend{Datapath: dp, Sync: syncer, BGP: speaker, Interfaces: ifaces}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
