@@ -48,8 +48,8 @@ type summary struct {
 }
 
 const (
-	routerASN  = 65000
-	upASN      = 65001
+	routerASN = 65000
+	upASN     = 65001
 )
 
 func run(ctx context.Context, duration time.Duration, n4, n6 int, peer string, hold bool) (s summary, err error) {
