@@ -111,7 +111,13 @@ func (r *router) kernelBGPRoutes() (v4, v6 int) {
 		if err != nil {
 			r.t.Fatal(err)
 		}
-		return strings.Count(out, "\n")
+		n := 0 // routes, not the "nexthop via" lines of multipath routes
+		for _, line := range strings.Split(out, "\n") {
+			if line != "" && line[0] != ' ' && line[0] != '\t' {
+				n++
+			}
+		}
+		return n
 	}
 	return count("-4"), count("-6")
 }

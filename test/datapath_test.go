@@ -1,9 +1,11 @@
 package test
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,6 +47,20 @@ func TestPingForwardedByXDP(t *testing.T) {
 			}
 		})
 	}
+	// SIGHUP re-checks the config and never stops the router.
+	if err := r.daemon.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	r.poll(5*time.Second, func() error {
+		if exited, err := r.daemon.Exited(); exited {
+			t.Fatalf("xdprouterd exited on SIGHUP: %v", err)
+		}
+		if !strings.Contains(r.daemon.Out.String(), "SIGHUP: configuration valid and unchanged") {
+			return errors.New("no SIGHUP answer in the log yet")
+		}
+		return nil
+	})
+
 	// Prometheus sees the same counters and routes as xdprouterctl: in
 	// XDP the connected subnets and local addresses; nothing of ours in the
 	// kernel.

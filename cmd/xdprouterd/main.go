@@ -77,6 +77,7 @@ func run(args []string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go checkOnHangup(ctx, *path, cfg, log)
 	if err := daemon(ctx, cfg, log); err != nil {
 		log.Error("xdprouterd failed", "err", err)
 		return 1
@@ -259,4 +260,30 @@ func ensureBPFFS(pin string) error {
 		return fmt.Errorf("dataplane.pin-path %s: mount bpffs on /sys/fs/bpf: %w", pin, err)
 	}
 	return nil
+}
+
+// checkOnHangup answers SIGHUP (which would otherwise kill the daemon):
+// it re-reads and validates the configuration and says whether it differs
+// from the running one. Changes are not applied while running yet: a
+// restart applies them (routes already right in the kernel are kept).
+func checkOnHangup(ctx context.Context, path string, running *config.Config, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, err := config.Load(path)
+		switch {
+		case err != nil:
+			log.Error("SIGHUP: configuration invalid; running configuration unchanged", "file", path, "err", err)
+		case cfg.Equal(running):
+			log.Info("SIGHUP: configuration valid and unchanged", "file", path)
+		default:
+			log.Warn("SIGHUP: configuration valid but changed; live reload is not supported yet, restart xdprouterd to apply it", "file", path)
+		}
+	}
 }

@@ -476,6 +476,20 @@ func (p *path) sendOnce(g *trafficgen.Generator, n uint32) (s sample, ended bool
 	if err != nil {
 		return s, false, err
 	}
+	var dbg0 map[string]uint64
+	if os.Getenv("DBG") != "" {
+		dbg0 = p.counters()
+		defer func() {
+			d := p.counters()
+			var sb strings.Builder
+			for k, v := range d {
+				if v != dbg0[k] {
+					fmt.Fprintf(&sb, " %s=%d", k, int64(v-dbg0[k]))
+				}
+			}
+			fmt.Printf("DBG %s n=%d ended=%v win=%.2fMpps arrived=%d%s\n", p.name, n, ended, s.mpps(), s.arrived, sb.String())
+		}()
+	}
 	done := make(chan error, 1)
 	go func() {
 		done <- p.l.Do("h1", func() error {
@@ -577,4 +591,32 @@ func (p *path) close() error {
 		p.closeErr = errors.Join(errs...)
 	})
 	return p.closeErr
+}
+
+func (p *path) counters() map[string]uint64 {
+	m := map[string]uint64{}
+	for _, c := range [][]string{{"h1", "eth0"}, {"r", "eth1"}, {"r", "eth2"}, {"h2", "eth0"}} {
+		out, err := p.l.Output(c[0], "ethtool", "-S", c[1])
+		if err != nil {
+			continue
+		}
+		for _, ln := range strings.Split(out, "\n") {
+			k, v, ok := strings.Cut(strings.TrimSpace(ln), ": ")
+			if !ok || !(strings.Contains(k, "err") || strings.Contains(k, "drops") || strings.Contains(k, "xmit")) {
+				continue
+			}
+			n, _ := strconv.ParseUint(v, 10, 64)
+			m[c[0]+"/"+c[1]+"/"+k] = n
+		}
+	}
+	out, _ := os.ReadFile("/proc/softirqs")
+	for _, ln := range strings.Split(string(out), "\n") {
+		f := strings.Fields(ln)
+		if len(f) == 3 && f[0] == "NET_RX:" {
+			a, _ := strconv.ParseUint(f[1], 10, 64)
+			b, _ := strconv.ParseUint(f[2], 10, 64)
+			m["netrx0"], m["netrx1"] = a, b
+		}
+	}
+	return m
 }
