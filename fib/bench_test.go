@@ -1,70 +1,55 @@
 package fib
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
+	"github.com/xdprouter/xdprouter/lab"
 	"github.com/xdprouter/xdprouter/route"
 )
 
-// inNetns runs fn on a thread inside a fresh namespace with one veth
-// (10.99.0.1/24, up) and returns after fn; the namespace is removed at the
-// end of the test.
+// inNetns runs fn on a thread inside a fresh lab namespace with one veth
+// (10.99.0.1/24 and fd99::1/64, up); the namespace is removed when the test
+// ends.
 func inNetns(tb testing.TB, fn func(ifindex int)) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("needs root (network namespace)")
+	if err := lab.Root(); err != nil {
+		tb.Skip(err)
 	}
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	name := "xfib-" + hex.EncodeToString(b)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		tb.Fatalf("ip netns add: %v %s", err, out)
+	l := lab.New("xfib")
+	tb.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	if err := l.AddNS("r"); err != nil {
+		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
 	for _, args := range [][]string{
-		{"link", "add", "v0", "type", "veth", "peer", "name", "v1"},
-		{"link", "set", "v0", "up"}, {"link", "set", "v1", "up"},
-		{"addr", "add", "10.99.0.1/24", "dev", "v0"},
-		{"addr", "add", "fd99::1/64", "dev", "v0", "nodad"},
+		{"ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"},
+		{"ip", "link", "set", "v0", "up"}, {"ip", "link", "set", "v1", "up"},
+		{"ip", "addr", "add", "10.99.0.1/24", "dev", "v0"},
+		{"ip", "addr", "add", "fd99::1/64", "dev", "v0", "nodad"},
 	} {
-		if out, err := exec.Command("ip", append([]string{"-n", name}, args...)...).CombinedOutput(); err != nil {
-			tb.Fatalf("ip %v: %v %s", args, err, out)
+		if err := l.Run("r", args...); err != nil {
+			tb.Fatal(err)
 		}
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		ns, err := netns.GetFromName(name)
+	if err := l.Do("r", func() error {
+		link, err := netlink.LinkByName("v0")
 		if err != nil {
-			tb.Error(err)
-			return
+			return err
 		}
-		defer ns.Close()
-		if err := netns.Set(ns); err != nil {
-			tb.Error(err)
-			return
-		}
-		l, err := netlink.LinkByName("v0")
-		if err != nil {
-			tb.Error(err)
-			return
-		}
-		fn(l.Attrs().Index)
-	}()
-	<-done
+		fn(link.Attrs().Index)
+		return nil
+	}); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 func routes(n, ifindex int) []route.Change {

@@ -193,18 +193,28 @@ func isSignalExit(err error) bool {
 func (l *Lab) Do(role string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
+		returned := false
+		defer func() {
+			if !returned { // fn called runtime.Goexit (t.Fatal): do not hang
+				errc <- errors.New("lab.Do: function did not return")
+			}
+		}()
 		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
 		target, err := netns.GetFromName(l.ns[role])
 		if err != nil {
+			returned = true
 			errc <- fmt.Errorf("open namespace of %s: %w", role, err)
 			return
 		}
 		defer target.Close()
 		if err := netns.Set(target); err != nil {
+			returned = true
 			errc <- fmt.Errorf("enter namespace of %s: %w", role, err)
 			return
 		}
-		errc <- fn()
+		err = fn()
+		returned = true
+		errc <- err
 	}()
 	return <-errc
 }
