@@ -211,6 +211,15 @@ static __always_inline int resolve(struct route_val *rt, struct fwd_ctx *fc,
 	return -1;
 }
 
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+#pragma unroll
+	for (int i = 0; i < ETH_ALEN; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
+}
+
 static __always_inline int route_stat(struct route_val *rt)
 {
 	switch (rt->type) {
@@ -348,6 +357,9 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 
 	if (v6_special(&ip6->daddr))
 		return count(STAT_PASS_LINKLOCAL_MCAST, bytes, XDP_PASS);
+	/* A link-local source must not leave its link (RFC 4291 2.5.6). */
+	if ((bpf_ntohl(ip6->saddr.in6_u.u6_addr32[0]) & 0xffc00000) == 0xfe800000)
+		return count(STAT_PASS_LINKLOCAL_MCAST, bytes, XDP_PASS);
 	if (ipv6_ext(ip6->nexthdr))
 		return count(STAT_PASS_IPV6_EXT, bytes, XDP_PASS);
 
@@ -400,13 +412,22 @@ int xdp_fwd(struct xdp_md *ctx)
 
 	if ((void *)(eth + 1) > data_end)
 		return count(STAT_PASS_MALFORMED, bytes, XDP_PASS);
-
-	switch (eth->h_proto) {
-	case bpf_htons(ETH_P_IP):
-		return fwd_v4(ctx, eth, data_end, bytes);
-	case bpf_htons(ETH_P_IPV6):
-		return fwd_v6(ctx, eth, data_end, bytes);
-	default:
+	if (eth->h_proto != bpf_htons(ETH_P_IP) && eth->h_proto != bpf_htons(ETH_P_IPV6))
 		return count(STAT_PASS_NOT_IP, bytes, XDP_PASS);
-	}
+
+	/*
+	 * Route only frames addressed to the receiving port: a switch flooding
+	 * unknown unicast, or a port in promiscuous mode, delivers frames for
+	 * other hosts, which the kernel drops (PACKET_OTHERHOST) and XDP must
+	 * not forward. Ports without an ifaces entry (not configured yet) are
+	 * not checked.
+	 */
+	__u32 in = ctx->ingress_ifindex;
+	struct iface *port = bpf_map_lookup_elem(&ifaces, &in);
+	if (port && !mac_eq(eth->h_dest, port->mac))
+		return count(STAT_PASS_OTHER_HOST, bytes, XDP_PASS);
+
+	if (eth->h_proto == bpf_htons(ETH_P_IP))
+		return fwd_v4(ctx, eth, data_end, bytes);
+	return fwd_v6(ctx, eth, data_end, bytes);
 }

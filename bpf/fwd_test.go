@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/cilium/ebpf"
 )
 
 // Group and next-hop ids of the test table (see setupTable).
@@ -193,6 +195,7 @@ func TestForward(t *testing.T) {
 		{name: "v6 link-local febf", pkt: v6("febf::1"), ret: xdpPass, stat: "pass/link_local_multicast"},
 		{name: "v6 loopback", pkt: v6("::1"), ret: xdpPass, stat: "pass/link_local_multicast"},
 		{name: "v6 unspecified", pkt: v6("::"), ret: xdpPass, stat: "pass/link_local_multicast"},
+		{name: "v6 link-local source", pkt: v6("2001:db8:1::1").with(func(p *pkt) { p.src = ip("fe80::1") }), ret: xdpPass, stat: "pass/link_local_multicast"},
 		{name: "v6 multicast hop-by-hop", pkt: v6("ff02::16").with(func(p *pkt) { p.mutate = setNextHeader(0) }), ret: xdpPass, stat: "pass/link_local_multicast"},
 
 		// Malformed.
@@ -333,5 +336,50 @@ func TestChecksumEdgeCases(t *testing.T) {
 	}
 	if carries == 0 {
 		t.Fatal("no header with checksum 0xfeff found: the carry case is untested")
+	}
+}
+
+// TestOtherHost: on a router port, only frames addressed to the port's MAC
+// are routed; frames for other hosts (flooded unicast, promiscuous mode)
+// go to the kernel, which drops them.
+func TestOtherHost(t *testing.T) {
+	d := loadTest(t)
+	p := setupPorts(t, d)
+	setupTable(t, d, p)
+	runOn := func(frame []byte) (uint32, error) {
+		var ret uint32
+		err := p.ns.Do(func() error { // the ingress ifindex is resolved in the caller's namespace
+			var err error
+			ret, err = d.Program().Run(&ebpf.RunOptions{Data: frame,
+				Context: xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(p.a)}})
+			return err
+		})
+		return ret, err
+	}
+	for _, tc := range []struct {
+		name string
+		dst  net.HardwareAddr
+		want uint32
+		stat string
+	}{
+		{"to the port", macA, xdpRedirect, "redirect/"},
+		{"to another host", macPeer, xdpPass, "pass/other_host"},
+		{"broadcast", mustMAC("ff:ff:ff:ff:ff:ff"), xdpPass, "pass/other_host"},
+	} {
+		for _, pk := range []pkt{v4("10.2.0.1"), v6("2001:db8:2::1")} {
+			frame := pk.build()
+			copy(frame, tc.dst)
+			before := statsMap(t, d)[tc.stat].Packets
+			ret, err := runOn(frame)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ret != tc.want {
+				t.Errorf("%s (v6=%v): %s, want %s", tc.name, pk.v6, xdpNames[ret], xdpNames[tc.want])
+			}
+			if got := statsMap(t, d)[tc.stat].Packets - before; got != 1 {
+				t.Errorf("%s (v6=%v): counter %s +%d, want +1", tc.name, pk.v6, tc.stat, got)
+			}
+		}
 	}
 }

@@ -112,8 +112,9 @@ const (
 	fwdStatSTAT_PASS_NO_NEIGH        fwdStat = 12
 	fwdStatSTAT_PASS_TOO_BIG         fwdStat = 13
 	fwdStatSTAT_PASS_EGRESS          fwdStat = 14
-	fwdStatSTAT_ABORTED              fwdStat = 15
-	fwdStatSTAT__MAX                 fwdStat = 16
+	fwdStatSTAT_PASS_OTHER_HOST      fwdStat = 15
+	fwdStatSTAT_ABORTED              fwdStat = 16
+	fwdStatSTAT__MAX                 fwdStat = 17
 )
 
 // Names of all BPF objects in the ELF.

@@ -29,6 +29,7 @@ const (
 	ReasonNeighborUnresolved = "neighbor_unresolved"
 	ReasonTooBig             = "too_big"
 	ReasonEgressNotXDP       = "egress_not_xdp"
+	ReasonOtherHost          = "other_host"
 )
 
 type statName struct{ action, reason string }
@@ -50,6 +51,7 @@ var statNames = [fwdStatSTAT__MAX]statName{
 	fwdStatSTAT_PASS_NO_NEIGH:        {ActionPass, ReasonNeighborUnresolved},
 	fwdStatSTAT_PASS_TOO_BIG:         {ActionPass, ReasonTooBig},
 	fwdStatSTAT_PASS_EGRESS:          {ActionPass, ReasonEgressNotXDP},
+	fwdStatSTAT_PASS_OTHER_HOST:      {ActionPass, ReasonOtherHost},
 	fwdStatSTAT_ABORTED:              {ActionAborted, ""},
 }
 

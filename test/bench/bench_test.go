@@ -609,6 +609,32 @@ func (p *path) counters() map[string]uint64 {
 			m[c[0]+"/"+c[1]+"/"+k] = n
 		}
 	}
+	if p.ctl != "" {
+		out, _ := p.l.Output("r", p.ctl, "--api", "127.0.0.1:"+lab.MetricsPort, "stats")
+		for _, ln := range strings.Split(out, "\n") {
+			f := strings.Fields(ln)
+			if len(f) >= 3 && f[0] != "ACTION" {
+				n, _ := strconv.ParseUint(f[len(f)-2], 10, 64)
+				m["st/"+strings.Join(f[:len(f)-2], "/")] = n
+			}
+		}
+		out, _ = p.l.Output("r", "ethtool", "-S", "eth1")
+		for _, ln := range strings.Split(out, "\n") {
+			k, v, ok := strings.Cut(strings.TrimSpace(ln), ": ")
+			if ok {
+				n, _ := strconv.ParseUint(v, 10, 64)
+				m["r/eth1/"+k] = n
+			}
+		}
+		out, _ = p.l.Output("r", "nstat", "-az")
+		for _, ln := range strings.Split(out, "\n") {
+			f := strings.Fields(ln)
+			if len(f) >= 2 && (strings.HasPrefix(f[0], "Ip")) {
+				n, _ := strconv.ParseUint(f[1], 10, 64)
+				m["r/"+f[0]] = n
+			}
+		}
+	}
 	out, _ := os.ReadFile("/proc/softirqs")
 	for _, ln := range strings.Split(string(out), "\n") {
 		f := strings.Fields(ln)
