@@ -50,6 +50,11 @@ type Dataplane struct {
 type FIB struct {
 	Table  int `toml:"table"`  // kernel table mirrored into XDP and written with BGP routes
 	Metric int `toml:"metric"` // metric (priority) of the routes xdprouterd installs
+	// KeepRoutesOnExit leaves the installed routes in the kernel when the
+	// daemon stops, so the kernel keeps forwarding across a restart; the
+	// next start reconciles them (keeps what is right, removes the rest
+	// once BGP has converged). Default false: a stop removes them.
+	KeepRoutesOnExit bool `toml:"keep-routes-on-exit"`
 }
 
 // BGP holds speaker-wide BGP settings.

@@ -34,6 +34,8 @@ var (
 		"Route changes received but not applied yet.", nil, nil)
 	failedDesc = prometheus.NewDesc("xdprouter_sync_failed",
 		"Route changes whose last apply failed (retried every second).", nil, nil)
+	writesDesc = prometheus.NewDesc("xdprouter_route_writes_total",
+		"Route writes since start: dest=kernel op=install|delete, dest=xdp op=write.", []string{"dest", "op"}, nil)
 	scrapeErrDesc = prometheus.NewDesc("xdprouter_scrape_errors_total",
 		"Errors reading the XDP counters during scrapes.", nil, nil)
 )
@@ -60,7 +62,7 @@ func (c *Collector) ObserveApply(d time.Duration) { c.apply.Observe(d.Seconds())
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{packetsDesc, bytesDesc, routesDesc, pendingDesc, failedDesc, scrapeErrDesc} {
+	for _, d := range []*prometheus.Desc{packetsDesc, bytesDesc, routesDesc, pendingDesc, failedDesc, writesDesc, scrapeErrDesc} {
 		ch <- d
 	}
 	c.apply.Describe(ch)
@@ -86,5 +88,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n.Pending))
 	ch <- prometheus.MustNewConstMetric(failedDesc, prometheus.GaugeValue, float64(n.Failed))
+	ch <- prometheus.MustNewConstMetric(writesDesc, prometheus.CounterValue, float64(n.FIBInstalls), "kernel", "install")
+	ch <- prometheus.MustNewConstMetric(writesDesc, prometheus.CounterValue, float64(n.FIBDeletes), "kernel", "delete")
+	ch <- prometheus.MustNewConstMetric(writesDesc, prometheus.CounterValue, float64(n.XDPWrites), "xdp", "write")
 	c.apply.Collect(ch)
 }

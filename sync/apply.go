@@ -107,6 +107,7 @@ func (st *state) apply() {
 				failed(c.p, err)
 				continue
 			}
+			st.counts.FIBInstalls++
 			if c.e.fib != 0 {
 				st.lists.put(c.e.fib)
 			} else {
@@ -122,6 +123,7 @@ func (st *state) apply() {
 				failed(c.p, err)
 			}
 		} else {
+			st.counts.XDPWrites += uint64(len(updates))
 			for _, c := range xdpUpd {
 				if !c.e.xdp.on {
 					st.countXDP(c.p, 1)
@@ -137,6 +139,7 @@ func (st *state) apply() {
 				failed(c.p, err)
 			}
 		} else {
+			st.counts.XDPWrites += uint64(len(deletes))
 			for _, c := range xdpDel {
 				st.countXDP(c.p, -1)
 				st.releaseGroup(c.e.xdp.group)
@@ -152,6 +155,7 @@ func (st *state) apply() {
 				failed(c.p, err)
 				continue
 			}
+			st.counts.FIBDeletes++
 			st.lists.put(c.e.fib)
 			c.e.fib = 0
 			st.countFIB(c.p, -1)

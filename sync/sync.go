@@ -228,6 +228,10 @@ type Counts struct {
 	FIB4, FIB6 int // routes xdprouterd installed in the kernel
 	Pending    int // changes received but not applied yet
 	Failed     int // changes whose last apply failed (retried every second)
+	// Writes since start: kernel routes installed (created or replaced)
+	// and deleted, XDP route entries written and deleted.
+	FIBInstalls, FIBDeletes uint64
+	XDPWrites               uint64
 }
 
 // Counts returns the current counts. It waits for a running batch.
@@ -322,6 +326,7 @@ func (s *Syncer) RemoveKernelRoutes() error {
 			}
 			continue
 		}
+		s.st.counts.FIBDeletes++
 		e := s.st.entries[ps[i]]
 		s.st.lists.put(e.fib)
 		e.fib = 0

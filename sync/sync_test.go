@@ -309,13 +309,13 @@ func TestBGPFollowsResolution(t *testing.T) {
 	r.bgp("198.51.100.0/24", "172.16.0.1")
 	r.bgp("198.51.101.0/24", "172.16.0.1")
 	eq(t, "unresolved", r.dp.egress(t, "198.51.100.0/24"), []string(nil))
-	eq(t, "counts", r.st.counts, Counts{XDP4: 4})
+	eq(t, "counts", r.st.counts, Counts{XDP4: 4, XDPWrites: 4})
 
 	// The next hop becomes reachable: both routes appear in both sinks.
 	r.ev(fib.RouteEvent{Route: via("172.16.0.0/16", 0, gw("10.0.1.2", eth1))})
 	eq(t, "resolved", r.dp.egress(t, "198.51.100.0/24"), []string{"2:" + mac1.String()})
 	eq(t, "fib", r.fib.via("198.51.101.0/24"), "[10.0.1.2@2]")
-	eq(t, "counts", r.st.counts, Counts{XDP4: 7, FIB4: 2})
+	eq(t, "counts", r.st.counts, Counts{XDP4: 7, FIB4: 2, FIBInstalls: 2, XDPWrites: 7})
 
 	// The IGP path moves: the shared group is rewritten, not the routes.
 	writes := r.dp.writes

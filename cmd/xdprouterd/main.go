@@ -220,7 +220,10 @@ func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	err = g.Wait()
 	// Shutdown order: BGP (above), then sync (stopped by ctx), then what we
 	// installed in the kernel, then the XDP program (deferred Close).
-	if rerr := syncer.RemoveKernelRoutes(); rerr != nil {
+	if cfg.FIB.KeepRoutesOnExit {
+		c := syncer.Counts()
+		log.Info("keeping installed routes in the kernel (fib.keep-routes-on-exit)", "ipv4", c.FIB4, "ipv6", c.FIB6)
+	} else if rerr := syncer.RemoveKernelRoutes(); rerr != nil {
 		log.Error("remove kernel routes", "err", rerr)
 	}
 	return err
