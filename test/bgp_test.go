@@ -152,8 +152,34 @@ func TestBGPWithBIRD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.start(neighbors("", up1))
+	// We originate one prefix and export only it (an export policy).
+	export := `
+[[network]]
+prefix = "192.0.2.0/24"
+
+[[prefix-set]]
+name = "ours"
+prefixes = ["192.0.2.0/24"]
+
+[[policy]]
+name = "announce-ours"
+[[policy.statement]]
+name = "ours"
+match-prefix-set = "ours"
+action = "accept"
+`
+	r.start(neighbors(`export = "announce-ours"`, up1) + export)
 	r.waitRoutes("learned from BIRD", nV4, nV6)
+	r.poll(10*time.Second, func() error {
+		out, err := r.BirdC(p, "show", "route", "protocol", "peer0")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "192.0.2.0/24") || strings.Contains(out, "100.64.") {
+			return fmt.Errorf("BIRD should learn exactly our network from us:\n%s", out)
+		}
+		return nil
+	})
 
 	// The stock gobgp CLI sees the sessions.
 	out, err := r.Output("r", filepath.Join(bin, "gobgp"), "-p", lab.GRPCPort, "neighbor")
