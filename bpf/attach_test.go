@@ -71,6 +71,12 @@ func TestAttach(t *testing.T) {
 	if att, mode := xdpState(t, ns, ib); !att || mode != xdpAttachedDrv {
 		t.Errorf("after auto attach on veth: attached %v mode %d", att, mode)
 	}
+	if m, ok := d.AttachedMode(ib); !ok || m != ModeNative {
+		t.Errorf("AttachedMode after auto on veth = %v %v, want native", m, ok)
+	}
+	if _, ok := d.AttachedMode(ib + 1000); ok {
+		t.Error("AttachedMode reports an interface that was never attached")
+	}
 
 	// Errors name the interface.
 	err := do(func() error { return d.Attach(ib+1000, ModeAuto) })

@@ -96,7 +96,8 @@ func (l *loaded) Close() error {
 
 type attachment struct {
 	link link.Link
-	mode Mode
+	mode Mode // as requested
+	eff  Mode // as attached: native or generic
 }
 
 // Datapath is the loaded XDP forwarder and its maps. Its methods are safe
@@ -246,6 +247,7 @@ func (d *Datapath) Attach(ifindex int, mode Mode) error {
 	var (
 		l   link.Link
 		err error
+		eff = mode
 	)
 	switch mode {
 	case ModeNative:
@@ -253,9 +255,11 @@ func (d *Datapath) Attach(ifindex int, mode Mode) error {
 	case ModeGeneric:
 		l, err = attach(link.XDPGenericMode)
 	case ModeAuto:
+		eff = ModeNative
 		l, err = attach(link.XDPDriverMode)
 		if err != nil {
 			var errGeneric error
+			eff = ModeGeneric
 			l, errGeneric = attach(link.XDPGenericMode)
 			if errGeneric != nil {
 				err = fmt.Errorf("native: %w; generic: %w", err, errGeneric)
@@ -269,8 +273,17 @@ func (d *Datapath) Attach(ifindex int, mode Mode) error {
 	if err != nil {
 		return fmt.Errorf("attach XDP to ifindex %d in %s mode: %w", ifindex, mode, err)
 	}
-	d.links[ifindex] = attachment{link: l, mode: mode}
+	d.links[ifindex] = attachment{link: l, mode: mode, eff: eff}
 	return nil
+}
+
+// AttachedMode reports how the program is attached to ifindex: ModeNative
+// or ModeGeneric (what ModeAuto chose), and false if it is not attached.
+func (d *Datapath) AttachedMode(ifindex int) (Mode, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a, ok := d.links[ifindex]
+	return a.eff, ok
 }
 
 // Detach removes the XDP program from ifindex. Detaching an interface that

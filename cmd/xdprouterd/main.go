@@ -175,8 +175,9 @@ func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		if err := dp.Attach(p.ifindex, mode); err != nil {
 			return fmt.Errorf("attach XDP to %s: %w", p.name, err)
 		}
-		ifaces = append(ifaces, api.Interface{Name: p.name, Ifindex: p.ifindex, Mode: cfg.Dataplane.XDPMode})
-		log.Info("XDP attached", "interface", p.name, "mode", cfg.Dataplane.XDPMode)
+		eff, _ := dp.AttachedMode(p.ifindex)
+		ifaces = append(ifaces, api.Interface{Name: p.name, Ifindex: p.ifindex, Mode: eff.String()})
+		log.Info("XDP attached", "interface", p.name, "mode", eff)
 	}
 
 	mux := http.NewServeMux()
