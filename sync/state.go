@@ -264,9 +264,20 @@ func (st *state) link(l route.Link, deleted bool) {
 	if deleted {
 		delete(st.links, l.Index)
 		st.groupsDirty = true
+		if had && st.ports[old.Name] {
+			if err := st.opt.Datapath.DeleteInterface(l.Index); err != nil {
+				st.log.Error("delete interface", "ifname", old.Name, "err", err)
+			}
+			if st.opt.OnPort != nil {
+				st.opt.OnPort(old.Name, l.Index, false)
+			}
+		}
 		return
 	}
 	st.links[l.Index] = l
+	if st.ports[l.Name] && (!had || old.Name != l.Name) && st.opt.OnPort != nil {
+		st.opt.OnPort(l.Name, l.Index, true) // a port (re)appeared: XDP goes on it
+	}
 	if !had || old.Up != l.Up {
 		st.groupsDirty = true
 	}

@@ -36,6 +36,7 @@ type Datapath interface {
 	SetNeighbor(ifindex int, addr netip.Addr, mac net.HardwareAddr) error
 	DeleteNeighbor(ifindex int, addr netip.Addr) error
 	SetInterface(ifindex int, mac net.HardwareAddr, mtu int) error
+	DeleteInterface(ifindex int) error
 }
 
 // FIB is the kernel side (implemented by *fib.Table).
@@ -71,6 +72,9 @@ type Options struct {
 	// OnConnected, if set, receives the connected prefixes whenever they
 	// change (for BGP redistribution).
 	OnConnected func([]netip.Prefix)
+	// OnPort, if set, is called when a router port appears (present) or is
+	// deleted, e.g. to attach the XDP program to a re-created interface.
+	OnPort func(name string, ifindex int, present bool)
 	// OnApply, if set, observes the duration of every applied batch.
 	OnApply func(time.Duration)
 }

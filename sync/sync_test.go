@@ -65,6 +65,7 @@ func (f *fakeDP) SetInterface(i int, _ net.HardwareAddr, mtu int) error {
 	f.ifaces[i] = mtu
 	return nil
 }
+func (f *fakeDP) DeleteInterface(i int) error { delete(f.ifaces, i); return nil }
 
 // egress returns, for the route of p, the (ifindex, MAC) of each next hop
 // XDP would use: what a packet would see.
@@ -359,4 +360,21 @@ func TestFailedWritesAreRetried(t *testing.T) {
 	eq(t, "after retry", r.dp.egress(t, "198.51.100.0/24"), []string{"3:" + mac2.String()})
 	// Group references balance: exactly the groups in use remain.
 	eq(t, "groups", len(r.st.groups), 3)
+}
+
+func TestPortRecreated(t *testing.T) {
+	r := newRig(t)
+	var calls []string
+	r.st.opt.OnPort = func(name string, ifindex int, present bool) {
+		calls = append(calls, fmt.Sprintf("%s %d %v", name, ifindex, present))
+	}
+	r.ev(fib.LinkEvent{Link: route.Link{Index: eth2, Name: "eth2"}, Deleted: true})
+	if _, ok := r.dp.ifaces[eth2]; ok {
+		t.Error("deleted port still in the XDP port map")
+	}
+	r.ev(fib.LinkEvent{Link: route.Link{Index: 9, Name: "eth2", MTU: 1500, Up: true, MAC: mac3}},
+		fib.LinkEvent{Link: route.Link{Index: 9, Name: "eth2", MTU: 1400, Up: true, MAC: mac3}}, // MTU change: no new attach
+		fib.LinkEvent{Link: route.Link{Index: 10, Name: "eth9", MTU: 1500, Up: true}})            // not a port
+	eq(t, "port callbacks", calls, []string{"eth2 3 false", "eth2 9 true"})
+	eq(t, "port map", r.dp.ifaces, map[int]int{eth1: 1500, 9: 1400})
 }

@@ -108,3 +108,45 @@ func TestFollowsKernelChanges(t *testing.T) {
 	r.waitDecision(dst, "link up", func(d bpf.Decision) bool { return d.Action == bpf.ActionRedirect })
 	r.poll(5*time.Second, func() error { return r.Run("h1", "ping", "-c1", "-W1", dst) })
 }
+
+// TestPortRecreated deletes a router port and creates it again (a new
+// ifindex): xdprouterd puts XDP on it and forwards again.
+func TestPortRecreated(t *testing.T) {
+	r := newLab(t)
+	r.start("")
+	r.waitRedirect(lab.H2v4)
+	before := r.status().Interfaces
+	if err := r.Run("r", "ip", "link", "del", "eth2"); err != nil { // takes h2's end along
+		t.Fatal(err)
+	}
+	if err := r.Link("r", "eth2", "h2", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range [][]string{
+		{"r", "ip", "addr", "add", lab.R2v4 + "/24", "dev", "eth2"},
+		{"h2", "ip", "addr", "add", lab.H2v4 + "/24", "dev", "eth0"},
+		{"h2", "ip", "route", "add", "default", "via", lab.R2v4},
+		{"r", "ping", "-c1", "-W2", lab.H2v4},
+	} {
+		if err := r.Run(s[0], s[1:]...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.HostPort("h2", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	d := r.waitRedirect(lab.H2v4)
+	if d.Candidates[0].Ifindex == before[1].Ifindex {
+		t.Fatalf("egress still the old ifindex %d", before[1].Ifindex)
+	}
+	r.waitDecision(lab.H2v4, "re-created port", func(d bpf.Decision) bool { return d.Action == bpf.ActionRedirect })
+	redirects := r.counter(bpf.ActionRedirect, "")
+	if err := r.Run("h1", "ping", "-c3", "-i0.05", "-W1", lab.H2v4); err != nil {
+		t.Fatal(err)
+	}
+	// Requests leave through the new port and replies arrive on it: both
+	// directions are forwarded by XDP.
+	if got := r.counter(bpf.ActionRedirect, "") - redirects; got != 6 {
+		t.Errorf("redirected %d packets for 3 pings over the re-created port, want 6", got)
+	}
+}

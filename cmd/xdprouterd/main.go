@@ -154,6 +154,22 @@ func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	for _, p := range ports {
 		opts.Ports = append(opts.Ports, p.name)
 	}
+	// A port deleted and created again (new ifindex) gets the program again.
+	opts.OnPort = func(name string, ifindex int, present bool) {
+		if !present {
+			_ = dp.Detach(ifindex) // the kernel detached it with the device
+			return
+		}
+		if _, ok := dp.AttachedMode(ifindex); ok {
+			return
+		}
+		if err := dp.Attach(ifindex, mode); err != nil {
+			log.Error("attach XDP to re-created port", "interface", name, "err", err)
+			return
+		}
+		eff, _ := dp.AttachedMode(ifindex)
+		log.Info("XDP attached", "interface", name, "ifindex", ifindex, "mode", eff)
+	}
 	if speaker != nil {
 		opts.StaleAfter = staleAfter
 		opts.OnConnected = func(ps []netip.Prefix) {
