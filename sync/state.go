@@ -81,6 +81,8 @@ type state struct {
 	nhs     map[route.NextHop]*nexthop
 	nhID    ids
 
+	foreign []route.Route // ours with another metric, left by an earlier run
+
 	resolveDirty     bool // kernel routes changed: re-resolve BGP sets
 	groupsDirty      bool // links or neighbors changed: recompute group members
 	connectedChanged bool
@@ -189,6 +191,9 @@ func (st *state) snapshot(s *fib.Snapshot) {
 	if first {
 		for p, r := range ours {
 			if r.Metric != st.opt.Metric {
+				// Ours, from a run with another fib.metric: removed with
+				// the other leftovers.
+				st.foreign = append(st.foreign, r)
 				continue
 			}
 			e := st.entry(p)
@@ -219,6 +224,18 @@ func (st *state) sweepStale() {
 			e.stale = false
 			st.markDirty(p)
 		}
+	}
+	if len(st.foreign) > 0 {
+		ops := make([]route.Change, len(st.foreign))
+		for i, r := range st.foreign {
+			ops[i] = route.Change{Delete: true, Route: r}
+		}
+		for i, err := range st.opt.FIB.Apply(ops) {
+			if err != nil {
+				st.log.Error("remove leftover route", "prefix", st.foreign[i].Prefix, "metric", st.foreign[i].Metric, "err", err)
+			}
+		}
+		st.foreign = nil
 	}
 }
 

@@ -336,18 +336,21 @@ func TestRestartTouchesNothingRight(t *testing.T) {
 		NextHops: []route.NextHop{gw("10.0.2.2", eth2)}}
 	stale := route.Route{Prefix: pfx("198.51.200.0/24"), Kind: route.Unicast, Metric: 20, Protocol: fib.ProtoBGP,
 		NextHops: []route.NextHop{gw("10.0.2.2", eth2)}}
-	r := newRig(t, right, stale)
+	otherMetric := route.Route{Prefix: pfx("198.51.201.0/24"), Kind: route.Unicast, Metric: 50, Protocol: fib.ProtoBGP,
+		NextHops: []route.NextHop{gw("10.0.2.2", eth2)}}
+	r := newRig(t, right, stale, otherMetric)
 	r.bgp("198.51.100.0/24", "10.0.2.2")
 	eq(t, "kernel writes for routes already right", r.fib.writes, 0)
 	eq(t, "stale kept until BGP converged", r.fib.via("198.51.200.0/24"), "[10.0.2.2@3]")
 	r.st.sweepStale()
 	r.st.apply()
 	eq(t, "stale removed after the sweep", r.fib.via("198.51.200.0/24"), "")
+	eq(t, "ours with an old metric removed after the sweep", r.fib.via("198.51.201.0/24"), "")
 	eq(t, "right one kept", r.fib.via("198.51.100.0/24"), "[10.0.2.2@3]")
 
 	// The kernel drops our route (its link went away): it is reinstalled.
 	r.ev(fib.RouteEvent{Route: right, Ours: true, Deleted: true})
-	eq(t, "reinstalled", r.fib.writes, 2)
+	eq(t, "reinstalled (after 2 sweep deletes)", r.fib.writes, 3)
 }
 
 func TestFailedWritesAreRetried(t *testing.T) {
