@@ -377,7 +377,7 @@ func TestPortRecreated(t *testing.T) {
 	}
 	r.ev(fib.LinkEvent{Link: route.Link{Index: 9, Name: "eth2", MTU: 1500, Up: true, MAC: mac3}},
 		fib.LinkEvent{Link: route.Link{Index: 9, Name: "eth2", MTU: 1400, Up: true, MAC: mac3}}, // MTU change: no new attach
-		fib.LinkEvent{Link: route.Link{Index: 10, Name: "eth9", MTU: 1500, Up: true}})            // not a port
+		fib.LinkEvent{Link: route.Link{Index: 10, Name: "eth9", MTU: 1500, Up: true}})           // not a port
 	eq(t, "port callbacks", calls, []string{"eth2 3 false", "eth2 9 true"})
 	eq(t, "port map", r.dp.ifaces, map[int]int{eth1: 1500, 9: 1400})
 }
