@@ -114,6 +114,7 @@ func neighFromNetlink(n *netlink.Neigh) (route.Neighbor, bool) {
 	if n.State&validNUD != 0 && len(n.HardwareAddr) == 6 {
 		nb.MAC = n.HardwareAddr
 		nb.Valid = true
+		nb.Stale = n.State&unix.NUD_STALE != 0
 	}
 	return nb, true
 }

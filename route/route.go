@@ -90,12 +90,16 @@ func Key(nhs []NextHop) string {
 }
 
 // Neighbor is an ARP/NDP entry. Valid means the MAC may be used for
-// forwarding (reachable, stale, delay, probe, permanent).
+// forwarding (reachable, stale, delay, probe, permanent). Stale means the
+// kernel has not confirmed it lately: traffic forwarded by XDP never does,
+// so it is worth re-confirming. Static (permanent, noarp) entries are never
+// stale and must never be re-resolved.
 type Neighbor struct {
 	Ifindex int
 	Addr    netip.Addr
 	MAC     net.HardwareAddr
 	Valid   bool
+	Stale   bool
 }
 
 // Link is a network interface.

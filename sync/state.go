@@ -345,10 +345,10 @@ func (st *state) neighbor(n route.Neighbor, deleted bool) {
 			st.log.Error("delete neighbor", "addr", n.Addr, "err", err)
 		}
 	} else {
-		if had && string(old.MAC) == string(n.MAC) {
-			return
-		}
 		st.neighs[k] = n
+		if had && string(old.MAC) == string(n.MAC) {
+			return // a state change only (e.g. reachable → stale)
+		}
 		if err := st.opt.Datapath.SetNeighbor(n.Ifindex, n.Addr, n.MAC); err != nil {
 			st.log.Error("set neighbor", "addr", n.Addr, "err", err)
 		}
@@ -528,16 +528,22 @@ func (st *state) retryFailed() {
 	clear(st.failed)
 }
 
-// refreshNeighbors asks the kernel to re-confirm (or resolve) every gateway
-// in use and every neighbor XDP forwards to directly.
+// refreshNeighbors asks the kernel to resolve every gateway in use that has
+// no usable entry, and to re-confirm the stale entries XDP forwards with
+// (its traffic never confirms them). Reachable entries need nothing, and
+// static ones (permanent, noarp) must not be touched: a resolve request
+// would turn them into incomplete ones.
 func (st *state) refreshNeighbors() {
 	for _, x := range st.nhs {
-		if !x.nh.Connected() && st.linkUp(x.nh.Ifindex) {
+		if x.nh.Connected() || !st.linkUp(x.nh.Ifindex) {
+			continue
+		}
+		if _, ok := st.neighs[neighKey{x.nh.Ifindex, x.nh.Gateway}]; !ok {
 			st.resolveNeighbor(x.nh.Ifindex, x.nh.Gateway)
 		}
 	}
-	for k := range st.neighs {
-		if st.isPort(k.ifindex) && st.linkUp(k.ifindex) {
+	for k, n := range st.neighs {
+		if n.Stale && st.isPort(k.ifindex) && st.linkUp(k.ifindex) {
 			st.resolveNeighbor(k.ifindex, k.addr)
 		}
 	}

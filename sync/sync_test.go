@@ -381,3 +381,19 @@ func TestPortRecreated(t *testing.T) {
 	eq(t, "port callbacks", calls, []string{"eth2 3 false", "eth2 9 true"})
 	eq(t, "port map", r.dp.ifaces, map[int]int{eth1: 1500, 9: 1400})
 }
+
+// TestNeighborRefresh: only stale entries and gateways without an entry are
+// re-resolved; reachable and static (permanent) entries are left alone
+// (a resolve request would turn a permanent entry into an incomplete one).
+func TestNeighborRefresh(t *testing.T) {
+	r := newRig(t)
+	r.ev(fib.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth2, Addr: ip("10.0.2.2"), MAC: mac2, Valid: true, Stale: true}},
+		fib.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth1, Addr: ip("10.0.1.7"), MAC: mac1, Valid: true}}, // permanent
+		fib.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.1.7", eth1))},
+		fib.RouteEvent{Route: via("198.51.101.0/24", 0, gw("10.0.1.9", eth1))}, // no entry yet
+	)
+	r.fib.resolved = nil
+	r.st.refreshNeighbors()
+	slices.Sort(r.fib.resolved)
+	eq(t, "re-resolved", r.fib.resolved, []string{fmt.Sprint(eth1, ip("10.0.1.9")), fmt.Sprint(eth2, ip("10.0.2.2"))})
+}
