@@ -2,7 +2,8 @@
 // forwarding benchmarks in network namespaces: Generator sends frames out
 // of a port with an XDP program run in BPF_PROG_TEST_RUN live-frames mode
 // (millions of packets per second, no pktgen needed), Sink counts and drops
-// frames arriving on a port with an XDP program.
+// IPv4 frames arriving on a port with an XDP program and passes the rest
+// (ARP, IPv6 neighbor discovery) to the host's kernel.
 //
 // The generated trafficgen_x86_bpfel.go and .o are committed; regenerate
 // with `go generate ./bpf/trafficgen/` after changing trafficgen.c or

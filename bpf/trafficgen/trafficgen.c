@@ -16,9 +16,15 @@
  *               mod 2^20) << 8: spread over 64.0.0.0/4, same formula as
  *               Prefix() in trafficgen.go.
  *
- * `sink` counts and drops whatever arrives (a per-CPU counter, no atomics).
+ * `sink` counts and drops IPv4 frames (a per-CPU counter, no atomics) and
+ * passes everything else to the host's kernel, so that the host answers ARP
+ * and neighbor discovery like a real one: the router then resolves and
+ * re-confirms its neighbor entry for the host the ordinary way (a sink that
+ * drops ARP leaves the router's entry INCOMPLETE or FAILED as soon as
+ * anything asks the kernel to re-resolve it).
  */
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -91,6 +97,15 @@ int generate(struct xdp_md *ctx)
 SEC("xdp")
 int sink(struct xdp_md *ctx)
 {
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return XDP_DROP;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return XDP_PASS; /* ARP, IPv6 (neighbor discovery): the host's kernel */
+
 	__u32 key = 0;
 	__u64 *c = bpf_map_lookup_elem(&received, &key);
 

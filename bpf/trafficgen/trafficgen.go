@@ -215,7 +215,11 @@ func (g *Generator) Program() *ebpf.Program { return g.prog }
 // Close releases the program.
 func (g *Generator) Close() error { return g.prog.Close() }
 
-// Sink counts and drops every frame arriving on a port. Close detaches it.
+// Sink counts and drops every IPv4 frame arriving on a port and passes
+// everything else (ARP, IPv6) to the kernel of the port's namespace, which
+// answers neighbor resolution like a real host: a router in front of it
+// keeps a valid neighbor entry without static (permanent) entries. Close
+// detaches it.
 type Sink struct {
 	prog     *ebpf.Program
 	received *ebpf.Map
@@ -249,7 +253,7 @@ func (s *Sink) Attach(ifindex int) error {
 	return nil
 }
 
-// Received returns the number of frames the sink has dropped so far.
+// Received returns the number of IPv4 frames the sink has dropped so far.
 func (s *Sink) Received() (uint64, error) {
 	var perCPU []uint64
 	if err := s.received.Lookup(uint32(0), &perCPU); err != nil {

@@ -168,6 +168,17 @@ func TestSinkCounts(t *testing.T) {
 	if n, err := s.Received(); err != nil || n != 10 {
 		t.Errorf("Received() = %d, %v; want 10", n, err)
 	}
+	// ARP goes to the host's kernel, uncounted: the router in front must
+	// be able to resolve the host.
+	arp := make([]byte, 42)
+	copy(arp, testConfig(Fixed).Frame()[:12])
+	binary.BigEndian.PutUint16(arp[12:], 0x0806)
+	if ret, err = s.Program().Run(&ebpf.RunOptions{Data: arp}); err != nil || ret != 2 { // XDP_PASS
+		t.Errorf("ARP frame: verdict %d, %v; want XDP_PASS", ret, err)
+	}
+	if n, err := s.Received(); err != nil || n != 10 {
+		t.Errorf("after ARP: Received() = %d, %v; want 10", n, err)
+	}
 }
 
 func TestConfigErrors(t *testing.T) {
