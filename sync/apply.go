@@ -3,7 +3,6 @@ package sync
 import (
 	"net/netip"
 	"slices"
-	"strconv"
 
 	"github.com/xdprouter/xdprouter/bpf"
 	"github.com/xdprouter/xdprouter/route"
@@ -185,7 +184,7 @@ func (st *state) reresolve() {
 		}
 		s.resolved = r
 		changed[s.id] = true
-		if g := st.groups[setGroupKey(s.id)]; g != nil && len(r) > 0 {
+		if g := st.groups[setGroupKey(s)]; g != nil && len(r) > 0 {
 			st.setMembers(g, r)
 		}
 	}
@@ -199,7 +198,10 @@ func (st *state) reresolve() {
 	}
 }
 
-func setGroupKey(id uint32) string { return "b" + strconv.FormatUint(uint64(id), 10) }
+// setGroupKey names the group of a BGP next-hop set by its addresses, not
+// its id: a freed id may be reused in the same batch while the old set's
+// group is still referenced by routes not yet moved.
+func setGroupKey(s *bgpSet) string { return "b" + s.key }
 
 func (st *state) acquireGroup(key string, members []route.NextHop) *group {
 	g := st.groups[key]

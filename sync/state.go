@@ -52,6 +52,7 @@ type nexthop struct {
 // bgpSet is an interned set of BGP next hops with its resolution.
 type bgpSet struct {
 	id       uint32
+	key      string // the addresses: identity that outlives the id
 	addrs    []netip.Addr
 	refs     int
 	resolved []route.NextHop
@@ -386,9 +387,9 @@ func (st *state) getSet(addrs []netip.Addr) uint32 {
 	}
 	s := st.sets[string(key)]
 	if s == nil {
-		s = &bgpSet{id: st.setIDs.get(), addrs: addrs}
+		s = &bgpSet{id: st.setIDs.get(), key: string(key), addrs: addrs}
 		s.resolved = st.resolve(addrs)
-		st.sets[string(key)] = s
+		st.sets[s.key] = s
 		st.setsByID[s.id] = s
 	}
 	s.refs++
@@ -403,12 +404,7 @@ func (st *state) putSet(id uint32) {
 	if s.refs--; s.refs > 0 {
 		return
 	}
-	for k, v := range st.sets {
-		if v == s {
-			delete(st.sets, k)
-			break
-		}
-	}
+	delete(st.sets, s.key)
 	delete(st.setsByID, id)
 	st.setIDs.put(id)
 }
@@ -500,7 +496,7 @@ func (st *state) desire(p netip.Prefix, e *entry) desired {
 	case bgpUsable:
 		d.xdpOn, d.typ, d.source, d.metric = true, bpf.RouteUnicast, "bgp", st.opt.Metric
 		d.members = set.resolved
-		d.groupKey = setGroupKey(set.id)
+		d.groupKey = setGroupKey(set)
 	}
 	return d
 }

@@ -397,3 +397,31 @@ func TestNeighborRefresh(t *testing.T) {
 	slices.Sort(r.fib.resolved)
 	eq(t, "re-resolved", r.fib.resolved, []string{fmt.Sprint(eth1, ip("10.0.1.9")), fmt.Sprint(eth2, ip("10.0.2.2"))})
 }
+
+// TestBGPNextHopChange: a prefix moving to another next hop follows it in
+// both sinks (the old next-hop set is freed in the same batch).
+func TestBGPNextHopChange(t *testing.T) {
+	r := newRig(t)
+	r.bgp("198.51.100.0/24", "10.0.1.2")
+	eq(t, "first", r.dp.egress(t, "198.51.100.0/24"), []string{"2:" + mac1.String()})
+	r.bgp("198.51.100.0/24", "10.0.2.2")
+	eq(t, "moved", r.dp.egress(t, "198.51.100.0/24"), []string{"3:" + mac2.String()})
+	eq(t, "fib moved", r.fib.via("198.51.100.0/24"), "[10.0.2.2@3]")
+	r.bgp("198.51.100.0/24", "10.0.1.2", "10.0.2.2")
+	eq(t, "both", r.dp.egress(t, "198.51.100.0/24"), []string{"2:" + mac1.String(), "3:" + mac2.String()})
+	r.bgp("198.51.100.0/24", "10.0.1.2")
+	eq(t, "back", r.dp.egress(t, "198.51.100.0/24"), []string{"2:" + mac1.String()})
+}
+
+// TestBGPSetReuse: next-hop sets freed and created in one batch never
+// share a group (a freed set's group lives until its routes moved).
+func TestBGPSetReuse(t *testing.T) {
+	r := newRig(t)
+	r.bgp("198.51.100.0/24", "10.0.1.2")
+	r.st.setBGP(pfx("198.51.100.0/24"), []netip.Addr{ip("10.0.1.3")}) // frees the set of 10.0.1.2
+	r.st.setBGP(pfx("198.51.101.0/24"), []netip.Addr{ip("10.0.2.2")}) // a new set
+	r.st.apply()
+	eq(t, "new prefix", r.dp.egress(t, "198.51.101.0/24"), []string{"3:" + mac2.String()})
+	eq(t, "fib", r.fib.via("198.51.101.0/24"), "[10.0.2.2@3]")
+	eq(t, "moved prefix", r.dp.egress(t, "198.51.100.0/24"), []string{"2:"}) // 10.0.1.3: unresolved
+}
