@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -231,6 +232,9 @@ lab: Ctrl-C ends the lab and removes everything
 		<-ctx.Done()
 		return s, d.Stop(60 * time.Second)
 	}
+	if hwm, err := peakRSS(d.Cmd.Process.Pid); err == nil {
+		step("xdprouterd peak RSS %d MB", hwm>>20)
+	}
 	stopStart := time.Now()
 	if err := d.Stop(60 * time.Second); err != nil {
 		return s, fmt.Errorf("xdprouterd stop: %w", err)
@@ -274,4 +278,22 @@ func traffic(ctx context.Context, prefixes []netip.Prefix) error {
 			}
 		}
 	}
+}
+
+// peakRSS reads a process's peak resident set size (VmHWM) in bytes.
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb); err != nil {
+				return 0, err
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmHWM")
 }
