@@ -53,23 +53,26 @@ type PeerStatus struct {
 
 // Speaker is the embedded BGP speaker.
 type Speaker struct {
-	cfg    *config.Config
 	log    *slog.Logger
 	onBest func([]PathUpdate)
-	plan   *plan
 
 	// quiet is set when Stop begins: the withdrawals GoBGP generates while
 	// tearing sessions down are not passed on, so a daemon restart does not
 	// flush BGP routes from the FIB (reconcile on the next start instead).
 	quiet atomic.Bool
 
-	mu        sync.Mutex // guards the fields below
+	mu        sync.Mutex     // guards the fields below
+	cfg       *config.Config // the applied configuration; Reload replaces it
+	plan      *plan          // cfg translated
 	srv       *server.BgpServer
 	cancel    context.CancelFunc
 	networks  map[netip.Prefix]bool
 	peers     []PeerStatus // last Peers answer, reused for peersMaxAge
 	peersAt   time.Time
 	connected map[netip.Prefix]uuid.UUID
+	// connectedWant is the last SetConnected argument, kept so that a
+	// Reload can re-apply it when networks or redistribute-connected change.
+	connectedWant []netip.Prefix
 }
 
 // New validates the configuration's translation into GoBGP objects without
@@ -138,20 +141,8 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: p.global}); err != nil {
 		return fmt.Errorf("bgp: start (asn %d, router-id %s, port %d): %w", p.global.Asn, p.global.RouterId, p.global.ListenPort, err)
 	}
-	for _, ds := range p.definedSets {
-		if err := srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: ds}); err != nil {
-			return fmt.Errorf("bgp: defined set %q: %w", ds.Name, err)
-		}
-	}
-	for _, pol := range p.policies {
-		if err := srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol}); err != nil {
-			return fmt.Errorf("bgp: policy %q: %w", pol.Name, err)
-		}
-	}
-	for _, a := range []*api.PolicyAssignment{p.importAssignment, p.exportAssignment} {
-		if err := srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: a}); err != nil {
-			return fmt.Errorf("bgp: global %s policy assignment: %w", strings.ToLower(strings.TrimPrefix(a.Direction.String(), "POLICY_DIRECTION_")), err)
-		}
+	if err := installPolicies(ctx, srv, p); err != nil {
+		return fmt.Errorf("bgp: %w", err)
 	}
 
 	// Watch before adding peers; Init replays whatever is already there.
@@ -185,6 +176,32 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	s.log.Info("bgp speaker started", "asn", p.global.Asn, "router-id", p.global.RouterId,
 		"port", p.global.ListenPort, "neighbors", len(p.peers), "networks", len(p.networks),
 		"multipath", p.global.UseMultiplePaths, "grpc", s.cfg.API.GRPCListen)
+	return nil
+}
+
+// installPolicies adds the plan's defined sets and policies to a server
+// that has none yet and sets the global assignments.
+func installPolicies(ctx context.Context, srv *server.BgpServer, p *plan) error {
+	for _, ds := range p.definedSets {
+		if err := srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: ds}); err != nil {
+			return fmt.Errorf("defined set %q: %w", ds.Name, err)
+		}
+	}
+	for _, pol := range p.policies {
+		if err := srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol}); err != nil {
+			return fmt.Errorf("policy %q: %w", pol.Name, err)
+		}
+	}
+	return setAssignments(ctx, srv, p)
+}
+
+// setAssignments replaces the global import and export assignments.
+func setAssignments(ctx context.Context, srv *server.BgpServer, p *plan) error {
+	for _, a := range []*api.PolicyAssignment{p.importAssignment, p.exportAssignment} {
+		if err := srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: a}); err != nil {
+			return fmt.Errorf("global %s policy assignment: %w", strings.ToLower(strings.TrimPrefix(a.Direction.String(), "POLICY_DIRECTION_")), err)
+		}
+	}
 	return nil
 }
 
@@ -320,26 +337,40 @@ func peerStatus(p *api.Peer, now time.Time) PeerStatus {
 }
 
 // SetConnected announces exactly the given prefixes as connected routes
-// (when bgp.redistribute-connected is set; otherwise it does nothing). Each
-// call is diffed against the previous one: new prefixes are announced,
-// missing ones withdrawn. Prefixes also listed as [[network]] are left to
-// that origination. Errors are joined; what succeeded is kept.
+// (when bgp.redistribute-connected is set; otherwise it only remembers them,
+// for a Reload that turns redistribution on). Each call is diffed against
+// the previous one: new prefixes are announced, missing ones withdrawn.
+// Prefixes also listed as [[network]] are left to that origination. Errors
+// are joined; what succeeded is kept.
 func (s *Speaker) SetConnected(prefixes []netip.Prefix) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.connectedWant = slices.Clone(prefixes)
 	if !s.cfg.BGP.RedistributeConnected {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.srv == nil {
 		return ErrNotRunning
 	}
-	want := make(map[netip.Prefix]bool, len(prefixes))
-	for _, p := range prefixes {
-		p = p.Masked()
-		if !p.IsValid() || s.networks[p] {
-			continue
+	if err := s.setConnectedLocked(); err != nil {
+		return fmt.Errorf("bgp: %w", err)
+	}
+	return nil
+}
+
+// setConnectedLocked brings the announced connected prefixes to
+// s.connectedWant (nothing when redistribution is off), leaving [[network]]
+// prefixes alone. Callers hold s.mu and have a running server.
+func (s *Speaker) setConnectedLocked() error {
+	want := make(map[netip.Prefix]bool, len(s.connectedWant))
+	if s.cfg.BGP.RedistributeConnected {
+		for _, p := range s.connectedWant {
+			p = p.Masked()
+			if !p.IsValid() || s.networks[p] {
+				continue
+			}
+			want[p] = true
 		}
-		want[p] = true
 	}
 	var errs []error
 	// Add before withdrawing.
@@ -364,8 +395,5 @@ func (s *Speaker) SetConnected(prefixes []netip.Prefix) error {
 		}
 		delete(s.connected, p)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("bgp: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
