@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -397,4 +398,78 @@ func TestBGPRestartKeepsRoutes(t *testing.T) {
 		}
 	}
 	r.pingXDP(dst4)
+}
+
+// TestBGPReload: SIGHUP applies a new import policy live (the session stays
+// up, the filtered prefixes leave both sinks) and refuses a change that
+// needs a restart.
+func TestBGPReload(t *testing.T) {
+	needBinary(t, "/usr/sbin/bird")
+	r := newLab(t)
+	if _, err := r.StartBIRD(r.peer(up1, announced(100, 10))); err != nil {
+		t.Fatal(err)
+	}
+	r.start(neighbors("", up1))
+	r.waitRoutes("accept-all", 100, 10)
+	uptime := func() time.Duration {
+		for _, p := range r.status().Peers {
+			if p.Address.Is4() {
+				return p.Uptime
+			}
+		}
+		t.Fatal("no IPv4 peer")
+		return 0
+	}
+	before := uptime()
+
+	rewrite := func(extra string) {
+		t.Helper()
+		cfg, err := lab.DaemonConfigFile(filepath.Dir(r.config), r.ports, extra)
+		if err != nil || cfg != r.config {
+			t.Fatalf("rewrite config: %v", err)
+		}
+		if err := r.daemon.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitLog := func(what string, n int) {
+		t.Helper()
+		r.poll(10*time.Second, func() error {
+			if c := strings.Count(r.daemon.Out.String(), what); c < n {
+				return fmt.Errorf("log has %q %d times, want %d", what, c, n)
+			}
+			return nil
+		})
+	}
+	policy := `
+[[prefix-set]]
+name = "blocked"
+prefixes = ["100.64.0.0/22 22..24"]
+
+[[policy]]
+name = "upstream-in"
+[[policy.statement]]
+name = "drop-blocked"
+match-prefix-set = "blocked"
+action = "reject"
+[[policy.statement]]
+name = "rest"
+action = "accept"
+`
+	rewrite(strings.ReplaceAll(neighbors("", up1), `import = "accept-all"`, `import = "upstream-in"`) + policy)
+	waitLog("SIGHUP: configuration reloaded", 1)
+	r.waitRoutes("after reload with a filtering policy", 96, 10)
+	if after := uptime(); after < before {
+		t.Errorf("the session restarted: uptime %v before, %v after", before, after)
+	}
+
+	// A dataplane change needs a restart: refused, nothing changes.
+	r.ports = []string{"eth1"}
+	rewrite(neighbors("", up1))
+	waitLog("SIGHUP: these changes need a restart; nothing applied", 1)
+	r.waitRoutes("after a refused reload", 96, 10)
+	if exited, err := r.daemon.Exited(); exited {
+		t.Fatalf("xdprouterd exited: %v", err)
+	}
+	r.ports = []string{"eth1", "eth2"} // what the daemon still runs with
 }

@@ -53,6 +53,7 @@ type router struct {
 	t      *testing.T
 	daemon *lab.Proc
 	ports  []string
+	config string // path of the daemon's config file
 }
 
 // newLab builds the basic h1 — r — h2 lab, removed when the test ends.
@@ -79,6 +80,7 @@ func (r *router) start(extra string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.config = cfg
 	p, err := r.Start("r", "xdprouterd", filepath.Join(bin, "xdprouterd"), "--config", cfg, "--log-level", "info")
 	if err != nil {
 		t.Fatal(err)

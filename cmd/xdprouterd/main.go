@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -77,7 +78,6 @@ func run(args []string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	go checkOnHangup(ctx, *path, cfg, log)
 	if err := daemon(ctx, cfg, log); err != nil {
 		log.Error("xdprouterd failed", "err", err)
 		return 1
@@ -232,6 +232,7 @@ func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return nil
 		})
 	}
+	go reloadOnHangup(gctx, cfg, speaker, log)
 	log.Info("xdprouterd running", "interfaces", len(ports), "table", cfg.FIB.Table,
 		"metrics", cfg.API.MetricsListen, "bgp", cfg.BGPEnabled())
 	err = g.Wait()
@@ -282,14 +283,16 @@ func ensureBPFFS(pin string) error {
 	return nil
 }
 
-// checkOnHangup answers SIGHUP (which would otherwise kill the daemon):
-// it re-reads and validates the configuration and says whether it differs
-// from the running one. Changes are not applied while running yet: a
-// restart applies them (routes already right in the kernel are kept).
-func checkOnHangup(ctx context.Context, path string, running *config.Config, log *slog.Logger) {
+// reloadOnHangup answers SIGHUP (which would otherwise kill the daemon):
+// it re-reads and validates the configuration and applies the difference
+// live where it can (BGP neighbors, networks, sets, policies). A change
+// that needs a restart (api, dataplane, fib, router identity, BGP on/off)
+// is refused as a whole and the running configuration stays.
+func reloadOnHangup(ctx context.Context, running *config.Config, speaker *bgp.Speaker /* nil: BGP off */, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	path := running.File
 	for {
 		select {
 		case <-ctx.Done():
@@ -297,13 +300,44 @@ func checkOnHangup(ctx context.Context, path string, running *config.Config, log
 		case <-hup:
 		}
 		cfg, err := config.Load(path)
-		switch {
-		case err != nil:
+		if err != nil {
 			log.Error("SIGHUP: configuration invalid; running configuration unchanged", "file", path, "err", err)
-		case cfg.Equal(running):
-			log.Info("SIGHUP: configuration valid and unchanged", "file", path)
-		default:
-			log.Warn("SIGHUP: configuration valid but changed; live reload is not supported yet, restart xdprouterd to apply it", "file", path)
+			continue
 		}
+		if cfg.Equal(running) {
+			log.Info("SIGHUP: configuration unchanged", "file", path)
+			continue
+		}
+		if keys := restartOnly(running, cfg); len(keys) > 0 {
+			log.Error("SIGHUP: these changes need a restart; nothing applied", "file", path, "keys", strings.Join(keys, ", "))
+			continue
+		}
+		if speaker != nil { // without BGP nothing else can change live
+			if err := speaker.Reload(ctx, cfg); err != nil {
+				log.Error("SIGHUP: reload failed", "file", path, "err", err)
+				continue
+			}
+		}
+		running = cfg
+		log.Info("SIGHUP: configuration reloaded", "file", path)
 	}
+}
+
+// restartOnly names the changed sections that cannot change while running.
+// (bgp.Speaker.Reload refuses the BGP keys of this kind itself.)
+func restartOnly(old, new *config.Config) []string {
+	var keys []string
+	if !reflect.DeepEqual(old.API, new.API) {
+		keys = append(keys, "api")
+	}
+	if !reflect.DeepEqual(old.Dataplane, new.Dataplane) {
+		keys = append(keys, "dataplane")
+	}
+	if !reflect.DeepEqual(old.FIB, new.FIB) {
+		keys = append(keys, "fib")
+	}
+	if old.BGPEnabled() != new.BGPEnabled() {
+		keys = append(keys, "router.asn (BGP on/off)")
+	}
+	return keys
 }
