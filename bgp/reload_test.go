@@ -105,16 +105,7 @@ func (e *reloadEnv) cfg(nbrs []config.Neighbor, networks ...string) *config.Conf
 func (e *reloadEnv) start(cfg *config.Config) *Speaker {
 	t := e.t
 	t.Helper()
-	s, err := New(Options{Config: cfg, Logger: testLogger(t), OnBest: e.hist.onBest})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
+	s := startSpeaker(t, cfg, e.hist.onBest)
 	e.s = s
 	return s
 }

@@ -262,9 +262,9 @@ func adjOut(t *testing.T, s *Speaker, nbr string) []string {
 	return out
 }
 
-func startSpeaker(t *testing.T, cfg *config.Config, rec *recorder) *Speaker {
+func startSpeaker(t *testing.T, cfg *config.Config, onBest func([]PathUpdate)) *Speaker {
 	t.Helper()
-	s, err := New(Options{Config: cfg, Logger: testLogger(t), OnBest: rec.onBest})
+	s, err := New(Options{Config: cfg, Logger: testLogger(t), OnBest: onBest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestSpeakerIPv4(t *testing.T) {
 		}}},
 	}
 	rec := newRecorder()
-	s := startSpeaker(t, cfg, rec)
+	s := startSpeaker(t, cfg, rec.onBest)
 	peerA := startPeer(t, peerSpec{addr: "127.0.0.2", port: pA, asn: 65001, speaker: us, speakerPt: pUs})
 	peerB := startPeer(t, peerSpec{addr: "127.0.0.3", port: pB, asn: 65002, speaker: us, speakerPt: pUs})
 	peerC := startPeer(t, peerSpec{addr: "127.0.0.4", port: pC, asn: 65003, speaker: us, speakerPt: pUs, passive: true})
@@ -457,7 +457,7 @@ func TestSpeakerMultipath(t *testing.T) {
 		},
 	}
 	rec := newRecorder()
-	s := startSpeaker(t, cfg, rec)
+	s := startSpeaker(t, cfg, rec.onBest)
 	peerA := startPeer(t, peerSpec{addr: "127.0.0.5", port: pA, asn: 65001, speaker: us, speakerPt: pUs, multipath: true})
 	peerB := startPeer(t, peerSpec{addr: "127.0.0.6", port: pB, asn: 65002, speaker: us, speakerPt: pUs, multipath: true})
 	for _, p := range []string{"127.0.0.5", "127.0.0.6"} {
@@ -491,7 +491,7 @@ func TestSpeakerIPv6(t *testing.T) {
 		},
 	}
 	rec := newRecorder()
-	s := startSpeaker(t, cfg, rec)
+	s := startSpeaker(t, cfg, rec.onBest)
 	peer := startPeer(t, peerSpec{addr: "::1", port: pPeer, asn: 65001, speaker: us, speakerPt: pUs, passive: true})
 	waitPeer(t, s, "::1", func(ps PeerStatus) bool { return ps.Up }, "up")
 	peer.announce(t, "2001:db8:9::/48", "2001:db8:a::/48")

@@ -325,14 +325,9 @@ func TestBGPMaxPrefixes(t *testing.T) {
 	r.waitRoutes("after max-prefixes", 0, 0)
 }
 
-// TestBGPImportPolicy: an import policy rejects a prefix set.
-func TestBGPImportPolicy(t *testing.T) {
-	needBinary(t, "/usr/sbin/bird")
-	r := newLab(t)
-	if _, err := r.StartBIRD(r.peer(up1, announced(100, 0))); err != nil {
-		t.Fatal(err)
-	}
-	policy := `
+// blockPolicy is an import policy rejecting 100.64.0.0/22 and everything
+// more specific (the first 4 of the announced /24s), accepting the rest.
+const blockPolicy = `
 [[prefix-set]]
 name = "blocked"
 prefixes = ["100.64.0.0/22 22..24"]
@@ -347,8 +342,16 @@ action = "reject"
 name = "rest"
 action = "accept"
 `
+
+// TestBGPImportPolicy: an import policy rejects a prefix set.
+func TestBGPImportPolicy(t *testing.T) {
+	needBinary(t, "/usr/sbin/bird")
+	r := newLab(t)
+	if _, err := r.StartBIRD(r.peer(up1, announced(100, 0))); err != nil {
+		t.Fatal(err)
+	}
 	cfg := strings.ReplaceAll(neighbors("", up1), `import = "accept-all"`, `import = "upstream-in"`)
-	r.start(cfg + policy)
+	r.start(cfg + blockPolicy)
 	r.waitRoutes("filtered", 96, 0)
 	var routes []xsync.RouteInfo
 	if err := r.ctl(&routes, "routes", "100.64.0.0/22"); err != nil {
@@ -441,22 +444,7 @@ func TestBGPReload(t *testing.T) {
 			return nil
 		})
 	}
-	policy := `
-[[prefix-set]]
-name = "blocked"
-prefixes = ["100.64.0.0/22 22..24"]
-
-[[policy]]
-name = "upstream-in"
-[[policy.statement]]
-name = "drop-blocked"
-match-prefix-set = "blocked"
-action = "reject"
-[[policy.statement]]
-name = "rest"
-action = "accept"
-`
-	rewrite(strings.ReplaceAll(neighbors("", up1), `import = "accept-all"`, `import = "upstream-in"`) + policy)
+	rewrite(strings.ReplaceAll(neighbors("", up1), `import = "accept-all"`, `import = "upstream-in"`) + blockPolicy)
 	waitLog("SIGHUP: configuration reloaded", 1)
 	r.waitRoutes("after reload with a filtering policy", 96, 10)
 	if after := uptime(); after < before {
