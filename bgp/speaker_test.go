@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -544,9 +543,8 @@ func buildCLI(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("builds the gobgp CLI; skipped with -short")
 	}
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	out := filepath.Join(t.TempDir(), "gobgp")
-	cmd := exec.Command(gobin, "build", "-o", out, "github.com/osrg/gobgp/v4/cmd/gobgp")
+	cmd := exec.Command("go", "build", "-o", out, "github.com/osrg/gobgp/v4/cmd/gobgp")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build gobgp: %v\n%s", err, b)
 	}

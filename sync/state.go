@@ -671,7 +671,6 @@ type intern struct {
 
 type internList struct {
 	key  string
-	nhs  []route.NextHop
 	refs int
 }
 
@@ -685,7 +684,7 @@ func (in *intern) get(nhs []route.NextHop) uint32 {
 	if !ok {
 		id = in.ids.get()
 		in.byKey[k] = id
-		in.lists[id] = internList{key: k, nhs: nhs}
+		in.lists[id] = internList{key: k}
 	}
 	l := in.lists[id]
 	l.refs++
@@ -706,5 +705,3 @@ func (in *intern) put(id uint32) {
 	delete(in.byKey, l.key)
 	in.ids.put(id)
 }
-
-func (in *intern) nhs(id uint32) []route.NextHop { return in.lists[id].nhs }
