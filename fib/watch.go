@@ -56,10 +56,13 @@ type AddrEvent struct {
 type Watcher struct {
 	Table int
 	Log   *slog.Logger
+	// RcvBuf is the socket receive buffer of the route and neighbor
+	// subscriptions; 0 means 32 MiB, large enough that a full table load
+	// does not overflow. (Tests make it tiny to force resyncs.)
+	RcvBuf int
 }
 
-// subscription buffer: large so that a full table load does not overflow.
-const rcvBuf = 32 << 20
+const defaultRcvBuf = 32 << 20
 
 // Run sends events to out until ctx ends.
 func (w *Watcher) Run(ctx context.Context, out chan<- any) error {
@@ -74,8 +77,11 @@ func (w *Watcher) Run(ctx context.Context, out chan<- any) error {
 
 // once subscribes, dumps, then forwards events until an error.
 func (w *Watcher) once(ctx context.Context, out chan<- any) error {
+	rcvBuf := w.RcvBuf
+	if rcvBuf == 0 {
+		rcvBuf = defaultRcvBuf
+	}
 	done := make(chan struct{})
-	defer close(done)
 	failed := make(chan error, 4)
 	onErr := func(err error) {
 		select {
@@ -87,22 +93,35 @@ func (w *Watcher) once(ctx context.Context, out chan<- any) error {
 	neighs := make(chan netlink.NeighUpdate, 1024)
 	links := make(chan netlink.LinkUpdate, 64)
 	addrs := make(chan netlink.AddrUpdate, 64)
+	// Closing done closes the sockets; the library's readers may be blocked
+	// sending to us: drain what was subscribed until they close it.
+	var drains []func()
+	defer func() {
+		close(done)
+		for _, d := range drains {
+			go d()
+		}
+	}()
 	// Subscribe before dumping so nothing between the dump and the first
 	// event is missed; events older than the dump converge anyway.
 	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{
 		ErrorCallback: onErr, ReceiveBufferSize: rcvBuf, ReceiveBufferForceSize: true}); err != nil {
 		return fmt.Errorf("subscribe routes: %w", err)
 	}
+	drains = append(drains, func() { drain(routes) })
 	if err := netlink.NeighSubscribeWithOptions(neighs, done, netlink.NeighSubscribeOptions{
 		ErrorCallback: onErr, ReceiveBufferSize: rcvBuf, ReceiveBufferForceSize: true}); err != nil {
 		return fmt.Errorf("subscribe neighbors: %w", err)
 	}
+	drains = append(drains, func() { drain(neighs) })
 	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{ErrorCallback: onErr}); err != nil {
 		return fmt.Errorf("subscribe links: %w", err)
 	}
+	drains = append(drains, func() { drain(links) })
 	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr}); err != nil {
 		return fmt.Errorf("subscribe addresses: %w", err)
 	}
+	drains = append(drains, func() { drain(addrs) })
 	snap, err := Dump(w.Table)
 	if err != nil {
 		return err
@@ -161,6 +180,11 @@ func (w *Watcher) once(ctx context.Context, out chan<- any) error {
 		if !send(ctx, out, ev) {
 			return nil
 		}
+	}
+}
+
+func drain[T any](ch <-chan T) {
+	for range ch {
 	}
 }
 
