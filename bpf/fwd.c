@@ -229,6 +229,8 @@ static __always_inline int route_stat(struct route_val *rt)
 		return STAT_DROP_BLACKHOLE;
 	case ROUTE_LOCAL:
 		return STAT_PASS_LOCAL;
+	case ROUTE_KERNEL:
+		return STAT_PASS_KERNEL_ROUTE;
 	default: /* ROUTE_UNREACHABLE and anything unknown: let the kernel decide */
 		return STAT_PASS_UNREACHABLE;
 	}

@@ -35,6 +35,7 @@ enum route_type {
 	ROUTE_BLACKHOLE,    /* XDP_DROP */
 	ROUTE_UNREACHABLE,  /* unreachable/prohibit: kernel sends the ICMP error */
 	ROUTE_LOCAL,        /* destination is an address of the router */
+	ROUTE_KERNEL,       /* only the kernel can forward it (encap, route MTU, ...) */
 };
 
 struct route_val {
@@ -97,6 +98,7 @@ enum stat {
 	STAT_PASS_TOO_BIG,
 	STAT_PASS_EGRESS,
 	STAT_PASS_OTHER_HOST,
+	STAT_PASS_KERNEL_ROUTE,
 	STAT_ABORTED,
 	STAT__MAX,
 };

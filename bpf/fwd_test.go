@@ -67,6 +67,7 @@ func setupTable(tb testing.TB, d *Datapath, p ports) {
 		{Prefix: pfx("192.0.2.1/32"), Type: RouteLocal},
 		{Prefix: pfx("198.51.100.0/24"), Type: RouteBlackhole},
 		{Prefix: pfx("203.0.113.0/24"), Type: RouteUnreachable},
+		{Prefix: pfx("10.9.0.0/16"), Type: RouteKernel},
 
 		{Prefix: pfx("2001:db8:1::/48"), Group: gA},
 		{Prefix: pfx("2001:db8:1:5::/64"), Group: gB},
@@ -80,6 +81,7 @@ func setupTable(tb testing.TB, d *Datapath, p ports) {
 		{Prefix: pfx("2001:db8:ffff::1/128"), Type: RouteLocal},
 		{Prefix: pfx("2001:db8:dead::/48"), Type: RouteBlackhole},
 		{Prefix: pfx("2001:db8:beef::/48"), Type: RouteUnreachable},
+		{Prefix: pfx("2001:db8:9::/48"), Type: RouteKernel},
 	}
 	if err := d.UpdateRoutes(routes); err != nil {
 		tb.Fatal(err)
@@ -147,6 +149,8 @@ func TestForward(t *testing.T) {
 		{name: "v6 local", pkt: v6("2001:db8:ffff::1"), ret: xdpPass, stat: "pass/local"},
 		{name: "v4 unreachable", pkt: v4("203.0.113.9"), ret: xdpPass, stat: "pass/unreachable"},
 		{name: "v6 unreachable", pkt: v6("2001:db8:beef::9"), ret: xdpPass, stat: "pass/unreachable"},
+		{name: "v4 kernel-only route", pkt: v4("10.9.1.1"), ret: xdpPass, stat: "pass/kernel_route"},
+		{name: "v6 kernel-only route", pkt: v6("2001:db8:9::1"), ret: xdpPass, stat: "pass/kernel_route"},
 		{name: "v4 no route", pkt: v4("100.64.0.1"), ret: xdpPass, stat: "pass/no_route"},
 		{name: "v4 no route beside local", pkt: v4("192.0.2.2"), ret: xdpPass, stat: "pass/no_route"},
 		{name: "v6 no route", pkt: v6("2001:db9::1"), ret: xdpPass, stat: "pass/no_route"},

@@ -85,6 +85,7 @@ const (
 	fwdRouteTypeROUTE_BLACKHOLE   fwdRouteType = 1
 	fwdRouteTypeROUTE_UNREACHABLE fwdRouteType = 2
 	fwdRouteTypeROUTE_LOCAL       fwdRouteType = 3
+	fwdRouteTypeROUTE_KERNEL      fwdRouteType = 4
 )
 
 type fwdRouteVal struct {
@@ -113,8 +114,9 @@ const (
 	fwdStatSTAT_PASS_TOO_BIG         fwdStat = 13
 	fwdStatSTAT_PASS_EGRESS          fwdStat = 14
 	fwdStatSTAT_PASS_OTHER_HOST      fwdStat = 15
-	fwdStatSTAT_ABORTED              fwdStat = 16
-	fwdStatSTAT__MAX                 fwdStat = 17
+	fwdStatSTAT_PASS_KERNEL_ROUTE    fwdStat = 16
+	fwdStatSTAT_ABORTED              fwdStat = 17
+	fwdStatSTAT__MAX                 fwdStat = 18
 )
 
 // Names of all BPF objects in the ELF.

@@ -67,6 +67,9 @@ func (d *Datapath) Lookup(dst netip.Addr) (Decision, error) {
 	case RouteLocal:
 		dec.Action, dec.Reason = ActionPass, ReasonLocal
 		return dec, nil
+	case RouteKernel:
+		dec.Action, dec.Reason = ActionPass, ReasonKernelRoute
+		return dec, nil
 	default:
 		dec.Action, dec.Reason = ActionPass, ReasonUnreachable
 		return dec, nil

@@ -24,6 +24,9 @@ const (
 	RouteUnreachable RouteType = RouteType(fwdRouteTypeROUTE_UNREACHABLE)
 	// RouteLocal marks an address of the router itself: passed to the kernel.
 	RouteLocal RouteType = RouteType(fwdRouteTypeROUTE_LOCAL)
+	// RouteKernel is a route only the kernel can forward on (encapsulation,
+	// a gateway of the other family, a route MTU): passed to the kernel.
+	RouteKernel RouteType = RouteType(fwdRouteTypeROUTE_KERNEL)
 )
 
 // String returns "unicast", "blackhole", "unreachable" or "local".
@@ -37,6 +40,8 @@ func (t RouteType) String() string {
 		return "unreachable"
 	case RouteLocal:
 		return "local"
+	case RouteKernel:
+		return "kernel"
 	}
 	return fmt.Sprintf("RouteType(%d)", uint8(t))
 }
@@ -113,7 +118,7 @@ func (d *Datapath) UpdateRoutes(rs []Route) error {
 		if err != nil {
 			return fmt.Errorf("update routes: %w", err)
 		}
-		if r.Type > RouteLocal {
+		if r.Type > RouteKernel {
 			return fmt.Errorf("update routes: %v: invalid route type %d", p, r.Type)
 		}
 		val := fwdRouteVal{Nhg: r.Group, Type: uint8(r.Type)}

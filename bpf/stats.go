@@ -30,6 +30,7 @@ const (
 	ReasonTooBig             = "too_big"
 	ReasonEgressNotXDP       = "egress_not_xdp"
 	ReasonOtherHost          = "other_host"
+	ReasonKernelRoute        = "kernel_route"
 )
 
 type statName struct{ action, reason string }
@@ -52,6 +53,7 @@ var statNames = [fwdStatSTAT__MAX]statName{
 	fwdStatSTAT_PASS_TOO_BIG:         {ActionPass, ReasonTooBig},
 	fwdStatSTAT_PASS_EGRESS:          {ActionPass, ReasonEgressNotXDP},
 	fwdStatSTAT_PASS_OTHER_HOST:      {ActionPass, ReasonOtherHost},
+	fwdStatSTAT_PASS_KERNEL_ROUTE:    {ActionPass, ReasonKernelRoute},
 	fwdStatSTAT_ABORTED:              {ActionAborted, ""},
 }
 

@@ -69,6 +69,13 @@ func fromNetlink(r *netlink.Route) (route.Route, bool) {
 	default:
 		return route.Route{}, false
 	}
+	if kernelOnly(r) {
+		// XDP cannot do what this route asks (encapsulate, reach a gateway
+		// of the other family, respect a route MTU): mirroring it as a
+		// pass keeps XDP from forwarding such packets by a shorter match.
+		out.Kind = route.KernelOnly
+		return out, true
+	}
 	if len(r.MultiPath) > 0 {
 		for _, nh := range r.MultiPath {
 			if nh.Flags&deadNH != 0 {
@@ -117,4 +124,18 @@ func neighFromNetlink(n *netlink.Neigh) (route.Neighbor, bool) {
 		nb.Stale = n.State&unix.NUD_STALE != 0
 	}
 	return nb, true
+}
+
+// kernelOnly reports whether a unicast route needs forwarding the XDP
+// program does not do.
+func kernelOnly(r *netlink.Route) bool {
+	if r.Encap != nil || r.Via != nil || r.MTU > 0 {
+		return true
+	}
+	for _, nh := range r.MultiPath {
+		if nh.Encap != nil || nh.Via != nil {
+			return true
+		}
+	}
+	return false
 }

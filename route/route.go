@@ -19,6 +19,7 @@ const (
 	Blackhole               // drop silently
 	Unreachable             // reject: the kernel sends the ICMP error (unreachable, prohibit, throw)
 	Local                   // destination is an address of this router
+	KernelOnly              // only the kernel can forward: encapsulation, a gateway of the other family, a route MTU
 )
 
 func (k Kind) String() string {
@@ -31,6 +32,8 @@ func (k Kind) String() string {
 		return "unreachable"
 	case Local:
 		return "local"
+	case KernelOnly:
+		return "kernel-only"
 	}
 	return "unknown"
 }

@@ -423,8 +423,11 @@ func (st *state) resolve(addrs []netip.Addr) []route.NextHop {
 				continue
 			}
 			r := bestKernel(e)
-			if r == nil || r.Kind != route.Unicast || len(r.NextHops) == 0 {
-				continue
+			if r == nil || (r.Kind == route.Unicast && len(r.NextHops) == 0) {
+				continue // no route, or all its next hops dead: shorter match
+			}
+			if r.Kind != route.Unicast {
+				break // blackhole, unreachable, kernel-only: unresolvable, as in the kernel
 			}
 			for _, nh := range r.NextHops {
 				if nh.Connected() {
@@ -488,6 +491,8 @@ func (st *state) desire(p netip.Prefix, e *entry) desired {
 			d.typ = bpf.RouteBlackhole
 		case route.Unreachable:
 			d.typ = bpf.RouteUnreachable
+		case route.KernelOnly:
+			d.typ = bpf.RouteKernel
 		default:
 			d.typ = bpf.RouteUnicast
 			d.members = k.NextHops
@@ -627,6 +632,8 @@ func kindName(t bpf.RouteType) string {
 		return "unreachable"
 	case bpf.RouteLocal:
 		return "local"
+	case bpf.RouteKernel:
+		return "kernel-only"
 	}
 	return "unicast"
 }

@@ -209,6 +209,8 @@ func TestKernelRoutesMirrored(t *testing.T) {
 	eq(t, "blackhole", r.dp.egress(t, "192.0.2.0/24"), []string{"blackhole"})
 	r.ev(fib.RouteEvent{Route: route.Route{Prefix: pfx("192.0.3.0/24"), Kind: route.Unreachable}})
 	eq(t, "unreachable", r.dp.egress(t, "192.0.3.0/24"), []string{"unreachable"})
+	r.ev(fib.RouteEvent{Route: route.Route{Prefix: pfx("192.0.4.0/24"), Kind: route.KernelOnly}})
+	eq(t, "kernel-only", r.dp.egress(t, "192.0.4.0/24"), []string{"kernel"})
 
 	// Neighbor MAC change: one next-hop rewrite, no route rewrite.
 	writes := r.dp.writes
@@ -271,6 +273,13 @@ func TestBGPRoutes(t *testing.T) {
 			kernel:  []route.Route{via("172.16.0.0/16", 0, gw("10.0.1.2", eth1))},
 			wantXDP: []string{"2:" + mac1.String()}, wantFIB: "[10.0.1.2@2]"},
 		{name: "unresolvable", bgp: []string{"172.31.0.1"}},
+		{name: "through a blackhole: unresolvable, as in the kernel", bgp: []string{"172.16.0.1"},
+			kernel: []route.Route{via("172.16.0.0/16", 0, gw("10.0.1.2", eth1)), {Prefix: pfx("172.16.0.0/24"), Kind: route.Blackhole}}},
+		{name: "through a kernel-only route: unresolvable", bgp: []string{"172.16.0.1"},
+			kernel: []route.Route{via("172.16.0.0/16", 0, gw("10.0.1.2", eth1)), {Prefix: pfx("172.16.0.0/24"), Kind: route.KernelOnly}}},
+		{name: "through a route with all next hops dead: the shorter match", bgp: []string{"172.16.0.1"},
+			kernel:  []route.Route{via("172.16.0.0/16", 0, gw("10.0.1.2", eth1)), {Prefix: pfx("172.16.0.0/24"), Kind: route.Unicast}},
+			wantXDP: []string{"2:" + mac1.String()}, wantFIB: "[10.0.1.2@2]"},
 		{name: "kernel route of lower metric wins in XDP", bgp: []string{"10.0.2.2"},
 			kernel:  []route.Route{via("198.51.100.0/24", 10, gw("10.0.1.2", eth1))},
 			wantXDP: []string{"2:" + mac1.String()}, wantFIB: "[10.0.2.2@3]"},

@@ -1,0 +1,58 @@
+package fib
+
+import (
+	"net"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdprouter/xdprouter/route"
+)
+
+func TestFromNetlink(t *testing.T) {
+	dst := mustIPNet("198.51.100.0/24")
+	gw := net.ParseIP("10.0.0.1")
+	tests := []struct {
+		name string
+		r    netlink.Route
+		want string // kind and next hops
+		ok   bool
+	}{
+		{"unicast", netlink.Route{Dst: dst, Gw: gw, LinkIndex: 2, Type: unix.RTN_UNICAST}, "unicast [10.0.0.1@2]", true},
+		{"connected", netlink.Route{Dst: dst, LinkIndex: 2, Type: unix.RTN_UNICAST}, "unicast [dev#2]", true},
+		{"multipath, one dead", netlink.Route{Dst: dst, Type: unix.RTN_UNICAST, MultiPath: []*netlink.NexthopInfo{
+			{Gw: gw, LinkIndex: 2}, {Gw: net.ParseIP("10.0.0.2"), LinkIndex: 3, Flags: unix.RTNH_F_LINKDOWN}}}, "unicast [10.0.0.1@2]", true},
+		{"blackhole", netlink.Route{Dst: dst, Type: unix.RTN_BLACKHOLE}, "blackhole []", true},
+		{"prohibit", netlink.Route{Dst: dst, Type: unix.RTN_PROHIBIT}, "unreachable []", true},
+		{"MPLS encap", netlink.Route{Dst: dst, Gw: gw, LinkIndex: 2, Type: unix.RTN_UNICAST, Encap: &netlink.MPLSEncap{Labels: []int{100}}}, "kernel-only []", true},
+		{"IPv6 gateway for IPv4", netlink.Route{Dst: dst, LinkIndex: 2, Type: unix.RTN_UNICAST,
+			Via: &netlink.Via{AddrFamily: unix.AF_INET6, Addr: net.ParseIP("fe80::1")}}, "kernel-only []", true},
+		{"route MTU", netlink.Route{Dst: dst, Gw: gw, LinkIndex: 2, Type: unix.RTN_UNICAST, MTU: 1400}, "kernel-only []", true},
+		{"multicast: not mirrored", netlink.Route{Dst: mustIPNet("224.0.0.0/4"), Type: unix.RTN_MULTICAST}, "", false},
+	}
+	for _, tc := range tests {
+		r, ok := fromNetlink(&tc.r)
+		if ok != tc.ok {
+			t.Errorf("%s: mirrored %v, want %v", tc.name, ok, tc.ok)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if got := r.Kind.String() + " " + nhString(r.NextHops); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func nhString(nhs []route.NextHop) string {
+	s := "["
+	for i, n := range nhs {
+		if i > 0 {
+			s += " "
+		}
+		s += n.String()
+	}
+	return s + "]"
+}
