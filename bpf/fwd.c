@@ -163,11 +163,12 @@ struct fwd_ctx {
 };
 
 /*
- * Next-hop resolution shared by both families. On success fills *ifindex,
- * *dmac and *smac and returns -1; otherwise returns the stat to count.
+ * Next-hop resolution shared by both families. On success sets the redirect
+ * target, fills *dmac and *smac and returns -1; otherwise returns the stat
+ * to count (the frame is untouched).
  */
 static __always_inline int resolve(struct route_val *rt, struct fwd_ctx *fc,
-				   __u32 *ifindex, __u8 **dmac, __u8 **smac)
+				   __u8 **dmac, __u8 **smac)
 {
 	__u32 gid = rt->nhg;
 	struct nhg *g = bpf_map_lookup_elem(&nhgs, &gid);
@@ -201,12 +202,19 @@ static __always_inline int resolve(struct route_val *rt, struct fwd_ctx *fc,
 
 	__u32 oif = nh->ifindex;
 	struct iface *ifc = bpf_map_lookup_elem(&ifaces, &oif);
-	if (!ifc || !bpf_map_lookup_elem(&tx_ports, &oif))
+	if (!ifc)
 		return STAT_PASS_EGRESS;
 	if (fc->pkt_len > ifc->mtu)
 		return STAT_PASS_TOO_BIG;
+	/*
+	 * Only records the target: nothing is sent unless the program returns
+	 * XDP_REDIRECT. Done before the frame is rewritten, so a port missing
+	 * from tx_ports passes it to the kernel untouched (one lookup, no
+	 * separate check).
+	 */
+	if (bpf_redirect_map(&tx_ports, oif, 0) != XDP_REDIRECT)
+		return STAT_PASS_EGRESS;
 
-	*ifindex = oif;
 	*smac = ifc->mac;
 	return -1;
 }
@@ -236,17 +244,12 @@ static __always_inline int route_stat(struct route_val *rt)
 	}
 }
 
-static __always_inline int finish(struct ethhdr *eth, __u32 ifindex, __u8 *dmac,
-				  __u8 *smac, __u64 bytes)
+/* The redirect target is set (resolve): rewrite the MACs and send. */
+static __always_inline int finish(struct ethhdr *eth, __u8 *dmac, __u8 *smac, __u64 bytes)
 {
 	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
-
-	int ret = bpf_redirect_map(&tx_ports, ifindex, XDP_PASS);
-	if (ret == XDP_REDIRECT)
-		return count(STAT_REDIRECT, bytes, XDP_REDIRECT);
-	/* tx_ports entry vanished between the check and the redirect. */
-	return count(STAT_PASS_EGRESS, bytes, ret);
+	return count(STAT_REDIRECT, bytes, XDP_REDIRECT);
 }
 
 static __always_inline int v4_special(__u32 daddr /* host order */)
@@ -301,9 +304,8 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 	h = mix(h, ports);
 	fc.hash = fmix(h ^ 13);
 
-	__u32 ifindex = 0;
 	__u8 *dmac = 0, *smac = 0;
-	s = resolve(rt, &fc, &ifindex, &dmac, &smac);
+	s = resolve(rt, &fc, &dmac, &smac);
 	if (s >= 0)
 		return count(s, bytes, XDP_PASS);
 
@@ -313,7 +315,7 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 	iph->check = (__u16)(check + (check >= 0xFFFF));
 	iph->ttl--;
 
-	return finish(eth, ifindex, dmac, smac, bytes);
+	return finish(eth, dmac, smac, bytes);
 }
 
 static __always_inline int v6_special(struct in6_addr *a)
@@ -394,14 +396,13 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 	h = mix(h, ports);
 	fc.hash = fmix(h ^ 37);
 
-	__u32 ifindex = 0;
 	__u8 *dmac = 0, *smac = 0;
-	s = resolve(rt, &fc, &ifindex, &dmac, &smac);
+	s = resolve(rt, &fc, &dmac, &smac);
 	if (s >= 0)
 		return count(s, bytes, XDP_PASS);
 
 	ip6->hop_limit--;
-	return finish(eth, ifindex, dmac, smac, bytes);
+	return finish(eth, dmac, smac, bytes);
 }
 
 SEC("xdp")

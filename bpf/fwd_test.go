@@ -387,3 +387,28 @@ func TestOtherHost(t *testing.T) {
 		}
 	}
 }
+
+// TestEgressMissingFromDevmap: a port in ifaces but not in tx_ports (the
+// redirect target cannot be set) passes the frame to the kernel untouched:
+// no TTL decrement, no MAC rewrite for the kernel to trip over.
+func TestEgressMissingFromDevmap(t *testing.T) {
+	d := loadTest(t)
+	p := setupPorts(t, d)
+	setupTable(t, d, p)
+	key := uint32(p.b)
+	if err := d.objs.TxPorts.Delete(&key); err != nil {
+		t.Fatal(err)
+	}
+	frame := v4("10.2.0.1").build()
+	before := statsMap(t, d)["pass/egress_not_xdp"].Packets
+	ret, out := run(t, d, frame)
+	if ret != xdpPass {
+		t.Fatalf("verdict %s, want XDP_PASS", xdpNames[ret])
+	}
+	if !bytes.Equal(out, frame) {
+		t.Error("frame modified on the way to the kernel")
+	}
+	if got := statsMap(t, d)["pass/egress_not_xdp"].Packets - before; got != 1 {
+		t.Errorf("egress_not_xdp +%d, want +1", got)
+	}
+}
