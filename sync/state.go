@@ -178,12 +178,16 @@ func (st *state) snapshot(s *fib.Snapshot) {
 	for _, r := range s.Routes {
 		st.kernelRoute(r, false)
 	}
-	for k, n := range st.neighs {
-		_ = n
-		st.neighbor(route.Neighbor{Ifindex: k.ifindex, Addr: k.addr}, true)
-	}
+	// Neighbors as a diff: entries still there keep forwarding throughout.
+	seen := make(map[neighKey]bool, len(s.Neighbors))
 	for _, n := range s.Neighbors {
+		seen[neighKey{n.Ifindex, n.Addr}] = true
 		st.neighbor(n, false)
+	}
+	for k := range st.neighs {
+		if !seen[k] {
+			st.neighbor(route.Neighbor{Ifindex: k.ifindex, Addr: k.addr}, true)
+		}
 	}
 	ours := map[netip.Prefix]route.Route{}
 	for _, r := range s.Ours {

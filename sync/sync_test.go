@@ -434,3 +434,32 @@ func TestBGPSetReuse(t *testing.T) {
 	eq(t, "fib", r.fib.via("198.51.101.0/24"), "[10.0.2.2@3]")
 	eq(t, "moved prefix", r.dp.egress(t, "198.51.100.0/24"), []string{"2:"}) // 10.0.1.3: unresolved
 }
+
+// TestResyncSnapshot: a snapshot after a netlink overflow replaces the
+// kernel inputs as a diff: what is still there is not rewritten, what is
+// gone leaves both sinks, what is new arrives.
+func TestResyncSnapshot(t *testing.T) {
+	r := newRig(t)
+	r.ev(fib.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.2.2", eth2))},
+		fib.RouteEvent{Route: via("198.51.101.0/24", 0, gw("10.0.2.2", eth2))})
+	writes := r.dp.writes
+	delete(r.dp.neighs, fmt.Sprint(eth1, ip("10.0.1.2"))) // would come back only if rewritten
+	r.ev(&fib.Snapshot{
+		Links:  []route.Link{{Index: eth1, Name: "eth1", MTU: 1500, Up: true, MAC: mac3}, {Index: eth2, Name: "eth2", MTU: 9000, Up: true, MAC: mac3}},
+		Addrs:  []route.Addr{{Ifindex: eth1, Prefix: pfx("10.0.1.1/24")}, {Ifindex: eth2, Prefix: pfx("10.0.2.1/24")}},
+		Routes: []route.Route{connected("10.0.1.0/24", eth1), connected("10.0.2.0/24", eth2), via("198.51.101.0/24", 0, gw("10.0.2.2", eth2)), via("198.51.102.0/24", 0, gw("10.0.2.2", eth2))},
+		Neighbors: []route.Neighbor{
+			{Ifindex: eth1, Addr: ip("10.0.1.2"), MAC: mac1, Valid: true},
+		},
+	})
+	eq(t, "gone", r.dp.egress(t, "198.51.100.0/24"), []string(nil))
+	eq(t, "kept", r.dp.egress(t, "198.51.101.0/24"), []string{"3:"}) // its neighbor vanished with the snapshot
+	eq(t, "new", r.dp.egress(t, "198.51.102.0/24"), []string{"3:"})
+	eq(t, "route writes", r.dp.writes-writes, 2) // one delete, one add
+	if _, ok := r.dp.neighs[fmt.Sprint(eth1, ip("10.0.1.2"))]; ok {
+		t.Error("an unchanged neighbor was rewritten")
+	}
+	if _, ok := r.dp.neighs[fmt.Sprint(eth2, ip("10.0.2.2"))]; ok {
+		t.Error("a neighbor gone from the snapshot is still in XDP")
+	}
+}
