@@ -72,7 +72,7 @@ func Handler(b Backend) http.Handler {
 	mux.HandleFunc("GET /api/v1/routes", func(w http.ResponseWriter, r *http.Request) {
 		var filter netip.Prefix
 		if s := r.URL.Query().Get("prefix"); s != "" {
-			p, err := parsePrefix(s)
+			p, err := ParsePrefix(s)
 			if err != nil {
 				fail(w, http.StatusBadRequest, err)
 				return
@@ -120,8 +120,8 @@ func Handler(b Backend) http.Handler {
 	return mux
 }
 
-// parsePrefix accepts a prefix or a single address (as a host prefix).
-func parsePrefix(s string) (netip.Prefix, error) {
+// ParsePrefix accepts a prefix or a single address (as a host prefix).
+func ParsePrefix(s string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(s); err == nil {
 		return p.Masked(), nil
 	}

@@ -101,8 +101,8 @@ var commands = map[string]command{
 	"routes": {0, 1, func(ctx context.Context, addr string, args []string) (any, error) {
 		q := url.Values{}
 		if len(args) == 1 {
-			if !validPrefixOrAddr(args[0]) {
-				return nil, fmt.Errorf("%q is neither a prefix nor an address", args[0])
+			if _, err := api.ParsePrefix(args[0]); err != nil {
+				return nil, err
 			}
 			q.Set("prefix", args[0])
 		}
@@ -128,14 +128,6 @@ var commands = map[string]command{
 		var ss []bpf.StatCounter
 		return ss, api.Get(ctx, addr, "/api/v1/stats", nil, &ss)
 	}},
-}
-
-func validPrefixOrAddr(s string) bool {
-	if _, err := netip.ParsePrefix(s); err == nil {
-		return true
-	}
-	_, err := netip.ParseAddr(s)
-	return err == nil
 }
 
 func printText(w io.Writer, v any) {
