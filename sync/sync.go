@@ -187,6 +187,8 @@ func (s *Syncer) applyPending() {
 	in := s.bgpIn
 	if len(in) > 0 {
 		s.bgpIn = map[netip.Prefix][]netip.Addr{}
+	} else {
+		in = nil // never keep the producers' map: Best writes it unlocked from us
 	}
 	s.inMu.Unlock()
 

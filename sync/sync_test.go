@@ -1,13 +1,16 @@
 package sync
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/xdprouter/xdprouter/bpf"
 	"github.com/xdprouter/xdprouter/fib"
@@ -461,5 +464,36 @@ func TestResyncSnapshot(t *testing.T) {
 	}
 	if _, ok := r.dp.neighs[fmt.Sprint(eth2, ip("10.0.2.2"))]; ok {
 		t.Error("a neighbor gone from the snapshot is still in XDP")
+	}
+}
+
+// TestRunConcurrentInputs drives Run with kernel events while BGP changes
+// arrive from another goroutine, as in the daemon (run with -race): inputs
+// are taken off the producers without sharing a map with them.
+func TestRunConcurrentInputs(t *testing.T) {
+	dp, f := newFakeDP(), &fakeFIB{routes: map[netip.Prefix]route.Route{}}
+	s := New(Options{Datapath: dp, FIB: f, Metric: 20, Ports: []string{"eth1"}, Log: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(context.Background())
+	events := make(chan any)
+	done := make(chan struct{})
+	go func() { _ = s.Run(ctx, events); close(done) }()
+	events <- &fib.Snapshot{
+		Links:  []route.Link{{Index: eth1, Name: "eth1", MTU: 1500, Up: true, MAC: mac3}},
+		Routes: []route.Route{connected("10.0.1.0/24", eth1)},
+	}
+	const n = 2000
+	for i := range n {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 32)
+		go s.Best([]BestPath{{Prefix: p, NextHops: []netip.Addr{ip("10.0.1.2")}}})
+		events <- fib.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth1, Addr: ip("10.0.1.2"), MAC: mac1, Valid: true}}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Counts().FIB4 != n && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	cancel()
+	<-done
+	if c := s.Counts(); c.FIB4 != n {
+		t.Errorf("installed %d of %d BGP routes: %+v", c.FIB4, n, c)
 	}
 }
