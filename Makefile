@@ -21,9 +21,10 @@ generate:
 deps:
 	scripts/deps.sh
 
-# Unit + integration tests. Integration tests need root and skip without it.
+# Unit + integration tests, with the race detector (also in the daemon the
+# integration tests run). Integration tests need root and skip without it.
 test: deps
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 unit:
 	$(GO) test -count=1 -short ./...

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,7 +33,11 @@ func TestMain(m *testing.M) {
 	}
 	bin = dir
 	for _, c := range []string{"xdprouterd", "xdprouterctl"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "../cmd/"+c).CombinedOutput()
+		args := []string{"build", "-o", filepath.Join(dir, c)}
+		if raceEnabled && c == "xdprouterd" {
+			args = append(args, "-race") // a data race fails its test (exit status 66)
+		}
+		out, err := exec.Command("go", append(args, "../cmd/"+c)...).CombinedOutput()
 		if err != nil {
 			fmt.Printf("build %s: %v\n%s", c, err, out)
 			os.Exit(1)
@@ -89,6 +94,9 @@ func (r *router) start(extra string) {
 	t.Cleanup(func() {
 		if err := p.Stop(10 * time.Second); err != nil {
 			t.Errorf("xdprouterd did not stop cleanly: %v", err)
+		}
+		if strings.Contains(p.Out.String(), "DATA RACE") {
+			t.Error("the race detector reported a data race in xdprouterd")
 		}
 		if t.Failed() {
 			t.Logf("xdprouterd output:\n%s", p.Out.String())
