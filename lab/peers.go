@@ -11,36 +11,6 @@ import (
 	"strings"
 )
 
-// AddHost adds namespace role linked to r's interface eth<port>, with
-// 10.0.<port>.2/24 and fd00:<port>::2/64 (r has .1 and ::1) and default
-// routes via r. r learns the host's MAC (kernel forwarding is off in r).
-func (l *Lab) AddHost(role string, port int) error {
-	if err := l.AddNS(role); err != nil {
-		return err
-	}
-	rif := fmt.Sprintf("eth%d", port)
-	if err := l.Link("r", rif, role, "eth0"); err != nil {
-		return err
-	}
-	v4, v6 := fmt.Sprintf("10.0.%d.", port), fmt.Sprintf("fd00:%d::", port)
-	steps := [][]string{
-		{"r", "ip", "addr", "add", v4 + "1/24", "dev", rif},
-		{"r", "ip", "addr", "add", v6 + "1/64", "dev", rif, "nodad"},
-		{role, "ip", "addr", "add", v4 + "2/24", "dev", "eth0"},
-		{role, "ip", "addr", "add", v6 + "2/64", "dev", "eth0", "nodad"},
-		{role, "ip", "route", "add", "default", "via", v4 + "1"},
-		{role, "ip", "-6", "route", "add", "default", "via", v6 + "1"},
-		{"r", "ping", "-c1", "-W2", v4 + "2"},
-		{"r", "ping", "-c1", "-W2", v6 + "2"},
-	}
-	for _, s := range steps {
-		if err := l.Run(s[0], s[1:]...); err != nil {
-			return err
-		}
-	}
-	return l.HostPort(role, "eth0")
-}
-
 // Prefixes returns n consecutive prefixes of length bits starting at base
 // (IPv6: bits <= 64).
 func Prefixes(base netip.Addr, bits, n int) []netip.Prefix {
@@ -164,4 +134,48 @@ func (l *Lab) StartFRR(p BGPPeer) (*Proc, error) {
 	}
 	return l.Start(p.Role, "bgpd", bgpd, "-f", conf, "-Z",
 		"-i", filepath.Join(dir, "bgpd.pid"), "--vty_socket", dir, "-N", filepath.Base(dir), "-P", "0")
+}
+
+// ASNs of the BGP labs: r, and every upstream peer.
+const (
+	RouterASN   = 65000
+	UpstreamASN = 65001
+)
+
+// Table returns the prefixes an upstream announces in the BGP labs: n4
+// IPv4 /24s from 100.64.0.0 (from 1.0.0.0 when more than 100.64.0.0/10
+// holds) and n6 IPv6 /48s from 2001:db8:1000::.
+func Table(n4, n6 int) []netip.Prefix {
+	base4 := netip.MustParseAddr("100.64.0.0")
+	if n4 > 1<<14 {
+		base4 = netip.MustParseAddr("1.0.0.0")
+	}
+	return append(Prefixes(base4, 24, n4), Prefixes(netip.MustParseAddr("2001:db8:1000::"), 48, n6)...)
+}
+
+// Upstream makes role (a host on r's eth<port>, see AddHost) a BGP
+// upstream of r over IPv4 and IPv6 announcing prefixes. It owns the first
+// address of the first IPv4 and IPv6 prefix, returned as the destinations
+// traffic can be sent to (and is answered). Start it with StartBIRD or
+// StartFRR.
+func (l *Lab) Upstream(role string, port int, prefixes []netip.Prefix, dir string) (p BGPPeer, dsts []netip.Addr, err error) {
+	seen4, seen6 := false, false
+	for _, pf := range prefixes {
+		if (pf.Addr().Is4() && seen4) || (pf.Addr().Is6() && seen6) {
+			continue
+		}
+		seen4, seen6 = seen4 || pf.Addr().Is4(), seen6 || pf.Addr().Is6()
+		dst := pf.Addr().Next()
+		if err := l.Run(role, "ip", "addr", "add", netip.PrefixFrom(dst, dst.BitLen()).String(), "dev", "lo"); err != nil {
+			return p, nil, err
+		}
+		dsts = append(dsts, dst)
+	}
+	host4 := netip.MustParseAddr(fmt.Sprintf("10.0.%d.2", port))
+	host6 := netip.MustParseAddr(fmt.Sprintf("fd00:%d::2", port))
+	return BGPPeer{Role: role, ASN: UpstreamASN, RouterID: host4.String(), Prefixes: prefixes, Dir: dir,
+		Peers: []Peer{
+			{Local: host4, Remote: netip.MustParseAddr(fmt.Sprintf("10.0.%d.1", port)), RemoteASN: RouterASN},
+			{Local: host6, Remote: netip.MustParseAddr(fmt.Sprintf("fd00:%d::1", port)), RemoteASN: RouterASN},
+		}}, dsts, nil
 }

@@ -25,49 +25,47 @@ const (
 // Basic builds h1 — r — h2. Kernel forwarding is off in r, so whatever
 // crosses r was forwarded by XDP.
 func (l *Lab) Basic() error {
-	for _, ns := range []string{"h1", "r", "h2"} {
-		if err := l.AddNS(ns); err != nil {
-			return err
-		}
-	}
-	if err := errors.Join(l.Link("h1", "eth0", "r", "eth1"), l.Link("r", "eth2", "h2", "eth0")); err != nil {
+	if err := l.AddNS("r"); err != nil {
 		return err
 	}
+	if err := l.ForwardingOff("r"); err != nil {
+		return err
+	}
+	if err := l.AddHost("h1", 1); err != nil {
+		return err
+	}
+	return l.AddHost("h2", 2)
+}
+
+// AddHost adds namespace role linked to r's interface eth<port>, with
+// 10.0.<port>.2/24 and fd00:<port>::2/64 (r has .1 and ::1) and default
+// routes via r. r learns the host's MAC by pinging it: with forwarding off
+// the kernel does not resolve neighbors for transit packets.
+func (l *Lab) AddHost(role string, port int) error {
+	if err := l.AddNS(role); err != nil {
+		return err
+	}
+	rif := fmt.Sprintf("eth%d", port)
+	if err := l.Link("r", rif, role, "eth0"); err != nil {
+		return err
+	}
+	v4, v6 := fmt.Sprintf("10.0.%d.", port), fmt.Sprintf("fd00:%d::", port)
 	steps := [][]string{
-		{"h1", "ip", "addr", "add", H1v4 + "/24", "dev", "eth0"},
-		{"h1", "ip", "addr", "add", H1v6 + "/64", "dev", "eth0", "nodad"},
-		{"h1", "ip", "route", "add", "default", "via", R1v4},
-		{"h1", "ip", "-6", "route", "add", "default", "via", R1v6},
-		{"r", "ip", "addr", "add", R1v4 + "/24", "dev", "eth1"},
-		{"r", "ip", "addr", "add", R1v6 + "/64", "dev", "eth1", "nodad"},
-		{"r", "ip", "addr", "add", R2v4 + "/24", "dev", "eth2"},
-		{"r", "ip", "addr", "add", R2v6 + "/64", "dev", "eth2", "nodad"},
-		{"h2", "ip", "addr", "add", H2v4 + "/24", "dev", "eth0"},
-		{"h2", "ip", "addr", "add", H2v6 + "/64", "dev", "eth0", "nodad"},
-		{"h2", "ip", "route", "add", "default", "via", R2v4},
-		{"h2", "ip", "-6", "route", "add", "default", "via", R2v6},
+		{"r", "ip", "addr", "add", v4 + "1/24", "dev", rif},
+		{"r", "ip", "addr", "add", v6 + "1/64", "dev", rif, "nodad"},
+		{role, "ip", "addr", "add", v4 + "2/24", "dev", "eth0"},
+		{role, "ip", "addr", "add", v6 + "2/64", "dev", "eth0", "nodad"},
+		{role, "ip", "route", "add", "default", "via", v4 + "1"},
+		{role, "ip", "-6", "route", "add", "default", "via", v6 + "1"},
+		{"r", "ping", "-c1", "-W2", v4 + "2"},
+		{"r", "ping", "-c1", "-W2", v6 + "2"},
 	}
 	for _, s := range steps {
 		if err := l.Run(s[0], s[1:]...); err != nil {
 			return err
 		}
 	}
-	for _, h := range []string{"h1", "h2"} {
-		if err := l.HostPort(h, "eth0"); err != nil {
-			return err
-		}
-	}
-	if err := l.ForwardingOff("r"); err != nil {
-		return err
-	}
-	// With forwarding off the kernel does not resolve neighbors for transit
-	// packets; r learns its hosts by pinging them once.
-	for _, a := range []string{H1v4, H1v6, H2v4, H2v6} {
-		if err := l.Run("r", "ping", "-c1", "-W2", a); err != nil {
-			return err
-		}
-	}
-	return nil
+	return l.HostPort(role, "eth0")
 }
 
 // ForwardingOff disables kernel forwarding (IPv4 and IPv6) in role.

@@ -19,21 +19,13 @@ import (
 )
 
 const (
-	routerASN = 65000
-	upASN     = 65001
-	nV4, nV6  = 10000, 2000
-	// Destinations inside the announced prefixes, owned by the upstreams.
+	nV4, nV6 = 10000, 2000
+	// Destinations inside the announced prefixes, owned by the upstreams
+	// (lab.Upstream: the first address of the first prefixes).
 	dst4, dst6 = "100.64.0.1", "2001:db8:1000::1"
 )
 
-var (
-	base4 = netip.MustParseAddr("100.64.0.0")
-	base6 = netip.MustParseAddr("2001:db8:1000::")
-)
-
-func announced(n4, n6 int) []netip.Prefix {
-	return append(lab.Prefixes(base4, 24, n4), lab.Prefixes(base6, 48, n6)...)
-}
+func announced(n4, n6 int) []netip.Prefix { return lab.Table(n4, n6) }
 
 // upstream describes a peer host on r's eth<port>.
 type upstream struct {
@@ -43,8 +35,6 @@ type upstream struct {
 
 func (u upstream) v4() string { return fmt.Sprintf("10.0.%d.2", u.port) }
 func (u upstream) v6() string { return fmt.Sprintf("fd00:%d::2", u.port) }
-func (u upstream) r4() string { return fmt.Sprintf("10.0.%d.1", u.port) }
-func (u upstream) r6() string { return fmt.Sprintf("fd00:%d::1", u.port) }
 
 // h2 is the basic lab's second host, used as the first upstream.
 var up1 = upstream{"h2", 2}
@@ -53,25 +43,20 @@ var up1 = upstream{"h2", 2}
 // owns dst4/dst6 so that traffic to them is answered.
 func (r *router) peer(u upstream, prefixes []netip.Prefix) lab.BGPPeer {
 	r.t.Helper()
-	for _, a := range []string{dst4 + "/32", dst6 + "/128"} {
-		if err := r.Run(u.role, "ip", "addr", "add", a, "dev", "lo"); err != nil {
-			r.t.Fatal(err)
-		}
+	p, _, err := r.Upstream(u.role, u.port, prefixes, r.t.TempDir())
+	if err != nil {
+		r.t.Fatal(err)
 	}
-	return lab.BGPPeer{Role: u.role, ASN: upASN, RouterID: u.v4(), Prefixes: prefixes, Dir: r.t.TempDir(),
-		Peers: []lab.Peer{
-			{Local: netip.MustParseAddr(u.v4()), Remote: netip.MustParseAddr(u.r4()), RemoteASN: routerASN},
-			{Local: netip.MustParseAddr(u.v6()), Remote: netip.MustParseAddr(u.r6()), RemoteASN: routerASN},
-		}}
+	return p
 }
 
 // neighbors returns the [[neighbor]] TOML for sessions to ups.
 func neighbors(extra string, ups ...upstream) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[router]\nasn = %d\nrouter-id = \"10.0.1.1\"\n\n", routerASN)
+	fmt.Fprintf(&b, "[router]\nasn = %d\nrouter-id = \"10.0.1.1\"\n\n", lab.RouterASN)
 	for _, u := range ups {
 		for _, a := range []string{u.v4(), u.v6()} {
-			fmt.Fprintf(&b, "[[neighbor]]\naddress = %q\npeer-asn = %d\ndescription = %q\nimport = \"accept-all\"\n%s\n", a, upASN, u.role, extra)
+			fmt.Fprintf(&b, "[[neighbor]]\naddress = %q\npeer-asn = %d\ndescription = %q\nimport = \"accept-all\"\n%s\n", a, lab.UpstreamASN, u.role, extra)
 		}
 	}
 	return b.String()

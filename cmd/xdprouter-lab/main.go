@@ -33,6 +33,10 @@ func main() {
 	peer := flag.String("peer", "bird", "upstream BGP daemon: bird or frr")
 	hold := flag.Bool("hold", false, "after the traffic, keep the lab up for inspection until Ctrl-C")
 	flag.Parse()
+	if *n4 < 0 || *n6 < 0 || *n4+*n6 == 0 || *n4 > 1<<24 || *n6 > 1<<24 {
+		fmt.Println("lab: FAILED -prefixes and -prefixes6: want 0..16777216 each, not both 0")
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	sum, err := run(ctx, *duration, *n4, *n6, *peer, *hold)
@@ -47,11 +51,6 @@ type summary struct {
 	routes         int
 	redirect, pass uint64
 }
-
-const (
-	routerASN = 65000
-	upASN     = 65001
-)
 
 func run(ctx context.Context, duration time.Duration, n4, n6 int, peer string, hold bool) (s summary, err error) {
 	if err := lab.Root(); err != nil {
@@ -85,26 +84,13 @@ func run(ctx context.Context, duration time.Duration, n4, n6 int, peer string, h
 		return s, err
 	}
 	step("built namespaces %s (client), %s (router), %s (upstream)", l.NS("h1"), l.NS("r"), l.NS("h2"))
-	// h2 of the basic topology is the upstream.
-	const up = "h2"
-	base4 := "100.64.0.0"
-	if n4 > 1<<14 { // more than 100.64.0.0/10 holds: start at 1.0.0.0
-		base4 = "1.0.0.0"
+	// h2 of the basic topology is the upstream; traffic goes to the
+	// addresses it owns in the table (one per family announced).
+	prefixes := lab.Table(n4, n6)
+	p, dsts, err := l.Upstream("h2", 2, prefixes, dir)
+	if err != nil {
+		return s, err
 	}
-	prefixes := append(lab.Prefixes(netip.MustParseAddr(base4), 24, n4),
-		lab.Prefixes(netip.MustParseAddr("2001:db8:1000::"), 48, n6)...)
-	// The upstream owns the first address of the first prefixes: pings go there.
-	dst4 := netip.MustParseAddr(base4).Next().String()
-	const dst6 = "2001:db8:1000::1"
-	for _, a := range []string{dst4 + "/32", dst6 + "/128"} {
-		if err := l.Run(up, "ip", "addr", "add", a, "dev", "lo"); err != nil {
-			return s, err
-		}
-	}
-	p := lab.BGPPeer{Role: up, ASN: upASN, RouterID: lab.H2v4, Prefixes: prefixes, Dir: dir, Peers: []lab.Peer{
-		{Local: netip.MustParseAddr(lab.H2v4), Remote: netip.MustParseAddr(lab.R2v4), RemoteASN: routerASN},
-		{Local: netip.MustParseAddr(lab.H2v6), Remote: netip.MustParseAddr(lab.R2v6), RemoteASN: routerASN},
-	}}
 	step("starting %s in up, announcing %d IPv4 + %d IPv6 prefixes", peer, n4, n6)
 	switch peer {
 	case "bird":
@@ -132,7 +118,7 @@ address = %q
 peer-asn = %d
 description = "upstream v6"
 import = "accept-all"
-`, routerASN, lab.R1v4, lab.H2v4, upASN, lab.H2v6, upASN))
+`, lab.RouterASN, lab.R1v4, lab.H2v4, lab.UpstreamASN, lab.H2v6, lab.UpstreamASN))
 	if err != nil {
 		return s, err
 	}
@@ -182,14 +168,8 @@ import = "accept-all"
 	if err := l.Do("h1", func() error { return traffic(tctx, prefixes) }); err != nil {
 		return s, err
 	}
-	for _, p := range []struct {
-		n   int
-		dst string
-	}{{n4, dst4}, {n6, dst6}} {
-		if p.n == 0 {
-			continue
-		}
-		if err := l.Run("h1", "ping", "-c3", "-i0.2", "-W1", p.dst); err != nil {
+	for _, dst := range dsts {
+		if err := l.Run("h1", "ping", "-c3", "-i0.2", "-W1", dst.String()); err != nil {
 			return s, err
 		}
 	}
@@ -228,7 +208,7 @@ import = "accept-all"
   %[1]s %[4]s --api 127.0.0.1:%[5]s stats
   %[7]s ping %[6]s
 lab: Ctrl-C ends the lab and removes everything
-`, r, filepath.Join(bin, "gobgp"), lab.GRPCPort, ctl, lab.MetricsPort, dst4, h1)
+`, r, filepath.Join(bin, "gobgp"), lab.GRPCPort, ctl, lab.MetricsPort, dsts[0], h1)
 		<-ctx.Done()
 		return s, d.Stop(60 * time.Second)
 	}
