@@ -406,12 +406,7 @@ func TestReloadRefusesRestartKeys(t *testing.T) {
 	if strings.Contains(err.Error(), "router-id") || strings.Contains(err.Error(), "use-multiple-paths") {
 		t.Errorf("error %q names keys that did not change", err)
 	}
-	s.mu.Lock()
-	same := s.cfg == cfg1
-	s.mu.Unlock()
-	if !same {
-		t.Error("refused reload replaced the configuration")
-	}
+	checkConfig(t, s, cfg1)
 	if got := adjOut(t, s, "127.0.0.2"); len(got) != 0 {
 		t.Errorf("refused reload announced %v", got)
 	}
@@ -456,12 +451,7 @@ func TestReloadRefusesInvalid(t *testing.T) {
 		t.Fatalf("Reload with an invalid community regexp: err = %v", err)
 	}
 
-	s.mu.Lock()
-	same := s.cfg == cfg1
-	s.mu.Unlock()
-	if !same {
-		t.Error("refused reload replaced the configuration")
-	}
+	checkConfig(t, s, cfg1)
 	ps, err := s.Peers(context.Background())
 	if err != nil || len(ps) != 1 {
 		t.Errorf("Peers after refused reloads = %v, %v; want a only", ps, err)
@@ -506,4 +496,15 @@ func TestReloadChangedNeighbor(t *testing.T) {
 	waitPeer(t, e.s, "127.0.0.3", func(ps PeerStatus) bool { return ps.Up && ps.Description == "renamed" }, "up again, renamed")
 	waitRoute(t, e.hist.rec, "10.3.0.0/24", "127.0.0.3")
 	e.checkSession("127.0.0.2", stA)
+}
+
+// checkConfig asserts a refused reload left the speaker's configuration.
+func checkConfig(t *testing.T, s *Speaker, want *config.Config) {
+	t.Helper()
+	s.mu.Lock()
+	same := s.cfg == want
+	s.mu.Unlock()
+	if !same {
+		t.Error("refused reload replaced the configuration")
+	}
 }
