@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"errors"
+	"github.com/xdprouter/xdprouter/route"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -120,13 +121,13 @@ func TestForwardLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.SetNextHop(1, NextHop{Ifindex: ib, MAC: macGwB}); err != nil {
+	if err := d.SetNextHop(1, route.Egress{Ifindex: ib, MAC: macGwB}); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.SetGroup(1, []uint32{1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.UpdateRoutes([]Route{{Prefix: pfx("10.9.0.0/16"), Group: 1}}); err != nil {
+	if _, err := d.UpdateRoutes([]route.Entry{{Prefix: pfx("10.9.0.0/16"), Group: 1}}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"fmt"
+	"github.com/xdprouter/xdprouter/route"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -18,21 +19,21 @@ func BenchmarkXDP(b *testing.B) {
 	for _, n := range []int{10, 100_000} {
 		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
 			d := loadTest(b)
-			if err := d.SetNextHop(1, NextHop{Ifindex: 1}); err != nil {
+			if err := d.SetNextHop(1, route.Egress{Ifindex: 1}); err != nil {
 				b.Fatal(err)
 			}
 			if err := d.SetGroup(1, []uint32{1}); err != nil {
 				b.Fatal(err)
 			}
 			rng := rand.New(rand.NewPCG(1, 2))
-			rs := make([]Route, 0, n)
+			rs := make([]route.Entry, 0, n)
 			for len(rs) < n-1 {
 				a := [4]byte{byte(1 + rng.IntN(223)), byte(rng.Uint32()), byte(rng.Uint32()), 0}
-				rs = append(rs, Route{Prefix: netip.PrefixFrom(netip.AddrFrom4(a), 24), Group: 1})
+				rs = append(rs, route.Entry{Prefix: netip.PrefixFrom(netip.AddrFrom4(a), 24), Group: 1})
 			}
-			rs = append(rs, Route{Prefix: pfx("10.77.1.0/24"), Group: 1})
+			rs = append(rs, route.Entry{Prefix: pfx("10.77.1.0/24"), Group: 1})
 			dst := ip("10.77.1.9")
-			if err := d.UpdateRoutes(rs); err != nil {
+			if _, err := d.UpdateRoutes(rs); err != nil {
 				b.Fatal(err)
 			}
 			frame := pkt{src: src4, dst: dst, sport: 1, dport: 2}.build()

@@ -22,9 +22,6 @@ const (
 	DefaultMaxNeighbors = 262144
 )
 
-// MaxECMP is the largest number of next hops in a group (MAX_ECMP in fwd.h).
-const MaxECMP = 16
-
 // Errors returned (wrapped) by Datapath methods; test with errors.Is.
 var (
 	// ErrNotBPFFS means Options.PinPath is not on a bpf filesystem.

@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"errors"
+	"github.com/xdprouter/xdprouter/route"
 	"net"
 	"net/netip"
 	"os"
@@ -77,33 +78,47 @@ func TestLoadOptions(t *testing.T) {
 		}
 	}
 	// A full trie reports the map and the prefix.
-	var rs []Route
+	var rs []route.Entry
 	for i := 0; i < 11; i++ {
-		rs = append(rs, Route{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16)})
+		rs = append(rs, route.Entry{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16)})
 	}
-	err = d.UpdateRoutes(rs)
+	// A v6 route first: the count covers runs of both families in order.
+	rs = append([]route.Entry{{Prefix: pfx("2001:db8::/32")}}, rs...)
+	n, err := d.UpdateRoutes(rs)
 	if err == nil || !strings.Contains(err.Error(), "routes_v4") || !strings.Contains(err.Error(), "10.10.0.0/16") {
 		t.Errorf("overfilling routes_v4: %v", err)
+	}
+	// What was written is reported exactly, so the caller can commit it.
+	got, lerr := d.Routes()
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	if n != 11 || len(got) != 11 {
+		t.Errorf("partial batch: reported %d written, maps hold %d; want 11 (1 v6 + 10 v4)", n, len(got))
+	}
+	// Deleting reports progress the same way.
+	if n, err := d.DeleteRoutes([]netip.Prefix{pfx("10.0.0.0/16"), {}, pfx("10.1.0.0/16")}); err == nil || n != 1 {
+		t.Errorf("delete with an invalid prefix: n=%d err=%v, want 1 and an error", n, err)
 	}
 }
 
 func TestRoutes(t *testing.T) {
 	d := loadTest(t)
-	in := []Route{
+	in := []route.Entry{
 		{Prefix: pfx("10.0.0.0/8"), Group: 7},
-		{Prefix: pfx("10.1.2.3/16"), Type: RouteBlackhole}, // stored masked
-		{Prefix: pfx("0.0.0.0/0"), Type: RouteUnreachable},
-		{Prefix: pfx("192.0.2.1/32"), Type: RouteLocal},
+		{Prefix: pfx("10.1.2.3/16"), Kind: route.Blackhole}, // stored masked
+		{Prefix: pfx("0.0.0.0/0"), Kind: route.Unreachable},
+		{Prefix: pfx("192.0.2.1/32"), Kind: route.Local},
 		{Prefix: pfx("2001:db8::/32"), Group: 1 << 20},
 		{Prefix: pfx("::/0"), Group: 3},
-		{Prefix: pfx("2001:db8::1/128"), Type: RouteLocal},
+		{Prefix: pfx("2001:db8::1/128"), Kind: route.Local},
 		{Prefix: pfx("::ffff:10.0.0.0/104"), Group: 9}, // IPv4-mapped stays IPv6
 	}
-	if err := d.UpdateRoutes(in); err != nil {
+	if _, err := d.UpdateRoutes(in); err != nil {
 		t.Fatal(err)
 	}
 	// Replacing an entry.
-	if err := d.UpdateRoutes([]Route{{Prefix: pfx("10.0.0.0/8"), Group: 8}}); err != nil {
+	if _, err := d.UpdateRoutes([]route.Entry{{Prefix: pfx("10.0.0.0/8"), Group: 8}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := d.Routes()
@@ -127,7 +142,7 @@ func TestRoutes(t *testing.T) {
 	// Deleting twice, with prefixes that never existed in between.
 	del := []netip.Prefix{pfx("10.0.0.0/8"), pfx("172.16.0.0/12"), pfx("10.1.0.0/16"), pfx("2001:db8::/32"), pfx("2001:db8::2/128")}
 	for i := 0; i < 2; i++ {
-		if err := d.DeleteRoutes(del); err != nil {
+		if _, err := d.DeleteRoutes(del); err != nil {
 			t.Fatalf("delete round %d: %v", i, err)
 		}
 	}
@@ -139,16 +154,16 @@ func TestRoutes(t *testing.T) {
 		t.Errorf("after delete: %v", got)
 	}
 
-	if err := d.UpdateRoutes([]Route{{Prefix: netip.Prefix{}}}); err == nil {
+	if _, err := d.UpdateRoutes([]route.Entry{{Prefix: netip.Prefix{}}}); err == nil {
 		t.Error("invalid prefix accepted")
 	}
-	if err := d.UpdateRoutes([]Route{{Prefix: pfx("10.0.0.0/8"), Type: 9}}); err == nil {
+	if _, err := d.UpdateRoutes([]route.Entry{{Prefix: pfx("10.0.0.0/8"), Kind: 9}}); err == nil {
 		t.Error("invalid route type accepted")
 	}
 }
 
-func sortRoutes(rs []Route) {
-	slices.SortFunc(rs, func(a, b Route) int {
+func sortRoutes(rs []route.Entry) {
+	slices.SortFunc(rs, func(a, b route.Entry) int {
 		if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
 			return c
 		}
@@ -158,14 +173,14 @@ func sortRoutes(rs []Route) {
 
 func TestManyRoutes(t *testing.T) {
 	d := loadTest(t)
-	var rs []Route
+	var rs []route.Entry
 	var ps []netip.Prefix
 	for i := 0; i < 100000; i++ {
 		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
-		rs = append(rs, Route{Prefix: p, Group: uint32(i)})
+		rs = append(rs, route.Entry{Prefix: p, Group: uint32(i)})
 		ps = append(ps, p)
 	}
-	if err := d.UpdateRoutes(rs); err != nil {
+	if _, err := d.UpdateRoutes(rs); err != nil {
 		t.Fatal(err)
 	}
 	got, err := d.Routes()
@@ -180,10 +195,10 @@ func TestManyRoutes(t *testing.T) {
 	for i := 0; i < len(ps); i += 2 {
 		half = append(half, ps[i])
 	}
-	if err := d.DeleteRoutes(half); err != nil {
+	if _, err := d.DeleteRoutes(half); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.DeleteRoutes(ps); err != nil {
+	if _, err := d.DeleteRoutes(ps); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := d.Routes(); len(got) != 0 {
@@ -193,6 +208,20 @@ func TestManyRoutes(t *testing.T) {
 
 func TestGroupsAndNextHops(t *testing.T) {
 	d := loadTest(t)
+	// Slots past the count repeat the members: a half-written group read
+	// by XDP still names members only.
+	if err := d.SetGroup(3, []uint32{5, 6, 7}); err != nil {
+		t.Fatal(err)
+	}
+	var raw fwdNhg
+	if err := d.objs.Nhgs.Lookup(uint32(3), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range raw.Nh {
+		if id != []uint32{5, 6, 7}[i%3] {
+			t.Fatalf("group slots %v: slot %d is not a member", raw.Nh, i)
+		}
+	}
 	if err := d.SetGroup(3, []uint32{5, 6, 7}); err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +245,7 @@ func TestGroupsAndNextHops(t *testing.T) {
 		t.Errorf("group beyond max: %v", err)
 	}
 
-	for id, nh := range map[uint32]NextHop{
+	for id, nh := range map[uint32]route.Egress{
 		1: {Ifindex: 4, MAC: macGwA},
 		2: {Ifindex: 5},
 		3: {Ifindex: 6, Connected: true},
@@ -232,10 +261,10 @@ func TestGroupsAndNextHops(t *testing.T) {
 			t.Errorf("NextHopAt(%d) = %+v, want %+v", id, got, nh)
 		}
 	}
-	if err := d.SetNextHop(9, NextHop{Ifindex: 1, MAC: net.HardwareAddr{1, 2, 3}}); err == nil {
+	if err := d.SetNextHop(9, route.Egress{Ifindex: 1, MAC: net.HardwareAddr{1, 2, 3}}); err == nil {
 		t.Error("short MAC accepted")
 	}
-	if err := d.SetNextHop(9, NextHop{Ifindex: 0}); err == nil {
+	if err := d.SetNextHop(9, route.Egress{Ifindex: 0}); err == nil {
 		t.Error("ifindex 0 accepted")
 	}
 	if _, err := d.NextHopAt(1 << 30); err == nil {
@@ -360,7 +389,7 @@ func TestPinning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.UpdateRoutes([]Route{{Prefix: pfx("10.0.0.0/8"), Group: 1}}); err != nil {
+	if _, err := d.UpdateRoutes([]route.Entry{{Prefix: pfx("10.0.0.0/8"), Group: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range mapNames() {
@@ -394,7 +423,7 @@ func TestPinning(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d1.Close()
-	if err := d1.UpdateRoutes([]Route{{Prefix: pfx("10.0.0.0/8"), Group: 1}}); err != nil {
+	if _, err := d1.UpdateRoutes([]route.Entry{{Prefix: pfx("10.0.0.0/8"), Group: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	d2, err := Load(Options{PinPath: dir})

@@ -3,6 +3,7 @@ package bpf
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/xdprouter/xdprouter/route"
 	"net/netip"
 	"testing"
 )
@@ -122,7 +123,7 @@ func TestECMPGroupSizes(t *testing.T) {
 			var ids []uint32
 			for i := 0; i < n; i++ {
 				id := uint32(100 + i)
-				if err := d.SetNextHop(id, NextHop{Ifindex: p.a, MAC: []byte{2, 0, 0, 0, 0xee, byte(i)}}); err != nil {
+				if err := d.SetNextHop(id, route.Egress{Ifindex: p.a, MAC: []byte{2, 0, 0, 0, 0xee, byte(i)}}); err != nil {
 					t.Fatal(err)
 				}
 				ids = append(ids, id)
@@ -130,7 +131,7 @@ func TestECMPGroupSizes(t *testing.T) {
 			if err := d.SetGroup(50, ids); err != nil {
 				t.Fatal(err)
 			}
-			if err := d.UpdateRoutes([]Route{{Prefix: pfx("10.50.0.0/16"), Group: 50}}); err != nil {
+			if _, err := d.UpdateRoutes([]route.Entry{{Prefix: pfx("10.50.0.0/16"), Group: 50}}); err != nil {
 				t.Fatal(err)
 			}
 			seen := map[byte]bool{}

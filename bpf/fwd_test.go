@@ -3,6 +3,7 @@ package bpf
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/xdprouter/xdprouter/route"
 	"net"
 	"net/netip"
 	"testing"
@@ -29,7 +30,7 @@ var (
 // setupTable fills the maps with a small table covering every outcome.
 func setupTable(tb testing.TB, d *Datapath, p ports) {
 	tb.Helper()
-	nhs := map[uint32]NextHop{
+	nhs := map[uint32]route.Egress{
 		1:  {Ifindex: p.a, MAC: macGwA},
 		2:  {Ifindex: p.b, MAC: macGwB},
 		3:  {Ifindex: p.a, Connected: true},
@@ -54,7 +55,7 @@ func setupTable(tb testing.TB, d *Datapath, p ports) {
 			tb.Fatal(err)
 		}
 	}
-	routes := []Route{
+	routes := []route.Entry{
 		{Prefix: pfx("10.1.0.0/16"), Group: gA},
 		{Prefix: pfx("10.1.5.0/24"), Group: gB}, // more specific wins
 		{Prefix: pfx("10.2.0.0/16"), Group: gB},
@@ -64,10 +65,10 @@ func setupTable(tb testing.TB, d *Datapath, p ports) {
 		{Prefix: pfx("10.6.0.0/16"), Group: gEmpty},
 		{Prefix: pfx("10.7.0.0/16"), Group: gMissing},
 		{Prefix: pfx("10.8.0.0/16"), Group: gECMP},
-		{Prefix: pfx("192.0.2.1/32"), Type: RouteLocal},
-		{Prefix: pfx("198.51.100.0/24"), Type: RouteBlackhole},
-		{Prefix: pfx("203.0.113.0/24"), Type: RouteUnreachable},
-		{Prefix: pfx("10.9.0.0/16"), Type: RouteKernel},
+		{Prefix: pfx("192.0.2.1/32"), Kind: route.Local},
+		{Prefix: pfx("198.51.100.0/24"), Kind: route.Blackhole},
+		{Prefix: pfx("203.0.113.0/24"), Kind: route.Unreachable},
+		{Prefix: pfx("10.9.0.0/16"), Kind: route.KernelOnly},
 
 		{Prefix: pfx("2001:db8:1::/48"), Group: gA},
 		{Prefix: pfx("2001:db8:1:5::/64"), Group: gB},
@@ -78,12 +79,12 @@ func setupTable(tb testing.TB, d *Datapath, p ports) {
 		{Prefix: pfx("2001:db8:6::/48"), Group: gEmpty},
 		{Prefix: pfx("2001:db8:7::/48"), Group: gMissing},
 		{Prefix: pfx("2001:db8:8::/48"), Group: gECMP6},
-		{Prefix: pfx("2001:db8:ffff::1/128"), Type: RouteLocal},
-		{Prefix: pfx("2001:db8:dead::/48"), Type: RouteBlackhole},
-		{Prefix: pfx("2001:db8:beef::/48"), Type: RouteUnreachable},
-		{Prefix: pfx("2001:db8:9::/48"), Type: RouteKernel},
+		{Prefix: pfx("2001:db8:ffff::1/128"), Kind: route.Local},
+		{Prefix: pfx("2001:db8:dead::/48"), Kind: route.Blackhole},
+		{Prefix: pfx("2001:db8:beef::/48"), Kind: route.Unreachable},
+		{Prefix: pfx("2001:db8:9::/48"), Kind: route.KernelOnly},
 	}
-	if err := d.UpdateRoutes(routes); err != nil {
+	if _, err := d.UpdateRoutes(routes); err != nil {
 		tb.Fatal(err)
 	}
 	for _, a := range []string{"10.3.0.7", "2001:db8:3::7"} {

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/xdprouter/xdprouter/route"
 )
 
 // Decision is what the XDP program would do with a well-formed packet
@@ -18,7 +20,7 @@ type Decision struct {
 	Reason string // Reason* constant; empty for redirect
 	// The matched route; zero Prefix if none matched.
 	Prefix netip.Prefix
-	Type   RouteType
+	Kind   route.Kind
 	Group  uint32
 	// One per member of the route's group, in group order (unicast only).
 	Candidates []Candidate
@@ -58,16 +60,16 @@ func (d *Datapath) Lookup(dst netip.Addr) (Decision, error) {
 	if !ok {
 		return pass(ReasonNoRoute), nil
 	}
-	dec := Decision{Prefix: prefix, Type: RouteType(val.Type), Group: val.Nhg}
-	switch dec.Type {
-	case RouteUnicast:
-	case RouteBlackhole:
+	dec := Decision{Prefix: prefix, Kind: route.Kind(val.Type), Group: val.Nhg}
+	switch dec.Kind {
+	case route.Unicast:
+	case route.Blackhole:
 		dec.Action, dec.Reason = ActionDrop, ReasonBlackhole
 		return dec, nil
-	case RouteLocal:
+	case route.Local:
 		dec.Action, dec.Reason = ActionPass, ReasonLocal
 		return dec, nil
-	case RouteKernel:
+	case route.KernelOnly:
 		dec.Action, dec.Reason = ActionPass, ReasonKernelRoute
 		return dec, nil
 	default:

@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"bytes"
+	"github.com/xdprouter/xdprouter/route"
 	"net/netip"
 	"testing"
 )
@@ -104,14 +105,14 @@ func TestLookupCandidates(t *testing.T) {
 	if err := d.SetGroup(60, []uint32{4, 1, 5}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.UpdateRoutes([]Route{{Prefix: pfx("10.60.0.0/16"), Group: 60}}); err != nil {
+	if _, err := d.UpdateRoutes([]route.Entry{{Prefix: pfx("10.60.0.0/16"), Group: 60}}); err != nil {
 		t.Fatal(err)
 	}
 	dec, err := d.Lookup(ip("10.60.1.1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dec.Action != ActionRedirect || dec.Reason != "" || dec.Group != 60 || dec.Type != RouteUnicast || len(dec.Candidates) != 3 {
+	if dec.Action != ActionRedirect || dec.Reason != "" || dec.Group != 60 || dec.Kind != route.Unicast || len(dec.Candidates) != 3 {
 		t.Fatalf("decision %+v", dec)
 	}
 	want := []Candidate{
@@ -140,7 +141,7 @@ func TestLookupCandidates(t *testing.T) {
 	}
 
 	// Default routes and host routes at the ends of the probe.
-	if err := d.UpdateRoutes([]Route{{Prefix: pfx("0.0.0.0/0"), Type: RouteUnreachable}, {Prefix: pfx("::/0"), Type: RouteBlackhole}}); err != nil {
+	if _, err := d.UpdateRoutes([]route.Entry{{Prefix: pfx("0.0.0.0/0"), Kind: route.Unreachable}, {Prefix: pfx("::/0"), Kind: route.Blackhole}}); err != nil {
 		t.Fatal(err)
 	}
 	for dst, want := range map[string]string{"100.64.0.1": "0.0.0.0/0", "2001:db9::1": "::/0", "10.1.0.0": "10.1.0.0/16", "192.0.2.1": "192.0.2.1/32"} {

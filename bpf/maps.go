@@ -8,63 +8,23 @@ import (
 	"net/netip"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/xdprouter/xdprouter/route"
 )
 
-// RouteType says what the XDP program does with packets matching a route.
-// The values mirror enum route_type in fwd.h.
-type RouteType uint8
+// MaxECMP is the largest number of next hops in a group: route.MaxECMP,
+// which must be MAX_ECMP of fwd.h (the size of struct nhg, checked below).
+const MaxECMP = route.MaxECMP
 
-const (
-	// RouteUnicast forwards via the route's next-hop group.
-	RouteUnicast RouteType = RouteType(fwdRouteTypeROUTE_UNICAST)
-	// RouteBlackhole drops (XDP_DROP, counted as drop/blackhole).
-	RouteBlackhole RouteType = RouteType(fwdRouteTypeROUTE_BLACKHOLE)
-	// RouteUnreachable passes to the kernel, which sends the ICMP error
-	// (unreachable and prohibit routes).
-	RouteUnreachable RouteType = RouteType(fwdRouteTypeROUTE_UNREACHABLE)
-	// RouteLocal marks an address of the router itself: passed to the kernel.
-	RouteLocal RouteType = RouteType(fwdRouteTypeROUTE_LOCAL)
-	// RouteKernel is a route only the kernel can forward on (encapsulation,
-	// a gateway of the other family, a route MTU): passed to the kernel.
-	RouteKernel RouteType = RouteType(fwdRouteTypeROUTE_KERNEL)
-)
+var _ = [1]struct{}{}[len(fwdNhg{}.Nh)-MaxECMP]
 
-// String returns "unicast", "blackhole", "unreachable" or "local".
-func (t RouteType) String() string {
-	switch t {
-	case RouteUnicast:
-		return "unicast"
-	case RouteBlackhole:
-		return "blackhole"
-	case RouteUnreachable:
-		return "unreachable"
-	case RouteLocal:
-		return "local"
-	case RouteKernel:
-		return "kernel"
-	}
-	return fmt.Sprintf("RouteType(%d)", uint8(t))
-}
-
-// Route is one entry of routes_v4 or routes_v6.
-type Route struct {
-	Prefix netip.Prefix // IPv4 prefixes go to routes_v4, all others to routes_v6
-	Type   RouteType
-	Group  uint32 // next-hop group id; used by RouteUnicast only
-}
-
-// NextHop is one entry of the nexthops map.
-type NextHop struct {
-	// Ifindex is the egress interface.
-	Ifindex int
-	// MAC is the gateway's MAC address; nil means unresolved (packets are
-	// passed to the kernel, which resolves the neighbor). Ignored by the
-	// XDP program when Connected is set.
-	MAC net.HardwareAddr
-	// Connected means the packet's destination is itself the neighbor: its
-	// MAC comes from the neighbors map (Ifindex, destination).
-	Connected bool
-}
+// The fast path's route kinds are route.Kind: the values must match enum
+// route_type in fwd.h (checked at compile time).
+var _ = [1]struct{}{}[int(route.Unicast)-int(fwdRouteTypeROUTE_UNICAST)]
+var _ = [1]struct{}{}[int(route.Blackhole)-int(fwdRouteTypeROUTE_BLACKHOLE)]
+var _ = [1]struct{}{}[int(route.Unreachable)-int(fwdRouteTypeROUTE_UNREACHABLE)]
+var _ = [1]struct{}{}[int(route.Local)-int(fwdRouteTypeROUTE_LOCAL)]
+var _ = [1]struct{}{}[int(route.KernelOnly)-int(fwdRouteTypeROUTE_KERNEL)]
 
 // Neighbor is one entry of the neighbors map.
 type Neighbor struct {
@@ -103,37 +63,62 @@ func checkPrefix(p netip.Prefix) (netip.Prefix, error) {
 	return p.Masked(), nil
 }
 
-// UpdateRoutes adds or replaces routes, one batch per address family. It
-// falls back to one update per route where batch operations are
-// unsupported.
-func (d *Datapath) UpdateRoutes(rs []Route) error {
-	var (
-		k4 []fwdLpmV4Key
-		v4 []fwdRouteVal
-		k6 []fwdLpmV6Key
-		v6 []fwdRouteVal
-	)
-	for _, r := range rs {
-		p, err := checkPrefix(r.Prefix)
-		if err != nil {
-			return fmt.Errorf("update routes: %w", err)
-		}
-		if r.Type > RouteKernel {
-			return fmt.Errorf("update routes: %v: invalid route type %d", p, r.Type)
-		}
-		val := fwdRouteVal{Nhg: r.Group, Type: uint8(r.Type)}
-		if isV4(p.Addr()) {
-			k4 = append(k4, v4Key(p))
-			v4 = append(v4, val)
+// UpdateRoutes adds or replaces routes in order and returns how many were
+// written: on an error, exactly rs[:n] are in the maps (runs of one address
+// family go to their map in one batch each; a batch stops at its first
+// failure). It falls back to one update per route where batch operations
+// are unsupported.
+func (d *Datapath) UpdateRoutes(rs []route.Entry) (int, error) {
+	n := 0
+	for n < len(rs) {
+		run := familyRun(len(rs)-n, func(i int) netip.Addr { return rs[n+i].Prefix.Addr() })
+		var (
+			done int
+			err  error
+		)
+		if rs[n].Prefix.Addr().Is4() {
+			done, err = updateRun(d.objs.RoutesV4, rs[n:n+run], v4Key, prefixString4)
 		} else {
-			k6 = append(k6, v6Key(p))
-			v6 = append(v6, val)
+			done, err = updateRun(d.objs.RoutesV6, rs[n:n+run], v6Key, prefixString6)
+		}
+		n += done
+		if err != nil {
+			return n, err
 		}
 	}
-	if err := batchUpdate(d.objs.RoutesV4, k4, v4, func(i int) string { return prefixString4(k4[i]) }); err != nil {
-		return err
+	return n, nil
+}
+
+// familyRun is the length of the leading run of addresses of one family.
+func familyRun(n int, addr func(int) netip.Addr) int {
+	v4 := addr(0).Is4()
+	i := 1
+	for i < n && addr(i).Is4() == v4 {
+		i++
 	}
-	return batchUpdate(d.objs.RoutesV6, k6, v6, func(i int) string { return prefixString6(k6[i]) })
+	return i
+}
+
+func updateRun[K any](m *ebpf.Map, rs []route.Entry, key func(netip.Prefix) K, name func(K) string) (int, error) {
+	keys := make([]K, 0, len(rs))
+	vals := make([]fwdRouteVal, 0, len(rs))
+	for i, r := range rs {
+		p, err := checkPrefix(r.Prefix)
+		if err == nil && r.Kind > route.KernelOnly {
+			err = fmt.Errorf("%v: invalid route kind %d", p, r.Kind)
+		}
+		if err != nil {
+			// Write the valid ones before it, then report it.
+			n, berr := batchUpdate(m, keys, vals, name)
+			if berr != nil {
+				return n, berr
+			}
+			return i, fmt.Errorf("update routes: %w", err)
+		}
+		keys = append(keys, key(p))
+		vals = append(vals, fwdRouteVal{Nhg: r.Group, Type: uint8(r.Kind)})
+	}
+	return batchUpdate(m, keys, vals, name)
 }
 
 func prefixString4(k fwdLpmV4Key) string {
@@ -144,79 +129,99 @@ func prefixString6(k fwdLpmV6Key) string {
 	return netip.PrefixFrom(netip.AddrFrom16(k.Addr), int(k.Prefixlen)).String()
 }
 
-func batchUpdate[K any](m *ebpf.Map, keys []K, vals []fwdRouteVal, name func(int) string) error {
+// batchUpdate writes keys[i] = vals[i] in order and returns how many were
+// written.
+func batchUpdate[K any](m *ebpf.Map, keys []K, vals []fwdRouteVal, name func(K) string) (int, error) {
 	if len(keys) == 0 {
-		return nil
+		return 0, nil
 	}
 	n, err := m.BatchUpdate(keys, vals, nil)
 	if err == nil {
-		return nil
+		return len(keys), nil
 	}
 	if !errors.Is(err, ebpf.ErrNotSupported) {
+		n = max(0, min(n, len(keys)))
 		if n < len(keys) {
-			return fmt.Errorf("map %s: update route %s (after %d of %d): %w", m, name(n), n, len(keys), err)
+			return n, fmt.Errorf("map %s: update route %s (after %d of %d): %w", m, name(keys[n]), n, len(keys), err)
 		}
-		return fmt.Errorf("map %s: batch update: %w", m, err)
+		return n, fmt.Errorf("map %s: batch update: %w", m, err)
 	}
 	for i := range keys {
 		if err := m.Put(&keys[i], &vals[i]); err != nil {
-			return fmt.Errorf("map %s: update route %s: %w", m, name(i), err)
+			return i, fmt.Errorf("map %s: update route %s: %w", m, name(keys[i]), err)
 		}
 	}
-	return nil
+	return len(keys), nil
 }
 
-// DeleteRoutes deletes routes by prefix. Prefixes that are not in the maps
-// are ignored.
-func (d *Datapath) DeleteRoutes(ps []netip.Prefix) error {
-	var (
-		k4 []fwdLpmV4Key
-		k6 []fwdLpmV6Key
-	)
-	for _, p := range ps {
+// DeleteRoutes deletes routes by prefix, in order, and returns how many
+// were processed: on an error, exactly ps[:n] are gone. Prefixes that are
+// not in the maps are not an error.
+func (d *Datapath) DeleteRoutes(ps []netip.Prefix) (int, error) {
+	n := 0
+	for n < len(ps) {
+		run := familyRun(len(ps)-n, func(i int) netip.Addr { return ps[n+i].Addr() })
+		var (
+			done int
+			err  error
+		)
+		if ps[n].Addr().Is4() {
+			done, err = deleteRun(d.objs.RoutesV4, ps[n:n+run], v4Key, prefixString4)
+		} else {
+			done, err = deleteRun(d.objs.RoutesV6, ps[n:n+run], v6Key, prefixString6)
+		}
+		n += done
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func deleteRun[K any](m *ebpf.Map, ps []netip.Prefix, key func(netip.Prefix) K, name func(K) string) (int, error) {
+	keys := make([]K, 0, len(ps))
+	for i, p := range ps {
 		p, err := checkPrefix(p)
 		if err != nil {
-			return fmt.Errorf("delete routes: %w", err)
+			n, derr := batchDelete(m, keys, name)
+			if derr != nil {
+				return n, derr
+			}
+			return i, fmt.Errorf("delete routes: %w", err)
 		}
-		if isV4(p.Addr()) {
-			k4 = append(k4, v4Key(p))
-		} else {
-			k6 = append(k6, v6Key(p))
-		}
+		keys = append(keys, key(p))
 	}
-	if err := batchDelete(d.objs.RoutesV4, k4, func(i int) string { return prefixString4(k4[i]) }); err != nil {
-		return err
-	}
-	return batchDelete(d.objs.RoutesV6, k6, func(i int) string { return prefixString6(k6[i]) })
+	return batchDelete(m, keys, name)
 }
 
-func batchDelete[K any](m *ebpf.Map, keys []K, name func(int) string) error {
+func batchDelete[K any](m *ebpf.Map, keys []K, name func(K) string) (int, error) {
 	for i := 0; i < len(keys); {
 		n, err := m.BatchDelete(keys[i:], nil)
 		switch {
 		case err == nil:
-			return nil
+			return len(keys), nil
 		case errors.Is(err, ebpf.ErrNotSupported):
 			for ; i < len(keys); i++ {
 				if err := m.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-					return fmt.Errorf("map %s: delete route %s: %w", m, name(i), err)
+					return i, fmt.Errorf("map %s: delete route %s: %w", m, name(keys[i]), err)
 				}
 			}
-			return nil
+			return len(keys), nil
 		case errors.Is(err, ebpf.ErrKeyNotExist):
 			// The batch stops at the first missing key: skip it.
 			i += n + 1
 		default:
-			return fmt.Errorf("map %s: delete route %s: %w", m, name(min(i+n, len(keys)-1)), err)
+			i = min(i+max(n, 0), len(keys)-1)
+			return i, fmt.Errorf("map %s: delete route %s: %w", m, name(keys[i]), err)
 		}
 	}
-	return nil
+	return len(keys), nil
 }
 
 // Routes returns the contents of both route maps, prefixes masked, IPv4
 // prefixes with 4-byte addresses.
-func (d *Datapath) Routes() ([]Route, error) {
-	var out []Route
+func (d *Datapath) Routes() ([]route.Entry, error) {
+	var out []route.Entry
 	var (
 		k4  fwdLpmV4Key
 		k6  fwdLpmV6Key
@@ -225,7 +230,7 @@ func (d *Datapath) Routes() ([]Route, error) {
 	it := d.objs.RoutesV4.Iterate()
 	for it.Next(&k4, &val) {
 		p := netip.PrefixFrom(netip.AddrFrom4(fromNativeU32(k4.Addr)), int(k4.Prefixlen)).Masked()
-		out = append(out, Route{Prefix: p, Type: RouteType(val.Type), Group: val.Nhg})
+		out = append(out, route.Entry{Prefix: p, Kind: route.Kind(val.Type), Group: val.Nhg})
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("map %s: iterate: %w", d.objs.RoutesV4, err)
@@ -233,7 +238,7 @@ func (d *Datapath) Routes() ([]Route, error) {
 	it = d.objs.RoutesV6.Iterate()
 	for it.Next(&k6, &val) {
 		p := netip.PrefixFrom(netip.AddrFrom16(k6.Addr), int(k6.Prefixlen)).Masked()
-		out = append(out, Route{Prefix: p, Type: RouteType(val.Type), Group: val.Nhg})
+		out = append(out, route.Entry{Prefix: p, Kind: route.Kind(val.Type), Group: val.Nhg})
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("map %s: iterate: %w", d.objs.RoutesV6, err)
@@ -244,12 +249,20 @@ func (d *Datapath) Routes() ([]Route, error) {
 // SetGroup sets next-hop group id to the given next-hop ids (at most
 // MaxECMP). An empty group makes its routes pass to the kernel
 // (no_nexthop).
+//
+// The kernel copies an array element without a lock, so XDP may read a
+// group half-written: count from one version, slots from the other. Every
+// slot past the count repeats the members, so any such mix still names a
+// member of the old or of the new version (sync keeps freed next-hop ids
+// out of use for a while, so an old member is still what it was).
 func (d *Datapath) SetGroup(id uint32, nexthops []uint32) error {
 	if len(nexthops) > MaxECMP {
 		return fmt.Errorf("map nhgs: group %d: %d next hops, at most %d: %w", id, len(nexthops), MaxECMP, ErrTooManyNextHops)
 	}
 	g := fwdNhg{Count: uint32(len(nexthops))}
-	copy(g.Nh[:], nexthops)
+	for i := 0; len(nexthops) > 0 && i < MaxECMP; i++ {
+		g.Nh[i] = nexthops[i%len(nexthops)]
+	}
 	if err := d.objs.Nhgs.Put(id, &g); err != nil {
 		return fmt.Errorf("map nhgs: set group %d: %w", id, err)
 	}
@@ -283,7 +296,7 @@ func checkIfindex(ifindex int) error {
 }
 
 // SetNextHop sets next hop id.
-func (d *Datapath) SetNextHop(id uint32, nh NextHop) error {
+func (d *Datapath) SetNextHop(id uint32, nh route.Egress) error {
 	if err := checkIfindex(nh.Ifindex); err != nil {
 		return fmt.Errorf("map nexthops: next hop %d: %w", id, err)
 	}
@@ -304,17 +317,17 @@ func (d *Datapath) SetNextHop(id uint32, nh NextHop) error {
 	return nil
 }
 
-// NextHopAt returns next hop id. Unset ids read back as the zero NextHop.
-func (d *Datapath) NextHopAt(id uint32) (NextHop, error) {
+// NextHopAt returns next hop id. Unset ids read back as the zero Egress.
+func (d *Datapath) NextHopAt(id uint32) (route.Egress, error) {
 	var v fwdNexthop
 	if err := d.objs.Nexthops.Lookup(id, &v); err != nil {
-		return NextHop{}, fmt.Errorf("map nexthops: next hop %d: %w", id, err)
+		return route.Egress{}, fmt.Errorf("map nexthops: next hop %d: %w", id, err)
 	}
 	return nextHopFrom(v), nil
 }
 
-func nextHopFrom(v fwdNexthop) NextHop {
-	nh := NextHop{Ifindex: int(v.Ifindex), Connected: v.Flags&uint8(fwdNhFlagsNH_F_CONNECTED) != 0}
+func nextHopFrom(v fwdNexthop) route.Egress {
+	nh := route.Egress{Ifindex: int(v.Ifindex), Connected: v.Flags&uint8(fwdNhFlagsNH_F_CONNECTED) != 0}
 	if v.Flags&uint8(fwdNhFlagsNH_F_RESOLVED) != 0 {
 		nh.MAC = append(net.HardwareAddr(nil), v.Dmac[:]...)
 	}

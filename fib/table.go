@@ -54,11 +54,21 @@ func (t *Table) Apply(changes []route.Change) []error {
 			errs[i] = nil
 		case c.Delete:
 			errs[i] = fmt.Errorf("delete route %s from table %d: %w", c.Route.Prefix, t.ID, err)
+		case refused(err):
+			errs[i] = fmt.Errorf("install route %s via %v in table %d: %w: %w", c.Route.Prefix, c.Route.NextHops, t.ID, route.ErrRejected, err)
 		default:
 			errs[i] = fmt.Errorf("install route %s in table %d: %w", c.Route.Prefix, t.ID, err)
 		}
 	}
 	return errs
+}
+
+// refused reports whether an install error is final: the kernel found the
+// route itself invalid (e.g. a gateway that is a broadcast address), as
+// opposed to a lack of memory or a table changing under us.
+func refused(err error) bool {
+	return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ERANGE) ||
+		errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EAFNOSUPPORT)
 }
 
 // Resolve asks the kernel to resolve (or re-confirm) the neighbor addr on

@@ -13,41 +13,15 @@ import (
 	"github.com/xdprouter/xdprouter/route"
 )
 
-// Snapshot is the complete kernel state at one moment. The watcher sends one
-// at start and after every resynchronisation (netlink overflow); receivers
-// replace what they knew.
-type Snapshot struct {
-	Links     []route.Link
-	Addrs     []route.Addr
-	Routes    []route.Route // configured table, all protocols but ours
-	Ours      []route.Route // configured table, protocol ProtoBGP
-	Neighbors []route.Neighbor
-}
-
-// RouteEvent is a route added/replaced (Deleted false) or removed.
-type RouteEvent struct {
-	Route   route.Route
-	Ours    bool // protocol ProtoBGP: a route of xdprouterd (or its echo)
-	Deleted bool
-}
-
-// NeighEvent is a neighbor entry change.
-type NeighEvent struct {
-	Neighbor route.Neighbor
-	Deleted  bool
-}
-
-// LinkEvent is an interface change.
-type LinkEvent struct {
-	Link    route.Link
-	Deleted bool
-}
-
-// AddrEvent is an address added or removed.
-type AddrEvent struct {
-	Addr    route.Addr
-	Deleted bool
-}
+// The event types live in route/ (sync/ knows no fib); these names are
+// kept for the watcher's readers.
+type (
+	Snapshot   = route.Snapshot
+	RouteEvent = route.RouteEvent
+	NeighEvent = route.NeighEvent
+	LinkEvent  = route.LinkEvent
+	AddrEvent  = route.AddrEvent
+)
 
 // Watcher streams the kernel's links, addresses, routes of one table and
 // neighbors: a Snapshot first, then events, and a fresh Snapshot whenever

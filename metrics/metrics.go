@@ -34,6 +34,12 @@ var (
 		"Route changes received but not applied yet.", nil, nil)
 	failedDesc = prometheus.NewDesc("xdprouter_sync_failed",
 		"Route changes whose last apply failed (retried every second).", nil, nil)
+	rejectedDesc = prometheus.NewDesc("xdprouter_sync_rejected_routes",
+		"BGP routes the kernel refused for good (XDP keeps what the kernel has; retried when the route changes).", nil, nil)
+	refusedDesc = prometheus.NewDesc("xdprouter_sync_refused_routes",
+		"Routes passed to the kernel in XDP because the next-hop group or next-hop map is full.", nil, nil)
+	repairsDesc = prometheus.NewDesc("xdprouter_sync_repairs_total",
+		"XDP map entries the periodic audit found different from sync's state and rewrote.", nil, nil)
 	writesDesc = prometheus.NewDesc("xdprouter_route_writes_total",
 		"Route writes since start: dest=kernel op=install|delete, dest=xdp op=write.", []string{"dest", "op"}, nil)
 	scrapeErrDesc = prometheus.NewDesc("xdprouter_scrape_errors_total",
@@ -62,7 +68,7 @@ func (c *Collector) ObserveApply(d time.Duration) { c.apply.Observe(d.Seconds())
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{packetsDesc, bytesDesc, routesDesc, pendingDesc, failedDesc, writesDesc, scrapeErrDesc} {
+	for _, d := range []*prometheus.Desc{packetsDesc, bytesDesc, routesDesc, pendingDesc, failedDesc, rejectedDesc, refusedDesc, repairsDesc, writesDesc, scrapeErrDesc} {
 		ch <- d
 	}
 	c.apply.Describe(ch)
@@ -88,6 +94,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n.Pending))
 	ch <- prometheus.MustNewConstMetric(failedDesc, prometheus.GaugeValue, float64(n.Failed))
+	ch <- prometheus.MustNewConstMetric(rejectedDesc, prometheus.GaugeValue, float64(n.Rejected))
+	ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.GaugeValue, float64(n.Refused))
+	ch <- prometheus.MustNewConstMetric(repairsDesc, prometheus.CounterValue, float64(n.Repairs))
 	ch <- prometheus.MustNewConstMetric(writesDesc, prometheus.CounterValue, float64(n.FIBInstalls), "kernel", "install")
 	ch <- prometheus.MustNewConstMetric(writesDesc, prometheus.CounterValue, float64(n.FIBDeletes), "kernel", "delete")
 	ch <- prometheus.MustNewConstMetric(writesDesc, prometheus.CounterValue, float64(n.XDPWrites), "xdp", "write")

@@ -4,6 +4,7 @@
 package route
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"slices"
@@ -126,3 +127,7 @@ type Change struct {
 	Delete bool
 	Route  Route
 }
+
+// ErrRejected marks a change the kernel refused for good (e.g. an invalid
+// gateway): retrying the same change cannot succeed. Test with errors.Is.
+var ErrRejected = errors.New("rejected by the kernel")

@@ -1,18 +1,21 @@
 package sync
 
 import (
+	"errors"
 	"net/netip"
 	"slices"
+	"time"
 
-	"github.com/xdprouter/xdprouter/bpf"
 	"github.com/xdprouter/xdprouter/route"
 )
 
-// apply writes the difference between desired and applied state for every
-// dirty prefix. Order keeps forwarding correct at every instant: next hops
-// and groups before the routes that use them; the kernel before XDP on add,
-// XDP before the kernel on delete; groups freed last.
-func (st *state) apply() {
+// apply writes the difference between desired and applied state for at
+// most limit dirty prefixes (all if limit is 0) and reports whether dirty
+// ones remain. Order keeps forwarding correct at every instant: next hops
+// and groups before the routes that use them; the kernel before XDP on
+// add, XDP before the kernel on delete; XDP follows what the kernel
+// accepted.
+func (st *state) apply(limit int) (more bool) {
 	if st.resolveDirty {
 		st.resolveDirty = false
 		st.reresolve()
@@ -23,299 +26,271 @@ func (st *state) apply() {
 			st.writeGroup(g)
 		}
 	}
-
-	type xdpChange struct {
-		p   netip.Prefix
-		e   *entry
-		new xdpApplied
+	batch := make([]netip.Prefix, 0, min(len(st.dirty), max(limit, 0)))
+	for p := range st.dirty {
+		if limit > 0 && len(batch) == limit {
+			more = true
+			break
+		}
+		batch = append(batch, p)
+		delete(st.dirty, p)
 	}
-	type fibChange struct {
+	st.exhausted, st.batchFailed = "", 0
+
+	removing := st.applyKernelAdds(batch)
+	st.applyXDP(batch, removing)
+	st.applyKernelDeletes(removing)
+
+	// Map exhaustion is logged once when it starts and once when it ends.
+	switch full := st.exhausted != "" || len(st.refused) > 0; {
+	case full && !st.exhaustedLogged:
+		st.log.Error("XDP map full: routes needing new entries are passed to the kernel until some are freed",
+			"map", st.exhausted, "refused_routes", len(st.refused))
+		st.exhaustedLogged = true
+	case !full && st.exhaustedLogged:
+		st.log.Info("XDP maps have room again: every route is forwarded in XDP")
+		st.exhaustedLogged = false
+	}
+	if st.batchFailed > 0 && time.Since(st.lastFailLog) >= failLogEvery {
+		st.lastFailLog = time.Now()
+		st.log.Error("sync: changes failed, retrying every second", "count", st.batchFailed, "first", st.firstFail)
+	}
+	return more
+}
+
+// failLogEvery bounds how often transient failures are logged.
+const failLogEvery = 30 * time.Second
+
+func (st *state) fail(p netip.Prefix, err error) {
+	st.failed[p] = struct{}{}
+	if st.batchFailed++; st.batchFailed == 1 {
+		st.firstFail = err
+	}
+}
+
+// applyKernelAdds installs our routes that should be (re)installed and
+// returns the prefixes whose route of ours should go (deleted after XDP
+// stopped using it).
+func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefix]*entry) {
+	type add struct {
 		p  netip.Prefix
 		e  *entry
-		id uint32 // interned next-hop list being installed; 0 for deletes
+		id uint32
 	}
 	var (
-		xdpUpd, xdpDel []xdpChange
-		updates        []bpf.Route
-		deletes        []netip.Prefix
-		fibAdd, fibDel []fibChange
-		addOps, delOps []route.Change
-		errs           int
-		firstErr       error
-		failed         = func(p netip.Prefix, err error) {
-			st.failed[p] = struct{}{}
-			if errs++; firstErr == nil {
-				firstErr = err
-			}
-		}
+		adds []add
+		ops  []route.Change
 	)
-	for p := range st.dirty {
+	removing = map[netip.Prefix]*entry{}
+	for _, p := range batch {
 		e := st.entries[p]
 		if e == nil {
 			continue
 		}
-		d := st.desire(p, e)
-		if !d.fibOn && !d.xdpOn && e.fib == 0 && !e.xdp.on {
-			st.gc(p, e) // e.g. a withdrawal of a prefix never installed
+		w := st.wantFIB(e)
+		if w.action != fibKeep && e.rejected != "" {
+			st.setRejected(e, "", "") // the wanted route changed: try it
+		}
+		switch w.action {
+		case fibInstall:
+			id := st.ourLists.get(w.nhs)
+			if id == e.ours {
+				st.ourLists.put(id)
+				e.stale = false
+				continue
+			}
+			adds = append(adds, add{p, e, id})
+			ops = append(ops, route.Change{Route: route.Route{Prefix: p, Kind: route.Unicast, NextHops: w.nhs, Metric: st.opt.Metric}})
+		case fibRemove:
+			if e.ours != 0 && !e.stale {
+				removing[p] = e
+			}
+		}
+	}
+	if len(ops) == 0 {
+		return removing
+	}
+	var rejected []error
+	for i, err := range st.opt.FIB.Apply(ops) {
+		a := adds[i]
+		if err != nil {
+			st.ourLists.put(a.id)
+			if errors.Is(err, route.ErrRejected) {
+				st.setRejected(a.e, route.Key(ops[i].Route.NextHops), err.Error())
+				rejected = append(rejected, err)
+				continue
+			}
+			st.fail(a.p, err)
 			continue
 		}
-
-		// Kernel sink: installs go first, deletes last.
-		if d.fibOn {
-			id := st.lists.get(d.fibNHs)
-			if id == e.fib {
-				st.lists.put(id)
-				e.stale = false
-			} else {
-				fibAdd = append(fibAdd, fibChange{p, e, id})
-				addOps = append(addOps, route.Change{Route: route.Route{Prefix: p, Kind: route.Unicast, NextHops: d.fibNHs, Metric: st.opt.Metric}})
-			}
-		} else if e.fib != 0 && !e.stale {
-			fibDel = append(fibDel, fibChange{p: p, e: e})
-			delOps = append(delOps, route.Change{Delete: true, Route: route.Route{Prefix: p, Metric: e.fibM}})
+		st.counts.FIBInstalls++
+		if a.e.ours != 0 {
+			st.ourLists.put(a.e.ours)
+		} else {
+			st.countFIB(a.p, 1)
 		}
-
-		// XDP sink.
-		if d.xdpOn {
-			n := xdpApplied{on: true, typ: d.typ}
-			if d.typ == bpf.RouteUnicast {
-				n.group = st.acquireGroup(d.groupKey, d.members)
-			}
-			if e.xdp == n {
-				st.releaseGroup(n.group)
-				continue
-			}
-			var gid uint32
-			if n.group != nil {
-				gid = n.group.id
-			}
-			xdpUpd = append(xdpUpd, xdpChange{p, e, n})
-			updates = append(updates, bpf.Route{Prefix: p, Type: n.typ, Group: gid})
-		} else if e.xdp.on {
-			xdpDel = append(xdpDel, xdpChange{p: p, e: e})
-			deletes = append(deletes, p)
-		}
+		a.e.ours, a.e.oursMetric, a.e.stale = a.id, st.opt.Metric, false
 	}
-	clear(st.dirty)
-
-	if len(addOps) > 0 {
-		for i, err := range st.opt.FIB.Apply(addOps) {
-			c := fibAdd[i]
-			if err != nil {
-				st.lists.put(c.id)
-				failed(c.p, err)
-				continue
-			}
-			st.counts.FIBInstalls++
-			if c.e.fib != 0 {
-				st.lists.put(c.e.fib)
-			} else {
-				st.countFIB(c.p, 1)
-			}
-			c.e.fib, c.e.fibM, c.e.stale = c.id, st.opt.Metric, false
-		}
+	if len(rejected) > 0 {
+		// Reported once: not retried until the wanted route changes.
+		st.log.Error("kernel refused routes; XDP keeps what the kernel has (see xdprouterctl routes)",
+			"count", len(rejected), "first", rejected[0])
 	}
-	if len(updates) > 0 {
-		if err := st.opt.Datapath.UpdateRoutes(updates); err != nil {
-			for _, c := range xdpUpd {
+	return removing
+}
+
+func (st *state) setRejected(e *entry, key, why string) {
+	switch {
+	case e.rejected == "" && key != "":
+		st.counts.Rejected++
+	case e.rejected != "" && key == "":
+		st.counts.Rejected--
+	}
+	e.rejected, e.rejectedWhy = key, why
+}
+
+// applyXDP brings the XDP entries of batch to what the kernel now does.
+// A batch that fails part-way commits what was written.
+func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry) {
+	type change struct {
+		p   netip.Prefix
+		e   *entry
+		new xdpApplied
+	}
+	var upd, del []change
+	for _, p := range batch {
+		e := st.entries[p]
+		if e == nil {
+			continue
+		}
+		_, gone := removing[p]
+		w := st.wantXDP(e, gone)
+		if !w.on {
+			if e.xdp.on {
+				del = append(del, change{p: p, e: e})
+			} else if !gone {
+				st.gc(p, e) // e.g. a withdrawal of a prefix never installed
+			}
+			continue
+		}
+		n := xdpApplied{on: true, kind: w.kind}
+		if w.kind == route.Unicast {
+			if n.group = st.acquireGroup(w.groupKey, w.members); n.group == nil {
+				n.kind, n.refused = route.KernelOnly, true // maps full: the kernel forwards it
+			}
+		}
+		if e.xdp == n {
+			st.releaseGroup(n.group)
+			continue
+		}
+		upd = append(upd, change{p, e, n})
+	}
+	// One run per address family: the map writes batch per run.
+	v4First := func(a, b change) int { return boolCmp(b.p.Addr().Is4(), a.p.Addr().Is4()) }
+	slices.SortStableFunc(upd, v4First)
+	slices.SortStableFunc(del, v4First)
+
+	if len(upd) > 0 {
+		entries := make([]route.Entry, len(upd))
+		for i, c := range upd {
+			entries[i] = route.Entry{Prefix: c.p, Kind: c.new.kind}
+			if c.new.group != nil {
+				entries[i].Group = c.new.group.id
+			}
+		}
+		n, err := st.opt.Datapath.UpdateRoutes(entries)
+		st.counts.XDPWrites += uint64(n)
+		for i, c := range upd {
+			if i >= n {
 				st.releaseGroup(c.new.group)
-				failed(c.p, err)
-			}
-		} else {
-			st.counts.XDPWrites += uint64(len(updates))
-			for _, c := range xdpUpd {
-				if !c.e.xdp.on {
-					st.countXDP(c.p, 1)
-				}
-				st.releaseGroup(c.e.xdp.group)
-				c.e.xdp = c.new
-			}
-		}
-	}
-	if len(deletes) > 0 {
-		if err := st.opt.Datapath.DeleteRoutes(deletes); err != nil {
-			for _, c := range xdpDel {
-				failed(c.p, err)
-			}
-		} else {
-			st.counts.XDPWrites += uint64(len(deletes))
-			for _, c := range xdpDel {
-				st.countXDP(c.p, -1)
-				st.releaseGroup(c.e.xdp.group)
-				c.e.xdp = xdpApplied{}
-				st.gc(c.p, c.e)
-			}
-		}
-	}
-	if len(delOps) > 0 {
-		for i, err := range st.opt.FIB.Apply(delOps) {
-			c := fibDel[i]
-			if err != nil {
-				failed(c.p, err)
+				st.fail(c.p, err)
 				continue
 			}
-			st.counts.FIBDeletes++
-			st.lists.put(c.e.fib)
-			c.e.fib = 0
-			st.countFIB(c.p, -1)
+			if !c.e.xdp.on {
+				st.countXDP(c.p, 1)
+			}
+			st.noteRefused(c.p, c.new.refused)
+			st.releaseGroup(c.e.xdp.group)
+			c.e.xdp = c.new
+		}
+	}
+	if len(del) > 0 {
+		ps := make([]netip.Prefix, len(del))
+		for i, c := range del {
+			ps[i] = c.p
+		}
+		n, err := st.opt.Datapath.DeleteRoutes(ps)
+		st.counts.XDPWrites += uint64(n)
+		for i, c := range del {
+			if i >= n {
+				st.fail(c.p, err)
+				continue
+			}
+			st.countXDP(c.p, -1)
+			st.noteRefused(c.p, false)
+			st.releaseGroup(c.e.xdp.group)
+			c.e.xdp = xdpApplied{}
 			st.gc(c.p, c.e)
 		}
 	}
-	if errs > 0 {
-		st.log.Error("sync: changes failed, retrying", "count", errs, "first", firstErr)
-	}
 }
 
-func (st *state) gc(p netip.Prefix, e *entry) {
-	if e != nil && len(e.kernel) == 0 && e.local == 0 && e.bgp == 0 && !e.xdp.on && e.fib == 0 {
-		delete(st.entries, p)
+func boolCmp(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
 	}
+	return -1
 }
 
-// reresolve recomputes every BGP next-hop set against the current kernel
-// routes; routes of a set whose resolution changed are re-examined (their
-// XDP group is rewritten in place, their kernel routes replaced).
-func (st *state) reresolve() {
-	changed := map[uint32]bool{}
-	for _, s := range st.setsByID {
-		r := st.resolve(s.addrs)
-		if slices.Equal(r, s.resolved) {
+// noteRefused tracks the prefixes passed to the kernel for lack of map
+// room: they are retried with the failed ones.
+func (st *state) noteRefused(p netip.Prefix, refused bool) {
+	if refused {
+		st.refused[p] = struct{}{}
+	} else {
+		delete(st.refused, p)
+	}
+	st.counts.Refused = len(st.refused)
+}
+
+// applyKernelDeletes removes our routes that nobody wants any more (XDP no
+// longer uses them).
+func (st *state) applyKernelDeletes(removing map[netip.Prefix]*entry) {
+	if len(removing) == 0 {
+		return
+	}
+	ps := make([]netip.Prefix, 0, len(removing))
+	ops := make([]route.Change, 0, len(removing))
+	for p, e := range removing {
+		ps = append(ps, p)
+		ops = append(ops, route.Change{Delete: true, Route: route.Route{Prefix: p, Metric: e.oursMetric}})
+	}
+	for i, err := range st.opt.FIB.Apply(ops) {
+		p := ps[i]
+		e := removing[p]
+		if err != nil {
+			st.fail(p, err)
 			continue
 		}
-		s.resolved = r
-		changed[s.id] = true
-		if g := st.groups[setGroupKey(s)]; g != nil && len(r) > 0 {
-			st.setMembers(g, r)
-		}
-	}
-	if len(changed) == 0 {
-		return
-	}
-	for p, e := range st.entries {
-		if changed[e.bgp] {
-			st.markDirty(p)
-		}
+		st.counts.FIBDeletes++
+		st.ourLists.put(e.ours)
+		e.ours = 0
+		st.countFIB(p, -1)
+		st.gc(p, e)
 	}
 }
 
-// setGroupKey names the group of a BGP next-hop set by its addresses, not
-// its id: a freed id may be reused in the same batch while the old set's
-// group is still referenced by routes not yet moved.
-func setGroupKey(s *bgpSet) string { return "b" + s.key }
-
-func (st *state) acquireGroup(key string, members []route.NextHop) *group {
-	g := st.groups[key]
-	if g == nil {
-		g = &group{id: st.groupID.get(), key: key}
-		st.groups[key] = g
-		st.setMembers(g, members)
+// retryFailed marks the failed changes, and the routes refused for lack
+// of map room, to be tried again.
+func (st *state) retryFailed() {
+	for p := range st.failed {
+		st.markDirty(p)
 	}
-	g.refs++
-	return g
-}
-
-func (st *state) releaseGroup(g *group) {
-	if g == nil {
-		return
+	clear(st.failed)
+	for p := range st.refused {
+		st.markDirty(p)
 	}
-	if g.refs--; g.refs > 0 {
-		return
-	}
-	delete(st.groups, g.key)
-	if err := st.opt.Datapath.SetGroup(g.id, nil); err != nil {
-		st.log.Error("clear group", "group", g.id, "err", err)
-	}
-	for _, x := range g.nhs {
-		st.releaseNextHop(x)
-	}
-	st.groupID.put(g.id)
-}
-
-// setMembers points g at members (acquiring their next-hop entries first)
-// and writes it.
-func (st *state) setMembers(g *group, members []route.NextHop) {
-	old := g.nhs
-	g.members = members
-	g.nhs = make([]*nexthop, 0, len(members))
-	for _, m := range members {
-		g.nhs = append(g.nhs, st.acquireNextHop(m))
-	}
-	st.writeGroup(g)
-	for _, x := range old {
-		st.releaseNextHop(x)
-	}
-}
-
-// writeGroup writes the usable members of g: link up and neighbor known (or
-// connected). With none usable it keeps those on live links, so XDP reports
-// "neighbor unresolved" while the kernel resolves them.
-func (st *state) writeGroup(g *group) {
-	var ids, fallback []uint32
-	for _, x := range g.nhs {
-		if !st.linkUp(x.nh.Ifindex) {
-			continue
-		}
-		fallback = append(fallback, x.id)
-		if x.nh.Connected() || x.mac != "" {
-			ids = append(ids, x.id)
-		}
-	}
-	if len(ids) == 0 {
-		ids = fallback
-	}
-	if len(ids) > maxECMP {
-		ids = ids[:maxECMP]
-	}
-	if g.written != nil && slices.Equal(ids, g.written) {
-		return
-	}
-	if err := st.opt.Datapath.SetGroup(g.id, ids); err != nil {
-		st.log.Error("set group", "group", g.id, "err", err)
-		st.groupsDirty = true // retried with the next batch
-		return
-	}
-	if ids == nil {
-		ids = []uint32{}
-	}
-	g.written = ids
-}
-
-// maxECMP is the group width of the XDP program (struct nhg).
-const maxECMP = 16
-
-func (st *state) acquireNextHop(nh route.NextHop) *nexthop {
-	x := st.nhs[nh]
-	if x == nil {
-		x = &nexthop{id: st.nhID.get(), nh: nh}
-		st.nhs[nh] = x
-		st.writeNextHop(x)
-	}
-	x.refs++
-	return x
-}
-
-func (st *state) releaseNextHop(x *nexthop) {
-	if x.refs--; x.refs > 0 {
-		return
-	}
-	delete(st.nhs, x.nh)
-	st.nhID.put(x.id)
-}
-
-// writeNextHop writes x with the neighbor's current MAC; a gateway without
-// one is resolved now rather than on the first packet.
-func (st *state) writeNextHop(x *nexthop) {
-	bnh := bpf.NextHop{Ifindex: x.nh.Ifindex, Connected: x.nh.Connected()}
-	if !x.nh.Connected() {
-		if n, ok := st.neighs[neighKey{x.nh.Ifindex, x.nh.Gateway}]; ok {
-			bnh.MAC = n.MAC
-		} else {
-			st.resolveNeighbor(x.nh.Ifindex, x.nh.Gateway)
-		}
-	}
-	if err := st.opt.Datapath.SetNextHop(x.id, bnh); err != nil {
-		st.log.Error("set next hop", "nexthop", x.nh.String(), "err", err)
-		return
-	}
-	x.mac = string(bnh.MAC)
 }

@@ -19,30 +19,36 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	gosync "sync"
 	"time"
 
-	"github.com/xdprouter/xdprouter/bpf"
 	"github.com/xdprouter/xdprouter/route"
 )
 
 // Datapath is the XDP side (implemented by *bpf.Datapath).
 type Datapath interface {
-	UpdateRoutes([]bpf.Route) error
-	DeleteRoutes([]netip.Prefix) error
+	// UpdateRoutes and DeleteRoutes write in order and return how many
+	// were written: on an error exactly the first n took effect.
+	UpdateRoutes([]route.Entry) (n int, err error)
+	DeleteRoutes([]netip.Prefix) (n int, err error)
 	SetGroup(id uint32, nexthops []uint32) error
-	SetNextHop(id uint32, nh bpf.NextHop) error
+	SetNextHop(id uint32, nh route.Egress) error
 	SetNeighbor(ifindex int, addr netip.Addr, mac net.HardwareAddr) error
 	DeleteNeighbor(ifindex int, addr netip.Addr) error
 	SetInterface(ifindex int, mac net.HardwareAddr, mtu int) error
 	DeleteInterface(ifindex int) error
+
+	// Read back, for the periodic audit.
+	Routes() ([]route.Entry, error)
+	Group(id uint32) ([]uint32, error)
+	NextHopAt(id uint32) (route.Egress, error)
 }
 
 // FIB is the kernel side (implemented by *fib.Table).
 type FIB interface {
 	// Apply writes changes in order and returns one error (or nil) per
-	// change; deleting what is already gone is not an error.
+	// change; deleting what is already gone is not an error; a change the
+	// kernel refused for good wraps route.ErrRejected.
 	Apply([]route.Change) []error
 	Resolve(ifindex int, addr netip.Addr) error
 }
@@ -77,6 +83,21 @@ type Options struct {
 	OnPort func(name string, ifindex int, present bool)
 	// OnApply, if set, observes the duration of every applied batch.
 	OnApply func(time.Duration)
+	// ResolveViaDefault lets BGP next hops resolve through a default
+	// route (off by default, as FRR's "ip nht resolve-via-default").
+	ResolveViaDefault bool
+	// MaxGroups and MaxNextHops are the sizes of the XDP group and
+	// next-hop maps (0: unlimited). Routes that would need more are
+	// passed to the kernel in XDP, counted as refused.
+	MaxGroups, MaxNextHops uint32
+	// AuditEvery is how often the XDP maps are read back and repaired
+	// where they differ from what sync wrote (0: never).
+	AuditEvery time.Duration
+	// Chunk bounds how many prefixes one locked batch applies (0: 4096),
+	// so that inspection and fresh input are never held up for long.
+	Chunk int
+
+	now func() time.Time // tests
 }
 
 // Syncer owns the desired and applied state. Create with New, run with Run.
@@ -91,8 +112,13 @@ type Syncer struct {
 	kernelIn []any
 	wake     chan struct{}
 
-	mu gosync.Mutex // guards everything below (the worker holds it while applying)
+	mu gosync.Mutex // guards st (the worker holds it while applying a chunk)
 	st *state
+
+	// counts is published by the worker after every chunk: readers never
+	// wait for a batch.
+	countsMu gosync.Mutex
+	counts   Counts
 }
 
 // New returns a Syncer; nothing is touched before Run.
@@ -153,6 +179,12 @@ func (s *Syncer) Run(ctx context.Context, events <-chan any) error {
 	defer refresh.Stop()
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
+	var auditC <-chan time.Time
+	if s.opt.AuditEvery > 0 {
+		audit := time.NewTicker(s.opt.AuditEvery)
+		defer audit.Stop()
+		auditC = audit.C
+	}
 	var staleC <-chan time.Time
 	for {
 		select {
@@ -166,6 +198,12 @@ func (s *Syncer) Run(ctx context.Context, events <-chan any) error {
 		case <-retry.C:
 			s.mu.Lock()
 			s.st.retryFailed()
+			s.mu.Unlock()
+		case <-auditC:
+			s.mu.Lock()
+			if n := s.st.audit(); n > 0 {
+				s.log.Warn("XDP maps differed from sync state: repaired", "entries", n)
+			}
 			s.mu.Unlock()
 		case <-staleC:
 			s.mu.Lock()
@@ -182,7 +220,7 @@ func (s *Syncer) Run(ctx context.Context, events <-chan any) error {
 
 func (s *Syncer) applyPending() {
 	s.inMu.Lock()
-	kin := s.kernelIn
+	kernelIn := s.kernelIn
 	s.kernelIn = nil
 	in := s.bgpIn
 	if len(in) > 0 {
@@ -194,7 +232,8 @@ func (s *Syncer) applyPending() {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, ev := range kin {
+	defer s.publishCounts()
+	for _, ev := range kernelIn {
 		s.st.kernelEvent(ev)
 	}
 	if !s.st.haveSnapshot {
@@ -214,18 +253,38 @@ func (s *Syncer) applyPending() {
 	for p, nhs := range in {
 		s.st.setBGP(p, nhs)
 	}
-	if len(s.st.dirty) == 0 && !s.st.resolveDirty && !s.st.groupsDirty {
-		return
+	chunk := s.opt.Chunk
+	if chunk <= 0 {
+		chunk = 4096
 	}
-	start := time.Now()
-	s.st.apply()
-	if s.opt.OnApply != nil {
-		s.opt.OnApply(time.Since(start))
+	for len(s.st.dirty) > 0 || s.st.resolveDirty || s.st.groupsDirty {
+		start := time.Now()
+		more := s.st.apply(chunk)
+		if s.opt.OnApply != nil {
+			s.opt.OnApply(time.Since(start))
+		}
+		if !more {
+			break
+		}
+		// Let readers in between chunks.
+		s.publishCounts()
+		s.mu.Unlock()
+		s.mu.Lock()
 	}
 	if s.opt.OnConnected != nil && s.st.connectedChanged {
 		s.st.connectedChanged = false
 		s.opt.OnConnected(s.st.connectedPrefixes())
 	}
+}
+
+// publishCounts makes the current counts visible to Counts. Call with mu.
+func (s *Syncer) publishCounts() {
+	c := s.st.counts
+	c.Pending = len(s.st.dirty)
+	c.Failed = len(s.st.failed)
+	s.countsMu.Lock()
+	s.counts = c
+	s.countsMu.Unlock()
 }
 
 // Counts is a snapshot of the sync state for metrics and status.
@@ -234,22 +293,26 @@ type Counts struct {
 	FIB4, FIB6 int // routes xdprouterd installed in the kernel
 	Pending    int // changes received but not applied yet
 	Failed     int // changes whose last apply failed (retried every second)
+	Rejected   int // BGP routes the kernel refused for good (not retried until they change)
+	Refused    int // routes passed to the kernel in XDP because the group or next-hop map is full
 	// Writes since start: kernel routes installed (created or replaced)
-	// and deleted, XDP route entries written and deleted.
+	// and deleted, XDP route entries written and deleted; XDP entries
+	// found wrong by the audit and rewritten.
 	FIBInstalls, FIBDeletes uint64
 	XDPWrites               uint64
+	Repairs                 uint64
 }
 
-// Counts returns the current counts. It waits for a running batch.
+// Counts returns the counts as of the last applied chunk, plus the input
+// queued since. It never waits for the worker.
 func (s *Syncer) Counts() Counts {
 	s.inMu.Lock()
 	in := len(s.bgpIn) + len(s.kernelIn)
 	s.inMu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.st.counts
-	c.Pending = in + len(s.st.dirty)
-	c.Failed = len(s.st.failed)
+	s.countsMu.Lock()
+	c := s.counts
+	s.countsMu.Unlock()
+	c.Pending += in
 	return c
 }
 
@@ -266,7 +329,13 @@ type RouteInfo struct {
 	InKernel    bool            `json:"in_kernel"` // installed by xdprouterd (kernel-sourced routes are in the kernel by definition)
 	Group       uint32          `json:"group,omitempty"`
 	Shadowed    string          `json:"shadowed,omitempty"`
-	Members     []route.NextHop `json:"-"`
+	// Why a BGP path is not (all) in use: the kernel refused it, or a
+	// next hop must not be used (an address of this router).
+	Error string `json:"error,omitempty"`
+	// Refused: passed to the kernel in XDP because the group or next-hop
+	// map is full.
+	Refused bool            `json:"refused,omitempty"`
+	Members []route.NextHop `json:"-"`
 }
 
 // Routes lists the prefixes sync knows, optionally only those within (or
@@ -298,17 +367,7 @@ type NextHopInfo struct {
 func (s *Syncer) Groups() []GroupInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]GroupInfo, 0, len(s.st.groups))
-	for _, g := range s.st.groups {
-		gi := GroupInfo{ID: g.id, Routes: g.refs, Active: g.written}
-		for _, x := range g.nhs {
-			gi.Members = append(gi.Members, NextHopInfo{ID: x.id, Via: s.st.nhString(x.nh), Ifindex: x.nh.Ifindex,
-				MAC: net.HardwareAddr(x.mac).String(), Connected: x.nh.Connected()})
-		}
-		out = append(out, gi)
-	}
-	slices.SortFunc(out, func(a, b GroupInfo) int { return int(a.ID) - int(b.ID) })
-	return out
+	return s.st.groupInfos()
 }
 
 // RemoveKernelRoutes deletes every route xdprouterd installed in the kernel
@@ -316,12 +375,13 @@ func (s *Syncer) Groups() []GroupInfo {
 func (s *Syncer) RemoveKernelRoutes() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.publishCounts()
 	var ps []netip.Prefix
 	var ops []route.Change
 	for p, e := range s.st.entries {
-		if e.fib != 0 {
+		if e.ours != 0 {
 			ps = append(ps, p)
-			ops = append(ops, route.Change{Delete: true, Route: route.Route{Prefix: p, Metric: e.fibM}})
+			ops = append(ops, route.Change{Delete: true, Route: route.Route{Prefix: p, Metric: e.oursMetric}})
 		}
 	}
 	var errs []error
@@ -334,8 +394,8 @@ func (s *Syncer) RemoveKernelRoutes() error {
 		}
 		s.st.counts.FIBDeletes++
 		e := s.st.entries[ps[i]]
-		s.st.lists.put(e.fib)
-		e.fib = 0
+		s.st.ourLists.put(e.ours)
+		e.ours = 0
 		s.st.countFIB(ps[i], -1)
 	}
 	return errors.Join(errs...)

@@ -12,50 +12,55 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdprouter/xdprouter/bpf"
-	"github.com/xdprouter/xdprouter/fib"
-	"github.com/xdprouter/xdprouter/route"
+			"github.com/xdprouter/xdprouter/route"
 )
 
-// fakeDP records what would be in the XDP maps.
+// fakeDP records what would be in the XDP maps. Like the real maps it
+// writes batches in order and can stop part-way (failAfter).
 type fakeDP struct {
-	routes  map[netip.Prefix]bpf.Route
-	groups  map[uint32][]uint32
-	nhs     map[uint32]bpf.NextHop
-	neighs  map[string]string
-	ifaces  map[int]int
-	failOne bool
-	writes  int
+	routes map[netip.Prefix]route.Entry
+	groups map[uint32][]uint32
+	nhs    map[uint32]route.Egress
+	neighs map[string]string
+	ifaces map[int]int
+	// failAfter >= 0 makes the next route batch fail after that many
+	// entries were written.
+	failAfter int
+	writes    int
 }
 
 func newFakeDP() *fakeDP {
-	return &fakeDP{routes: map[netip.Prefix]bpf.Route{}, groups: map[uint32][]uint32{},
-		nhs: map[uint32]bpf.NextHop{}, neighs: map[string]string{}, ifaces: map[int]int{}}
+	return &fakeDP{routes: map[netip.Prefix]route.Entry{}, groups: map[uint32][]uint32{},
+		nhs: map[uint32]route.Egress{}, neighs: map[string]string{}, ifaces: map[int]int{}, failAfter: -1}
 }
 
-func (f *fakeDP) UpdateRoutes(rs []bpf.Route) error {
-	if f.failOne {
-		f.failOne = false
-		return errors.New("injected")
-	}
-	for _, r := range rs {
+func (f *fakeDP) UpdateRoutes(rs []route.Entry) (int, error) {
+	for i, r := range rs {
+		if i == f.failAfter {
+			f.failAfter = -1
+			return i, errors.New("injected: map full")
+		}
 		f.routes[r.Prefix] = r
 		f.writes++
 	}
-	return nil
+	return len(rs), nil
 }
-func (f *fakeDP) DeleteRoutes(ps []netip.Prefix) error {
-	for _, p := range ps {
+func (f *fakeDP) DeleteRoutes(ps []netip.Prefix) (int, error) {
+	for i, p := range ps {
+		if i == f.failAfter {
+			f.failAfter = -1
+			return i, errors.New("injected")
+		}
 		delete(f.routes, p)
 		f.writes++
 	}
-	return nil
+	return len(ps), nil
 }
 func (f *fakeDP) SetGroup(id uint32, nhs []uint32) error {
 	f.groups[id] = slices.Clone(nhs)
 	return nil
 }
-func (f *fakeDP) SetNextHop(id uint32, nh bpf.NextHop) error { f.nhs[id] = nh; return nil }
+func (f *fakeDP) SetNextHop(id uint32, nh route.Egress) error { f.nhs[id] = nh; return nil }
 func (f *fakeDP) SetNeighbor(i int, a netip.Addr, mac net.HardwareAddr) error {
 	f.neighs[fmt.Sprint(i, a)] = mac.String()
 	return nil
@@ -69,6 +74,15 @@ func (f *fakeDP) SetInterface(i int, _ net.HardwareAddr, mtu int) error {
 	return nil
 }
 func (f *fakeDP) DeleteInterface(i int) error { delete(f.ifaces, i); return nil }
+func (f *fakeDP) Routes() ([]route.Entry, error) {
+	var out []route.Entry
+	for _, r := range f.routes {
+		out = append(out, r)
+	}
+	return out, nil
+}
+func (f *fakeDP) Group(id uint32) ([]uint32, error) { return slices.Clone(f.groups[id]), nil }
+func (f *fakeDP) NextHopAt(id uint32) (route.Egress, error) { return f.nhs[id], nil }
 
 // egress returns, for the route of p, the (ifindex, MAC) of each next hop
 // XDP would use: what a packet would see.
@@ -78,8 +92,8 @@ func (f *fakeDP) egress(t *testing.T, p string) []string {
 	if !ok {
 		return nil
 	}
-	if r.Type != bpf.RouteUnicast {
-		return []string{r.Type.String()}
+	if r.Kind != route.Unicast {
+		return []string{r.Kind.String()}
 	}
 	var out []string
 	for _, id := range f.groups[r.Group] {
@@ -93,22 +107,43 @@ func (f *fakeDP) egress(t *testing.T, p string) []string {
 	return out
 }
 
+// fakeFIB is the kernel table as the kernel keeps it: routes by (prefix,
+// metric); a delete must name the metric of the route, as the real one
+// does (a wrong one leaves the route and is "not found"), and installs can
+// be refused per route.
 type fakeFIB struct {
 	routes   map[netip.Prefix]route.Route
 	resolved []string
 	writes   int
+	// refuse makes installs through this gateway fail for good, as the
+	// kernel refuses a broadcast address (EINVAL).
+	refuse netip.Addr
+	// failNext makes the next n installs fail transiently.
+	failNext int
 }
 
 func (f *fakeFIB) Apply(cs []route.Change) []error {
-	for _, c := range cs {
-		if c.Delete {
+	errs := make([]error, len(cs))
+	for i, c := range cs {
+		old, had := f.routes[c.Route.Prefix]
+		switch {
+		case c.Delete && had && old.Metric != c.Route.Metric:
+			// Another metric: not this route (ESRCH, reported as done).
+		case c.Delete:
 			delete(f.routes, c.Route.Prefix)
-		} else {
+		case slices.ContainsFunc(c.Route.NextHops, func(nh route.NextHop) bool { return nh.Gateway == f.refuse }):
+			errs[i] = fmt.Errorf("install %s: %w: invalid argument", c.Route.Prefix, route.ErrRejected)
+			continue
+		case f.failNext > 0:
+			f.failNext--
+			errs[i] = errors.New("injected: no buffer space")
+			continue
+		default:
 			f.routes[c.Route.Prefix] = c.Route
 		}
 		f.writes++
 	}
-	return make([]error, len(cs))
+	return errs
 }
 func (f *fakeFIB) Resolve(i int, a netip.Addr) error {
 	f.resolved = append(f.resolved, fmt.Sprint(i, a))
@@ -156,12 +191,23 @@ type rig struct {
 
 // newRig has two router ports with a /24 each and one neighbor on each.
 func newRig(t *testing.T, ours ...route.Route) *rig {
+	return newRigWith(t, Options{}, ours...)
+}
+
+// newRigWith is newRig with extra options (Datapath, FIB, Metric, Ports
+// and StaleAfter are the rig's).
+func newRigWith(t *testing.T, opt Options, ours ...route.Route) *rig {
 	dp, f := newFakeDP(), &fakeFIB{routes: map[netip.Prefix]route.Route{}}
 	for _, r := range ours {
 		f.routes[r.Prefix] = r
 	}
-	st := newState(Options{Datapath: dp, FIB: f, Metric: 20, Ports: []string{"eth1", "eth2"}, StaleAfter: 1}, slog.New(slog.DiscardHandler))
-	st.kernelEvent(&fib.Snapshot{
+	opt.Datapath, opt.FIB, opt.Metric, opt.Ports, opt.StaleAfter = dp, f, 20, []string{"eth1", "eth2"}, 1
+	log := opt.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	st := newState(opt, log)
+	st.kernelEvent(&route.Snapshot{
 		Links:  []route.Link{{Index: eth1, Name: "eth1", MTU: 1500, Up: true, MAC: mac3}, {Index: eth2, Name: "eth2", MTU: 9000, Up: true, MAC: mac3}},
 		Addrs:  []route.Addr{{Ifindex: eth1, Prefix: pfx("10.0.1.1/24")}, {Ifindex: eth2, Prefix: pfx("10.0.2.1/24")}},
 		Routes: []route.Route{connected("10.0.1.0/24", eth1), connected("10.0.2.0/24", eth2)},
@@ -171,7 +217,7 @@ func newRig(t *testing.T, ours ...route.Route) *rig {
 		},
 		Ours: ours,
 	})
-	st.apply()
+	st.apply(0)
 	return &rig{st, dp, f}
 }
 
@@ -179,7 +225,7 @@ func (r *rig) ev(evs ...any) {
 	for _, e := range evs {
 		r.st.kernelEvent(e)
 	}
-	r.st.apply()
+	r.st.apply(0)
 }
 
 func (r *rig) bgp(p string, nhs ...string) {
@@ -188,7 +234,7 @@ func (r *rig) bgp(p string, nhs ...string) {
 		as = append(as, ip(n))
 	}
 	r.st.setBGP(pfx(p), as)
-	r.st.apply()
+	r.st.apply(0)
 }
 
 func eq(t *testing.T, what string, got, want any) {
@@ -205,23 +251,23 @@ func TestKernelRoutesMirrored(t *testing.T) {
 	eq(t, "ports", r.dp.ifaces, map[int]int{eth1: 1500, eth2: 9000})
 	eq(t, "neighbors", len(r.dp.neighs), 2)
 
-	r.ev(fib.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.2.2", eth2))})
+	r.ev(route.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.2.2", eth2))})
 	eq(t, "static", r.dp.egress(t, "198.51.100.0/24"), []string{"3:" + mac2.String()})
 
-	r.ev(fib.RouteEvent{Route: route.Route{Prefix: pfx("192.0.2.0/24"), Kind: route.Blackhole}})
+	r.ev(route.RouteEvent{Route: route.Route{Prefix: pfx("192.0.2.0/24"), Kind: route.Blackhole}})
 	eq(t, "blackhole", r.dp.egress(t, "192.0.2.0/24"), []string{"blackhole"})
-	r.ev(fib.RouteEvent{Route: route.Route{Prefix: pfx("192.0.3.0/24"), Kind: route.Unreachable}})
+	r.ev(route.RouteEvent{Route: route.Route{Prefix: pfx("192.0.3.0/24"), Kind: route.Unreachable}})
 	eq(t, "unreachable", r.dp.egress(t, "192.0.3.0/24"), []string{"unreachable"})
-	r.ev(fib.RouteEvent{Route: route.Route{Prefix: pfx("192.0.4.0/24"), Kind: route.KernelOnly}})
-	eq(t, "kernel-only", r.dp.egress(t, "192.0.4.0/24"), []string{"kernel"})
+	r.ev(route.RouteEvent{Route: route.Route{Prefix: pfx("192.0.4.0/24"), Kind: route.KernelOnly}})
+	eq(t, "kernel-only", r.dp.egress(t, "192.0.4.0/24"), []string{"kernel-only"})
 
 	// Neighbor MAC change: one next-hop rewrite, no route rewrite.
 	writes := r.dp.writes
-	r.ev(fib.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth2, Addr: ip("10.0.2.2"), MAC: mac1, Valid: true}})
+	r.ev(route.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth2, Addr: ip("10.0.2.2"), MAC: mac1, Valid: true}})
 	eq(t, "after MAC change", r.dp.egress(t, "198.51.100.0/24"), []string{"3:" + mac1.String()})
 	eq(t, "route writes for a MAC change", r.dp.writes-writes, 0)
 
-	r.ev(fib.RouteEvent{Route: via("198.51.100.0/24", 0), Deleted: true})
+	r.ev(route.RouteEvent{Route: via("198.51.100.0/24", 0), Deleted: true})
 	eq(t, "deleted", r.dp.egress(t, "198.51.100.0/24"), []string(nil))
 	if _, ok := r.st.entries[pfx("198.51.100.0/24")]; ok {
 		t.Error("deleted prefix still tracked")
@@ -230,32 +276,32 @@ func TestKernelRoutesMirrored(t *testing.T) {
 
 func TestECMPAndLinkDown(t *testing.T) {
 	r := newRig(t)
-	r.ev(fib.RouteEvent{Route: via("203.0.113.0/24", 0, gw("10.0.1.2", eth1), gw("10.0.2.2", eth2))},
-		fib.RouteEvent{Route: via("203.0.114.0/24", 0, gw("10.0.1.2", eth1), gw("10.0.2.2", eth2))})
+	r.ev(route.RouteEvent{Route: via("203.0.113.0/24", 0, gw("10.0.1.2", eth1), gw("10.0.2.2", eth2))},
+		route.RouteEvent{Route: via("203.0.114.0/24", 0, gw("10.0.1.2", eth1), gw("10.0.2.2", eth2))})
 	both := []string{"2:" + mac1.String(), "3:" + mac2.String()}
 	eq(t, "ecmp", r.dp.egress(t, "203.0.113.0/24"), both)
 	if a, b := r.dp.routes[pfx("203.0.113.0/24")].Group, r.dp.routes[pfx("203.0.114.0/24")].Group; a != b {
 		t.Errorf("routes with the same next hops use groups %d and %d, want one shared group", a, b)
 	}
 	writes := r.dp.writes
-	r.ev(fib.LinkEvent{Link: route.Link{Index: eth1, Name: "eth1", MTU: 1500, MAC: mac3, Up: false}})
+	r.ev(route.LinkEvent{Link: route.Link{Index: eth1, Name: "eth1", MTU: 1500, MAC: mac3, Up: false}})
 	eq(t, "link down", r.dp.egress(t, "203.0.113.0/24"), []string{"3:" + mac2.String()})
 	eq(t, "link down other route", r.dp.egress(t, "203.0.114.0/24"), []string{"3:" + mac2.String()})
 	eq(t, "route writes for a link down", r.dp.writes-writes, 0)
-	r.ev(fib.LinkEvent{Link: route.Link{Index: eth1, Name: "eth1", MTU: 1500, MAC: mac3, Up: true}})
+	r.ev(route.LinkEvent{Link: route.Link{Index: eth1, Name: "eth1", MTU: 1500, MAC: mac3, Up: true}})
 	eq(t, "link up", r.dp.egress(t, "203.0.113.0/24"), both)
 }
 
 func TestUnresolvedGatewayIsResolvedProactively(t *testing.T) {
 	r := newRig(t)
-	r.ev(fib.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.1.9", eth1))})
+	r.ev(route.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.1.9", eth1))})
 	eq(t, "unresolved next hop", r.dp.egress(t, "198.51.100.0/24"), []string{"2:"})
 	if !slices.Contains(r.fib.resolved, fmt.Sprint(eth1, ip("10.0.1.9"))) {
 		t.Errorf("gateway not resolved proactively: %v", r.fib.resolved)
 	}
-	r.ev(fib.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth1, Addr: ip("10.0.1.9"), MAC: mac2, Valid: true}})
+	r.ev(route.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth1, Addr: ip("10.0.1.9"), MAC: mac2, Valid: true}})
 	eq(t, "resolved", r.dp.egress(t, "198.51.100.0/24"), []string{"2:" + mac2.String()})
-	r.ev(fib.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth1, Addr: ip("10.0.1.9")}, Deleted: true})
+	r.ev(route.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth1, Addr: ip("10.0.1.9")}, Deleted: true})
 	eq(t, "neighbor gone", r.dp.egress(t, "198.51.100.0/24"), []string{"2:"})
 }
 
@@ -297,7 +343,7 @@ func TestBGPRoutes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t)
 			for _, k := range tc.kernel {
-				r.ev(fib.RouteEvent{Route: k})
+				r.ev(route.RouteEvent{Route: k})
 			}
 			r.bgp("198.51.100.0/24", tc.bgp...)
 			eq(t, "xdp", r.dp.egress(t, "198.51.100.0/24"), tc.wantXDP)
@@ -325,53 +371,53 @@ func TestBGPFollowsResolution(t *testing.T) {
 	eq(t, "counts", r.st.counts, Counts{XDP4: 4, XDPWrites: 4})
 
 	// The next hop becomes reachable: both routes appear in both sinks.
-	r.ev(fib.RouteEvent{Route: via("172.16.0.0/16", 0, gw("10.0.1.2", eth1))})
+	r.ev(route.RouteEvent{Route: via("172.16.0.0/16", 0, gw("10.0.1.2", eth1))})
 	eq(t, "resolved", r.dp.egress(t, "198.51.100.0/24"), []string{"2:" + mac1.String()})
 	eq(t, "fib", r.fib.via("198.51.101.0/24"), "[10.0.1.2@2]")
 	eq(t, "counts", r.st.counts, Counts{XDP4: 7, FIB4: 2, FIBInstalls: 2, XDPWrites: 7})
 
 	// The IGP path moves: the shared group is rewritten, not the routes.
 	writes := r.dp.writes
-	r.ev(fib.RouteEvent{Route: via("172.16.0.0/16", 0, gw("10.0.2.2", eth2))})
+	r.ev(route.RouteEvent{Route: via("172.16.0.0/16", 0, gw("10.0.2.2", eth2))})
 	eq(t, "moved", r.dp.egress(t, "198.51.101.0/24"), []string{"3:" + mac2.String()})
 	eq(t, "fib moved", r.fib.via("198.51.100.0/24"), "[10.0.2.2@3]")
 	eq(t, "XDP route writes for a next-hop move", r.dp.writes-writes-1, 0) // the static route itself
 
 	// Gone: both withdrawn from both sinks.
-	r.ev(fib.RouteEvent{Route: via("172.16.0.0/16", 0), Deleted: true})
+	r.ev(route.RouteEvent{Route: via("172.16.0.0/16", 0), Deleted: true})
 	eq(t, "xdp", r.dp.egress(t, "198.51.100.0/24"), []string(nil))
 	eq(t, "fib", len(r.fib.routes), 0)
 }
 
 func TestRestartTouchesNothingRight(t *testing.T) {
-	right := route.Route{Prefix: pfx("198.51.100.0/24"), Kind: route.Unicast, Metric: 20, Protocol: fib.ProtoBGP,
+	right := route.Route{Prefix: pfx("198.51.100.0/24"), Kind: route.Unicast, Metric: 20, Protocol: protoOurs,
 		NextHops: []route.NextHop{gw("10.0.2.2", eth2)}}
-	stale := route.Route{Prefix: pfx("198.51.200.0/24"), Kind: route.Unicast, Metric: 20, Protocol: fib.ProtoBGP,
+	stale := route.Route{Prefix: pfx("198.51.200.0/24"), Kind: route.Unicast, Metric: 20, Protocol: protoOurs,
 		NextHops: []route.NextHop{gw("10.0.2.2", eth2)}}
-	otherMetric := route.Route{Prefix: pfx("198.51.201.0/24"), Kind: route.Unicast, Metric: 50, Protocol: fib.ProtoBGP,
+	otherMetric := route.Route{Prefix: pfx("198.51.201.0/24"), Kind: route.Unicast, Metric: 50, Protocol: protoOurs,
 		NextHops: []route.NextHop{gw("10.0.2.2", eth2)}}
 	r := newRig(t, right, stale, otherMetric)
 	r.bgp("198.51.100.0/24", "10.0.2.2")
 	eq(t, "kernel writes for routes already right", r.fib.writes, 0)
 	eq(t, "stale kept until BGP converged", r.fib.via("198.51.200.0/24"), "[10.0.2.2@3]")
 	r.st.sweepStale()
-	r.st.apply()
+	r.st.apply(0)
 	eq(t, "stale removed after the sweep", r.fib.via("198.51.200.0/24"), "")
 	eq(t, "ours with an old metric removed after the sweep", r.fib.via("198.51.201.0/24"), "")
 	eq(t, "right one kept", r.fib.via("198.51.100.0/24"), "[10.0.2.2@3]")
 
 	// The kernel drops our route (its link went away): it is reinstalled.
-	r.ev(fib.RouteEvent{Route: right, Ours: true, Deleted: true})
+	r.ev(route.RouteEvent{Route: right, Ours: true, Deleted: true})
 	eq(t, "reinstalled (after 2 sweep deletes)", r.fib.writes, 3)
 }
 
 func TestFailedWritesAreRetried(t *testing.T) {
 	r := newRig(t)
-	r.dp.failOne = true
-	r.ev(fib.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.2.2", eth2))})
+	r.dp.failAfter = 0
+	r.ev(route.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.2.2", eth2))})
 	eq(t, "after failure", r.dp.egress(t, "198.51.100.0/24"), []string(nil))
 	r.st.retryFailed()
-	r.st.apply()
+	r.st.apply(0)
 	eq(t, "after retry", r.dp.egress(t, "198.51.100.0/24"), []string{"3:" + mac2.String()})
 	// Group references balance: exactly the groups in use remain.
 	eq(t, "groups", len(r.st.groups), 3)
@@ -383,13 +429,13 @@ func TestPortRecreated(t *testing.T) {
 	r.st.opt.OnPort = func(name string, ifindex int, present bool) {
 		calls = append(calls, fmt.Sprintf("%s %d %v", name, ifindex, present))
 	}
-	r.ev(fib.LinkEvent{Link: route.Link{Index: eth2, Name: "eth2"}, Deleted: true})
+	r.ev(route.LinkEvent{Link: route.Link{Index: eth2, Name: "eth2"}, Deleted: true})
 	if _, ok := r.dp.ifaces[eth2]; ok {
 		t.Error("deleted port still in the XDP port map")
 	}
-	r.ev(fib.LinkEvent{Link: route.Link{Index: 9, Name: "eth2", MTU: 1500, Up: true, MAC: mac3}},
-		fib.LinkEvent{Link: route.Link{Index: 9, Name: "eth2", MTU: 1400, Up: true, MAC: mac3}}, // MTU change: no new attach
-		fib.LinkEvent{Link: route.Link{Index: 10, Name: "eth9", MTU: 1500, Up: true}})           // not a port
+	r.ev(route.LinkEvent{Link: route.Link{Index: 9, Name: "eth2", MTU: 1500, Up: true, MAC: mac3}},
+		route.LinkEvent{Link: route.Link{Index: 9, Name: "eth2", MTU: 1400, Up: true, MAC: mac3}}, // MTU change: no new attach
+		route.LinkEvent{Link: route.Link{Index: 10, Name: "eth9", MTU: 1500, Up: true}})           // not a port
 	eq(t, "port callbacks", calls, []string{"eth2 3 false", "eth2 9 true"})
 	eq(t, "port map", r.dp.ifaces, map[int]int{eth1: 1500, 9: 1400})
 }
@@ -399,10 +445,10 @@ func TestPortRecreated(t *testing.T) {
 // (a resolve request would turn a permanent entry into an incomplete one).
 func TestNeighborRefresh(t *testing.T) {
 	r := newRig(t)
-	r.ev(fib.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth2, Addr: ip("10.0.2.2"), MAC: mac2, Valid: true, Stale: true}},
-		fib.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth1, Addr: ip("10.0.1.7"), MAC: mac1, Valid: true}}, // permanent
-		fib.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.1.7", eth1))},
-		fib.RouteEvent{Route: via("198.51.101.0/24", 0, gw("10.0.1.9", eth1))}, // no entry yet
+	r.ev(route.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth2, Addr: ip("10.0.2.2"), MAC: mac2, Valid: true, Stale: true}},
+		route.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth1, Addr: ip("10.0.1.7"), MAC: mac1, Valid: true}}, // permanent
+		route.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.1.7", eth1))},
+		route.RouteEvent{Route: via("198.51.101.0/24", 0, gw("10.0.1.9", eth1))}, // no entry yet
 	)
 	r.fib.resolved = nil
 	r.st.refreshNeighbors()
@@ -432,7 +478,7 @@ func TestBGPSetReuse(t *testing.T) {
 	r.bgp("198.51.100.0/24", "10.0.1.2")
 	r.st.setBGP(pfx("198.51.100.0/24"), []netip.Addr{ip("10.0.1.3")}) // frees the set of 10.0.1.2
 	r.st.setBGP(pfx("198.51.101.0/24"), []netip.Addr{ip("10.0.2.2")}) // a new set
-	r.st.apply()
+	r.st.apply(0)
 	eq(t, "new prefix", r.dp.egress(t, "198.51.101.0/24"), []string{"3:" + mac2.String()})
 	eq(t, "fib", r.fib.via("198.51.101.0/24"), "[10.0.2.2@3]")
 	eq(t, "moved prefix", r.dp.egress(t, "198.51.100.0/24"), []string{"2:"}) // 10.0.1.3: unresolved
@@ -443,11 +489,11 @@ func TestBGPSetReuse(t *testing.T) {
 // gone leaves both sinks, what is new arrives.
 func TestResyncSnapshot(t *testing.T) {
 	r := newRig(t)
-	r.ev(fib.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.2.2", eth2))},
-		fib.RouteEvent{Route: via("198.51.101.0/24", 0, gw("10.0.2.2", eth2))})
+	r.ev(route.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.2.2", eth2))},
+		route.RouteEvent{Route: via("198.51.101.0/24", 0, gw("10.0.2.2", eth2))})
 	writes := r.dp.writes
 	delete(r.dp.neighs, fmt.Sprint(eth1, ip("10.0.1.2"))) // would come back only if rewritten
-	r.ev(&fib.Snapshot{
+	r.ev(&route.Snapshot{
 		Links:  []route.Link{{Index: eth1, Name: "eth1", MTU: 1500, Up: true, MAC: mac3}, {Index: eth2, Name: "eth2", MTU: 9000, Up: true, MAC: mac3}},
 		Addrs:  []route.Addr{{Ifindex: eth1, Prefix: pfx("10.0.1.1/24")}, {Ifindex: eth2, Prefix: pfx("10.0.2.1/24")}},
 		Routes: []route.Route{connected("10.0.1.0/24", eth1), connected("10.0.2.0/24", eth2), via("198.51.101.0/24", 0, gw("10.0.2.2", eth2)), via("198.51.102.0/24", 0, gw("10.0.2.2", eth2))},
@@ -477,7 +523,7 @@ func TestRunConcurrentInputs(t *testing.T) {
 	events := make(chan any)
 	done := make(chan struct{})
 	go func() { _ = s.Run(ctx, events); close(done) }()
-	events <- &fib.Snapshot{
+	events <- &route.Snapshot{
 		Links:  []route.Link{{Index: eth1, Name: "eth1", MTU: 1500, Up: true, MAC: mac3}},
 		Routes: []route.Route{connected("10.0.1.0/24", eth1)},
 	}
@@ -485,7 +531,7 @@ func TestRunConcurrentInputs(t *testing.T) {
 	for i := range n {
 		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 32)
 		go s.Best([]BestPath{{Prefix: p, NextHops: []netip.Addr{ip("10.0.1.2")}}})
-		events <- fib.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth1, Addr: ip("10.0.1.2"), MAC: mac1, Valid: true}}
+		events <- route.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth1, Addr: ip("10.0.1.2"), MAC: mac1, Valid: true}}
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for s.Counts().FIB4 != n && time.Now().Before(deadline) {
@@ -497,3 +543,6 @@ func TestRunConcurrentInputs(t *testing.T) {
 		t.Errorf("installed %d of %d BGP routes: %+v", c.FIB4, n, c)
 	}
 }
+
+// protoOurs is the protocol of xdprouterd's routes (fib.DefaultProtocol).
+const protoOurs = 200

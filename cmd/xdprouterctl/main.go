@@ -159,7 +159,7 @@ func printText(w io.Writer, v any) {
 		}
 		fmt.Fprintf(w, "\nXDP packets: redirect %d, pass %d, drop %d\n", redirect, pass, drop)
 	case []xsync.RouteInfo:
-		fmt.Fprintln(w, "PREFIX\tSOURCE\tKIND\tMETRIC\tNEXT HOPS\tXDP\tKERNEL")
+		fmt.Fprintln(w, "PREFIX\tSOURCE\tKIND\tMETRIC\tNEXT HOPS\tXDP\tKERNEL\tNOTE")
 		for _, r := range v {
 			nh := strings.Join(r.NextHops, ", ")
 			if r.Unresolved {
@@ -168,11 +168,11 @@ func printText(w io.Writer, v any) {
 			if r.Shadowed != "" {
 				nh += " (shadowed by " + r.Shadowed + ")"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Prefix, r.Source, r.Kind, r.Metric, nh, yes(r.InXDP), kernelCol(r))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Prefix, r.Source, r.Kind, r.Metric, nh, yes(r.InXDP), kernelCol(r), note(r))
 		}
 	case *bpf.Decision:
 		if v.Prefix.IsValid() {
-			fmt.Fprintf(w, "prefix\t%s (%s, group %d)\n", v.Prefix, v.Type, v.Group)
+			fmt.Fprintf(w, "prefix\t%s (%s, group %d)\n", v.Prefix, v.Kind, v.Group)
 		}
 		fmt.Fprintf(w, "action\t%s %s\n", v.Action, v.Reason)
 		for _, c := range v.Candidates {
@@ -217,6 +217,17 @@ func yes(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// note says why a route is not forwarded as BGP chose it.
+func note(r xsync.RouteInfo) string {
+	switch {
+	case r.Error != "":
+		return r.Error
+	case r.Refused:
+		return "XDP maps full: passed to the kernel"
+	}
+	return ""
 }
 
 func kernelCol(r xsync.RouteInfo) string {

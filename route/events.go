@@ -1,0 +1,47 @@
+package route
+
+// The kernel state fib/ reads and streams to sync/.
+
+// Snapshot is the complete kernel state at one moment. The watcher sends one
+// at start and after every resynchronisation (netlink overflow); receivers
+// replace what they knew.
+type Snapshot struct {
+	Links     []Link
+	Addrs     []Addr
+	Routes    []Route // the configured table, all protocols but xdprouterd's
+	Ours      []Route // the configured table, xdprouterd's protocol
+	Neighbors []Neighbor
+}
+
+// RouteResync is the configured table's routes after the kernel removed
+// some without a message per route (an IPv4 link going down, a link
+// deleted, an address removed): receivers replace the routes they knew.
+type RouteResync struct {
+	Routes []Route // not xdprouterd's
+	Ours   []Route // xdprouterd's
+}
+
+// RouteEvent is a route added/replaced (Deleted false) or removed.
+type RouteEvent struct {
+	Route   Route
+	Ours    bool // xdprouterd's protocol: one of our routes (or its echo)
+	Deleted bool
+}
+
+// NeighEvent is a neighbor entry change.
+type NeighEvent struct {
+	Neighbor Neighbor
+	Deleted  bool
+}
+
+// LinkEvent is an interface change.
+type LinkEvent struct {
+	Link    Link
+	Deleted bool
+}
+
+// AddrEvent is an address added or removed.
+type AddrEvent struct {
+	Addr    Addr
+	Deleted bool
+}

@@ -1,0 +1,31 @@
+package route
+
+import (
+	"net"
+	"net/netip"
+)
+
+// MaxECMP is the largest number of next hops in a group, in XDP (MAX_ECMP in
+// bpf/fwd.h) and in sync.
+const MaxECMP = 16
+
+// Entry is one route of the fast path's lookup structure: what packets to
+// Prefix do (Kind) and, for Unicast, which next-hop group they use.
+type Entry struct {
+	Prefix netip.Prefix
+	Kind   Kind
+	Group  uint32 // next-hop group id; Unicast only
+}
+
+// Egress is one next-hop entry of the fast path: the egress interface and
+// the gateway's MAC.
+type Egress struct {
+	Ifindex int
+	// MAC is the gateway's MAC address; nil means unresolved (packets are
+	// passed to the kernel, which resolves the neighbor). Ignored when
+	// Connected is set.
+	MAC net.HardwareAddr
+	// Connected means the packet's destination is itself the neighbor: its
+	// MAC comes from the neighbor table (Ifindex, destination).
+	Connected bool
+}

@@ -1,0 +1,88 @@
+package sync
+
+import (
+	"slices"
+	"strconv"
+
+	"github.com/xdprouter/xdprouter/route"
+)
+
+// fibAction is what the kernel sink should do with our route of a prefix.
+type fibAction uint8
+
+const (
+	fibRemove  fibAction = iota // no route of ours
+	fibInstall                  // our route via fibWant.nhs
+	fibKeep                     // leave what the kernel has (it refused the wanted one)
+)
+
+type fibWant struct {
+	action   fibAction
+	nhs      []route.NextHop
+	shadowed string // why a usable BGP path is not installed
+}
+
+// wantFIB is our route wanted in the kernel for e.
+func (st *state) wantFIB(e *entry) fibWant {
+	set := st.setsByID[e.bgpSet]
+	if set == nil || len(set.resolved) == 0 {
+		return fibWant{}
+	}
+	// Never replace an operator's route of the same metric.
+	if slices.ContainsFunc(e.kernel, func(r route.Route) bool { return r.Metric == st.opt.Metric }) {
+		return fibWant{shadowed: "kernel route with metric " + strconv.Itoa(st.opt.Metric)}
+	}
+	if e.rejected != "" && e.rejected == route.Key(set.resolved) {
+		return fibWant{action: fibKeep}
+	}
+	return fibWant{action: fibInstall, nhs: set.resolved}
+}
+
+// xdpWant is what one prefix should look like in XDP.
+type xdpWant struct {
+	on       bool
+	kind     route.Kind
+	groupKey string
+	members  []route.NextHop
+	source   string // kernel, bgp, local
+	metric   int
+}
+
+// wantXDP mirrors into XDP what the kernel does for e's prefix: its local
+// address, or the winner of the kernel's own routes and ours as installed
+// (oursGone: about to be deleted). XDP follows the kernel, not BGP: a path
+// the kernel refused, or one not installed yet, is not forwarded, and a
+// route left by a previous instance is forwarded as it is in the kernel.
+func (st *state) wantXDP(e *entry, oursGone bool) xdpWant {
+	if e.localRefs > 0 {
+		return xdpWant{on: true, kind: route.Local, source: "local"}
+	}
+	k := bestKernel(e)
+	ours := e.ours != 0 && !oursGone
+	if k != nil && (!ours || k.Metric <= e.oursMetric) {
+		w := xdpWant{on: true, kind: k.Kind, source: "kernel", metric: k.Metric}
+		switch {
+		case ambiguous(e, k):
+			w.kind = route.KernelOnly
+		case k.Kind == route.Unicast:
+			w.members, w.groupKey = k.NextHops, "k"+route.Key(k.NextHops)
+		}
+		return w
+	}
+	if !ours {
+		return xdpWant{}
+	}
+	nhs := st.ourLists.nhs(e.ours)
+	w := xdpWant{on: true, kind: route.Unicast, source: "bgp", metric: e.oursMetric, members: nhs}
+	// The BGP set's own group while it is what the kernel has: a change of
+	// its resolution then rewrites one group, not every route.
+	if set := st.setsByID[e.bgpSet]; set != nil && slices.Equal(set.resolved, nhs) {
+		w.groupKey = setGroupKey(set)
+	} else {
+		w.groupKey = "k" + route.Key(nhs)
+	}
+	if e.stale {
+		w.source = "bgp (previous instance)"
+	}
+	return w
+}

@@ -1,0 +1,189 @@
+package sync
+
+import (
+	"slices"
+	"strconv"
+
+	"github.com/xdprouter/xdprouter/route"
+)
+
+// group is a next-hop group shared by routes. Kernel routes' groups hold a
+// fixed next-hop list; a BGP set's group holds the set's current resolution,
+// so re-resolution rewrites one group, not its routes.
+type group struct {
+	id      uint32
+	key     string
+	members []route.NextHop
+	refs    int
+	nhs     []*nexthop // acquired members
+	written []uint32   // what the XDP map holds
+}
+
+type nexthop struct {
+	id   uint32
+	nh   route.NextHop
+	refs int
+	mac  string // written MAC ("" = unresolved)
+}
+
+// setGroupKey names the group of a BGP next-hop set by its addresses, not
+// its id: a freed id may be reused in the same batch while the old set's
+// group is still referenced by routes not yet moved.
+func setGroupKey(s *bgpSet) string { return "b" + s.key }
+
+// acquireGroup returns the group of key (created with members if new), or
+// nil when the group or next-hop maps are full.
+func (st *state) acquireGroup(key string, members []route.NextHop) *group {
+	g := st.groups[key]
+	if g == nil {
+		id := st.groupIDs.get()
+		if id == 0 {
+			st.noteExhausted("next-hop groups", st.opt.MaxGroups)
+			return nil
+		}
+		g = &group{id: id, key: key}
+		if !st.setMembers(g, members) {
+			st.groupIDs.put(id)
+			return nil
+		}
+		st.groups[key] = g
+	}
+	g.refs++
+	return g
+}
+
+// releaseGroup drops a reference; the last one frees the group. Its map
+// entry is left as it is: its id cools before reuse, so a packet that read
+// the old route still finds the old members.
+func (st *state) releaseGroup(g *group) {
+	if g == nil {
+		return
+	}
+	if g.refs--; g.refs > 0 {
+		return
+	}
+	delete(st.groups, g.key)
+	for _, x := range g.nhs {
+		st.releaseNextHop(x)
+	}
+	st.groupIDs.put(g.id)
+}
+
+// setMembers points g at members (acquiring their next-hop entries first)
+// and writes it. If the next-hop map is full, g keeps no members (XDP
+// passes its packets to the kernel) and setMembers returns false.
+func (st *state) setMembers(g *group, members []route.NextHop) bool {
+	old := g.nhs
+	g.members = members
+	g.nhs = make([]*nexthop, 0, len(members))
+	ok := true
+	for _, m := range members {
+		x := st.acquireNextHop(m)
+		if x == nil {
+			ok = false
+			break
+		}
+		g.nhs = append(g.nhs, x)
+	}
+	if !ok {
+		for _, x := range g.nhs {
+			st.releaseNextHop(x)
+		}
+		g.nhs = nil
+	}
+	st.writeGroup(g)
+	for _, x := range old {
+		st.releaseNextHop(x)
+	}
+	return ok
+}
+
+// writeGroup writes the usable members of g: link up and neighbor known (or
+// connected). With none usable it keeps those on live links, so XDP reports
+// "neighbor unresolved" while the kernel resolves them.
+func (st *state) writeGroup(g *group) {
+	var ids, fallback []uint32
+	for _, x := range g.nhs {
+		if !st.linkUp(x.nh.Ifindex) {
+			continue
+		}
+		fallback = append(fallback, x.id)
+		if x.nh.Connected() || x.mac != "" {
+			ids = append(ids, x.id)
+		}
+	}
+	if len(ids) == 0 {
+		ids = fallback
+	}
+	if len(ids) > route.MaxECMP {
+		ids = ids[:route.MaxECMP]
+	}
+	if ids == nil {
+		ids = []uint32{}
+	}
+	if g.written != nil && slices.Equal(ids, g.written) {
+		return
+	}
+	if err := st.opt.Datapath.SetGroup(g.id, ids); err != nil {
+		st.log.Error("set group", "group", g.id, "err", err)
+		st.groupsDirty = true // retried with the next batch
+		return
+	}
+	g.written = ids
+}
+
+// acquireNextHop returns the next-hop entry of nh, or nil when the map is
+// full.
+func (st *state) acquireNextHop(nh route.NextHop) *nexthop {
+	x := st.nhs[nh]
+	if x == nil {
+		id := st.nhIDs.get()
+		if id == 0 {
+			st.noteExhausted("next hops", st.opt.MaxNextHops)
+			return nil
+		}
+		x = &nexthop{id: id, nh: nh}
+		st.nhs[nh] = x
+		st.writeNextHop(x)
+	}
+	x.refs++
+	return x
+}
+
+func (st *state) releaseNextHop(x *nexthop) {
+	if x.refs--; x.refs > 0 {
+		return
+	}
+	delete(st.nhs, x.nh)
+	st.nhIDs.put(x.id)
+}
+
+// egress is the XDP entry of x with the neighbor's current MAC.
+func (st *state) egress(x *nexthop) route.Egress {
+	eg := route.Egress{Ifindex: x.nh.Ifindex, Connected: x.nh.Connected()}
+	if !x.nh.Connected() {
+		if n, ok := st.neighs[neighKey{x.nh.Ifindex, x.nh.Gateway}]; ok {
+			eg.MAC = n.MAC
+		}
+	}
+	return eg
+}
+
+// writeNextHop writes x with the neighbor's current MAC; a gateway without
+// one is resolved now rather than on the first packet.
+func (st *state) writeNextHop(x *nexthop) {
+	eg := st.egress(x)
+	if !x.nh.Connected() && eg.MAC == nil {
+		st.resolveNeighbor(x.nh.Ifindex, x.nh.Gateway)
+	}
+	if err := st.opt.Datapath.SetNextHop(x.id, eg); err != nil {
+		st.log.Error("set next hop", "nexthop", x.nh.String(), "err", err)
+		return
+	}
+	x.mac = string(eg.MAC)
+}
+
+// noteExhausted records that a map ran out in this batch (apply logs it).
+func (st *state) noteExhausted(what string, max uint32) {
+	st.exhausted = what + " (max " + strconv.FormatUint(uint64(max), 10) + ")"
+}

@@ -1,0 +1,334 @@
+package sync
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/xdprouter/xdprouter/route"
+)
+
+// kernelEvent folds one kernel event (see fib.Watcher) into the inputs.
+func (st *state) kernelEvent(ev any) {
+	switch ev := ev.(type) {
+	case *route.Snapshot:
+		st.snapshot(ev)
+	case route.RouteResync:
+		if st.haveSnapshot {
+			st.replaceRoutes(ev.Routes, ev.Ours)
+		}
+	case route.RouteEvent:
+		if ev.Ours {
+			st.ourRouteEvent(ev)
+			return
+		}
+		st.kernelRoute(ev.Route, ev.Deleted)
+	case route.NeighEvent:
+		st.neighbor(ev.Neighbor, ev.Deleted)
+	case route.LinkEvent:
+		st.link(ev.Link, ev.Deleted)
+	case route.AddrEvent:
+		st.addr(ev.Addr, ev.Deleted)
+	}
+}
+
+// snapshot replaces all kernel-derived inputs. On the first one, the routes
+// of ours already in the kernel become the applied state (nothing is
+// rewritten that is already right) and are marked stale until confirmed.
+func (st *state) snapshot(s *route.Snapshot) {
+	first := !st.haveSnapshot
+	st.haveSnapshot = true
+	for p, e := range st.entries {
+		if e.localRefs > 0 {
+			e.localRefs = 0
+			st.markDirty(p)
+		}
+	}
+	st.addrs = map[route.Addr]struct{}{}
+	oldLinks := st.links
+	st.links = map[int]route.Link{}
+	for _, l := range s.Links {
+		st.link(l, false)
+	}
+	for idx := range oldLinks {
+		if _, ok := st.links[idx]; !ok {
+			st.groupsDirty = true
+		}
+	}
+	for _, a := range s.Addrs {
+		st.addr(a, false)
+	}
+	// Neighbors as a diff: entries still there keep forwarding throughout.
+	seen := make(map[neighKey]bool, len(s.Neighbors))
+	for _, n := range s.Neighbors {
+		seen[neighKey{n.Ifindex, n.Addr}] = true
+		st.neighbor(n, false)
+	}
+	for k := range st.neighs {
+		if !seen[k] {
+			st.neighbor(route.Neighbor{Ifindex: k.ifindex, Addr: k.addr}, true)
+		}
+	}
+	if !first {
+		st.replaceRoutes(s.Routes, s.Ours)
+		return
+	}
+	for _, r := range s.Routes {
+		st.kernelRoute(r, false)
+	}
+	for _, r := range s.Ours {
+		if r.Metric != st.opt.Metric {
+			// Ours, from a run with another fib.metric: removed with the
+			// other leftovers.
+			st.leftovers = append(st.leftovers, r)
+			continue
+		}
+		e := st.entry(r.Prefix)
+		if e.ours != 0 {
+			continue // two of ours with one metric cannot be: keep the first
+		}
+		e.ours, e.oursMetric, e.stale = st.ourLists.get(r.NextHops), r.Metric, true
+		st.countFIB(r.Prefix, 1)
+		st.markDirty(r.Prefix) // mirrored into XDP as it is until confirmed
+	}
+	if st.opt.StaleAfter == 0 {
+		st.sweepStale()
+	}
+}
+
+// replaceRoutes makes routes (the kernel's own) and ours the complete route
+// state of the table, as a diff: only prefixes whose routes changed are
+// re-examined. Our routes the kernel no longer has are forgotten, so the
+// diff reinstalls them where still wanted.
+func (st *state) replaceRoutes(routes, ours []route.Route) {
+	byPrefix := make(map[netip.Prefix][]route.Route, len(routes))
+	for _, r := range routes {
+		byPrefix[r.Prefix] = append(byPrefix[r.Prefix], r)
+	}
+	for p, e := range st.entries {
+		if _, ok := byPrefix[p]; !ok && len(e.kernel) > 0 {
+			st.setKernelRoutes(p, e, nil)
+		}
+	}
+	for p, rs := range byPrefix {
+		e := st.entry(p)
+		if !slices.EqualFunc(e.kernel, rs, sameRoute) {
+			st.setKernelRoutes(p, e, rs)
+		}
+	}
+	have := make(map[netip.Prefix]bool, len(ours))
+	for _, r := range ours {
+		if r.Metric == st.opt.Metric {
+			have[r.Prefix] = true
+		}
+	}
+	for p, e := range st.entries {
+		if e.ours != 0 && !have[p] {
+			st.forgetOurs(p, e)
+		}
+	}
+}
+
+func (st *state) setKernelRoutes(p netip.Prefix, e *entry, rs []route.Route) {
+	for _, r := range append(slices.Clone(e.kernel), rs...) {
+		if r.Protocol == protoKernel {
+			st.connectedChanged = true
+		}
+	}
+	e.kernel = rs
+	st.markDirty(p)
+	st.resolveDirty = true
+}
+
+func sameRoute(a, b route.Route) bool {
+	return a.Kind == b.Kind && a.Metric == b.Metric && a.Protocol == b.Protocol && slices.Equal(a.NextHops, b.NextHops)
+}
+
+// sweepStale lets the diff delete what a previous instance installed and
+// nobody wants any more.
+func (st *state) sweepStale() {
+	for p, e := range st.entries {
+		if e.stale {
+			e.stale = false
+			st.markDirty(p)
+		}
+	}
+	if len(st.leftovers) > 0 {
+		ops := make([]route.Change, len(st.leftovers))
+		for i, r := range st.leftovers {
+			ops[i] = route.Change{Delete: true, Route: r}
+		}
+		for i, err := range st.opt.FIB.Apply(ops) {
+			if err != nil {
+				st.log.Error("remove leftover route", "prefix", st.leftovers[i].Prefix, "metric", st.leftovers[i].Metric, "err", err)
+			}
+		}
+		st.leftovers = nil
+	}
+}
+
+func (st *state) ourRouteEvent(ev route.RouteEvent) {
+	if !ev.Deleted || ev.Route.Metric != st.opt.Metric {
+		return // our own write echoed back
+	}
+	// The kernel removed one of our routes (e.g. its interface went down):
+	// forget it so the diff reinstalls it if it is still wanted.
+	if e := st.entries[ev.Route.Prefix]; e != nil {
+		st.forgetOurs(ev.Route.Prefix, e)
+	}
+}
+
+// kernelRoute adds, replaces or deletes one of the kernel's routes of a
+// prefix. A prefix may have several: one per metric, and in IPv6 several of
+// one metric through different next hops (fe80::/64 on every port). A
+// route is replaced by one of the same metric whose next hops are equal or,
+// for IPv6, overlap (a multipath route changing); IPv4 has one route per
+// metric. A delete removes the route with the same metric and next hops,
+// or, in IPv6, those next hops from the route holding them.
+func (st *state) kernelRoute(r route.Route, deleted bool) {
+	e := st.entry(r.Prefix)
+	v4 := r.Prefix.Addr().Is4()
+	i := slices.IndexFunc(e.kernel, func(k route.Route) bool {
+		return k.Metric == r.Metric && (v4 || slices.Equal(k.NextHops, r.NextHops) || overlap(k.NextHops, r.NextHops))
+	})
+	switch {
+	case deleted && i < 0:
+		return
+	case deleted && !v4 && len(r.NextHops) > 0 && !slices.Equal(e.kernel[i].NextHops, r.NextHops):
+		// One path of a multipath route went.
+		k := e.kernel[i]
+		k.NextHops = slices.DeleteFunc(slices.Clone(k.NextHops), func(nh route.NextHop) bool { return slices.Contains(r.NextHops, nh) })
+		if len(k.NextHops) == 0 {
+			e.kernel = slices.Delete(slices.Clone(e.kernel), i, i+1)
+		} else {
+			e.kernel = slices.Clone(e.kernel)
+			e.kernel[i] = k
+		}
+	case deleted:
+		e.kernel = slices.Delete(slices.Clone(e.kernel), i, i+1)
+	case i >= 0:
+		e.kernel = slices.Clone(e.kernel)
+		e.kernel[i] = r
+	default:
+		e.kernel = append(slices.Clone(e.kernel), r)
+	}
+	if len(e.kernel) == 0 {
+		e.kernel = nil
+	}
+	st.markDirty(r.Prefix)
+	st.resolveDirty = true
+	if r.Protocol == protoKernel {
+		st.connectedChanged = true
+	}
+}
+
+func overlap(a, b []route.NextHop) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// protoKernel is RTPROT_KERNEL: routes the kernel made for an address.
+const protoKernel = 2
+
+func (st *state) link(l route.Link, deleted bool) {
+	old, had := st.links[l.Index]
+	if deleted {
+		delete(st.links, l.Index)
+		st.groupsDirty = true
+		if had && st.ports[old.Name] {
+			if err := st.opt.Datapath.DeleteInterface(l.Index); err != nil {
+				st.log.Error("delete interface", "ifname", old.Name, "err", err)
+			}
+			if st.opt.OnPort != nil {
+				st.opt.OnPort(old.Name, l.Index, false)
+			}
+		}
+		return
+	}
+	st.links[l.Index] = l
+	if st.ports[l.Name] && (!had || old.Name != l.Name) && st.opt.OnPort != nil {
+		st.opt.OnPort(l.Name, l.Index, true) // a port (re)appeared: XDP goes on it
+	}
+	if !had || old.Up != l.Up {
+		st.groupsDirty = true
+	}
+	if l.Up && (!had || !old.Up) {
+		// Link events and route events arrive on different sockets: a
+		// gateway added while the link looked down is resolved now.
+		for _, x := range st.nhs {
+			if x.nh.Ifindex == l.Index && !x.nh.Connected() && x.mac == "" {
+				st.resolveNeighbor(x.nh.Ifindex, x.nh.Gateway)
+			}
+		}
+	}
+	if st.ports[l.Name] && (!had || old.MTU != l.MTU || string(old.MAC) != string(l.MAC) || old.Name != l.Name) {
+		if err := st.opt.Datapath.SetInterface(l.Index, l.MAC, l.MTU); err != nil {
+			st.log.Error("set interface", "ifname", l.Name, "err", err)
+		}
+	}
+}
+
+func (st *state) addr(a route.Addr, deleted bool) {
+	host := netip.PrefixFrom(a.Prefix.Addr(), a.Prefix.Addr().BitLen())
+	_, had := st.addrs[a]
+	switch {
+	case deleted && had:
+		delete(st.addrs, a)
+		if e := st.entries[host]; e != nil && e.localRefs > 0 {
+			e.localRefs--
+		}
+	case !deleted && !had:
+		st.addrs[a] = struct{}{}
+		st.entry(host).localRefs++
+	default:
+		return
+	}
+	st.markDirty(host)
+	st.connectedChanged = true
+	st.resolveDirty = true // a next hop may now be (or no longer be) one of ours
+}
+
+func (st *state) neighbor(n route.Neighbor, deleted bool) {
+	k := neighKey{n.Ifindex, n.Addr}
+	old, had := st.neighs[k]
+	if deleted || !n.Valid {
+		if !had {
+			return
+		}
+		delete(st.neighs, k)
+		if err := st.opt.Datapath.DeleteNeighbor(n.Ifindex, n.Addr); err != nil {
+			st.log.Error("delete neighbor", "addr", n.Addr, "err", err)
+		}
+	} else {
+		st.neighs[k] = n
+		if had && string(old.MAC) == string(n.MAC) {
+			return // a state change only (e.g. reachable → stale)
+		}
+		if err := st.opt.Datapath.SetNeighbor(n.Ifindex, n.Addr, n.MAC); err != nil {
+			st.log.Error("set neighbor", "addr", n.Addr, "err", err)
+		}
+	}
+	// A gateway next hop using this neighbor gets the new MAC; its groups
+	// may gain or lose it.
+	if x := st.nhs[route.NextHop{Gateway: n.Addr, Ifindex: n.Ifindex}]; x != nil {
+		st.writeNextHop(x)
+		st.groupsDirty = true
+	}
+}
+
+// setBGP records the best path(s) of p; empty nhs withdraws.
+func (st *state) setBGP(p netip.Prefix, nhs []netip.Addr) {
+	e := st.entry(p)
+	var id uint32
+	if len(nhs) > 0 {
+		id = st.getSet(nhs)
+	}
+	if e.bgpSet != 0 {
+		st.putSet(e.bgpSet)
+	}
+	e.bgpSet = id
+	st.markDirty(p)
+}

@@ -1,0 +1,71 @@
+package sync
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	"github.com/xdprouter/xdprouter/route"
+)
+
+func (st *state) routeInfos(filter netip.Prefix) []RouteInfo {
+	var out []RouteInfo
+	for p, e := range st.entries {
+		if filter.IsValid() && !filter.Overlaps(p) {
+			continue
+		}
+		w := st.wantXDP(e, false)
+		if !w.on && e.bgpSet == 0 && !e.xdp.on && e.ours == 0 {
+			continue
+		}
+		ri := RouteInfo{Prefix: p, Source: w.source, Metric: w.metric, InXDP: e.xdp.on, InKernel: e.ours != 0,
+			Shadowed: st.wantFIB(e).shadowed, Error: e.rejectedWhy, Refused: e.xdp.refused}
+		ri.Kind = w.kind.String()
+		if e.xdp.group != nil {
+			ri.Group = e.xdp.group.id
+		}
+		ri.Members = w.members
+		for _, nh := range w.members {
+			ri.NextHops = append(ri.NextHops, st.nhString(nh))
+		}
+		if set := st.setsByID[e.bgpSet]; set != nil {
+			ri.BGPNextHops = set.addrs
+			ri.Unresolved = len(set.resolved) == 0
+			if ri.Error == "" {
+				ri.Error = set.why
+			}
+			if ri.Source == "" {
+				ri.Source, ri.Kind = "bgp", "unresolved"
+			}
+		}
+		out = append(out, ri)
+	}
+	slices.SortFunc(out, func(a, b RouteInfo) int { return comparePrefix(a.Prefix, b.Prefix) })
+	return out
+}
+
+func (st *state) groupInfos() []GroupInfo {
+	out := make([]GroupInfo, 0, len(st.groups))
+	for _, g := range st.groups {
+		gi := GroupInfo{ID: g.id, Routes: g.refs, Active: g.written}
+		for _, x := range g.nhs {
+			gi.Members = append(gi.Members, NextHopInfo{ID: x.id, Via: st.nhString(x.nh), Ifindex: x.nh.Ifindex,
+				MAC: net.HardwareAddr(x.mac).String(), Connected: x.nh.Connected()})
+		}
+		out = append(out, gi)
+	}
+	slices.SortFunc(out, func(a, b GroupInfo) int { return int(a.ID) - int(b.ID) })
+	return out
+}
+
+func (st *state) nhString(nh route.NextHop) string {
+	dev := strconv.Itoa(nh.Ifindex)
+	if l, ok := st.links[nh.Ifindex]; ok {
+		dev = l.Name
+	}
+	if nh.Connected() {
+		return "dev " + dev
+	}
+	return "via " + nh.Gateway.String() + " dev " + dev
+}

@@ -1,0 +1,220 @@
+package sync
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/xdprouter/xdprouter/route"
+)
+
+func (st *state) getSet(addrs []netip.Addr) uint32 {
+	addrs = slices.Clone(addrs)
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	addrs = slices.Compact(addrs)
+	var key []byte
+	for _, a := range addrs {
+		key = append(key, a.AsSlice()...)
+		key = append(key, '|')
+	}
+	s := st.sets[string(key)]
+	if s == nil {
+		s = &bgpSet{id: st.setIDs.get(), key: string(key), addrs: addrs}
+		s.resolved, s.why = st.resolve(addrs)
+		st.sets[s.key] = s
+		st.setsByID[s.id] = s
+	}
+	s.refs++
+	return s.id
+}
+
+func (st *state) putSet(id uint32) {
+	s := st.setsByID[id]
+	if s == nil {
+		return
+	}
+	if s.refs--; s.refs > 0 {
+		return
+	}
+	delete(st.sets, s.key)
+	delete(st.setsByID, id)
+	st.setIDs.put(id)
+}
+
+// resolve finds, for each BGP next hop, the kernel route that reaches it
+// (longest match, lowest metric, unicast with live next hops): a connected
+// route makes the address itself the gateway; a route via gateways lends
+// them. BGP routes never resolve through BGP routes, nor through a default
+// route unless Options.ResolveViaDefault. A next hop that is an address of
+// this router, or the network or broadcast address of a connected subnet,
+// is never used (RFC 4271 9.1.2): why says so.
+func (st *state) resolve(addrs []netip.Addr) (out []route.NextHop, why string) {
+	minBits := 1
+	if st.opt.ResolveViaDefault {
+		minBits = 0
+	}
+	for _, a := range addrs {
+		if w := st.unusableNextHop(a); w != "" {
+			if why == "" {
+				why = w
+			}
+			continue
+		}
+		for bits := a.BitLen(); bits >= minBits; bits-- {
+			p, _ := a.Prefix(bits)
+			e := st.entries[p]
+			if e == nil {
+				continue
+			}
+			r := bestKernel(e)
+			if r == nil || (r.Kind == route.Unicast && len(r.NextHops) == 0) {
+				continue // no route, or all its next hops dead: shorter match
+			}
+			if r.Kind != route.Unicast {
+				break // blackhole, unreachable, kernel-only: unresolvable, as in the kernel
+			}
+			for _, nh := range r.NextHops {
+				if nh.Connected() {
+					nh.Gateway = a
+				}
+				out = append(out, nh)
+			}
+			break
+		}
+	}
+	return route.SortNextHops(out), why
+}
+
+// unusableNextHop says why a the router must not forward to a as a
+// gateway, or "".
+func (st *state) unusableNextHop(a netip.Addr) string {
+	for ad := range st.addrs {
+		p := ad.Prefix
+		if p.Addr() == a {
+			return "next hop " + a.String() + " is an address of this router"
+		}
+		if !a.Is4() || !p.Addr().Is4() || p.Bits() >= 31 || !p.Contains(a) {
+			continue
+		}
+		net := p.Masked().Addr()
+		if a == net {
+			return "next hop " + a.String() + " is the network address of " + p.Masked().String()
+		}
+		if a == broadcast(p) {
+			return "next hop " + a.String() + " is the broadcast address of " + p.Masked().String()
+		}
+	}
+	return ""
+}
+
+func broadcast(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := ^uint32(0) >> p.Bits()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// bestKernel is the kernel's route of e that wins (lowest metric; of
+// several with that metric, the first).
+func bestKernel(e *entry) *route.Route {
+	var best *route.Route
+	for i := range e.kernel {
+		if best == nil || e.kernel[i].Metric < best.Metric {
+			best = &e.kernel[i]
+		}
+	}
+	return best
+}
+
+// ambiguous reports whether several of the kernel's routes of e share the
+// winning metric with different next hops: which one the kernel uses for
+// a packet is not known here.
+func ambiguous(e *entry, best *route.Route) bool {
+	for i := range e.kernel {
+		k := &e.kernel[i]
+		if k != best && k.Metric == best.Metric && (k.Kind != best.Kind || !slices.Equal(k.NextHops, best.NextHops)) {
+			return true
+		}
+	}
+	return false
+}
+
+// reresolve recomputes every BGP next-hop set against the current kernel
+// routes; routes of a set whose resolution changed are re-examined (their
+// XDP group is rewritten in place, their kernel routes replaced).
+func (st *state) reresolve() {
+	changed := map[uint32]bool{}
+	for _, s := range st.setsByID {
+		r, why := st.resolve(s.addrs)
+		s.why = why
+		if slices.Equal(r, s.resolved) {
+			continue
+		}
+		s.resolved = r
+		changed[s.id] = true
+		if g := st.groups[setGroupKey(s)]; g != nil && len(r) > 0 {
+			st.setMembers(g, r)
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	for p, e := range st.entries {
+		if changed[e.bgpSet] {
+			st.markDirty(p)
+		}
+	}
+}
+
+// refreshNeighbors asks the kernel to resolve every gateway in use that has
+// no usable entry, and to re-confirm the stale entries XDP forwards with
+// (its traffic never confirms them). Reachable entries need nothing, and
+// static ones (permanent, noarp) must not be touched: a resolve request
+// would turn them into incomplete ones.
+func (st *state) refreshNeighbors() {
+	for _, x := range st.nhs {
+		if x.nh.Connected() || !st.linkUp(x.nh.Ifindex) {
+			continue
+		}
+		if _, ok := st.neighs[neighKey{x.nh.Ifindex, x.nh.Gateway}]; !ok {
+			st.resolveNeighbor(x.nh.Ifindex, x.nh.Gateway)
+		}
+	}
+	for k, n := range st.neighs {
+		if n.Stale && st.isPort(k.ifindex) && st.linkUp(k.ifindex) {
+			st.resolveNeighbor(k.ifindex, k.addr)
+		}
+	}
+}
+
+func (st *state) resolveNeighbor(ifindex int, a netip.Addr) {
+	if err := st.opt.FIB.Resolve(ifindex, a); err != nil {
+		st.log.Debug("resolve neighbor", "addr", a, "ifindex", ifindex, "err", err)
+	}
+}
+
+// connectedPrefixes are the subnets of the router's addresses (not
+// loopback or link-local), for BGP redistribution.
+func (st *state) connectedPrefixes() []netip.Prefix {
+	seen := map[netip.Prefix]bool{}
+	var out []netip.Prefix
+	for a := range st.addrs {
+		ad := a.Prefix.Addr()
+		if ad.IsLoopback() || ad.IsLinkLocalUnicast() {
+			continue
+		}
+		p := a.Prefix.Masked()
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, comparePrefix)
+	return out
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
