@@ -84,7 +84,7 @@ func TestAuditRepairs(t *testing.T) {
 	r.ev(route.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.2.2", eth2))},
 		route.RouteEvent{Route: via("198.51.101.0/24", 0, gw("10.0.1.2", eth1))})
 	eq(t, "clean audit", r.st.audit(), 0)
-	delete(r.dp.routes, pfx("198.51.100.0/24"))                                     // lost
+	delete(r.dp.routes, pfx("198.51.100.0/24"))                                       // lost
 	r.dp.routes[pfx("198.51.101.0/24")] = route.Entry{Prefix: pfx("198.51.101.0/24")} // wrong group
 	r.dp.routes[pfx("192.0.2.0/24")] = route.Entry{Prefix: pfx("192.0.2.0/24")}       // unknown
 	g := r.st.entries[pfx("198.51.100.0/24")].xdp.group

@@ -318,17 +318,17 @@ func (s *Syncer) Counts() Counts {
 
 // RouteInfo describes one prefix as sync sees it.
 type RouteInfo struct {
-	Prefix      netip.Prefix    `json:"prefix"`
-	Source      string          `json:"source"` // kernel, bgp, local
-	Kind        string          `json:"kind"`
-	Metric      int             `json:"metric"`
-	NextHops    []string        `json:"nexthops,omitempty"`     // resolved
-	BGPNextHops []netip.Addr    `json:"bgp_nexthops,omitempty"` // as learned
-	Unresolved  bool            `json:"unresolved,omitempty"`   // BGP next hop has no route
-	InXDP       bool            `json:"in_xdp"`
-	InKernel    bool            `json:"in_kernel"` // installed by xdprouterd (kernel-sourced routes are in the kernel by definition)
-	Group       uint32          `json:"group,omitempty"`
-	Shadowed    string          `json:"shadowed,omitempty"`
+	Prefix      netip.Prefix `json:"prefix"`
+	Source      string       `json:"source"` // kernel, bgp, local
+	Kind        string       `json:"kind"`
+	Metric      int          `json:"metric"`
+	NextHops    []string     `json:"nexthops,omitempty"`     // resolved
+	BGPNextHops []netip.Addr `json:"bgp_nexthops,omitempty"` // as learned
+	Unresolved  bool         `json:"unresolved,omitempty"`   // BGP next hop has no route
+	InXDP       bool         `json:"in_xdp"`
+	InKernel    bool         `json:"in_kernel"` // installed by xdprouterd (kernel-sourced routes are in the kernel by definition)
+	Group       uint32       `json:"group,omitempty"`
+	Shadowed    string       `json:"shadowed,omitempty"`
 	// Why a BGP path is not (all) in use: the kernel refused it, or a
 	// next hop must not be used (an address of this router).
 	Error string `json:"error,omitempty"`

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-			"github.com/xdprouter/xdprouter/route"
+	"github.com/xdprouter/xdprouter/route"
 )
 
 // fakeDP records what would be in the XDP maps. Like the real maps it
@@ -81,7 +81,7 @@ func (f *fakeDP) Routes() ([]route.Entry, error) {
 	}
 	return out, nil
 }
-func (f *fakeDP) Group(id uint32) ([]uint32, error) { return slices.Clone(f.groups[id]), nil }
+func (f *fakeDP) Group(id uint32) ([]uint32, error)         { return slices.Clone(f.groups[id]), nil }
 func (f *fakeDP) NextHopAt(id uint32) (route.Egress, error) { return f.nhs[id], nil }
 
 // egress returns, for the route of p, the (ifindex, MAC) of each next hop
