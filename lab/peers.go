@@ -46,7 +46,10 @@ type BGPPeer struct {
 	RouterID string
 	Peers    []Peer
 	Prefixes []netip.Prefix // announced with next hop self
-	Dir      string         // config and sockets
+	// Via are prefixes announced with a third-party next hop on the
+	// shared link (BIRD only): the address the router is told to use.
+	Via map[netip.Prefix]netip.Addr
+	Dir string // config and sockets
 }
 
 // StartBIRD runs BIRD 2 in p.Role's namespace, in the foreground (the lab
@@ -61,6 +64,11 @@ func (l *Lab) StartBIRD(p BGPPeer) (*Proc, error) {
 				fmt.Fprintf(&b, "  route %s blackhole;\n", pf)
 			}
 		}
+		for pf, gw := range p.Via {
+			if pf.Addr().Is4() == (fam == "ipv4") {
+				fmt.Fprintf(&b, "  route %s via %s;\n", pf, gw)
+			}
+		}
 		b.WriteString("}\n")
 	}
 	for i, n := range p.Peers {
@@ -68,8 +76,15 @@ func (l *Lab) StartBIRD(p BGPPeer) (*Proc, error) {
 		if n.Remote.Is6() {
 			fam = "ipv6"
 		}
-		fmt.Fprintf(&b, "protocol bgp peer%d {\n  local %s as %d;\n  neighbor %s as %d;\n  %s { import all; export all; next hop self; };\n}\n",
-			i, n.Local, p.ASN, n.Remote, n.RemoteASN, fam)
+		// Without "next hop self" BIRD sends a static route's gateway on the
+		// shared link as the next hop (third party), its own address for
+		// the others.
+		nhSelf := " next hop self;"
+		if len(p.Via) > 0 {
+			nhSelf = ""
+		}
+		fmt.Fprintf(&b, "protocol bgp peer%d {\n  local %s as %d;\n  neighbor %s as %d;\n  %s { import all; export all;%s };\n}\n",
+			i, n.Local, p.ASN, n.Remote, n.RemoteASN, fam, nhSelf)
 	}
 	conf := filepath.Join(p.Dir, "bird.conf")
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
