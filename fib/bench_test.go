@@ -18,6 +18,9 @@ import (
 // ends.
 func inNetns(tb testing.TB, fn func(ifindex int)) {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("skipping: needs a network namespace (not in -short mode)")
+	}
 	if err := lab.Root(); err != nil {
 		tb.Skip(err)
 	}
