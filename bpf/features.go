@@ -52,7 +52,7 @@ func QueryXDPFeatures(ifindex int) (XDPFeatures, error) {
 		return 0, fmt.Errorf("query XDP features of ifindex %d: genetlink family %s: %w", ifindex, netdevFamily, err)
 	}
 	req := nl.NewNetlinkRequest(int(fam.ID), unix.NLM_F_REQUEST)
-	req.AddData(&nl.Genlmsg{Command: netdevCmdDevGet, Version: netdevVersion})
+	req.AddData(genlHeader{netdevCmdDevGet, netdevVersion})
 	req.AddData(nl.NewRtAttr(netdevADevIfindex, nl.Uint32Attr(uint32(ifindex))))
 	msgs, err := req.Execute(unix.NETLINK_GENERIC, 0)
 	if err != nil {
@@ -74,6 +74,14 @@ func QueryXDPFeatures(ifindex int) (XDPFeatures, error) {
 	}
 	return 0, fmt.Errorf("query XDP features of ifindex %d: no NETDEV_A_DEV_XDP_FEATURES in the reply", ifindex)
 }
+
+// genlHeader is struct genlmsghdr. (nl.Genlmsg serializes 4 bytes from a
+// 2-byte struct: its reserved field is garbage, which the kernel rejects
+// with EINVAL.)
+type genlHeader [4]byte
+
+func (h genlHeader) Len() int          { return len(h) }
+func (h genlHeader) Serialize() []byte { return h[:] }
 
 var xdpFeatureNames = []string{"basic", "redirect", "ndo_xmit", "xsk_zerocopy", "hw_offload", "rx_sg", "ndo_xmit_sg"}
 

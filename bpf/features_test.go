@@ -32,15 +32,15 @@ func TestQueryXDPFeatures(t *testing.T) {
 		return f
 	}
 	if f := query(brl.Attrs().Index); f&XDPNdoXmit != 0 {
-		t.Errorf("bridge features %#x: claims NDO_XMIT", f)
+		t.Errorf("bridge features %v: claims NDO_XMIT", f)
 	}
-	t.Logf("veth, peer without GRO or XDP: %#x", query(v.Attrs().Index))
+	t.Logf("veth, peer without GRO or XDP: %v", query(v.Attrs().Index))
 	sink := loadTest(t)
 	if err := ns.Do(func() error { return sink.Attach(peer.Attrs().Index, ModeNative) }); err != nil {
 		t.Fatal(err)
 	}
 	if f := query(v.Attrs().Index); f&XDPNdoXmit == 0 || f&XDPBasic == 0 {
-		t.Errorf("veth features %#x with XDP on the peer: want BASIC and NDO_XMIT", f)
+		t.Errorf("veth features %v with XDP on the peer: want BASIC and NDO_XMIT", f)
 	}
 	if err := ns.Do(func() error { _, err := QueryXDPFeatures(1 << 30); return err }); err == nil {
 		t.Error("features of a missing ifindex: no error")
