@@ -109,7 +109,7 @@ func TestApply(t *testing.T) {
 		}
 		for _, w := range want {
 			g := got[w.Prefix]
-			if fmt.Sprint(g.NextHops) != fmt.Sprint(w.NextHops) || g.Metric != 20 || g.Protocol != ProtoBGP {
+			if fmt.Sprint(g.NextHops) != fmt.Sprint(w.NextHops) || g.Metric != 20 || g.Protocol != DefaultProtocol {
 				t.Errorf("kernel has %+v, want %+v", g, w)
 			}
 		}

@@ -292,3 +292,51 @@ func TestWatcherRouteResync(t *testing.T) {
 		awaitResync("link deleted", "198.51.102.0/24")
 	})
 }
+
+// TestConfiguredProtocol: a Table and a Watcher set to another protocol
+// write, delete and recognise routes of that protocol only; a protocol
+// that does not fit rtm_protocol is refused.
+func TestConfiguredProtocol(t *testing.T) {
+	inNetns(t, func(ifindex int) {
+		mk := func(p string) route.Route {
+			return route.Route{Prefix: netip.MustParsePrefix(p), Kind: route.Unicast, Metric: 20,
+				NextHops: []route.NextHop{{Gateway: netip.MustParseAddr("10.99.0.2"), Ifindex: ifindex}}}
+		}
+		def, err := Open(254)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer def.Close()
+		custom, err := Open(254)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer custom.Close()
+		custom.Protocol = 201
+		if errs := def.Apply([]route.Change{{Route: mk("198.51.100.0/24")}}); errs[0] != nil {
+			t.Fatal(errs[0])
+		}
+		if errs := custom.Apply([]route.Change{{Route: mk("198.51.101.0/24")}}); errs[0] != nil {
+			t.Fatal(errs[0])
+		}
+		// custom's delete of a prefix it does not own leaves it.
+		if errs := custom.Apply([]route.Change{{Delete: true, Route: mk("198.51.100.0/24")}}); errs[0] != nil {
+			t.Fatal(errs[0])
+		}
+		next := watch(t, &Watcher{Table: 254, Protocol: 201, Log: slog.New(slog.DiscardHandler)})
+		snap, ok := next().(*Snapshot)
+		if !ok {
+			t.Fatal("no initial snapshot")
+		}
+		if !has(snap.Ours, "198.51.101.0/24") || has(snap.Ours, "198.51.100.0/24") || !has(snap.Routes, "198.51.100.0/24") {
+			t.Errorf("protocol 201: ours %v, routes %v", snap.Ours, snap.Routes)
+		}
+		custom.Protocol = 300
+		if errs := custom.Apply([]route.Change{{Route: mk("198.51.102.0/24")}}); errs[0] == nil {
+			t.Error("protocol 300 accepted")
+		}
+		if err := (&Watcher{Table: 254, Protocol: -1, Log: slog.New(slog.DiscardHandler)}).Run(context.Background(), nil); err == nil {
+			t.Error("watcher with protocol -1 ran")
+		}
+	})
+}
