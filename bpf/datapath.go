@@ -105,6 +105,9 @@ type Datapath struct {
 
 	mu    sync.Mutex
 	links map[int]attachment
+	// targets holds, per SetInterface'd port, why it is not a redirect
+	// target ("" if it is): see redirectCheck.
+	targets map[int]string
 }
 
 // Load loads the XDP program and creates its maps.
@@ -145,7 +148,7 @@ func Load(opts Options) (*Datapath, error) {
 		colOpts.Maps.PinPath = opts.PinPath
 	}
 
-	d := &Datapath{pinPath: opts.PinPath, links: make(map[int]attachment)}
+	d := &Datapath{pinPath: opts.PinPath, links: make(map[int]attachment), targets: make(map[int]string)}
 	if err := spec.LoadAndAssign(&d.objs, &colOpts); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {

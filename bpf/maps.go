@@ -398,7 +398,10 @@ func (d *Datapath) Neighbors() ([]Neighbor, error) {
 
 // SetInterface makes ifindex a router port: egress with source MAC mac and
 // the given MTU. ifindex is resolved in the network namespace of the
-// calling OS thread (tx_ports is a devmap).
+// calling OS thread (tx_ports is a devmap). Only a port that can transmit
+// redirected frames becomes a redirect target (see RedirectTarget); packets
+// routed out of another one are passed to the kernel (egress_not_xdp).
+// Call it again when the port's attachment changes.
 func (d *Datapath) SetInterface(ifindex int, mac net.HardwareAddr, mtu int) error {
 	if err := checkIfindex(ifindex); err != nil {
 		return fmt.Errorf("set interface: %w", err)
@@ -410,14 +413,25 @@ func (d *Datapath) SetInterface(ifindex int, mac net.HardwareAddr, mtu int) erro
 		return fmt.Errorf("set interface %d: invalid MTU %d", ifindex, mtu)
 	}
 	k := uint32(ifindex)
-	if err := d.objs.TxPorts.Put(k, k); err != nil {
-		return fmt.Errorf("map tx_ports: set ifindex %d: %w", ifindex, err)
+	why, err := d.redirectCheck(ifindex)
+	if err != nil {
+		return fmt.Errorf("set interface: %w", err)
+	}
+	if why == "" {
+		if err := d.objs.TxPorts.Put(k, k); err != nil {
+			return fmt.Errorf("map tx_ports: set ifindex %d: %w", ifindex, err)
+		}
+	} else if err := d.objs.TxPorts.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("map tx_ports: delete ifindex %d (not a redirect target: %s): %w", ifindex, why, err)
 	}
 	v := fwdIface{Mtu: uint32(mtu)}
 	copy(v.Mac[:], mac)
 	if err := d.objs.Ifaces.Put(k, &v); err != nil {
 		return fmt.Errorf("map ifaces: set ifindex %d: %w", ifindex, err)
 	}
+	d.mu.Lock()
+	d.targets[ifindex] = why
+	d.mu.Unlock()
 	return nil
 }
 

@@ -45,11 +45,11 @@ func newBatcher() (*batcher, error) {
 func (b *batcher) close() error { return unix.Close(b.fd) }
 
 // run applies ops in order and returns one error (or nil) per op.
-func (b *batcher) run(ops []route.Change, table int) []error {
+func (b *batcher) run(ops []route.Change, table int, proto uint8) []error {
 	errs := make([]error, len(ops))
 	for start := 0; start < len(ops); start += window {
 		end := min(start+window, len(ops))
-		if err := b.window(ops[start:end], errs[start:end], table); err != nil {
+		if err := b.window(ops[start:end], errs[start:end], table, proto); err != nil {
 			for i := start; i < end; i++ {
 				if errs[i] == nil {
 					errs[i] = err
@@ -60,11 +60,11 @@ func (b *batcher) run(ops []route.Change, table int) []error {
 	return errs
 }
 
-func (b *batcher) window(ops []route.Change, errs []error, table int) error {
+func (b *batcher) window(ops []route.Change, errs []error, table int, proto uint8) error {
 	b.buf = b.buf[:0]
 	first := b.seq.Add(uint32(len(ops))) - uint32(len(ops)) + 1
 	for i, o := range ops {
-		b.buf = appendRouteMsg(b.buf, o, table, first+uint32(i))
+		b.buf = appendRouteMsg(b.buf, o, table, proto, first+uint32(i))
 	}
 	// One write may hold many messages; keep each write well below the
 	// socket's send limit.
@@ -113,8 +113,9 @@ func (b *batcher) window(ops []route.Change, errs []error, table int) error {
 }
 
 // appendRouteMsg encodes one RTM_NEWROUTE (create or replace) or
-// RTM_DELROUTE for a route of ours.
-func appendRouteMsg(buf []byte, o route.Change, table int, seq uint32) []byte {
+// RTM_DELROUTE for a route of ours (protocol proto: a delete matches only
+// routes of that protocol).
+func appendRouteMsg(buf []byte, o route.Change, table int, proto uint8, seq uint32) []byte {
 	r := o.Route
 	start := len(buf)
 	typ, flags := uint16(unix.RTM_NEWROUTE), uint16(unix.NLM_F_REQUEST|unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_REPLACE)
@@ -147,7 +148,7 @@ func appendRouteMsg(buf []byte, o route.Change, table int, seq uint32) []byte {
 		tbl = byte(table)
 	}
 	// struct rtmsg
-	buf = append(buf, fam, byte(r.Prefix.Bits()), 0, 0, tbl, ProtoBGP, scope, rtype, 0, 0, 0, 0)
+	buf = append(buf, fam, byte(r.Prefix.Bits()), 0, 0, tbl, proto, scope, rtype, 0, 0, 0, 0)
 	buf = appendAttr(buf, unix.RTA_DST, r.Prefix.Addr().AsSlice())
 	buf = appendAttr(buf, unix.RTA_TABLE, u32(uint32(table)))
 	buf = appendAttr(buf, unix.RTA_PRIORITY, u32(uint32(r.Metric)))

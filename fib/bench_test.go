@@ -18,6 +18,9 @@ import (
 // ends.
 func inNetns(tb testing.TB, fn func(ifindex int)) {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("skipping: needs a network namespace (not in -short mode)")
+	}
 	if err := lab.Root(); err != nil {
 		tb.Skip(err)
 	}
@@ -106,7 +109,7 @@ func TestApply(t *testing.T) {
 		}
 		for _, w := range want {
 			g := got[w.Prefix]
-			if fmt.Sprint(g.NextHops) != fmt.Sprint(w.NextHops) || g.Metric != 20 || g.Protocol != ProtoBGP {
+			if fmt.Sprint(g.NextHops) != fmt.Sprint(w.NextHops) || g.Metric != 20 || g.Protocol != DefaultProtocol {
 				t.Errorf("kernel has %+v, want %+v", g, w)
 			}
 		}

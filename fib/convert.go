@@ -1,6 +1,7 @@
 package fib
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 
@@ -10,9 +11,28 @@ import (
 	"github.com/xdprouter/xdprouter/route"
 )
 
-// ProtoBGP is the kernel route protocol of the routes xdprouterd installs
-// (RTPROT_BGP, 186 in /etc/iproute2/rt_protos: `ip route` shows "proto bgp").
+// DefaultProtocol is the kernel route protocol (rtm_protocol) of the routes
+// xdprouterd installs unless configured otherwise. It must be a number no
+// other routing daemon uses: RTPROT_BGP (186) is shared with FRR's zebra,
+// which installs BGP routes with metric 20 as well, and FRR uses 186-198.
+// contrib/rt_protos.d/xdprouter.conf names it "xdprouter" for `ip route`.
+const DefaultProtocol = 200
+
+// ProtoBGP is RTPROT_BGP (186, "proto bgp"). xdprouterd does not use it:
+// routes with it belong to another daemon and are mirrored as kernel routes.
 const ProtoBGP = unix.RTPROT_BGP
+
+// protocol returns p, or DefaultProtocol for 0, and checks it fits
+// rtm_protocol (one byte; 0 is RTPROT_UNSPEC, which matches any route).
+func protocol(p int) (int, error) {
+	if p == 0 {
+		return DefaultProtocol, nil
+	}
+	if p < 1 || p > 255 {
+		return 0, fmt.Errorf("route protocol %d: must be 1-255", p)
+	}
+	return p, nil
+}
 
 // nud states in which the kernel holds a usable link-layer address.
 const validNUD = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix.NUD_PROBE |
@@ -43,7 +63,8 @@ func prefixFromIPNet(n *net.IPNet, family int) (netip.Prefix, bool) {
 }
 
 // fromNetlink converts a kernel route; ok is false for routes the data path
-// does not mirror (multicast, local-table kinds, other families).
+// does not mirror (other families than IPv4 and IPv6, e.g. multicast
+// routing tables).
 func fromNetlink(r *netlink.Route) (route.Route, bool) {
 	fam := r.Family
 	if fam == 0 && r.Dst != nil {
@@ -51,6 +72,9 @@ func fromNetlink(r *netlink.Route) (route.Route, bool) {
 		if r.Dst.IP.To4() == nil {
 			fam = unix.AF_INET6
 		}
+	}
+	if fam != unix.AF_INET && fam != unix.AF_INET6 {
+		return route.Route{}, false
 	}
 	p, ok := prefixFromIPNet(r.Dst, fam)
 	if !ok {
@@ -66,8 +90,14 @@ func fromNetlink(r *netlink.Route) (route.Route, bool) {
 	case unix.RTN_UNREACHABLE, unix.RTN_PROHIBIT, unix.RTN_THROW:
 		out.Kind = route.Unreachable
 		return out, true
-	default:
+	case unix.RTN_UNSPEC:
 		return route.Route{}, false
+	default:
+		// local, anycast, broadcast, multicast, NAT, xresolve: only the
+		// kernel knows what to do. Skipping them would let XDP forward
+		// their packets by a shorter match.
+		out.Kind = route.KernelOnly
+		return out, true
 	}
 	if kernelOnly(r) {
 		// XDP cannot do what this route asks (encapsulate, reach a gateway

@@ -29,7 +29,16 @@ func TestFromNetlink(t *testing.T) {
 		{"IPv6 gateway for IPv4", netlink.Route{Dst: dst, LinkIndex: 2, Type: unix.RTN_UNICAST,
 			Via: &netlink.Via{AddrFamily: unix.AF_INET6, Addr: net.ParseIP("fe80::1")}}, "kernel-only []", true},
 		{"route MTU", netlink.Route{Dst: dst, Gw: gw, LinkIndex: 2, Type: unix.RTN_UNICAST, MTU: 1400}, "kernel-only []", true},
-		{"multicast: not mirrored", netlink.Route{Dst: mustIPNet("224.0.0.0/4"), Type: unix.RTN_MULTICAST}, "", false},
+		{"local", netlink.Route{Dst: dst, LinkIndex: 1, Type: unix.RTN_LOCAL}, "kernel-only []", true},
+		{"anycast", netlink.Route{Dst: mustIPNet("10.0.2.0/32"), LinkIndex: 2, Type: unix.RTN_ANYCAST}, "kernel-only []", true},
+		{"broadcast", netlink.Route{Dst: mustIPNet("10.0.2.255/32"), LinkIndex: 2, Type: unix.RTN_BROADCAST}, "kernel-only []", true},
+		{"multicast", netlink.Route{Dst: mustIPNet("224.0.0.0/4"), LinkIndex: 2, Type: unix.RTN_MULTICAST}, "kernel-only []", true},
+		{"NAT", netlink.Route{Dst: dst, Type: unix.RTN_NAT}, "kernel-only []", true},
+		{"xresolve", netlink.Route{Dst: dst, Type: unix.RTN_XRESOLVE}, "kernel-only []", true},
+		{"IPv6 local", netlink.Route{Dst: mustIPNet("fd00::1/128"), LinkIndex: 1, Type: unix.RTN_LOCAL}, "kernel-only []", true},
+		{"unspecified type: not mirrored", netlink.Route{Dst: dst, Type: unix.RTN_UNSPEC}, "", false},
+		{"multicast routing family: not mirrored", netlink.Route{Family: 128 /* RTNL_FAMILY_IPMR */, Dst: mustIPNet("224.1.1.1/32"),
+			Type: unix.RTN_MULTICAST}, "", false},
 	}
 	for _, tc := range tests {
 		r, ok := fromNetlink(&tc.r)

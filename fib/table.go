@@ -11,13 +11,18 @@ import (
 	"github.com/xdprouter/xdprouter/route"
 )
 
-// Table writes xdprouterd's routes into one kernel table with protocol
-// ProtoBGP and asks the kernel to resolve neighbors. It works in the network
+// Table writes xdprouterd's routes into one kernel table with its own
+// protocol and asks the kernel to resolve neighbors. It works in the network
 // namespace of the process.
 type Table struct {
-	ID    int
-	h     *netlink.Handle
-	batch *batcher
+	ID int
+	// Protocol is the rtm_protocol of the routes written and deleted
+	// (1-255); 0 means DefaultProtocol. Deletes carry it too, so the kernel
+	// never removes another daemon's route of the same prefix and metric.
+	// Set it before the first Apply.
+	Protocol int
+	h        *netlink.Handle
+	batch    *batcher
 }
 
 // Open returns a writer for kernel table id.
@@ -45,7 +50,15 @@ func (t *Table) Close() error {
 // the same prefix and metric; deleting a route that is already gone is not
 // an error.
 func (t *Table) Apply(changes []route.Change) []error {
-	errs := t.batch.run(changes, t.ID)
+	proto, err := protocol(t.Protocol)
+	if err != nil {
+		errs := make([]error, len(changes))
+		for i := range errs {
+			errs[i] = fmt.Errorf("table %d: %w", t.ID, err)
+		}
+		return errs
+	}
+	errs := t.batch.run(changes, t.ID, uint8(proto))
 	for i, err := range errs {
 		c := changes[i]
 		switch {

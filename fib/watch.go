@@ -6,21 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/xdprouter/xdprouter/route"
-)
-
-// The event types live in route/ (sync/ knows no fib); these names are
-// kept for the watcher's readers.
-type (
-	Snapshot   = route.Snapshot
-	RouteEvent = route.RouteEvent
-	NeighEvent = route.NeighEvent
-	LinkEvent  = route.LinkEvent
-	AddrEvent  = route.AddrEvent
 )
 
 // Watcher streams the kernel's links, addresses, routes of one table and
@@ -29,28 +20,82 @@ type (
 // process.
 type Watcher struct {
 	Table int
-	Log   *slog.Logger
+	// Protocol is the rtm_protocol of xdprouterd's own routes (see
+	// Table.Protocol); 0 means DefaultProtocol. Routes with it are Ours,
+	// every other route of the table is a kernel route.
+	Protocol int
+	Log      *slog.Logger
 	// RcvBuf is the socket receive buffer of the route and neighbor
 	// subscriptions; 0 means 32 MiB, large enough that a full table load
 	// does not overflow. (Tests make it tiny to force resyncs.)
 	RcvBuf int
+
+	// Tests replace these; nil means w.once, sleepCtx and time.Now.
+	attempt func(ctx context.Context, out chan<- any, proto int) error
+	sleep   func(ctx context.Context, d time.Duration) bool
+	now     func() time.Time
 }
 
 const defaultRcvBuf = 32 << 20
 
-// Run sends events to out until ctx ends.
+// Restart backoff: a watch that keeps failing (netlink refusing sockets,
+// dumps failing) must not spin; one that ran for healthyRun starts over at
+// minBackoff, so an occasional overflow resyncs quickly.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 30 * time.Second
+	healthyRun = 10 * time.Second
+)
+
+// Run sends events to out until ctx ends. It restarts the watch (with a
+// fresh Snapshot) after errors, waiting with exponential backoff.
 func (w *Watcher) Run(ctx context.Context, out chan<- any) error {
+	proto, err := protocol(w.Protocol)
+	if err != nil {
+		return fmt.Errorf("netlink watch of table %d: %w", w.Table, err)
+	}
+	attempt, sleep, now := w.attempt, w.sleep, w.now
+	if attempt == nil {
+		attempt = w.once
+	}
+	if sleep == nil {
+		sleep = sleepCtx
+	}
+	if now == nil {
+		now = time.Now
+	}
+	delay := minBackoff
 	for {
-		err := w.once(ctx, out)
+		start := now()
+		err := attempt(ctx, out, proto)
 		if ctx.Err() != nil {
 			return nil
 		}
-		w.Log.Warn("netlink watch restarting with a full resync", "err", err)
+		if now().Sub(start) >= healthyRun {
+			delay = minBackoff
+		}
+		w.Log.Warn("netlink watch restarting with a full resync", "err", err, "after", delay)
+		if !sleep(ctx, delay) {
+			return nil
+		}
+		delay = min(2*delay, maxBackoff)
+	}
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
 // once subscribes, dumps, then forwards events until an error.
-func (w *Watcher) once(ctx context.Context, out chan<- any) error {
+func (w *Watcher) once(ctx context.Context, out chan<- any, proto int) error {
 	rcvBuf := w.RcvBuf
 	if rcvBuf == 0 {
 		rcvBuf = defaultRcvBuf
@@ -96,65 +141,199 @@ func (w *Watcher) once(ctx context.Context, out chan<- any) error {
 		return fmt.Errorf("subscribe addresses: %w", err)
 	}
 	drains = append(drains, func() { drain(addrs) })
-	snap, err := Dump(w.Table)
+	snap, adminUp, err := dump(w.Table, proto)
 	if err != nil {
 		return err
 	}
 	if !send(ctx, out, snap) {
 		return nil
 	}
+	st := &watchState{table: w.Table, proto: proto, adminUp: adminUp}
 	for {
 		var ev any
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-failed:
+		if st.pending() {
+			// Coalesce: handle what is already queued, dump once the
+			// burst that flushed routes is over.
+			select {
+			case <-ctx.Done():
+				return nil
+			case err = <-failed:
+			case u, ok := <-routes:
+				ev, err = st.route(u, ok)
+			case u, ok := <-neighs:
+				ev, err = st.neigh(u, ok)
+			case u, ok := <-links:
+				ev, err = st.link(u, ok)
+			case u, ok := <-addrs:
+				ev, err = st.addr(u, ok)
+			default:
+				ev, err = st.resync(ctx)
+			}
+		} else {
+			select {
+			case <-ctx.Done():
+				return nil
+			case err = <-failed:
+			case u, ok := <-routes:
+				ev, err = st.route(u, ok)
+			case u, ok := <-neighs:
+				ev, err = st.neigh(u, ok)
+			case u, ok := <-links:
+				ev, err = st.link(u, ok)
+			case u, ok := <-addrs:
+				ev, err = st.addr(u, ok)
+			}
+		}
+		if err != nil {
 			return err
-		case u, ok := <-routes:
-			if !ok {
-				return errors.New("route subscription closed")
-			}
-			if u.Table != w.Table || (u.Type != unix.RTM_NEWROUTE && u.Type != unix.RTM_DELROUTE) {
-				continue
-			}
-			r, ok := fromNetlink(&u.Route)
-			if !ok {
-				continue
-			}
-			ours, deleted := r.Protocol == ProtoBGP, u.Type == unix.RTM_DELROUTE
-			if ours && !deleted {
-				continue // the echo of our own write
-			}
-			ev = RouteEvent{Route: r, Ours: ours, Deleted: deleted}
-		case u, ok := <-neighs:
-			if !ok {
-				return errors.New("neighbor subscription closed")
-			}
-			n, ok := neighFromNetlink(&u.Neigh)
-			if !ok {
-				continue
-			}
-			ev = NeighEvent{Neighbor: n, Deleted: u.Type == unix.RTM_DELNEIGH}
-		case u, ok := <-links:
-			if !ok {
-				return errors.New("link subscription closed")
-			}
-			ev = LinkEvent{Link: linkFromNetlink(u.Link), Deleted: u.Header.Type == unix.RTM_DELLINK}
-		case u, ok := <-addrs:
-			if !ok {
-				return errors.New("address subscription closed")
-			}
-			ones, _ := u.LinkAddress.Mask.Size()
-			p := netip.PrefixFrom(addrFromIP(u.LinkAddress.IP), ones)
-			if !p.IsValid() {
-				continue
-			}
-			ev = AddrEvent{Addr: route.Addr{Ifindex: u.LinkIndex, Prefix: p}, Deleted: !u.NewAddr}
+		}
+		if ev == nil {
+			continue
 		}
 		if !send(ctx, out, ev) {
 			return nil
 		}
 	}
+}
+
+// watchState is what one watch remembers between events: which links are
+// administratively up, and what silent IPv4 flush a RouteResync is due for.
+type watchState struct {
+	table, proto int
+	adminUp      map[int]bool
+	// Pending resync: links gone down or deleted, IPv4 addresses removed.
+	downed  map[int]bool
+	removed []route.Addr
+}
+
+func (st *watchState) pending() bool { return len(st.downed) > 0 || len(st.removed) > 0 }
+
+func (st *watchState) route(u netlink.RouteUpdate, ok bool) (any, error) {
+	if !ok {
+		return nil, errors.New("route subscription closed")
+	}
+	if u.Table != st.table || (u.Type != unix.RTM_NEWROUTE && u.Type != unix.RTM_DELROUTE) {
+		return nil, nil
+	}
+	r, ok := fromNetlink(&u.Route)
+	if !ok {
+		return nil, nil
+	}
+	ours, deleted := r.Protocol == st.proto, u.Type == unix.RTM_DELROUTE
+	if ours && !deleted {
+		return nil, nil // the echo of our own write
+	}
+	return route.RouteEvent{Route: r, Ours: ours, Deleted: deleted}, nil
+}
+
+func (st *watchState) neigh(u netlink.NeighUpdate, ok bool) (any, error) {
+	if !ok {
+		return nil, errors.New("neighbor subscription closed")
+	}
+	n, ok := neighFromNetlink(&u.Neigh)
+	if !ok {
+		return nil, nil
+	}
+	return route.NeighEvent{Neighbor: n, Deleted: u.Type == unix.RTM_DELNEIGH}, nil
+}
+
+func (st *watchState) link(u netlink.LinkUpdate, ok bool) (any, error) {
+	if !ok {
+		return nil, errors.New("link subscription closed")
+	}
+	l := linkFromNetlink(u.Link)
+	deleted := u.Header.Type == unix.RTM_DELLINK
+	wasUp := st.adminUp[l.Index]
+	up := u.Link.Attrs().RawFlags&unix.IFF_UP != 0
+	if deleted {
+		delete(st.adminUp, l.Index)
+	} else {
+		st.adminUp[l.Index] = up
+	}
+	// Admin-down and deletion flush IPv4 routes through the link silently
+	// (carrier loss does not: those routes stay, marked linkdown).
+	if deleted || (wasUp && !up) {
+		st.flushed(l.Index)
+	}
+	return route.LinkEvent{Link: l, Deleted: deleted}, nil
+}
+
+func (st *watchState) addr(u netlink.AddrUpdate, ok bool) (any, error) {
+	if !ok {
+		return nil, errors.New("address subscription closed")
+	}
+	ones, _ := u.LinkAddress.Mask.Size()
+	p := netip.PrefixFrom(addrFromIP(u.LinkAddress.IP), ones)
+	if !p.IsValid() {
+		return nil, nil
+	}
+	a := route.Addr{Ifindex: u.LinkIndex, Prefix: p}
+	if !u.NewAddr && p.Addr().Is4() {
+		// Routes with it as source, or through its subnet, are flushed
+		// silently.
+		st.removed = append(st.removed, a)
+	}
+	return route.AddrEvent{Addr: a, Deleted: !u.NewAddr}, nil
+}
+
+func (st *watchState) flushed(ifindex int) {
+	if st.downed == nil {
+		st.downed = map[int]bool{}
+	}
+	st.downed[ifindex] = true
+}
+
+// Dump attempts before a RouteResync is sent anyway, and the wait between:
+// see unflushed.
+const (
+	resyncTries = 5
+	resyncRetry = 20 * time.Millisecond
+)
+
+// resync dumps the table's routes for a RouteResync.
+func (st *watchState) resync(ctx context.Context) (any, error) {
+	var rs route.RouteResync
+	for try := 1; ; try++ {
+		var err error
+		rs.Routes, rs.Ours, err = dumpRoutes(st.table, st.proto)
+		if err != nil {
+			return nil, err
+		}
+		if try == resyncTries || !st.unflushed(rs) || !sleepCtx(ctx, resyncRetry) {
+			break
+		}
+	}
+	st.downed, st.removed = nil, nil
+	return rs, nil
+}
+
+// unflushed reports whether routes still point where the kernel is about to
+// flush: its link and address messages are sent before the flush, which
+// runs on the writer's CPU while we dump. (A route may also stay for a good
+// reason, e.g. another address on the same subnet: hence a bounded retry.)
+func (st *watchState) unflushed(rs route.RouteResync) bool {
+	for _, list := range [][]route.Route{rs.Routes, rs.Ours} {
+		for _, r := range list {
+			if !r.Prefix.Addr().Is4() {
+				continue
+			}
+			for _, nh := range r.NextHops {
+				if st.downed[nh.Ifindex] {
+					return true
+				}
+				for _, a := range st.removed {
+					if nh.Ifindex != a.Ifindex {
+						continue
+					}
+					if nh.Connected() && r.Prefix == a.Prefix.Masked() ||
+						!nh.Connected() && a.Prefix.Masked().Contains(nh.Gateway) {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
 }
 
 func drain[T any](ch <-chan T) {
@@ -171,17 +350,26 @@ func send(ctx context.Context, out chan<- any, ev any) bool {
 	}
 }
 
-// Dump reads the complete kernel state (see Snapshot), retrying dumps that
-// the kernel interrupted.
-func Dump(table int) (*Snapshot, error) {
-	var s Snapshot
+// Dump reads the complete kernel state (see Snapshot) with routes of
+// DefaultProtocol as Ours, retrying dumps that the kernel interrupted.
+func Dump(table int) (*route.Snapshot, error) {
+	s, _, err := dump(table, DefaultProtocol)
+	return s, err
+}
+
+// dump reads the complete kernel state; adminUp tells which links are
+// administratively up.
+func dump(table, proto int) (*route.Snapshot, map[int]bool, error) {
+	var s route.Snapshot
 	var errs []error
+	adminUp := map[int]bool{}
 	links, err := retry(func() ([]netlink.Link, error) { return netlink.LinkList() })
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list links: %w", err))
 	}
 	for _, l := range links {
 		s.Links = append(s.Links, linkFromNetlink(l))
+		adminUp[l.Attrs().Index] = l.Attrs().RawFlags&unix.IFF_UP != 0
 	}
 	addrs, err := retry(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
@@ -194,21 +382,9 @@ func Dump(table int) (*Snapshot, error) {
 		ones, _ := a.Mask.Size()
 		s.Addrs = append(s.Addrs, route.Addr{Ifindex: a.LinkIndex, Prefix: netip.PrefixFrom(addrFromIP(a.IP), ones)})
 	}
-	err = retryErr(func() error {
-		s.Routes, s.Ours = s.Routes[:0], s.Ours[:0]
-		return netlink.RouteListFilteredIter(netlink.FAMILY_ALL, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE, func(nr netlink.Route) bool {
-			if r, ok := fromNetlink(&nr); ok {
-				if r.Protocol == ProtoBGP {
-					s.Ours = append(s.Ours, r)
-				} else {
-					s.Routes = append(s.Routes, r)
-				}
-			}
-			return true
-		})
-	})
+	s.Routes, s.Ours, err = dumpRoutes(table, proto)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("list routes of table %d: %w", table, err))
+		errs = append(errs, err)
 	}
 	neighs, err := retry(func() ([]netlink.Neigh, error) { return netlink.NeighList(0, netlink.FAMILY_ALL) })
 	if err != nil {
@@ -219,7 +395,28 @@ func Dump(table int) (*Snapshot, error) {
 			s.Neighbors = append(s.Neighbors, n)
 		}
 	}
-	return &s, errors.Join(errs...)
+	return &s, adminUp, errors.Join(errs...)
+}
+
+// dumpRoutes lists the routes of table, split into others' and ours.
+func dumpRoutes(table, proto int) (routes, ours []route.Route, err error) {
+	err = retryErr(func() error {
+		routes, ours = routes[:0], ours[:0]
+		return netlink.RouteListFilteredIter(netlink.FAMILY_ALL, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE, func(nr netlink.Route) bool {
+			if r, ok := fromNetlink(&nr); ok {
+				if r.Protocol == proto {
+					ours = append(ours, r)
+				} else {
+					routes = append(routes, r)
+				}
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list routes of table %d: %w", table, err)
+	}
+	return routes, ours, nil
 }
 
 func retry[T any](f func() (T, error)) (T, error) {

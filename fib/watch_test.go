@@ -12,6 +12,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/xdprouter/xdprouter/route"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -46,7 +48,7 @@ func TestWatcherResync(t *testing.T) {
 				return nil
 			}
 		}
-		if _, ok := next().(*Snapshot); !ok {
+		if _, ok := next().(*route.Snapshot); !ok {
 			t.Error("no initial snapshot")
 			return
 		}
@@ -76,7 +78,7 @@ func TestWatcherResync(t *testing.T) {
 			switch ev := next().(type) {
 			case nil:
 				deadline = time.Time{}
-			case *Snapshot:
+			case *route.Snapshot:
 				resyncs++
 				clear(model)
 				for _, r := range ev.Routes {
@@ -84,7 +86,7 @@ func TestWatcherResync(t *testing.T) {
 						model[r.Prefix] = true
 					}
 				}
-			case RouteEvent:
+			case route.RouteEvent:
 				if ev.Route.Protocol != unix.RTPROT_STATIC {
 					continue
 				}

@@ -13,9 +13,13 @@ type Snapshot struct {
 	Neighbors []Neighbor
 }
 
-// RouteResync is the configured table's routes after the kernel removed
-// some without a message per route (an IPv4 link going down, a link
-// deleted, an address removed): receivers replace the routes they knew.
+// RouteResync is the complete route list of the configured table, split as
+// in Snapshot. The watcher sends it after the kernel removed IPv4 routes
+// without telling: a link set admin-down or deleted, an IPv4 address removed
+// (routes through the link, or using the address, are flushed without an
+// RTM_DELROUTE each). Receivers replace the routes they knew with it; links,
+// addresses and neighbors are unaffected. It follows the event that caused
+// it; a burst of such events gives one RouteResync.
 type RouteResync struct {
 	Routes []Route // not xdprouterd's
 	Ours   []Route // xdprouterd's

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xdprouter/xdprouter/api"
 	"github.com/xdprouter/xdprouter/bpf"
+	"github.com/xdprouter/xdprouter/fib"
 	"github.com/xdprouter/xdprouter/lab"
 	xsync "github.com/xdprouter/xdprouter/sync"
 )
@@ -72,7 +73,7 @@ func (r *router) status() api.Status {
 }
 
 // waitRoutes waits until both sinks hold want4/want6 BGP routes: the
-// kernel (ip route ... proto bgp) and XDP (xdprouterctl status), and
+// kernel (ip route ... proto 200) and XDP (xdprouterctl status), and
 // reports how long that took.
 func (r *router) waitRoutes(what string, want4, want6 int) {
 	r.t.Helper()
@@ -89,11 +90,11 @@ func (r *router) waitRoutes(what string, want4, want6 int) {
 	r.t.Logf("%s: %d+%d routes in both sinks after %v", what, want4, want6, time.Since(start).Round(time.Millisecond))
 }
 
-// kernelBGPRoutes counts r's kernel routes with protocol bgp.
+// kernelBGPRoutes counts r's kernel routes with xdprouterd's protocol.
 func (r *router) kernelBGPRoutes() (v4, v6 int) {
 	r.t.Helper()
 	count := func(fam string) int {
-		out, err := r.Output("r", "ip", fam, "route", "show", "proto", "bgp")
+		out, err := r.Output("r", "ip", fam, "route", "show", "proto", strconv.Itoa(fib.DefaultProtocol))
 		if err != nil {
 			r.t.Fatal(err)
 		}
