@@ -95,8 +95,12 @@ func (v *validator) router() {
 }
 
 func (v *validator) api() {
-	if v.c.API.GRPCListen != "" {
-		v.hostPort("api.grpc-listen", v.c.API.GRPCListen, `; "" disables the gRPC API`)
+	if path, ok := v.c.API.GRPCSocket(); ok {
+		if !filepath.IsAbs(path) || path != filepath.Clean(path) || strings.HasSuffix(path, "/") {
+			v.errf("api.grpc-listen", "%q: the socket path after unix:// must be absolute and clean (e.g. %q)", v.c.API.GRPCListen, DefaultGRPCListen)
+		}
+	} else if v.c.API.GRPCListen != "" {
+		v.hostPort("api.grpc-listen", v.c.API.GRPCListen, `, or unix:///PATH; "" disables the gRPC API`)
 	}
 	v.hostPort("api.metrics-listen", v.c.API.MetricsListen, "")
 }
@@ -168,6 +172,14 @@ func (v *validator) fib() {
 	}
 	if f.Metric < 0 || int64(f.Metric) > math.MaxUint32 {
 		v.errf("fib.metric", "must be 0..4294967295, got %d", f.Metric)
+	}
+	switch p := f.Protocol; {
+	case p >= 0 && p <= 4:
+		v.errf("fib.protocol", "%d is reserved by the kernel (0 unspec, 1 redirect, 2 kernel, 3 boot, 4 static); use 5..255, default %d", p, DefaultFIBProtocol)
+	case p == RouteProtocolBGP:
+		v.errf("fib.protocol", "%d is \"bgp\", used by FRR and BIRD for their routes; use another, default %d", p, DefaultFIBProtocol)
+	case p < 0 || p > 255:
+		v.errf("fib.protocol", "must be 5..255 (a kernel route protocol), got %d", p)
 	}
 }
 
