@@ -257,13 +257,8 @@ func (v *validator) sets() {
 	}
 	for i, s := range v.c.NeighborSets {
 		for j, e := range s.Addresses {
-			key := indexPath(indexPath("neighbor-set", i)+".addresses", j)
-			if strings.Contains(e, "/") {
-				if _, msg := prefix(e); msg != "" {
-					v.errf(key, "%s", msg)
-				}
-			} else if _, err := netip.ParseAddr(e); err != nil {
-				v.errf(key, "%q is neither an IP address nor a prefix", e)
+			if _, err := ParseNeighborSetEntry(e); err != nil {
+				v.errf(indexPath(indexPath("neighbor-set", i)+".addresses", j), "%v", err)
 			}
 		}
 	}
@@ -276,29 +271,54 @@ func (v *validator) sets() {
 	}
 }
 
-// prefixSetEntryProblem checks "PREFIX" or "PREFIX MIN..MAX".
-func prefixSetEntryProblem(e string) string {
+// ParsePrefixSetEntry parses a prefix-set entry, "PREFIX" (that length
+// only) or "PREFIX MIN..MAX"; the message names what is wrong.
+func ParsePrefixSetEntry(e string) (p netip.Prefix, min, max int, err error) {
 	f := strings.Fields(e)
 	if len(f) == 0 || len(f) > 2 {
-		return fmt.Sprintf(`%q is not "PREFIX" or "PREFIX MIN..MAX" (e.g. "10.0.0.0/8 16..24")`, e)
+		return p, 0, 0, fmt.Errorf(`%q is not "PREFIX" or "PREFIX MIN..MAX" (e.g. "10.0.0.0/8 16..24")`, e)
 	}
 	p, msg := prefix(f[0])
 	if msg != "" {
-		return msg
+		return p, 0, 0, errors.New(msg)
 	}
 	if len(f) == 1 {
-		return ""
+		return p, p.Bits(), p.Bits(), nil
 	}
 	lo, hi, ok := strings.Cut(f[1], "..")
 	min, err1 := strconv.Atoi(lo)
 	max, err2 := strconv.Atoi(hi)
 	if !ok || err1 != nil || err2 != nil {
-		return fmt.Sprintf(`%q: mask-length range %q is not MIN..MAX (e.g. "16..24")`, e, f[1])
+		return p, 0, 0, fmt.Errorf(`%q: mask-length range %q is not MIN..MAX (e.g. "16..24")`, e, f[1])
 	}
 	if bits := p.Addr().BitLen(); min < p.Bits() || max > bits || min > max {
-		return fmt.Sprintf("%q: mask-length range must satisfy %d <= MIN <= MAX <= %d", e, p.Bits(), bits)
+		return p, 0, 0, fmt.Errorf("%q: mask-length range must satisfy %d <= MIN <= MAX <= %d", e, p.Bits(), bits)
+	}
+	return p, min, max, nil
+}
+
+func prefixSetEntryProblem(e string) string {
+	if _, _, _, err := ParsePrefixSetEntry(e); err != nil {
+		return err.Error()
 	}
 	return ""
+}
+
+// ParseNeighborSetEntry parses a neighbor-set entry, an address or a
+// prefix, into a prefix (an address is a host prefix).
+func ParseNeighborSetEntry(e string) (netip.Prefix, error) {
+	if strings.Contains(e, "/") {
+		p, msg := prefix(e)
+		if msg != "" {
+			return p, errors.New(msg)
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(e)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an IP address nor a prefix", e)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 var (
