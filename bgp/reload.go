@@ -62,8 +62,8 @@ var ErrNeedsRestart = errors.New("changing it needs a restart")
 // Refused, with nothing changed: a change of router.asn, router.router-id,
 // bgp.listen-port, bgp.listen-addresses, bgp.use-multiple-paths or
 // api.grpc-listen (the error names each key and wraps ErrNeedsRestart),
-// and any configuration that does not translate or that GoBGP rejects when
-// the new policies are validated.
+// and a configuration whose policies GoBGP rejects. cfg must have passed
+// config validation (config.Load): Reload does not check it again.
 //
 // After success the speaker's configuration is cfg. A failure after
 // validation (a neighbor GoBGP refuses to add, say) is best effort: the
