@@ -26,6 +26,7 @@ deps:
 test: deps
 	$(GO) test -race -count=1 -timeout 30m ./...
 
+# -short: no root needed; privileged tests (test/) skip even as root.
 unit:
 	$(GO) test -count=1 -short ./...
 

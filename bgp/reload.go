@@ -62,8 +62,8 @@ var ErrNeedsRestart = errors.New("changing it needs a restart")
 // Refused, with nothing changed: a change of router.asn, router.router-id,
 // bgp.listen-port, bgp.listen-addresses, bgp.use-multiple-paths or
 // api.grpc-listen (the error names each key and wraps ErrNeedsRestart),
-// and any configuration that does not translate or that GoBGP rejects when
-// the new policies are validated.
+// and a configuration whose policies GoBGP rejects. cfg must have passed
+// config validation (config.Load): Reload does not check it again.
 //
 // After success the speaker's configuration is cfg. A failure after
 // validation (a neighbor GoBGP refuses to add, say) is best effort: the
@@ -159,26 +159,41 @@ const (
 )
 
 // classifyPeer compares two translated neighbors. GoBGP v4's UpdatePeer
-// updates timers and prefix limits in place; any other change (peer-asn,
-// description, password, transport, multihop, families) it applies by
-// deleting and re-adding the neighbor internally, so that is done
-// explicitly, in the order that keeps policies in place.
+// updates timers and prefix limits in place; any other change of its
+// PeerConf or transport (peer-asn, password, transport, multihop, families)
+// it applies by deleting and re-adding the neighbor internally, so that is
+// done explicitly, in the order that keeps policies in place.
+//
+// The description is a label only, but GoBGP counts it as such a change
+// too (Cease, routes withdrawn and learned again): a change of it alone is
+// peerSame, and GoBGP keeps the old text (see liveDescription).
 func classifyPeer(old, cur *api.Peer) peerChange {
-	if proto.Equal(old, cur) {
-		return peerSame
-	}
-	strip := func(p *api.Peer) *api.Peer {
+	strip := func(p *api.Peer, timers bool) *api.Peer {
 		c := proto.Clone(p).(*api.Peer)
-		c.Timers = nil
-		for _, as := range c.AfiSafis {
-			as.PrefixLimits = nil
+		c.Conf.Description = ""
+		if timers {
+			c.Timers = nil
+			for _, as := range c.AfiSafis {
+				as.PrefixLimits = nil
+			}
 		}
 		return c
 	}
-	if proto.Equal(strip(old), strip(cur)) {
+	switch {
+	case proto.Equal(strip(old, false), strip(cur, false)):
+		return peerSame
+	case proto.Equal(strip(old, true), strip(cur, true)):
 		return peerUpdate
 	}
 	return peerReplace
+}
+
+// liveDescription returns peer as it may be handed to UpdatePeer: with the
+// description GoBGP has, so that the update does not reset the session.
+func liveDescription(peer *api.Peer, running string) *api.Peer {
+	c := proto.Clone(peer).(*api.Peer)
+	c.Conf.Description = running
+	return c
 }
 
 func planPeers(p *plan) map[netip.Addr]*api.Peer {
@@ -305,9 +320,11 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 
 	// What GoBGP actually has, not only what we remember.
 	actual := map[netip.Addr]bool{}
+	actualDesc := map[netip.Addr]string{}
 	err := srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
 		if a, err := netip.ParseAddr(p.GetConf().GetNeighborAddress()); err == nil {
 			actual[a] = true
+			actualDesc[a] = p.GetConf().GetDescription()
 		}
 	})
 	if err != nil {
@@ -382,7 +399,7 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 	}
 	softIn := map[netip.Addr]bool{}
 	for _, a := range updated {
-		rsp, err := srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: newPeers[a]})
+		rsp, err := srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: liveDescription(newPeers[a], actualDesc[a])})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("update neighbor %s: %w", a, err))
 			continue

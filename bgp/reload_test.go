@@ -432,13 +432,13 @@ func TestReloadRefusesInvalid(t *testing.T) {
 	waitRoute(t, e.hist.rec, "10.66.1.0/24", "127.0.0.2")
 	stA := e.session("127.0.0.2")
 
-	// Fails translation: a policy naming a prefix set that does not exist
-	// (built in code: config validation would catch it first).
+	// A policy naming a prefix set that does not exist (built in code:
+	// config validation catches it first; GoBGP refuses it too).
 	bad := e.cfg([]config.Neighbor{a, e.nbr("127.0.0.3")})
 	bad.Neighbors[0].Import = "no-bogons"
 	bad.Policies[0].Statements[0].MatchPrefixSet = "missing"
 	err := e.reload(bad)
-	if err == nil || !strings.Contains(err.Error(), `unknown prefix-set "missing"`) {
+	if err == nil || !strings.Contains(err.Error(), "reload refused: policies") {
 		t.Fatalf("Reload with a dangling prefix-set: err = %v", err)
 	}
 	// Passes translation, GoBGP rejects it: the community set is no valid
@@ -491,11 +491,45 @@ func TestReloadChangedNeighbor(t *testing.T) {
 	e.checkSession("127.0.0.2", stA)
 	e.checkSession("127.0.0.3", stB)
 
-	b.Description = "renamed"
+	b.Multihop = 5
 	e.mustReload(e.cfg([]config.Neighbor{a, b}))
-	waitPeer(t, e.s, "127.0.0.3", func(ps PeerStatus) bool { return ps.Up && ps.Description == "renamed" }, "up again, renamed")
+	waitPeer(t, e.s, "127.0.0.3", func(ps PeerStatus) bool { return ps.Up }, "up again")
+	if st := e.session("127.0.0.3"); st == stB {
+		t.Errorf("a multihop change did not replace the neighbor: session %+v", st)
+	}
 	waitRoute(t, e.hist.rec, "10.3.0.0/24", "127.0.0.3")
 	e.checkSession("127.0.0.2", stA)
+}
+
+// A description is a label: changing it (alone, or with a timer) keeps the
+// session and the routes (GoBGP would send Cease 6/6 and drop the routes
+// if it were handed the new description).
+func TestReloadDescriptionKeepsSession(t *testing.T) {
+	e := newReloadEnv(t, "127.0.0.2")
+	a := e.nbr("127.0.0.2")
+	a.Description = "upstream-a"
+	e.start(e.cfg([]config.Neighbor{a}))
+	peerA := e.peer("127.0.0.2")
+	e.waitUp("127.0.0.2")
+	peerA.announce(t, "10.1.0.0/24")
+	waitRoute(t, e.hist.rec, "10.1.0.0/24", "127.0.0.2")
+	stA := e.session("127.0.0.2")
+	m := e.hist.mark()
+
+	a.Description = "upstream-a (renamed)"
+	e.mustReload(e.cfg([]config.Neighbor{a}))
+	a.Description, a.HoldTime = "renamed again", 60
+	e.mustReload(e.cfg([]config.Neighbor{a}))
+	// A later route proves every event of the reloads was delivered.
+	peerA.announce(t, "10.1.9.0/24")
+	waitRoute(t, e.hist.rec, "10.1.9.0/24", "127.0.0.2")
+	e.checkSession("127.0.0.2", stA)
+	if w := e.hist.withdrawnSince(m); len(w) != 0 {
+		t.Errorf("description change withdrew %v", w)
+	}
+	if ps := peerByAddr(t, e.s, "127.0.0.2"); ps.Description != "renamed again" {
+		t.Errorf("Peers description = %q, want the configured %q", ps.Description, "renamed again")
+	}
 }
 
 // checkConfig asserts a refused reload left the speaker's configuration.

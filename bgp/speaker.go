@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -120,9 +119,12 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	sopts = append(sopts, server.LoggerOption(s.log, lvl))
 	if addr := s.cfg.API.GRPCListen; addr != "" {
 		// GoBGP opens the gRPC listener in a goroutine and only logs a
-		// failure; probe the address first so a busy port is an error here.
-		if err := probeListen(addr); err != nil {
-			return fmt.Errorf("bgp: grpc-listen %s: %w", addr, err)
+		// failure; check the address first so a problem is an error here.
+		if err := prepareGRPC(addr); err != nil {
+			return fmt.Errorf("bgp: api.grpc-listen %s: %w", addr, err)
+		}
+		if _, unix := s.cfg.API.GRPCSocket(); !unix {
+			s.log.Warn("GoBGP's gRPC API is on TCP, without authentication: every local user that can connect can change routing; use unix:///PATH", "grpc-listen", addr)
 		}
 		sopts = append(sopts, server.GrpcListenAddress(addr))
 	}
@@ -205,14 +207,6 @@ func setAssignments(ctx context.Context, srv *server.BgpServer, p *plan) error {
 	return nil
 }
 
-func probeListen(addr string) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	return l.Close()
-}
-
 // localPath builds a locally originated path: origin IGP, next hop
 // 0.0.0.0 / :: (GoBGP substitutes the session's local address on export).
 func localPath(pfx netip.Prefix) (*apiutil.Path, error) {
@@ -285,13 +279,23 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		s.mu.Unlock()
 		return out, nil
 	}
+	// Descriptions from the configuration: GoBGP keeps the one a neighbor
+	// was added with (changing it there would reset the session).
+	desc := make(map[netip.Addr]string, len(s.cfg.Neighbors))
+	for _, n := range s.cfg.Neighbors {
+		desc[n.Addr()] = n.Description
+	}
 	s.mu.Unlock()
 	if srv == nil {
 		return nil, ErrNotRunning
 	}
 	var out []PeerStatus
 	err := srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
-		out = append(out, peerStatus(p, time.Now()))
+		st := peerStatus(p, time.Now())
+		if d, ok := desc[st.Address]; ok {
+			st.Description = d
+		}
+		out = append(out, st)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bgp: list peers: %w", err)

@@ -3,6 +3,10 @@ package bgp
 // Translation of xdprouter's configuration into GoBGP v4 API objects. Pure
 // functions: nothing here talks to a server, so every rule is unit-tested.
 //
+// The configuration is trusted: config.Load (config.Validate) is the one
+// place that checks it and names file, line and key. Translation parses
+// with config's own parsers and does not check again.
+//
 // Per-neighbor policies. GoBGP (v3 and v4 alike) keeps per-peer import/export
 // assignments only for route-server clients: AddPolicyAssignment with a
 // neighbor address fails for any other peer ("non-rs-client peer ... doesn't
@@ -15,17 +19,18 @@ package bgp
 // policy's statements, each additionally conditioned on a one-address
 // neighbor set for that neighbor, followed by a catch-all statement carrying
 // the neighbor's default (reject for named policies, RFC 8212). The global
-// assignment lists these derived policies. Only paths that come from no
-// neighbor (our own [[network]] and connected prefixes) can reach the global
-// default: accept on import; export is always decided by the target
-// neighbor's catch-all (global default reject as a safety net).
+// assignment lists these derived policies, then (import only) a policy
+// accepting locally originated paths ([[network]], connected, and what root
+// adds with `gobgp global rib add`). Both global defaults are reject: a
+// neighbor that is not in the configuration (added at run time through the
+// gRPC API) matches none of the derived policies, and RFC 8212 applies to
+// it too: nothing it sends is accepted, nothing is sent to it.
 
 import (
 	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
-	"strings"
 
 	"github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
@@ -33,11 +38,8 @@ import (
 	"github.com/xdprouter/xdprouter/config"
 )
 
-// Built-in policy names.
-const (
-	PolicyAcceptAll = "accept-all"
-	PolicyRejectAll = "reject-all"
-)
+// localImportPolicy accepts locally originated paths on import.
+const localImportPolicy = "xdprouter-import-local"
 
 // plan is everything Start hands to GoBGP, in order.
 type plan struct {
@@ -50,67 +52,27 @@ type plan struct {
 	networks []netip.Prefix
 }
 
+// translate turns a validated configuration into GoBGP objects.
 func translate(cfg *config.Config) (*plan, error) {
 	if cfg == nil {
 		return nil, errors.New("bgp: no config")
 	}
-	var errs []error
-	p := &plan{}
-
-	g, err := translateGlobal(cfg)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	p.global = g
-
-	sets, err := translateDefinedSets(cfg)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	p.definedSets = sets
-
+	p := &plan{global: translateGlobal(cfg), definedSets: translateDefinedSets(cfg)}
 	for i := range cfg.Neighbors {
-		n := &cfg.Neighbors[i]
-		peer, err := translateNeighbor(cfg, n)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		p.peers = append(p.peers, peer)
+		p.peers = append(p.peers, translateNeighbor(cfg, &cfg.Neighbors[i]))
 	}
-
-	pols, nsets, imp, exp, err := translatePolicies(cfg)
-	if err != nil {
-		errs = append(errs, err)
-	}
+	pols, nsets, imp, exp := translatePolicies(cfg)
 	p.definedSets = append(p.definedSets, nsets...)
 	p.policies = pols
 	p.importAssignment = imp
 	p.exportAssignment = exp
-
-	for _, nw := range cfg.Networks {
-		pfx, err := netip.ParsePrefix(strings.TrimSpace(nw.Prefix))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("network %q: %w", nw.Prefix, err))
-			continue
-		}
+	for _, pfx := range cfg.NetworkPrefixes() {
 		p.networks = append(p.networks, pfx.Masked())
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
 	}
 	return p, nil
 }
 
-func translateGlobal(cfg *config.Config) (*api.Global, error) {
-	var errs []error
-	if cfg.Router.ASN == 0 {
-		errs = append(errs, errors.New("router.asn: must be set"))
-	}
-	rid, err := netip.ParseAddr(cfg.Router.RouterID)
-	if err != nil || !rid.Is4() {
-		errs = append(errs, fmt.Errorf("router.router-id %q: must be an IPv4 address", cfg.Router.RouterID))
-	}
+func translateGlobal(cfg *config.Config) *api.Global {
 	g := &api.Global{
 		Asn:              cfg.Router.ASN,
 		RouterId:         cfg.Router.RouterID,
@@ -118,35 +80,29 @@ func translateGlobal(cfg *config.Config) (*api.Global, error) {
 		UseMultiplePaths: cfg.BGP.UseMultiplePaths,
 	}
 	if g.ListenPort == 0 {
-		g.ListenPort = 179
+		g.ListenPort = config.DefaultBGPPort
 	}
 	for _, a := range cfg.BGP.ListenAddresses {
-		addr, err := netip.ParseAddr(a)
-		if err != nil {
-			// GoBGP's StartBgp would panic (netip.MustParseAddr) on this.
-			errs = append(errs, fmt.Errorf("bgp.listen-addresses %q: %w", a, err))
-			continue
+		if addr, err := netip.ParseAddr(a); err == nil {
+			g.ListenAddresses = append(g.ListenAddresses, addr.String())
 		}
-		g.ListenAddresses = append(g.ListenAddresses, addr.String())
 	}
-	return g, errors.Join(errs...)
+	return g
 }
 
-// family parses a config family name.
-func family(name string) (*api.Family, error) {
-	switch name {
-	case "ipv4-unicast":
-		return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, nil
-	case "ipv6-unicast":
-		return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}, nil
+// family maps a config family name (validated) to GoBGP's.
+func family(name string) *api.Family {
+	if name == config.FamilyIPv6Unicast {
+		return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
 	}
-	return nil, fmt.Errorf("unknown family %q (want ipv4-unicast or ipv6-unicast)", name)
+	return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
 }
 
 func isIBGP(cfg *config.Config, n *config.Neighbor) bool { return n.PeerASN == cfg.Router.ASN }
 
 // importPolicy and exportPolicy return the neighbor's policy names with the
-// defaults applied (the config package normally fills them in already).
+// defaults applied (config.Load fills them in already; a Config built in
+// code may leave them empty).
 func importPolicy(cfg *config.Config, n *config.Neighbor) string {
 	return defaultPolicy(cfg, n, n.Import)
 }
@@ -160,20 +116,13 @@ func defaultPolicy(cfg *config.Config, n *config.Neighbor, name string) string {
 		return name
 	}
 	if isIBGP(cfg, n) {
-		return PolicyAcceptAll
+		return config.PolicyAcceptAll
 	}
-	return PolicyRejectAll
+	return config.PolicyRejectAll
 }
 
-func translateNeighbor(cfg *config.Config, n *config.Neighbor) (*api.Peer, error) {
-	var errs []error
-	addr, err := netip.ParseAddr(n.Address)
-	if err != nil {
-		return nil, fmt.Errorf("neighbor %q: address: %w", n.Address, err)
-	}
-	if n.PeerASN == 0 {
-		errs = append(errs, errors.New("peer-asn: must be set"))
-	}
+func translateNeighbor(cfg *config.Config, n *config.Neighbor) *api.Peer {
+	addr := n.Addr()
 	peer := &api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: addr.String(),
@@ -191,36 +140,21 @@ func translateNeighbor(cfg *config.Config, n *config.Neighbor) (*api.Peer, error
 			ConnectRetry:      n.ConnectRetry,
 		}},
 	}
-	if n.LocalAddress != "" {
-		la, err := netip.ParseAddr(n.LocalAddress)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("local-address: %w", err))
-		case la.Is4() != addr.Is4():
-			errs = append(errs, fmt.Errorf("local-address %s: address family differs from %s", la, addr))
-		default:
-			peer.Transport.LocalAddress = la.String()
-		}
+	if la, err := netip.ParseAddr(n.LocalAddress); err == nil {
+		peer.Transport.LocalAddress = la.String()
 	}
 	if n.Multihop > 0 {
-		if n.Multihop > 255 {
-			errs = append(errs, fmt.Errorf("multihop %d: TTL must be 1..255", n.Multihop))
-		}
 		peer.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: n.Multihop}
 	}
 	families := n.Families
 	if len(families) == 0 {
-		families = []string{"ipv4-unicast"}
+		families = []string{config.FamilyIPv4Unicast}
 		if addr.Is6() {
-			families = []string{"ipv6-unicast"}
+			families = []string{config.FamilyIPv6Unicast}
 		}
 	}
 	for _, name := range families {
-		f, err := family(name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("families: %w", err))
-			continue
-		}
+		f := family(name)
 		as := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f, Enabled: true}}
 		if n.MaxPrefixes > 0 {
 			// Exceeding the limit sends a Cease/max-prefixes NOTIFICATION and
@@ -230,98 +164,35 @@ func translateNeighbor(cfg *config.Config, n *config.Neighbor) (*api.Peer, error
 		}
 		peer.AfiSafis = append(peer.AfiSafis, as)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("neighbor %s: %w", addr, err)
-	}
-	return peer, nil
+	return peer
 }
 
-// parsePrefixSetEntry parses "10.0.0.0/8" or "10.0.0.0/8 16..24". Without a
-// range the entry matches exactly that prefix length.
-func parsePrefixSetEntry(s string) (*api.Prefix, error) {
-	fields := strings.Fields(s)
-	if len(fields) == 0 || len(fields) > 2 {
-		return nil, fmt.Errorf("%q: want PREFIX or PREFIX MIN..MAX", s)
-	}
-	pfx, err := netip.ParsePrefix(fields[0])
-	if err != nil {
-		return nil, fmt.Errorf("%q: %w", s, err)
-	}
-	pfx = pfx.Masked()
-	lo, hi := uint32(pfx.Bits()), uint32(pfx.Bits())
-	if len(fields) == 2 {
-		a, b, ok := strings.Cut(fields[1], "..")
-		if !ok {
-			return nil, fmt.Errorf("%q: mask length range must look like 16..24", s)
-		}
-		x, err1 := strconv.ParseUint(a, 10, 8)
-		y, err2 := strconv.ParseUint(b, 10, 8)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("%q: mask length range must look like 16..24", s)
-		}
-		lo, hi = uint32(x), uint32(y)
-		if lo > hi || lo < uint32(pfx.Bits()) || int(hi) > pfx.Addr().BitLen() {
-			return nil, fmt.Errorf("%q: mask length range must satisfy %d <= min <= max <= %d", s, pfx.Bits(), pfx.Addr().BitLen())
-		}
-	}
-	return &api.Prefix{IpPrefix: pfx.String(), MaskLengthMin: lo, MaskLengthMax: hi}, nil
-}
-
-// parseNeighborSetEntry accepts an address or a prefix and returns a prefix.
-func parseNeighborSetEntry(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
-func translateDefinedSets(cfg *config.Config) ([]*api.DefinedSet, error) {
-	var errs []error
+func translateDefinedSets(cfg *config.Config) []*api.DefinedSet {
 	var out []*api.DefinedSet
 	for _, ps := range cfg.PrefixSets {
 		ds := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: ps.Name}
 		for _, e := range ps.Prefixes {
-			p, err := parsePrefixSetEntry(e)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("prefix-set %q: %w", ps.Name, err))
-				continue
+			if pfx, lo, hi, err := config.ParsePrefixSetEntry(e); err == nil {
+				ds.Prefixes = append(ds.Prefixes, &api.Prefix{IpPrefix: pfx.String(), MaskLengthMin: uint32(lo), MaskLengthMax: uint32(hi)})
 			}
-			ds.Prefixes = append(ds.Prefixes, p)
 		}
 		out = append(out, ds)
 	}
 	for _, ns := range cfg.NeighborSets {
 		ds := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: ns.Name}
 		for _, e := range ns.Addresses {
-			p, err := parseNeighborSetEntry(e)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("neighbor-set %q: %q: %w", ns.Name, e, err))
-				continue
+			if p, err := config.ParseNeighborSetEntry(e); err == nil {
+				ds.List = append(ds.List, p.String())
 			}
-			ds.List = append(ds.List, p.String())
 		}
 		out = append(out, ds)
 	}
 	for _, cs := range cfg.CommunitySets {
 		ds := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_COMMUNITY, Name: cs.Name}
 		ds.List = append(ds.List, cs.Communities...)
-		for _, c := range cs.Communities {
-			if c == "" {
-				errs = append(errs, fmt.Errorf("community-set %q: empty community", cs.Name))
-			}
-		}
 		out = append(out, ds)
 	}
-	return out, errors.Join(errs...)
+	return out
 }
 
 // neighborSetName is the one-address neighbor set that scopes derived
@@ -333,108 +204,55 @@ func derivedPolicyName(dir string, addr netip.Addr, policy string) string {
 	return fmt.Sprintf("xdprouter-%s-%s-%s", dir, addr, policy)
 }
 
-func matchType(opt string) (api.MatchSet_Type, error) {
-	switch opt {
-	case "", "any":
-		return api.MatchSet_TYPE_ANY, nil
-	case "invert":
-		return api.MatchSet_TYPE_INVERT, nil
+func matchType(opt string) api.MatchSet_Type {
+	if opt == config.MatchInvert {
+		return api.MatchSet_TYPE_INVERT
 	}
-	return 0, fmt.Errorf("match-set-options %q: want any or invert", opt)
+	return api.MatchSet_TYPE_ANY
 }
 
-func routeAction(a string) (api.RouteAction, error) {
+func routeAction(a string) api.RouteAction {
 	switch a {
-	case "accept":
-		return api.RouteAction_ROUTE_ACTION_ACCEPT, nil
-	case "reject":
-		return api.RouteAction_ROUTE_ACTION_REJECT, nil
-	case "next", "":
-		// No route disposition: GoBGP applies the statement's set actions and
-		// continues with the next statement.
-		return api.RouteAction_ROUTE_ACTION_UNSPECIFIED, nil
+	case config.ActionAccept:
+		return api.RouteAction_ROUTE_ACTION_ACCEPT
+	case config.ActionReject:
+		return api.RouteAction_ROUTE_ACTION_REJECT
 	}
-	return 0, fmt.Errorf("action %q: want accept, reject or next", a)
+	// next: no route disposition; GoBGP applies the statement's set actions
+	// and continues with the next statement.
+	return api.RouteAction_ROUTE_ACTION_UNSPECIFIED
 }
 
 // translatePolicies derives the per-neighbor policies and the global
 // assignments (see the package comment at the top of this file).
-func translatePolicies(cfg *config.Config) (pols []*api.Policy, nsets []*api.DefinedSet, imp, exp *api.PolicyAssignment, err error) {
-	var errs []error
+func translatePolicies(cfg *config.Config) (pols []*api.Policy, nsets []*api.DefinedSet, imp, exp *api.PolicyAssignment) {
 	byName := make(map[string]*config.Policy, len(cfg.Policies))
 	for i := range cfg.Policies {
-		p := &cfg.Policies[i]
-		if p.Name == PolicyAcceptAll || p.Name == PolicyRejectAll {
-			errs = append(errs, fmt.Errorf("policy %q: name is built in", p.Name))
-			continue
-		}
-		if _, dup := byName[p.Name]; dup {
-			errs = append(errs, fmt.Errorf("policy %q: defined twice", p.Name))
-			continue
-		}
-		byName[p.Name] = p
+		byName[cfg.Policies[i].Name] = &cfg.Policies[i]
 	}
-	// Check every statement once, independent of whether a neighbor uses it.
-	prefixSets, neighborSets, communitySets := map[string]bool{}, map[string][]netip.Prefix{}, map[string]bool{}
-	for _, s := range cfg.PrefixSets {
-		prefixSets[s.Name] = true
-	}
+	neighborSets := map[string][]netip.Prefix{}
 	for _, s := range cfg.NeighborSets {
 		var l []netip.Prefix
 		for _, a := range s.Addresses {
-			if p, err := parseNeighborSetEntry(a); err == nil {
+			if p, err := config.ParseNeighborSetEntry(a); err == nil {
 				l = append(l, p)
 			}
 		}
 		neighborSets[s.Name] = l
 	}
-	for _, s := range cfg.CommunitySets {
-		communitySets[s.Name] = true
-	}
-	for _, p := range byName {
-		for i, st := range p.Statements {
-			where := fmt.Sprintf("policy %q statement %d", p.Name, i+1)
-			if st.Name != "" {
-				where = fmt.Sprintf("policy %q statement %q", p.Name, st.Name)
-			}
-			if _, err := matchType(st.MatchSetOptions); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", where, err))
-			}
-			if _, err := routeAction(st.Action); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", where, err))
-			}
-			if st.MatchPrefixSet != "" && !prefixSets[st.MatchPrefixSet] {
-				errs = append(errs, fmt.Errorf("%s: unknown prefix-set %q", where, st.MatchPrefixSet))
-			}
-			if _, ok := neighborSets[st.MatchNeighborSet]; st.MatchNeighborSet != "" && !ok {
-				errs = append(errs, fmt.Errorf("%s: unknown neighbor-set %q", where, st.MatchNeighborSet))
-			}
-			if st.MatchCommunitySet != "" && !communitySets[st.MatchCommunitySet] {
-				errs = append(errs, fmt.Errorf("%s: unknown community-set %q", where, st.MatchCommunitySet))
-			}
-		}
-	}
-
+	// Both defaults reject: reached only by paths of neighbors that are
+	// not configured (added at run time over gRPC): RFC 8212.
 	imp = &api.PolicyAssignment{
 		Direction:     api.PolicyDirection_POLICY_DIRECTION_IMPORT,
-		DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT, // reached only by locally originated paths
+		DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT,
 	}
 	exp = &api.PolicyAssignment{
 		Direction:     api.PolicyDirection_POLICY_DIRECTION_EXPORT,
-		DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT, // never reached: every neighbor has a catch-all
+		DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT,
 	}
-	seenNbr := map[netip.Addr]bool{}
 	for i := range cfg.Neighbors {
 		n := &cfg.Neighbors[i]
-		addr, perr := netip.ParseAddr(n.Address)
-		if perr != nil {
-			continue // reported by translateNeighbor
-		}
-		if seenNbr[addr] {
-			errs = append(errs, fmt.Errorf("neighbor %s: configured twice", addr))
-			continue
-		}
-		seenNbr[addr] = true
+		addr := n.Addr()
 		nsets = append(nsets, &api.DefinedSet{
 			DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR,
 			Name:        neighborSetName(addr),
@@ -448,21 +266,26 @@ func translatePolicies(cfg *config.Config) (pols []*api.Policy, nsets []*api.Def
 			{"import", importPolicy(cfg, n), imp},
 			{"export", exportPolicy(cfg, n), exp},
 		} {
-			pol, err := derivePolicy(d.dir, addr, d.name, byName, neighborSets)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("neighbor %s: %s policy: %w", addr, d.dir, err))
-				continue
-			}
+			pol := derivePolicy(d.dir, addr, d.name, byName, neighborSets)
 			pols = append(pols, pol)
 			d.assign.Policies = append(d.assign.Policies, &api.Policy{Name: pol.Name})
 		}
 	}
-	return pols, nsets, imp, exp, errors.Join(errs...)
+	// Our own paths come from no neighbor: accepted after every neighbor's
+	// policy (which cannot match them), before the default.
+	local := &api.Policy{Name: localImportPolicy, Statements: []*api.Statement{{
+		Name:       localImportPolicy + "-accept",
+		Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
+		Actions:    &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT},
+	}}}
+	pols = append(pols, local)
+	imp.Policies = append(imp.Policies, &api.Policy{Name: local.Name})
+	return pols, nsets, imp, exp
 }
 
 // derivePolicy builds the policy evaluated for paths from (import) or to
 // (export) the neighbor addr.
-func derivePolicy(dir string, addr netip.Addr, name string, byName map[string]*config.Policy, neighborSets map[string][]netip.Prefix) (*api.Policy, error) {
+func derivePolicy(dir string, addr netip.Addr, name string, byName map[string]*config.Policy, neighborSets map[string][]netip.Prefix) *api.Policy {
 	pname := derivedPolicyName(dir, addr, name)
 	scope := func() *api.MatchSet {
 		return &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: neighborSetName(addr)}
@@ -474,26 +297,16 @@ func derivePolicy(dir string, addr netip.Addr, name string, byName map[string]*c
 			Actions:    &api.Actions{RouteAction: a},
 		}
 	}
-	switch name {
-	case PolicyAcceptAll:
-		return &api.Policy{Name: pname, Statements: []*api.Statement{final(api.RouteAction_ROUTE_ACTION_ACCEPT)}}, nil
-	case PolicyRejectAll:
-		return &api.Policy{Name: pname, Statements: []*api.Statement{final(api.RouteAction_ROUTE_ACTION_REJECT)}}, nil
+	if name == config.PolicyAcceptAll {
+		return &api.Policy{Name: pname, Statements: []*api.Statement{final(api.RouteAction_ROUTE_ACTION_ACCEPT)}}
 	}
 	p, ok := byName[name]
-	if !ok {
-		return nil, fmt.Errorf("unknown policy %q (define it with [[policy]], or use accept-all / reject-all)", name)
+	if !ok { // reject-all (validation leaves no other unknown name)
+		return &api.Policy{Name: pname, Statements: []*api.Statement{final(api.RouteAction_ROUTE_ACTION_REJECT)}}
 	}
 	pol := &api.Policy{Name: pname}
 	for i, st := range p.Statements {
-		mt, err := matchType(st.MatchSetOptions)
-		if err != nil {
-			return nil, fmt.Errorf("policy %q: %w", name, err)
-		}
-		ra, err := routeAction(st.Action)
-		if err != nil {
-			return nil, fmt.Errorf("policy %q: %w", name, err)
-		}
+		mt, ra := matchType(st.MatchSetOptions), routeAction(st.Action)
 		if st.MatchNeighborSet != "" {
 			// A statement holds one neighbor-set condition, which the scope
 			// takes. The user's neighbor set is resolved here against this
@@ -539,7 +352,7 @@ func derivePolicy(dir string, addr netip.Addr, name string, byName map[string]*c
 	}
 	// RFC 8212: a named policy that does not accept a path rejects it.
 	pol.Statements = append(pol.Statements, final(api.RouteAction_ROUTE_ACTION_REJECT))
-	return pol, nil
+	return pol
 }
 
 // familyOf returns the unicast family of a prefix.

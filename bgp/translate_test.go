@@ -181,9 +181,14 @@ func TestTranslate(t *testing.T) {
 		}},
 		{"global import assignment", p.importAssignment, &api.PolicyAssignment{
 			Direction:     api.PolicyDirection_POLICY_DIRECTION_IMPORT,
-			DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT,
-			Policies:      []*api.Policy{{Name: imp1}, {Name: "xdprouter-import-192.0.2.2-accept-all"}, {Name: imp3}},
+			DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT, // neighbors added at run time: RFC 8212
+			Policies:      []*api.Policy{{Name: imp1}, {Name: "xdprouter-import-192.0.2.2-accept-all"}, {Name: imp3}, {Name: localImportPolicy}},
 		}},
+		{"own paths accepted on import", policy(localImportPolicy), &api.Policy{Name: localImportPolicy, Statements: []*api.Statement{{
+			Name:       localImportPolicy + "-accept",
+			Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
+			Actions:    &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT},
+		}}}},
 		{"global export assignment", p.exportAssignment, &api.PolicyAssignment{
 			Direction:     api.PolicyDirection_POLICY_DIRECTION_EXPORT,
 			DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT,
@@ -207,33 +212,45 @@ func TestTranslate(t *testing.T) {
 	}
 }
 
-func TestTranslateErrors(t *testing.T) {
+// Translation trusts a validated configuration: whatever it would
+// otherwise trip over, config.Validate reports, naming the key.
+func TestTranslateTrustsValidation(t *testing.T) {
+	valid := func() *config.Config {
+		c := fullConfig()
+		c.Networks[1].Prefix = "2001:db8:100::/48" // translation masks it; validation wants it canonical
+		c.ApplyDefaults()
+		return c
+	}
+	if err := valid().Validate(); err != nil {
+		t.Fatalf("fullConfig does not validate: %v", err)
+	}
 	tests := []struct {
 		name   string
 		modify func(*config.Config)
-		want   string
+		key    string
 	}{
-		{"unknown import policy", func(c *config.Config) { c.Neighbors[1].Import = "nope" }, `neighbor 192.0.2.2: import policy: unknown policy "nope"`},
-		{"bad neighbor address", func(c *config.Config) { c.Neighbors[1].Address = "192.0.2.300" }, `neighbor "192.0.2.300"`},
-		{"bad family", func(c *config.Config) { c.Neighbors[0].Families = []string{"l2vpn-evpn"} }, `neighbor 192.0.2.1: families: unknown family "l2vpn-evpn"`},
-		{"bad local address family", func(c *config.Config) { c.Neighbors[0].LocalAddress = "::1" }, "neighbor 192.0.2.1: local-address ::1"},
-		{"bad prefix range", func(c *config.Config) { c.PrefixSets[0].Prefixes = []string{"10.0.0.0/8 4..12"} }, `prefix-set "bogons"`},
-		{"unknown prefix set", func(c *config.Config) { c.Policies[0].Statements[0].MatchPrefixSet = "x" }, `policy "upstream-in" statement "no-bogons": unknown prefix-set "x"`},
-		{"bad action", func(c *config.Config) { c.Policies[0].Statements[0].Action = "drop" }, `action "drop"`},
-		{"bad match option", func(c *config.Config) { c.Policies[0].Statements[0].MatchSetOptions = "all" }, `match-set-options "all"`},
-		{"built-in name", func(c *config.Config) { c.Policies[0].Name = "accept-all" }, "name is built in"},
-		{"router id", func(c *config.Config) { c.Router.RouterID = "2001:db8::1" }, "router-id"},
-		{"listen address", func(c *config.Config) { c.BGP.ListenAddresses = []string{"eth0"} }, "bgp.listen-addresses"},
-		{"network", func(c *config.Config) { c.Networks[0].Prefix = "300.0.0.0/8" }, "network"},
-		{"duplicate neighbor", func(c *config.Config) { c.Neighbors[1].Address = "192.0.2.1" }, "neighbor 192.0.2.1: configured twice"},
+		{"unknown import policy", func(c *config.Config) { c.Neighbors[1].Import = "nope" }, "neighbor[1].import"},
+		{"bad neighbor address", func(c *config.Config) { c.Neighbors[1].Address = "192.0.2.300" }, "neighbor[1].address"},
+		{"bad family", func(c *config.Config) { c.Neighbors[0].Families = []string{"l2vpn-evpn"} }, "neighbor[0].families[0]"},
+		{"bad local address family", func(c *config.Config) { c.Neighbors[0].LocalAddress = "::1" }, "neighbor[0].local-address"},
+		{"bad prefix range", func(c *config.Config) { c.PrefixSets[0].Prefixes = []string{"10.0.0.0/8 4..12"} }, "prefix-set[0].prefixes[0]"},
+		{"unknown prefix set", func(c *config.Config) { c.Policies[0].Statements[0].MatchPrefixSet = "x" }, "policy[0].statement[0].match-prefix-set"},
+		{"bad action", func(c *config.Config) { c.Policies[0].Statements[0].Action = "drop" }, "policy[0].statement[0].action"},
+		{"bad match option", func(c *config.Config) { c.Policies[0].Statements[0].MatchSetOptions = "all" }, "policy[0].statement[0].match-set-options"},
+		{"built-in name", func(c *config.Config) { c.Policies[0].Name = "accept-all" }, "policy[0].name"},
+		{"router id", func(c *config.Config) { c.Router.RouterID = "2001:db8::1" }, "router.router-id"},
+		{"listen address", func(c *config.Config) { c.BGP.ListenAddresses = []string{"eth0"} }, "bgp.listen-addresses[0]"},
+		{"network", func(c *config.Config) { c.Networks[0].Prefix = "300.0.0.0/8" }, "network[0].prefix"},
+		{"duplicate neighbor", func(c *config.Config) { c.Neighbors[1].Address = "192.0.2.1" }, "neighbor[1].address"},
+		{"multihop", func(c *config.Config) { c.Neighbors[0].Multihop = 256 }, "neighbor[0].multihop"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := fullConfig()
+			c := valid()
 			tt.modify(c)
-			_, err := New(Options{Config: c})
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.key+": ") {
+				t.Fatalf("Validate() = %v, want an error for %s", err, tt.key)
 			}
 		})
 	}

@@ -3,12 +3,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"reflect"
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/BurntSushi/toml"
 )
@@ -58,14 +60,64 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// MaxFileSize bounds what Load reads: a config is a few KB, and a path
+// such as /dev/zero must not make the daemon read gigabytes.
+const MaxFileSize = 1 << 20
+
 // Load reads, decodes, defaults and validates the config file at path.
-// The returned error joins every problem found (see [Error]).
+// The returned error joins every problem found (see [Error]). Only regular
+// files of at most MaxFileSize bytes are read.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return Parse(data, path)
+}
+
+func readFile(path string) ([]byte, error) {
+	// O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused
+	// below. For regular files the flag changes nothing.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, fileKind(st.Mode()))
+	}
+	if st.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%s: %d bytes, larger than the limit of %d bytes (1 MiB)", path, st.Size(), MaxFileSize)
+	}
+	// The file may grow after Stat: never read more than the limit.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%s: larger than the limit of %d bytes (1 MiB)", path, MaxFileSize)
+	}
+	return data, nil
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	}
+	return "mode " + m.String()
 }
 
 // Parse is [Load] for a config already in memory; name is used in error

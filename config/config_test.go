@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The minimal config of ARCHITECTURE.md, verbatim.
@@ -113,9 +115,9 @@ hold-time = 0
 	}
 	want := Config{
 		Router:    Router{ASN: 65000, RouterID: "192.0.2.254"},
-		API:       API{GRPCListen: "127.0.0.1:50051", MetricsListen: "127.0.0.1:9179"},
+		API:       API{GRPCListen: "unix:///run/xdprouter/gobgp.sock", MetricsListen: "127.0.0.1:9179"},
 		Dataplane: Dataplane{XDPMode: "auto", PinPath: "/sys/fs/bpf/xdprouter"},
-		FIB:       FIB{Table: 254, Metric: 20},
+		FIB:       FIB{Table: 254, Metric: 20, Protocol: 200},
 		BGP:       BGP{ListenPort: 179},
 		Networks:  []Network{{Prefix: "198.51.100.0/24"}},
 		Neighbors: []Neighbor{
@@ -769,5 +771,95 @@ w = {p = 1,    q = "x#"} # 18
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %v\nwant %v", got, want)
+	}
+}
+
+// Load reads regular files only, and at most MaxFileSize bytes.
+func TestLoadRefusesHugeAndSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.toml")
+	// Valid TOML (a comment) just over the limit.
+	if err := os.WriteFile(big, []byte("#"+strings.Repeat("x", MaxFileSize)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	atLimit := filepath.Join(dir, "limit.toml")
+	if err := os.WriteFile(atLimit, []byte("#"+strings.Repeat("x", MaxFileSize-2)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo.toml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(atLimit); err != nil {
+		t.Errorf("Load of a file of exactly %d bytes: %v", MaxFileSize, err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{big, big + ": 1048578 bytes, larger than the limit of 1048576 bytes"},
+		{fifo, fifo + ": not a regular file (a FIFO)"},
+		{"/dev/zero", "/dev/zero: not a regular file (a character device)"},
+		{dir, dir + ": not a regular file (a directory)"},
+	} {
+		done := make(chan error, 1)
+		go func() { _, err := Load(tc.path); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Load(%s) = %v, want an error containing %q", tc.path, err, tc.want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Load(%s) still reading after 10 s", tc.path)
+		}
+	}
+}
+
+func TestFIBProtocol(t *testing.T) {
+	c, err := Parse([]byte("[fib]\nresolve-via-default = true\n"), "p.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FIB.Protocol != 200 || !c.FIB.ResolveViaDefault {
+		t.Errorf("FIB = %+v, want protocol 200 and resolve-via-default", c.FIB)
+	}
+	if c, err := Parse(nil, "e.toml"); err != nil || c.FIB.ResolveViaDefault {
+		t.Errorf("default resolve-via-default: %+v, %v; want false", c, err)
+	}
+	for _, tc := range []struct {
+		value int
+		msg   string // "" valid
+	}{
+		{5, ""}, {255, ""}, {200, ""},
+		{0, "reserved by the kernel"}, {2, "reserved by the kernel"}, {4, "reserved by the kernel"},
+		{186, `"bgp", used by FRR and BIRD`}, {256, "must be 5..255"}, {-1, "must be 5..255"},
+	} {
+		_, err := Parse([]byte(fmt.Sprintf("[fib]\nprotocol = %d\n", tc.value)), "p.toml")
+		switch {
+		case tc.msg == "" && err != nil:
+			t.Errorf("protocol = %d: %v", tc.value, err)
+		case tc.msg != "" && (err == nil || !strings.HasPrefix(err.Error(), "p.toml:2: fib.protocol: ") || !strings.Contains(err.Error(), tc.msg)):
+			t.Errorf("protocol = %d: err = %v, want p.toml:2: fib.protocol: ...%s", tc.value, err, tc.msg)
+		}
+	}
+}
+
+func TestGRPCListen(t *testing.T) {
+	c, err := Parse(nil, "e.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path, ok := c.API.GRPCSocket(); !ok || path != "/run/xdprouter/gobgp.sock" || c.API.PProf {
+		t.Errorf("default api = %+v: want the root-only unix socket and no pprof", c.API)
+	}
+	for _, tc := range []struct{ value, msg string }{
+		{"unix:///tmp/x/gobgp.sock", ""}, {"127.0.0.1:50051", ""}, {"", ""},
+		{"unix://relative.sock", "must be absolute"}, {"unix:///run/x/", "must be absolute and clean"},
+		{"localhost", "HOST:PORT"},
+	} {
+		_, err := Parse([]byte(fmt.Sprintf("[api]\ngrpc-listen = %q\n", tc.value)), "a.toml")
+		switch {
+		case tc.msg == "" && err != nil:
+			t.Errorf("grpc-listen = %q: %v", tc.value, err)
+		case tc.msg != "" && (err == nil || !strings.HasPrefix(err.Error(), "a.toml:2: api.grpc-listen: ") || !strings.Contains(err.Error(), tc.msg)):
+			t.Errorf("grpc-listen = %q: err = %v, want a.toml:2: api.grpc-listen: ...%s", tc.value, err, tc.msg)
+		}
 	}
 }

@@ -9,13 +9,16 @@ import "strconv"
 //
 //	[router]      asn                 0: BGP disabled (FIB → XDP mirroring only)
 //	              router-id           none; required when asn is set
-//	[api]         grpc-listen         "127.0.0.1:50051"
+//	[api]         grpc-listen         "unix:///run/xdprouter/gobgp.sock"
 //	              metrics-listen      "127.0.0.1:9179"
+//	              pprof               false
 //	[dataplane]   interfaces          [] (no XDP program attached)
 //	              xdp-mode            "auto"
 //	              pin-path            "/sys/fs/bpf/xdprouter"
 //	[fib]         table               254 (main)
 //	              metric              20
+//	              protocol            200
+//	              resolve-via-default false
 //	[bgp]         listen-port         179 (-1: do not listen)
 //	              listen-addresses    [] (all addresses)
 //	[[neighbor]]  port                179
@@ -29,16 +32,26 @@ import "strconv"
 //	                                  "accept-all" for iBGP
 //	[[policy.statement]] match-set-options "any"
 const (
-	DefaultGRPCListen    = "127.0.0.1:50051"
+	DefaultGRPCListen    = UnixScheme + "/run/xdprouter/gobgp.sock"
 	DefaultMetricsListen = "127.0.0.1:9179"
 	DefaultXDPMode       = XDPModeAuto
 	DefaultPinPath       = "/sys/fs/bpf/xdprouter"
 	DefaultFIBTable      = 254
 	DefaultFIBMetric     = 20
+	DefaultFIBProtocol   = 200
 	DefaultBGPPort       = 179
 	DefaultHoldTime      = 90
 	DefaultConnectRetry  = 120
 )
+
+// UnixScheme prefixes a Unix socket path in api.grpc-listen (GoBGP's and
+// the gobgp CLI's --target syntax).
+const UnixScheme = "unix://"
+
+// RouteProtocolBGP is the kernel's "bgp" route protocol (rtnetlink
+// RTPROT_BGP), which FRR and BIRD mark their routes with: fib.protocol
+// must differ so that neither deletes the other's routes.
+const RouteProtocolBGP = 186
 
 // XDP attach modes (dataplane.xdp-mode).
 const (
@@ -93,6 +106,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.FIB.Metric == 0 && !set("fib.metric") {
 		c.FIB.Metric = DefaultFIBMetric
+	}
+	if c.FIB.Protocol == 0 && !set("fib.protocol") {
+		c.FIB.Protocol = DefaultFIBProtocol
 	}
 	if c.BGP.ListenPort == 0 && !set("bgp.listen-port") {
 		c.BGP.ListenPort = DefaultBGPPort

@@ -2,6 +2,8 @@
 // defaults and its validation. Errors name the file, line and key.
 package config
 
+import "strings"
+
 // Config is the whole daemon configuration. The TOML key of every field is
 // given by its toml tag; keys not listed here are rejected.
 type Config struct {
@@ -35,8 +37,20 @@ type Router struct {
 
 // API holds the listen addresses of the management interfaces.
 type API struct {
-	GRPCListen    string `toml:"grpc-listen"`    // GoBGP gRPC API for the gobgp CLI; "" disables
+	// GRPCListen is GoBGP's gRPC API for the gobgp CLI: "unix:///PATH"
+	// (default; access is the socket directory's permissions, root only),
+	// or HOST:PORT (TCP: unauthenticated, anyone who can connect controls
+	// routing). "" disables it.
+	GRPCListen    string `toml:"grpc-listen"`
 	MetricsListen string `toml:"metrics-listen"` // Prometheus /metrics and xdprouterctl's JSON API
+	// PProf serves /debug/pprof/ on metrics-listen. Default false: profiles
+	// reveal memory contents and cost CPU.
+	PProf bool `toml:"pprof"`
+}
+
+// GRPCSocket returns the Unix socket path of grpc-listen, if it is one.
+func (a API) GRPCSocket() (path string, ok bool) {
+	return strings.CutPrefix(a.GRPCListen, UnixScheme)
 }
 
 // Dataplane selects the router ports and how XDP is attached.
@@ -55,6 +69,12 @@ type FIB struct {
 	// next start reconciles them (keeps what is right, removes the rest
 	// once BGP has converged). Default false: a stop removes them.
 	KeepRoutesOnExit bool `toml:"keep-routes-on-exit"`
+	// Protocol is the kernel route protocol (rtm_protocol) xdprouterd marks
+	// its own routes with, 5..255 except 186 (bgp, used by FRR and BIRD).
+	Protocol int `toml:"protocol"`
+	// ResolveViaDefault lets BGP next hops resolve through a default route
+	// (like FRR's "ip nht resolve-via-default"). Default false.
+	ResolveViaDefault bool `toml:"resolve-via-default"`
 }
 
 // BGP holds speaker-wide BGP settings.

@@ -95,8 +95,12 @@ func (v *validator) router() {
 }
 
 func (v *validator) api() {
-	if v.c.API.GRPCListen != "" {
-		v.hostPort("api.grpc-listen", v.c.API.GRPCListen, `; "" disables the gRPC API`)
+	if path, ok := v.c.API.GRPCSocket(); ok {
+		if !filepath.IsAbs(path) || path != filepath.Clean(path) || strings.HasSuffix(path, "/") {
+			v.errf("api.grpc-listen", "%q: the socket path after unix:// must be absolute and clean (e.g. %q)", v.c.API.GRPCListen, DefaultGRPCListen)
+		}
+	} else if v.c.API.GRPCListen != "" {
+		v.hostPort("api.grpc-listen", v.c.API.GRPCListen, `, or unix:///PATH; "" disables the gRPC API`)
 	}
 	v.hostPort("api.metrics-listen", v.c.API.MetricsListen, "")
 }
@@ -168,6 +172,14 @@ func (v *validator) fib() {
 	}
 	if f.Metric < 0 || int64(f.Metric) > math.MaxUint32 {
 		v.errf("fib.metric", "must be 0..4294967295, got %d", f.Metric)
+	}
+	switch p := f.Protocol; {
+	case p >= 0 && p <= 4:
+		v.errf("fib.protocol", "%d is reserved by the kernel (0 unspec, 1 redirect, 2 kernel, 3 boot, 4 static); use 5..255, default %d", p, DefaultFIBProtocol)
+	case p == RouteProtocolBGP:
+		v.errf("fib.protocol", "%d is \"bgp\", used by FRR and BIRD for their routes; use another, default %d", p, DefaultFIBProtocol)
+	case p < 0 || p > 255:
+		v.errf("fib.protocol", "must be 5..255 (a kernel route protocol), got %d", p)
 	}
 }
 
@@ -245,13 +257,8 @@ func (v *validator) sets() {
 	}
 	for i, s := range v.c.NeighborSets {
 		for j, e := range s.Addresses {
-			key := indexPath(indexPath("neighbor-set", i)+".addresses", j)
-			if strings.Contains(e, "/") {
-				if _, msg := prefix(e); msg != "" {
-					v.errf(key, "%s", msg)
-				}
-			} else if _, err := netip.ParseAddr(e); err != nil {
-				v.errf(key, "%q is neither an IP address nor a prefix", e)
+			if _, err := ParseNeighborSetEntry(e); err != nil {
+				v.errf(indexPath(indexPath("neighbor-set", i)+".addresses", j), "%v", err)
 			}
 		}
 	}
@@ -264,29 +271,54 @@ func (v *validator) sets() {
 	}
 }
 
-// prefixSetEntryProblem checks "PREFIX" or "PREFIX MIN..MAX".
-func prefixSetEntryProblem(e string) string {
+// ParsePrefixSetEntry parses a prefix-set entry, "PREFIX" (that length
+// only) or "PREFIX MIN..MAX"; the message names what is wrong.
+func ParsePrefixSetEntry(e string) (p netip.Prefix, min, max int, err error) {
 	f := strings.Fields(e)
 	if len(f) == 0 || len(f) > 2 {
-		return fmt.Sprintf(`%q is not "PREFIX" or "PREFIX MIN..MAX" (e.g. "10.0.0.0/8 16..24")`, e)
+		return p, 0, 0, fmt.Errorf(`%q is not "PREFIX" or "PREFIX MIN..MAX" (e.g. "10.0.0.0/8 16..24")`, e)
 	}
 	p, msg := prefix(f[0])
 	if msg != "" {
-		return msg
+		return p, 0, 0, errors.New(msg)
 	}
 	if len(f) == 1 {
-		return ""
+		return p, p.Bits(), p.Bits(), nil
 	}
 	lo, hi, ok := strings.Cut(f[1], "..")
 	min, err1 := strconv.Atoi(lo)
 	max, err2 := strconv.Atoi(hi)
 	if !ok || err1 != nil || err2 != nil {
-		return fmt.Sprintf(`%q: mask-length range %q is not MIN..MAX (e.g. "16..24")`, e, f[1])
+		return p, 0, 0, fmt.Errorf(`%q: mask-length range %q is not MIN..MAX (e.g. "16..24")`, e, f[1])
 	}
 	if bits := p.Addr().BitLen(); min < p.Bits() || max > bits || min > max {
-		return fmt.Sprintf("%q: mask-length range must satisfy %d <= MIN <= MAX <= %d", e, p.Bits(), bits)
+		return p, 0, 0, fmt.Errorf("%q: mask-length range must satisfy %d <= MIN <= MAX <= %d", e, p.Bits(), bits)
+	}
+	return p, min, max, nil
+}
+
+func prefixSetEntryProblem(e string) string {
+	if _, _, _, err := ParsePrefixSetEntry(e); err != nil {
+		return err.Error()
 	}
 	return ""
+}
+
+// ParseNeighborSetEntry parses a neighbor-set entry, an address or a
+// prefix, into a prefix (an address is a host prefix).
+func ParseNeighborSetEntry(e string) (netip.Prefix, error) {
+	if strings.Contains(e, "/") {
+		p, msg := prefix(e)
+		if msg != "" {
+			return p, errors.New(msg)
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(e)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an IP address nor a prefix", e)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 var (

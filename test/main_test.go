@@ -1,10 +1,11 @@
 // Package test holds the integration tests: real namespaces, veth pairs,
 // xdprouterd and xdprouterctl as processes, real XDP, real BGP peers.
-// They need root and skip with a message without it.
+// They need root and skip with a message without it, and under -short.
 package test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +24,13 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
+	flag.Parse() // testing.Short needs the flags
+	if testing.Short() {
+		// Even as root: -short (make unit) must not build namespaces, load
+		// XDP programs or start daemons.
+		fmt.Println("integration tests skipped: -short")
+		os.Exit(0)
+	}
 	if err := lab.Root(); err != nil {
 		fmt.Println("integration tests skipped:", err)
 		os.Exit(0)
@@ -59,6 +67,8 @@ type router struct {
 	daemon *lab.Proc
 	ports  []string
 	config string // path of the daemon's config file
+	// edit, if set, rewrites the config file start writes.
+	edit func(string) string
 }
 
 // newLab builds the basic h1 — r — h2 lab, removed when the test ends.
@@ -84,6 +94,15 @@ func (r *router) start(extra string) {
 	cfg, err := lab.DaemonConfigFile(t.TempDir(), r.ports, extra)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if r.edit != nil {
+		b, err := os.ReadFile(cfg)
+		if err == nil {
+			err = os.WriteFile(cfg, []byte(r.edit(string(b))), 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	r.config = cfg
 	p, err := r.Start("r", "xdprouterd", filepath.Join(bin, "xdprouterd"), "--config", cfg, "--log-level", "info")

@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("xdprouterctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
-	path := fs.String("config", "/etc/xdprouter/xdprouter.toml", "the daemon's configuration `file`")
+	path := fs.String("config", config.DefaultPath, "the daemon's configuration `file`")
 	addr := fs.String("api", "", "daemon API `address` (default: api.metrics-listen of the config)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {

@@ -1,0 +1,237 @@
+// Package daemon wires xdprouterd together: the XDP data path, the kernel
+// FIB watcher and writer, the sync layer, the BGP speaker and the HTTP API,
+// and runs them until the context ends, then shuts them down in order.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdprouter/xdprouter/api"
+	"github.com/xdprouter/xdprouter/bgp"
+	"github.com/xdprouter/xdprouter/bpf"
+	"github.com/xdprouter/xdprouter/config"
+	"github.com/xdprouter/xdprouter/fib"
+	"github.com/xdprouter/xdprouter/metrics"
+	xsync "github.com/xdprouter/xdprouter/sync"
+)
+
+// staleAfter is how long routes a previous instance left in the kernel are
+// kept while BGP re-learns them.
+const staleAfter = 30 * time.Second
+
+// port is a router port resolved from its configured name.
+type port struct {
+	name    string
+	ifindex int
+}
+
+// Run runs xdprouterd with a validated configuration until ctx ends (or a
+// component fails), then shuts down: BGP, sync, the kernel routes it
+// installed (unless fib.keep-routes-on-exit), the FIB handle, the data path.
+// SIGHUP reloads the configuration file while it runs.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) {
+	// Everything that can fail on bad input is checked before any kernel
+	// state is touched.
+	ports, err := resolvePorts(cfg.Dataplane.Interfaces)
+	if err != nil {
+		return err
+	}
+	mode, err := bpf.ParseMode(cfg.Dataplane.XDPMode)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.API.MetricsListen)
+	if err != nil {
+		return fmt.Errorf("api.metrics-listen: %w", err)
+	}
+	defer ln.Close()
+
+	var (
+		speaker *bgp.Speaker
+		syncer  *xsync.Syncer
+	)
+	if cfg.BGPEnabled() {
+		speaker, err = bgp.New(bgp.Options{Config: cfg, Logger: log, OnBest: func(us []bgp.PathUpdate) {
+			best := make([]xsync.BestPath, len(us))
+			for i, u := range us {
+				best[i] = xsync.BestPath(u)
+			}
+			syncer.Best(best)
+		}})
+		if err != nil {
+			return err
+		}
+	}
+
+	if err := ensureBPFFS(cfg.Dataplane.PinPath); err != nil {
+		return err
+	}
+	dp, err := bpf.Load(bpf.Options{PinPath: cfg.Dataplane.PinPath})
+	if err != nil {
+		return fmt.Errorf("load XDP program: %w", err)
+	}
+	// Until the lifecycle owns them, a setup error closes what is open.
+	var handles []closer
+	handles = append(handles, closer{"data path", dp})
+	owned := false
+	defer func() {
+		if !owned {
+			closeAll(handles, log)
+		}
+	}()
+	table, err := fib.Open(cfg.FIB.Table)
+	if err != nil {
+		return err
+	}
+	handles = append([]closer{{"fib", closeFunc(func() error { table.Close(); return nil })}}, handles...)
+
+	var collector *metrics.Collector
+	opts := xsync.Options{
+		Datapath: dp, FIB: table, Log: log, Metric: cfg.FIB.Metric,
+		OnApply: func(d time.Duration) { collector.ObserveApply(d) },
+	}
+	for _, p := range ports {
+		opts.Ports = append(opts.Ports, p.name)
+	}
+	// A port deleted and created again (new ifindex) gets the program again.
+	opts.OnPort = func(name string, ifindex int, present bool) {
+		if !present {
+			_ = dp.Detach(ifindex) // the kernel detached it with the device
+			return
+		}
+		if _, ok := dp.AttachedMode(ifindex); ok {
+			return
+		}
+		if err := dp.Attach(ifindex, mode); err != nil {
+			log.Error("attach XDP to re-created port", "interface", name, "err", err)
+			return
+		}
+		eff, _ := dp.AttachedMode(ifindex)
+		log.Info("XDP attached", "interface", name, "ifindex", ifindex, "mode", eff)
+	}
+	if speaker != nil {
+		opts.StaleAfter = staleAfter
+		opts.OnConnected = func(ps []netip.Prefix) {
+			if err := speaker.SetConnected(ps); err != nil {
+				log.Error("redistribute connected", "err", err)
+			}
+		}
+	}
+	syncer = xsync.New(opts)
+	collector = metrics.New(dp, syncer)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(collector)
+	if speaker != nil {
+		reg.MustRegister(speaker.Collector())
+	}
+
+	var ifaces []api.Interface
+	for _, p := range ports {
+		if err := dp.Attach(p.ifindex, mode); err != nil {
+			return fmt.Errorf("attach XDP to %s: %w", p.name, err)
+		}
+		eff, _ := dp.AttachedMode(p.ifindex)
+		ifaces = append(ifaces, api.Interface{Name: p.name, Ifindex: p.ifindex, Mode: eff.String()})
+		log.Info("XDP attached", "interface", p.name, "mode", eff)
+	}
+
+	backend := api.Backend{Datapath: dp, Sync: syncer, BGP: speaker, Interfaces: ifaces}
+	srv := &http.Server{Handler: newMux(cfg.API, reg, api.Handler(backend)), ReadHeaderTimeout: 5 * time.Second}
+
+	c := components{
+		log:     log,
+		sync:    syncer,
+		handles: handles,
+		watch: func(ctx context.Context, events chan<- any) error {
+			return (&fib.Watcher{Table: cfg.FIB.Table, Log: log.With("component", "fib")}).Run(ctx, events)
+		},
+		serve: func(ctx context.Context) error {
+			go func() {
+				<-ctx.Done()
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = srv.Shutdown(sctx)
+			}()
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("api server: %w", err)
+			}
+			return nil
+		},
+		keepRoutes: cfg.FIB.KeepRoutesOnExit,
+	}
+	if speaker != nil {
+		c.bgp = speaker
+	}
+	c.reload = func(ctx context.Context) { reloadOnHangup(ctx, cfg, speaker, log) }
+	log.Info("xdprouterd running", "interfaces", len(ports), "table", cfg.FIB.Table,
+		"metrics", cfg.API.MetricsListen, "bgp", cfg.BGPEnabled(), "pprof", cfg.API.PProf)
+	owned = true
+	return c.run(ctx)
+}
+
+// newMux serves /metrics, xdprouterctl's /api/ and, only when api.pprof is
+// set, Go's profiles under /debug/pprof/.
+func newMux(a config.API, reg prometheus.Gatherer, apiHandler http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/api/", apiHandler)
+	if a.PProf {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+// resolvePorts maps interface names to indexes, reporting every missing one.
+func resolvePorts(names []string) ([]port, error) {
+	var out []port
+	var errs []error
+	for _, n := range names {
+		l, err := netlink.LinkByName(n)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("dataplane.interfaces: %q: %w", n, err))
+			continue
+		}
+		out = append(out, port{name: n, ifindex: l.Attrs().Index})
+	}
+	return out, errors.Join(errs...)
+}
+
+// ensureBPFFS makes sure the pin path's parent is a bpf filesystem. The
+// standard /sys/fs/bpf is mounted if needed (it is not inside `ip netns
+// exec`, which remounts /sys); other places must be mounted by the operator.
+func ensureBPFFS(pin string) error {
+	if pin == "" {
+		return nil
+	}
+	dir := filepath.Dir(pin)
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
+		return nil
+	}
+	if dir != "/sys/fs/bpf" && !strings.HasPrefix(dir, "/sys/fs/bpf/") {
+		return fmt.Errorf("dataplane.pin-path %s: %s is not a bpf filesystem (mount -t bpf bpf %s)", pin, dir, dir)
+	}
+	if err := unix.Mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"); err != nil {
+		return fmt.Errorf("dataplane.pin-path %s: mount bpffs on /sys/fs/bpf: %w", pin, err)
+	}
+	return nil
+}

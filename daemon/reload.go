@@ -1,0 +1,73 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"reflect"
+	"strings"
+	"syscall"
+
+	"github.com/xdprouter/xdprouter/bgp"
+	"github.com/xdprouter/xdprouter/config"
+)
+
+// reloadOnHangup answers SIGHUP (which would otherwise kill the daemon):
+// it re-reads and validates the configuration and applies the difference
+// live where it can (BGP neighbors, networks, sets, policies). A change
+// that needs a restart (api, dataplane, fib, router identity, BGP on/off)
+// is refused as a whole and the running configuration stays.
+func reloadOnHangup(ctx context.Context, running *config.Config, speaker *bgp.Speaker /* nil: BGP off */, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	path := running.File
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			log.Error("SIGHUP: configuration invalid; running configuration unchanged", "file", path, "err", err)
+			continue
+		}
+		if cfg.Equal(running) {
+			log.Info("SIGHUP: configuration unchanged", "file", path)
+			continue
+		}
+		if keys := restartOnly(running, cfg); len(keys) > 0 {
+			log.Error("SIGHUP: these changes need a restart; nothing applied", "file", path, "keys", strings.Join(keys, ", "))
+			continue
+		}
+		if speaker != nil { // without BGP nothing else can change live
+			if err := speaker.Reload(ctx, cfg); err != nil {
+				log.Error("SIGHUP: reload failed", "file", path, "err", err)
+				continue
+			}
+		}
+		running = cfg
+		log.Info("SIGHUP: configuration reloaded", "file", path)
+	}
+}
+
+// restartOnly names the changed sections that cannot change while running.
+// (bgp.Speaker.Reload refuses the BGP keys of this kind itself.)
+func restartOnly(old, new *config.Config) []string {
+	var keys []string
+	if !reflect.DeepEqual(old.API, new.API) {
+		keys = append(keys, "api")
+	}
+	if !reflect.DeepEqual(old.Dataplane, new.Dataplane) {
+		keys = append(keys, "dataplane")
+	}
+	if !reflect.DeepEqual(old.FIB, new.FIB) {
+		keys = append(keys, "fib")
+	}
+	if old.BGPEnabled() != new.BGPEnabled() {
+		keys = append(keys, "router.asn (BGP on/off)")
+	}
+	return keys
+}
