@@ -23,6 +23,9 @@ type Interface struct {
 	Name    string `json:"name"`
 	Ifindex int    `json:"ifindex"`
 	Mode    string `json:"xdp_mode"`
+	// NoRedirect says why XDP does not send frames out of this port (they
+	// are passed to the kernel as egress_not_xdp); empty if it does.
+	NoRedirect string `json:"no_redirect,omitempty"`
 }
 
 // Status is the answer of /api/v1/status.
@@ -52,7 +55,13 @@ type Backend struct {
 func Handler(b Backend) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
-		st := Status{Interfaces: b.Interfaces, Routes: b.Sync.Counts()}
+		st := Status{Routes: b.Sync.Counts()}
+		for _, i := range b.Interfaces {
+			if ok, why := b.Datapath.RedirectTarget(i.Ifindex); !ok {
+				i.NoRedirect = why
+			}
+			st.Interfaces = append(st.Interfaces, i)
+		}
 		if b.BGP != nil {
 			peers, err := b.BGP.Peers(r.Context())
 			if err != nil {

@@ -55,10 +55,10 @@ type Speaker struct {
 	log    *slog.Logger
 	onBest func([]PathUpdate)
 
-	// quiet is set when Stop begins: the withdrawals GoBGP generates while
+	// stopping is set when Stop begins: the withdrawals GoBGP generates while
 	// tearing sessions down are not passed on, so a daemon restart does not
 	// flush BGP routes from the FIB (reconcile on the next start instead).
-	quiet atomic.Bool
+	stopping atomic.Bool
 
 	mu        sync.Mutex     // guards the fields below
 	cfg       *config.Config // the applied configuration; Reload replaces it
@@ -150,10 +150,10 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	// Watch before adding peers; Init replays whatever is already there.
 	tr := newBestTracker(p.global.UseMultiplePaths)
 	onBest := s.onBest
-	s.quiet.Store(false)
+	s.stopping.Store(false)
 	err = srv.WatchEvent(wctx, server.WatchEventMessageCallbacks{
 		OnBestPath: func(paths []*apiutil.Path, _ time.Time) {
-			if s.quiet.Load() {
+			if s.stopping.Load() {
 				return
 			}
 			if ups := tr.apply(paths); len(ups) > 0 {
@@ -262,7 +262,7 @@ func (s *Speaker) stopLocked() {
 	if s.srv == nil {
 		return
 	}
-	s.quiet.Store(true)
+	s.stopping.Store(true)
 	s.cancel()
 	s.srv.Stop() // StopBgp (waits for Serve and the FSMs) and gRPC stop
 	s.srv, s.cancel, s.peers = nil, nil, nil

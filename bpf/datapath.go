@@ -13,15 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Default map sizes, used when the corresponding Options field is zero.
-const (
-	DefaultMaxRoutesV4  = 2_000_000
-	DefaultMaxRoutesV6  = 500_000
-	DefaultMaxGroups    = 65536
-	DefaultMaxNextHops  = 65536
-	DefaultMaxNeighbors = 262144
-)
-
 // Errors returned (wrapped) by Datapath methods; test with errors.Is.
 var (
 	// ErrNotBPFFS means Options.PinPath is not on a bpf filesystem.
@@ -116,19 +107,23 @@ func Load(opts Options) (*Datapath, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The defaults are fwd.h's DEFAULT_MAX_* (the object's max_entries):
+	// one definition.
 	sizes := map[string]uint32{
-		fwdMapRoutesV4:  orDefault(opts.MaxRoutesV4, DefaultMaxRoutesV4),
-		fwdMapRoutesV6:  orDefault(opts.MaxRoutesV6, DefaultMaxRoutesV6),
-		fwdMapNhgs:      orDefault(opts.MaxGroups, DefaultMaxGroups),
-		fwdMapNexthops:  orDefault(opts.MaxNextHops, DefaultMaxNextHops),
-		fwdMapNeighbors: orDefault(opts.MaxNeighbors, DefaultMaxNeighbors),
+		fwdMapRoutesV4:  opts.MaxRoutesV4,
+		fwdMapRoutesV6:  opts.MaxRoutesV6,
+		fwdMapNhgs:      opts.MaxGroups,
+		fwdMapNexthops:  opts.MaxNextHops,
+		fwdMapNeighbors: opts.MaxNeighbors,
 	}
 	for name, n := range sizes {
 		ms, ok := spec.Maps[name]
 		if !ok {
 			return nil, fmt.Errorf("map %s missing from the BPF object", name)
 		}
-		ms.MaxEntries = n
+		if n != 0 {
+			ms.MaxEntries = n
+		}
 	}
 
 	var colOpts ebpf.CollectionOptions
@@ -159,11 +154,14 @@ func Load(opts Options) (*Datapath, error) {
 	return d, nil
 }
 
-func orDefault(v, def uint32) uint32 {
-	if v == 0 {
-		return def
-	}
-	return v
+// Capacity is how many entries the group and next-hop maps hold.
+type Capacity struct {
+	Groups, NextHops uint32
+}
+
+// Capacity returns the sizes of the loaded group and next-hop maps.
+func (d *Datapath) Capacity() Capacity {
+	return Capacity{Groups: d.objs.Nhgs.MaxEntries(), NextHops: d.objs.Nexthops.MaxEntries()}
 }
 
 func mapNames() []string {

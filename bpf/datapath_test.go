@@ -39,14 +39,18 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
+	// fwd.h's DEFAULT_MAX_*.
 	for m, want := range map[*ebpf.Map]uint32{
-		d.objs.RoutesV4: DefaultMaxRoutesV4, d.objs.RoutesV6: DefaultMaxRoutesV6,
-		d.objs.Nhgs: DefaultMaxGroups, d.objs.Nexthops: DefaultMaxNextHops,
-		d.objs.Neighbors: DefaultMaxNeighbors, d.objs.Stats: uint32(fwdStatSTAT__MAX),
+		d.objs.RoutesV4: 2_000_000, d.objs.RoutesV6: 500_000,
+		d.objs.Nhgs: 65536, d.objs.Nexthops: 65536,
+		d.objs.Neighbors: 262144, d.objs.Stats: uint32(fwdStatSTAT__MAX),
 	} {
 		if m.MaxEntries() != want {
 			t.Errorf("%v: max_entries %d, want %d", m, m.MaxEntries(), want)
 		}
+	}
+	if c := d.Capacity(); c != (Capacity{Groups: 65536, NextHops: 65536}) {
+		t.Errorf("capacity %+v", c)
 	}
 	st, err := d.Stats()
 	if err != nil {

@@ -443,6 +443,9 @@ func (d *Datapath) DeleteInterface(ifindex int) error {
 		return fmt.Errorf("delete interface: %w", err)
 	}
 	k := uint32(ifindex)
+	d.mu.Lock()
+	delete(d.targets, ifindex)
+	d.mu.Unlock()
 	if err := d.objs.Ifaces.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("map ifaces: delete ifindex %d: %w", ifindex, err)
 	}

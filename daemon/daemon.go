@@ -34,6 +34,9 @@ import (
 // kept while BGP re-learns them.
 const staleAfter = 30 * time.Second
 
+// auditEvery is how often the XDP maps are checked against sync's state.
+const auditEvery = 5 * time.Minute
+
 // port is a router port resolved from its configured name.
 type port struct {
 	name    string
@@ -98,12 +101,18 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	if err != nil {
 		return err
 	}
+	table.Protocol = cfg.FIB.Protocol
 	handles = append([]closer{{"fib", closeFunc(func() error { table.Close(); return nil })}}, handles...)
 
 	var collector *metrics.Collector
+	capacity := dp.Capacity()
 	opts := xsync.Options{
 		Datapath: dp, FIB: table, Log: log, Metric: cfg.FIB.Metric,
-		OnApply: func(d time.Duration) { collector.ObserveApply(d) },
+		OnApply:           func(d time.Duration) { collector.ObserveApply(d) },
+		ResolveViaDefault: cfg.FIB.ResolveViaDefault,
+		MaxGroups:         capacity.Groups,
+		MaxNextHops:       capacity.NextHops,
+		AuditEvery:        auditEvery,
 	}
 	for _, p := range ports {
 		opts.Ports = append(opts.Ports, p.name)
@@ -158,7 +167,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		sync:    syncer,
 		handles: handles,
 		watch: func(ctx context.Context, events chan<- any) error {
-			return (&fib.Watcher{Table: cfg.FIB.Table, Log: log.With("component", "fib")}).Run(ctx, events)
+			return (&fib.Watcher{Table: cfg.FIB.Table, Protocol: cfg.FIB.Protocol, Log: log.With("component", "fib")}).Run(ctx, events)
 		},
 		serve: func(ctx context.Context) error {
 			go func() {

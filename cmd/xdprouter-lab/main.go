@@ -202,7 +202,7 @@ import = "accept-all"
 		r, h1 := "ip netns exec "+l.NS("r"), "ip netns exec "+l.NS("h1")
 		fmt.Printf(`lab: holding; in another shell try:
   %[1]s %[2]s -p %[3]s neighbor
-  %[1]s ip route show proto bgp | head
+  %[1]s ip route show proto 200 | head
   %[1]s %[4]s --api 127.0.0.1:%[5]s routes 100.64.0.0/24
   %[1]s %[4]s --api 127.0.0.1:%[5]s lookup %[6]s
   %[1]s %[4]s --api 127.0.0.1:%[5]s stats

@@ -133,9 +133,13 @@ var commands = map[string]command{
 func printText(w io.Writer, v any) {
 	switch v := v.(type) {
 	case *api.Status:
-		fmt.Fprintln(w, "INTERFACE\tIFINDEX\tXDP")
+		fmt.Fprintln(w, "INTERFACE\tIFINDEX\tXDP\tEGRESS")
 		for _, i := range v.Interfaces {
-			fmt.Fprintf(w, "%s\t%d\t%s\n", i.Name, i.Ifindex, i.Mode)
+			egress := "xdp"
+			if i.NoRedirect != "" {
+				egress = "kernel: " + i.NoRedirect
+			}
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", i.Name, i.Ifindex, i.Mode, egress)
 		}
 		r := v.Routes
 		fmt.Fprintf(w, "\nROUTES\tIPV4\tIPV6\nxdp\t%d\t%d\nkernel\t%d\t%d\npending\t%d\t\nfailed\t%d\t\n",
