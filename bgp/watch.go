@@ -12,9 +12,12 @@ import (
 // PathUpdate is a change of the best path(s) of one prefix. NextHops empty =
 // withdrawn (no path left). With use-multiple-paths, NextHops holds every
 // next hop of the multipath set (deduplicated, sorted); otherwise one.
+// Peer is the neighbor the best path came from (with multipath, the one
+// of the lowest next hop).
 type PathUpdate struct {
 	Prefix   netip.Prefix
 	NextHops []netip.Addr
+	Peer     netip.Addr
 }
 
 // pathKey identifies one path of a prefix: who sent it, with which path id.
@@ -99,7 +102,7 @@ func (t *bestTracker) apply(paths []*apiutil.Path) []PathUpdate {
 			}
 			u := PathUpdate{Prefix: pfx}
 			if nh, ok := usableNextHop(p); ok {
-				u.NextHops = []netip.Addr{nh}
+				u.NextHops, u.Peer = []netip.Addr{nh}, p.PeerAddress
 			}
 			out = append(out, u)
 		}
@@ -128,12 +131,16 @@ func (t *bestTracker) apply(paths []*apiutil.Path) []PathUpdate {
 		}
 	}
 	for _, pfx := range touched {
-		var nhs []netip.Addr
+		u := PathUpdate{Prefix: pfx}
 		for _, x := range t.members[pfx] {
-			nhs = append(nhs, x.nh)
+			u.NextHops = append(u.NextHops, x.nh)
+			if !u.Peer.IsValid() || x.nh == slices.MinFunc(u.NextHops, netip.Addr.Compare) {
+				u.Peer = x.key.peer
+			}
 		}
-		slices.SortFunc(nhs, netip.Addr.Compare)
-		out = append(out, PathUpdate{Prefix: pfx, NextHops: slices.Compact(nhs)})
+		slices.SortFunc(u.NextHops, netip.Addr.Compare)
+		u.NextHops = slices.Compact(u.NextHops)
+		out = append(out, u)
 	}
 	return out
 }

@@ -117,3 +117,20 @@ func equalUpdates(a, b []PathUpdate) bool {
 	}
 	return true
 }
+
+// TestBestTrackerPeer: updates name the peer of the best path (for
+// multipath, the member with the lowest next hop), which sync bounds
+// next-hop groups by.
+func TestBestTrackerPeer(t *testing.T) {
+	got := newBestTracker(false).apply([]*apiutil.Path{tpath(t, "10.0.0.0/24", "192.0.2.9", "192.0.2.1", false)})
+	if len(got) != 1 || got[0].Peer != netip.MustParseAddr("192.0.2.1") {
+		t.Errorf("single: %+v, want peer 192.0.2.1", got)
+	}
+	got = newBestTracker(true).apply([]*apiutil.Path{
+		tpath(t, "10.0.0.0/24", "192.0.2.8", "192.0.2.2", false),
+		tpath(t, "10.0.0.0/24", "192.0.2.7", "192.0.2.3", false),
+	})
+	if len(got) != 1 || got[0].Peer != netip.MustParseAddr("192.0.2.3") {
+		t.Errorf("multipath: %+v, want peer 192.0.2.3 (lowest next hop)", got)
+	}
+}

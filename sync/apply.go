@@ -42,7 +42,7 @@ func (st *state) apply(limit int) (more bool) {
 	st.applyKernelDeletes(removing)
 
 	// Map exhaustion is logged once when it starts and once when it ends.
-	switch full := st.exhausted != "" || len(st.refused) > 0; {
+	switch full := st.exhausted != "" || st.refusedMapFull > 0; {
 	case full && !st.exhaustedLogged:
 		st.log.Error("XDP map full: routes needing new entries are passed to the kernel until some are freed",
 			"map", st.exhausted, "refused_routes", len(st.refused))
@@ -175,8 +175,10 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 		}
 		n := xdpApplied{on: true, kind: w.kind}
 		if w.kind == route.Unicast {
-			if n.group = st.acquireGroup(w.groupKey, w.members); n.group == nil {
-				n.kind, n.refused = route.KernelOnly, true // maps full: the kernel forwards it
+			if w.refuse {
+				n.kind, n.refused = route.KernelOnly, refusedPeerLimit // the kernel forwards it
+			} else if n.group = st.acquireGroup(w.groupKey, w.members); n.group == nil {
+				n.kind, n.refused = route.KernelOnly, refusedMapFull
 			}
 		}
 		if e.xdp == n {
@@ -227,7 +229,7 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 				continue
 			}
 			st.countXDP(c.p, -1)
-			st.noteRefused(c.p, false)
+			st.noteRefused(c.p, 0)
 			st.releaseGroup(c.e.xdp.group)
 			c.e.xdp = xdpApplied{}
 			st.gc(c.p, c.e)
@@ -245,13 +247,19 @@ func boolCmp(a, b bool) int {
 	return -1
 }
 
-// noteRefused tracks the prefixes passed to the kernel for lack of map
-// room: they are retried with the failed ones.
-func (st *state) noteRefused(p netip.Prefix, refused bool) {
-	if refused {
-		st.refused[p] = struct{}{}
-	} else {
+// noteRefused tracks the prefixes passed to the kernel for lack of room
+// (why; 0: not refused): they are retried with the failed ones.
+func (st *state) noteRefused(p netip.Prefix, why refusal) {
+	if st.refused[p] == refusedMapFull {
+		st.refusedMapFull--
+	}
+	if why == 0 {
 		delete(st.refused, p)
+	} else {
+		st.refused[p] = why
+	}
+	if why == refusedMapFull {
+		st.refusedMapFull++
 	}
 	st.counts.Refused = len(st.refused)
 }
@@ -292,5 +300,8 @@ func (st *state) retryFailed() {
 	clear(st.failed)
 	for p := range st.refused {
 		st.markDirty(p)
+	}
+	if len(st.peerOver) > 0 {
+		st.readmitSets()
 	}
 }

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -200,7 +201,7 @@ func TestCountsDoNotWait(t *testing.T) {
 
 	r := newRig(t)
 	for i := range 100 {
-		r.st.setBGP(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), 32), []netip.Addr{ip("10.0.1.2")})
+		r.st.setBGP(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), 32), []netip.Addr{ip("10.0.1.2")}, peerA)
 	}
 	eq(t, "more after a chunk", r.st.apply(30), true)
 	eq(t, "left", len(r.st.dirty), 70)
@@ -274,9 +275,9 @@ func TestGroupExhaustion(t *testing.T) {
 	var logs syncBuffer
 	now := time.Unix(1000, 0)
 	// Ids 1..7: 2 for the connected routes, 5 for BGP.
-	r := newRigWith(t, Options{MaxGroups: 8, Log: slog.New(slog.NewTextHandler(&logs, nil)), now: func() time.Time { return now }})
+	r := newRigWith(t, Options{MaxGroups: 8, MaxGroupsPerPeer: 100, Log: slog.New(slog.NewTextHandler(&logs, nil)), now: func() time.Time { return now }})
 	for i := range 10 {
-		r.st.setBGP(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), 32), []netip.Addr{netip.AddrFrom4([4]byte{10, 0, 1, byte(10 + i)})})
+		r.st.setBGP(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), 32), []netip.Addr{netip.AddrFrom4([4]byte{10, 0, 1, byte(10 + i)})}, peerA)
 	}
 	r.st.apply(0)
 	for _, e := range r.dp.routes {
@@ -292,7 +293,7 @@ func TestGroupExhaustion(t *testing.T) {
 	eq(t, "logged once", strings.Count(logs.String(), "XDP map full"), 1)
 	// Five withdrawn: after the cool-down the others get groups.
 	for i := range 5 {
-		r.st.setBGP(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), 32), nil)
+		r.st.setBGP(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), 32), nil, peerA)
 	}
 	r.st.apply(0)
 	now = now.Add(idCooldown)
@@ -306,6 +307,34 @@ func TestGroupExhaustion(t *testing.T) {
 			t.Errorf("%v still not forwarded in XDP: %v", p, e.Kind)
 		}
 	}
+}
+
+// TestGroupsPerPeer: one peer's routes cannot use more than its share of
+// next-hop groups; the rest are installed in the kernel and passed to it
+// in XDP, others' routes are unaffected, and they get groups once the
+// peer has room again.
+func TestGroupsPerPeer(t *testing.T) {
+	var logs syncBuffer
+	r := newRigWith(t, Options{MaxGroupsPerPeer: 2, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	peerB := ip("10.0.1.2")
+	for i := range 4 {
+		r.st.setBGP(pfx(fmt.Sprintf("198.18.%d.0/24", i)), []netip.Addr{netip.AddrFrom4([4]byte{10, 0, 2, byte(10 + i)})}, peerA)
+	}
+	r.st.setBGP(pfx("198.19.0.0/24"), []netip.Addr{ip("10.0.1.2")}, peerB)
+	r.st.apply(0)
+	eq(t, "refused", r.st.counts.Refused, 2)
+	eq(t, "other peer unaffected", r.dp.egress(t, "198.19.0.0/24"), []string{"2:" + mac1.String()})
+	eq(t, "refused still in the kernel", r.fib.via("198.18.3.0/24"), "[10.0.2.13@3]")
+	eq(t, "in XDP as kernel-only", r.dp.egress(t, "198.18.3.0/24"), []string{"kernel-only"})
+	eq(t, "logged once", strings.Count(logs.String(), "per peer"), 1)
+	r.st.setBGP(pfx("198.18.0.0/24"), nil, peerA)
+	r.st.setBGP(pfx("198.18.1.0/24"), nil, peerA)
+	r.st.apply(0)
+	r.st.retryFailed()
+	r.st.apply(0)
+	eq(t, "refused after withdrawals", r.st.counts.Refused, 0)
+	eq(t, "readmitted", r.dp.egress(t, "198.18.3.0/24"), []string{"3:"})
+	eq(t, "recovery logged", strings.Count(logs.String(), "within its next-hop group limit"), 1)
 }
 
 type syncBuffer struct {

@@ -46,6 +46,7 @@ type xdpWant struct {
 	members  []route.NextHop
 	source   string // kernel, bgp, local
 	metric   int
+	refuse   bool // no group for it: its peer is over the limit
 }
 
 // wantXDP mirrors into XDP what the kernel does for e's prefix: its local
@@ -77,7 +78,7 @@ func (st *state) wantXDP(e *entry, oursGone bool) xdpWant {
 	// The BGP set's own group while it is what the kernel has: a change of
 	// its resolution then rewrites one group, not every route.
 	if set := st.setsByID[e.bgpSet]; set != nil && slices.Equal(set.resolved, nhs) {
-		w.groupKey = setGroupKey(set)
+		w.groupKey, w.refuse = setGroupKey(set), set.overLimit
 	} else {
 		w.groupKey = "k" + route.Key(nhs)
 	}

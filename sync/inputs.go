@@ -319,12 +319,13 @@ func (st *state) neighbor(n route.Neighbor, deleted bool) {
 	}
 }
 
-// setBGP records the best path(s) of p; empty nhs withdraws.
-func (st *state) setBGP(p netip.Prefix, nhs []netip.Addr) {
+// setBGP records the best path(s) of p, learned from peer; empty nhs
+// withdraws.
+func (st *state) setBGP(p netip.Prefix, nhs []netip.Addr, peer netip.Addr) {
 	e := st.entry(p)
 	var id uint32
 	if len(nhs) > 0 {
-		id = st.getSet(nhs)
+		id = st.getSet(nhs, peer)
 	}
 	if e.bgpSet != 0 {
 		st.putSet(e.bgpSet)

@@ -7,7 +7,7 @@ import (
 	"github.com/xdprouter/xdprouter/route"
 )
 
-func (st *state) getSet(addrs []netip.Addr) uint32 {
+func (st *state) getSet(addrs []netip.Addr, peer netip.Addr) uint32 {
 	addrs = slices.Clone(addrs)
 	slices.SortFunc(addrs, netip.Addr.Compare)
 	addrs = slices.Compact(addrs)
@@ -18,10 +18,11 @@ func (st *state) getSet(addrs []netip.Addr) uint32 {
 	}
 	s := st.sets[string(key)]
 	if s == nil {
-		s = &bgpSet{id: st.setIDs.get(), key: string(key), addrs: addrs}
+		s = &bgpSet{id: st.setIDs.get(), key: string(key), addrs: addrs, peer: peer}
 		s.resolved, s.why = st.resolve(addrs)
 		st.sets[s.key] = s
 		st.setsByID[s.id] = s
+		st.admitSet(s)
 	}
 	s.refs++
 	return s.id
@@ -38,6 +39,63 @@ func (st *state) putSet(id uint32) {
 	delete(st.sets, s.key)
 	delete(st.setsByID, id)
 	st.setIDs.put(id)
+	if !s.overLimit {
+		if st.peerSets[s.peer]--; st.peerSets[s.peer] <= 0 {
+			delete(st.peerSets, s.peer)
+		}
+	}
+}
+
+// admitSet counts s against its peer's bound, or marks it over the limit:
+// its routes are then installed in the kernel but passed to it in XDP.
+// Called for new sets and, on retry, for sets over the limit.
+func (st *state) admitSet(s *bgpSet) {
+	limit := st.opt.MaxGroupsPerPeer
+	if limit > 0 && st.peerSets[s.peer] >= limit {
+		s.overLimit = true
+		if !st.peerOver[s.peer] {
+			st.peerOver[s.peer] = true
+			st.log.Error("BGP peer's routes use more next-hop groups than allowed per peer: the rest are passed to the kernel in XDP",
+				"peer", s.peer, "max", limit)
+		}
+		return
+	}
+	s.overLimit = false
+	st.peerSets[s.peer]++
+}
+
+// readmitSets gives sets over their peer's limit a group where the peer
+// has room again, and re-examines their routes.
+func (st *state) readmitSets() {
+	over := map[netip.Addr]bool{}
+	var admitted map[uint32]bool
+	for _, s := range st.setsByID {
+		if !s.overLimit {
+			continue
+		}
+		if st.admitSet(s); s.overLimit {
+			over[s.peer] = true
+			continue
+		}
+		if admitted == nil {
+			admitted = map[uint32]bool{}
+		}
+		admitted[s.id] = true
+	}
+	for peer := range st.peerOver {
+		if !over[peer] {
+			delete(st.peerOver, peer)
+			st.log.Info("BGP peer is within its next-hop group limit again", "peer", peer)
+		}
+	}
+	if admitted == nil {
+		return
+	}
+	for p, e := range st.entries {
+		if admitted[e.bgpSet] {
+			st.markDirty(p)
+		}
+	}
 }
 
 // resolve finds, for each BGP next hop, the kernel route that reaches it

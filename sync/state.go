@@ -30,8 +30,16 @@ type xdpApplied struct {
 	on      bool
 	kind    route.Kind
 	group   *group
-	refused bool // KernelOnly because the group or next-hop map is full
+	refused refusal // KernelOnly for lack of room in XDP
 }
+
+// refusal is why a route XDP could forward is passed to the kernel.
+type refusal uint8
+
+const (
+	refusedMapFull   refusal = 1 + iota // the group or next-hop map is full
+	refusedPeerLimit                    // its peer used all its groups
+)
 
 // bgpSet is an interned set of BGP next hops with its resolution.
 type bgpSet struct {
@@ -41,17 +49,22 @@ type bgpSet struct {
 	refs     int
 	resolved []route.NextHop
 	why      string // why some next hops were not used (e.g. an address of this router)
+	// peer is the neighbor whose routes created the set; overLimit: that
+	// peer had used all its sets then, so the set gets no XDP group.
+	peer      netip.Addr
+	overLimit bool
 }
 
 type state struct {
 	opt Options
 	log *slog.Logger
 
-	haveSnapshot bool
-	entries      map[netip.Prefix]*entry
-	dirty        map[netip.Prefix]struct{}
-	failed       map[netip.Prefix]struct{}
-	refused      map[netip.Prefix]struct{} // in XDP as kernel-only: maps were full
+	haveSnapshot   bool
+	entries        map[netip.Prefix]*entry
+	dirty          map[netip.Prefix]struct{}
+	failed         map[netip.Prefix]struct{}
+	refused        map[netip.Prefix]refusal // in XDP as kernel-only for lack of room
+	refusedMapFull int                      // of those, because a map was full
 
 	links  map[int]route.Link
 	ports  map[string]bool
@@ -61,6 +74,8 @@ type state struct {
 	sets     map[string]*bgpSet
 	setsByID map[uint32]*bgpSet
 	setIDs   ids
+	peerSets map[netip.Addr]int  // sets within the bound, per peer
+	peerOver map[netip.Addr]bool // peers over the bound (logged once)
 
 	ourLists lists // next-hop lists of our routes in the kernel
 	groups   map[string]*group
@@ -98,13 +113,15 @@ func newState(opt Options, log *slog.Logger) *state {
 		entries:  map[netip.Prefix]*entry{},
 		dirty:    map[netip.Prefix]struct{}{},
 		failed:   map[netip.Prefix]struct{}{},
-		refused:  map[netip.Prefix]struct{}{},
+		refused:  map[netip.Prefix]refusal{},
 		links:    map[int]route.Link{},
 		ports:    map[string]bool{},
 		addrs:    map[route.Addr]struct{}{},
 		neighs:   map[neighKey]route.Neighbor{},
 		sets:     map[string]*bgpSet{},
 		setsByID: map[uint32]*bgpSet{},
+		peerSets: map[netip.Addr]int{},
+		peerOver: map[netip.Addr]bool{},
 		groups:   map[string]*group{},
 		nhs:      map[route.NextHop]*nexthop{},
 		ourLists: newLists(),
@@ -113,6 +130,9 @@ func newState(opt Options, log *slog.Logger) *state {
 	}
 	for _, p := range opt.Ports {
 		st.ports[p] = true
+	}
+	if st.opt.MaxGroupsPerPeer == 0 && opt.MaxGroups > 0 {
+		st.opt.MaxGroupsPerPeer = int(opt.MaxGroups / 8)
 	}
 	return st
 }

@@ -54,9 +54,12 @@ type FIB interface {
 }
 
 // BestPath is a BGP best-path change: NextHops empty means withdrawn.
+// Peer is the neighbor the (first) best path came from: next-hop groups
+// are bounded per peer.
 type BestPath struct {
 	Prefix   netip.Prefix
 	NextHops []netip.Addr
+	Peer     netip.Addr
 }
 
 // Options configure a Syncer.
@@ -90,6 +93,13 @@ type Options struct {
 	// next-hop maps (0: unlimited). Routes that would need more are
 	// passed to the kernel in XDP, counted as refused.
 	MaxGroups, MaxNextHops uint32
+	// MaxGroupsPerPeer bounds the BGP next-hop sets (each a group) one
+	// peer's routes may use in XDP, so that one peer cannot exhaust the
+	// maps for everyone (0: MaxGroups/8, or unlimited without MaxGroups;
+	// negative: unlimited).
+	// Routes beyond it are installed in the kernel and passed to it in
+	// XDP, counted as refused.
+	MaxGroupsPerPeer int
 	// AuditEvery is how often the XDP maps are read back and repaired
 	// where they differ from what sync wrote (0: never).
 	AuditEvery time.Duration
@@ -108,7 +118,7 @@ type Syncer struct {
 	// Inputs, queued by their producers without waiting for the worker:
 	// BGP changes coalesced per prefix, kernel events in order.
 	inMu     gosync.Mutex
-	bgpIn    map[netip.Prefix][]netip.Addr
+	bgpIn    map[netip.Prefix]BestPath
 	kernelIn []any
 	wake     chan struct{}
 
@@ -132,7 +142,7 @@ func New(opt Options) *Syncer {
 	s := &Syncer{
 		opt:   opt,
 		log:   opt.Log.With("component", "sync"),
-		bgpIn: map[netip.Prefix][]netip.Addr{},
+		bgpIn: map[netip.Prefix]BestPath{},
 		wake:  make(chan struct{}, 1),
 	}
 	s.st = newState(opt, s.log)
@@ -144,7 +154,7 @@ func New(opt Options) *Syncer {
 func (s *Syncer) Best(paths []BestPath) {
 	s.inMu.Lock()
 	for _, p := range paths {
-		s.bgpIn[p.Prefix.Masked()] = p.NextHops
+		s.bgpIn[p.Prefix.Masked()] = p
 	}
 	s.inMu.Unlock()
 	s.kick()
@@ -224,7 +234,7 @@ func (s *Syncer) applyPending() {
 	s.kernelIn = nil
 	in := s.bgpIn
 	if len(in) > 0 {
-		s.bgpIn = map[netip.Prefix][]netip.Addr{}
+		s.bgpIn = map[netip.Prefix]BestPath{}
 	} else {
 		in = nil // never keep the producers' map: Best writes it unlocked from us
 	}
@@ -250,8 +260,8 @@ func (s *Syncer) applyPending() {
 		}
 		return
 	}
-	for p, nhs := range in {
-		s.st.setBGP(p, nhs)
+	for p, b := range in {
+		s.st.setBGP(p, b.NextHops, b.Peer)
 	}
 	chunk := s.opt.Chunk
 	if chunk <= 0 {
