@@ -20,6 +20,9 @@ import (
 // load the forwarder.
 func requireBPF(tb testing.TB) {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("skipping under -short: loads BPF (privileged)")
+	}
 	if os.Geteuid() != 0 {
 		tb.Skip("skipping: needs root (BPF_PROG_LOAD, map creation)")
 	}

@@ -49,7 +49,10 @@ type BGPPeer struct {
 	// Via are prefixes announced with a third-party next hop on the
 	// shared link (BIRD only): the address the router is told to use.
 	Via map[netip.Prefix]netip.Addr
-	Dir string // config and sockets
+	// Multihop keeps BIRD's sessions up while the shared link flaps (a
+	// directly connected session ends when its interface goes down).
+	Multihop bool
+	Dir      string // config and sockets
 }
 
 // StartBIRD runs BIRD 2 in p.Role's namespace, in the foreground (the lab
@@ -83,8 +86,12 @@ func (l *Lab) StartBIRD(p BGPPeer) (*Proc, error) {
 		if len(p.Via) > 0 {
 			nhSelf = ""
 		}
-		fmt.Fprintf(&b, "protocol bgp peer%d {\n  local %s as %d;\n  neighbor %s as %d;\n  %s { import all; export all;%s };\n}\n",
-			i, n.Local, p.ASN, n.Remote, n.RemoteASN, fam, nhSelf)
+		multihop := ""
+		if p.Multihop {
+			multihop = "  multihop 2;\n"
+		}
+		fmt.Fprintf(&b, "protocol bgp peer%d {\n  local %s as %d;\n  neighbor %s as %d;\n%s  %s { import all; export all;%s };\n}\n",
+			i, n.Local, p.ASN, n.Remote, n.RemoteASN, multihop, fam, nhSelf)
 	}
 	conf := filepath.Join(p.Dir, "bird.conf")
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {

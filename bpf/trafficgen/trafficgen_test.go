@@ -65,6 +65,9 @@ func validIPv4(f []byte) bool {
 
 func requireBPF(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping under -short: loads BPF (privileged)")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: needs root (BPF_PROG_LOAD)")
 	}
