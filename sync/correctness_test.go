@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -272,7 +271,7 @@ func TestOwnAddressNextHop(t *testing.T) {
 // group are passed to the kernel in XDP (never an id past the map),
 // counted, logged once; they are forwarded in XDP once room returns.
 func TestGroupExhaustion(t *testing.T) {
-	var logs syncBuffer
+	var logs bytes.Buffer
 	now := time.Unix(1000, 0)
 	// Ids 1..7: 2 for the connected routes, 5 for BGP.
 	r := newRigWith(t, Options{MaxGroups: 8, MaxGroupsPerPeer: 100, Log: slog.New(slog.NewTextHandler(&logs, nil)), now: func() time.Time { return now }})
@@ -314,7 +313,7 @@ func TestGroupExhaustion(t *testing.T) {
 // in XDP, others' routes are unaffected, and they get groups once the
 // peer has room again.
 func TestGroupsPerPeer(t *testing.T) {
-	var logs syncBuffer
+	var logs bytes.Buffer
 	r := newRigWith(t, Options{MaxGroupsPerPeer: 2, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	peerB := ip("10.0.1.2")
 	for i := range 4 {
@@ -335,21 +334,4 @@ func TestGroupsPerPeer(t *testing.T) {
 	eq(t, "refused after withdrawals", r.st.counts.Refused, 0)
 	eq(t, "readmitted", r.dp.egress(t, "198.18.3.0/24"), []string{"3:"})
 	eq(t, "recovery logged", strings.Count(logs.String(), "within its next-hop group limit"), 1)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

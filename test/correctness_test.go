@@ -70,6 +70,22 @@ func hosts(ps []netip.Prefix) []string {
 	return out
 }
 
+// waitNotInstalled waits until xdprouterctl routes shows the BGP route of
+// p in neither sink, with a reason containing why.
+func (r *router) waitNotInstalled(p netip.Prefix, why string) {
+	r.t.Helper()
+	r.poll(10*time.Second, func() error {
+		var routes []xsync.RouteInfo
+		if err := r.ctl(&routes, "routes", p.String()); err != nil {
+			return err
+		}
+		if len(routes) != 1 || routes[0].InXDP || routes[0].InKernel || !strings.Contains(routes[0].Error, why) {
+			return fmt.Errorf("routes %s = %+v: want in neither sink, with a reason containing %q", p, routes, why)
+		}
+		return nil
+	})
+}
+
 // TestLinkFlapIPv4: an IPv4 router port goes down and up. The kernel drops
 // the routes through it without a message per route; XDP must drop them
 // too, and after the link is back every BGP route is in both sinks again
@@ -169,16 +185,7 @@ func TestKernelRefusedNextHop(t *testing.T) {
 	}
 	r.start(neighbors("", up1))
 	r.waitRoutes("learned", 5, 0)
-	r.poll(10*time.Second, func() error {
-		var routes []xsync.RouteInfo
-		if err := r.ctl(&routes, "routes", refused.String()); err != nil {
-			return err
-		}
-		if len(routes) != 1 || routes[0].InXDP || routes[0].InKernel || !strings.Contains(routes[0].Error, "rejected") {
-			return fmt.Errorf("routes %s = %+v: want refused, in neither sink, with the reason", refused, routes)
-		}
-		return nil
-	})
+	r.waitNotInstalled(refused, "rejected")
 	if err := r.agree("198.51.100.1"); err != nil {
 		t.Error(err)
 	}
@@ -217,16 +224,7 @@ func TestOwnAddressNextHopIgnored(t *testing.T) {
 	}
 	r.start(neighbors("", up1))
 	r.waitRoutes("learned", 5, 0)
-	r.poll(10*time.Second, func() error {
-		var routes []xsync.RouteInfo
-		if err := r.ctl(&routes, "routes", own.String()); err != nil {
-			return err
-		}
-		if len(routes) != 1 || routes[0].InXDP || routes[0].InKernel || !strings.Contains(routes[0].Error, "address of this router") {
-			return fmt.Errorf("routes %s = %+v: want ignored with the reason", own, routes)
-		}
-		return nil
-	})
+	r.waitNotInstalled(own, "address of this router")
 	if err := r.agree("198.51.100.1"); err != nil {
 		t.Error(err)
 	}

@@ -1,9 +1,6 @@
 package test
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,21 +9,12 @@ import (
 	"github.com/xdprouter/xdprouter/lab"
 )
 
-// requireLong skips the integration tests of this file in -short mode.
-func requireLong(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("skipping: namespaces and xdprouterd (not in -short mode)")
-	}
-}
-
 // TestForeignBGPRoutesKept: another routing daemon (FRR's zebra) writes
 // `proto bgp metric 20` routes into r's table. xdprouterd, which has its own
 // protocol, mirrors them into XDP like any kernel route and never deletes
 // them, also across a restart (without BGP the stale sweep runs right at
 // start: the harsher case).
 func TestForeignBGPRoutesKept(t *testing.T) {
-	requireLong(t)
 	r := newLab(t)
 	must := func(err error) {
 		t.Helper()
@@ -71,7 +59,6 @@ func TestForeignBGPRoutesKept(t *testing.T) {
 // local) is mirrored as kernel-only, so XDP passes its packets instead of
 // forwarding them by a shorter match.
 func TestUnknownRouteTypesKernelOnly(t *testing.T) {
-	requireLong(t)
 	r := newLab(t)
 	r.start("")
 	if err := r.Run("r", "ip", "route", "add", "10.9.0.0/16", "via", lab.H2v4); err != nil {
@@ -87,50 +74,12 @@ func TestUnknownRouteTypesKernelOnly(t *testing.T) {
 	r.waitDecision("10.9.8.1", "covering route outside the local one", func(d bpf.Decision) bool { return d.Action == bpf.ActionRedirect })
 }
 
-// startMode is start with another xdp-mode.
-func (r *router) startMode(mode string) {
-	t := r.t
-	t.Helper()
-	cfg, err := lab.DaemonConfigFile(t.TempDir(), r.ports, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rewriteFile(cfg, `xdp-mode = "native"`, fmt.Sprintf("xdp-mode = %q", mode)); err != nil {
-		t.Fatal(err)
-	}
-	r.config = cfg
-	p, err := r.Start("r", "xdprouterd", filepath.Join(bin, "xdprouterd"), "--config", cfg, "--log-level", "info")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.daemon = p
-	t.Cleanup(func() {
-		if err := p.Stop(10 * time.Second); err != nil {
-			t.Errorf("xdprouterd did not stop cleanly: %v", err)
-		}
-		if strings.Contains(p.Out.String(), "DATA RACE") {
-			t.Error("the race detector reported a data race in xdprouterd")
-		}
-		if t.Failed() {
-			t.Logf("xdprouterd output:\n%s", p.Out.String())
-		}
-	})
-	r.poll(10*time.Second, func() error {
-		if exited, err := p.Exited(); exited {
-			t.Fatalf("xdprouterd exited: %v\n%s", err, p.Out.String())
-		}
-		var s []bpf.StatCounter
-		return r.ctl(&s, "stats")
-	})
-}
-
 // TestBridgePortPassedToKernel: a router port that is a Linux bridge has
 // no ndo_xdp_xmit ("auto" attaches it in generic mode). A redirect into it
 // would be counted and then dropped by the kernel; instead XDP passes
 // packets routed out of it (egress_not_xdp) and the kernel, forwarding on
 // for this test, delivers them.
 func TestBridgePortPassedToKernel(t *testing.T) {
-	requireLong(t)
 	r := newLab(t)
 	for _, s := range [][]string{
 		{"ip", "addr", "del", lab.R2v4 + "/24", "dev", "eth2"},
@@ -147,7 +96,8 @@ func TestBridgePortPassedToKernel(t *testing.T) {
 	}
 	r.poll(5*time.Second, func() error { return r.Run("r", "ping", "-c1", "-W1", lab.H2v4) })
 	r.ports = []string{"eth1", "br2"}
-	r.startMode("auto")
+	r.edit = func(cfg string) string { return strings.Replace(cfg, `xdp-mode = "native"`, `xdp-mode = "auto"`, 1) }
+	r.start("")
 
 	r.waitDecision(lab.H2v4, "route out of the bridge", func(d bpf.Decision) bool {
 		return d.Action == bpf.ActionPass && d.Reason == bpf.ReasonEgressNotXDP
@@ -162,16 +112,4 @@ func TestBridgePortPassedToKernel(t *testing.T) {
 	// The reverse direction enters through the bridge and leaves through
 	// the veth eth1, a redirect target.
 	r.waitDecision(lab.H1v4, "route out of the veth", func(d bpf.Decision) bool { return d.Action == bpf.ActionRedirect })
-}
-
-// rewriteFile replaces old by new in the file at path; old must occur.
-func rewriteFile(path, old, new string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if !strings.Contains(string(b), old) {
-		return fmt.Errorf("%s: no %q to replace", path, old)
-	}
-	return os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o644)
 }
