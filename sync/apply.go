@@ -208,6 +208,7 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 				st.fail(c.p, err)
 				continue
 			}
+			st.touch(c.p)
 			if !c.e.xdp.on {
 				st.countXDP(c.p, 1)
 			}
@@ -228,6 +229,7 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 				st.fail(c.p, err)
 				continue
 			}
+			st.touch(c.p)
 			st.countXDP(c.p, -1)
 			st.noteRefused(c.p, 0)
 			st.releaseGroup(c.e.xdp.group)

@@ -10,8 +10,19 @@ import (
 // audit reads the XDP maps back and rewrites every entry that differs from
 // what sync applied (a write lost or made by someone else), and deletes
 // routes sync does not know. It returns the number of entries repaired.
+// The worker runs it in two steps (beginAudit, the route read outside the
+// lock, finishAudit) so that a full table's read-back never stalls it.
 func (st *state) audit() int {
-	repairs := 0
+	st.beginAudit()
+	have, err := st.opt.Datapath.Routes()
+	return st.finishAudit(have, err)
+}
+
+// beginAudit repairs next hops and groups (few: read under the lock) and
+// starts recording the routes written while the route maps are read.
+func (st *state) beginAudit() {
+	st.auditRepairs = 0
+	st.touched = map[netip.Prefix]struct{}{}
 	// Next hops and groups first: routes point at them.
 	for _, x := range st.nhs {
 		got, err := st.opt.Datapath.NextHopAt(x.id)
@@ -21,7 +32,7 @@ func (st *state) audit() int {
 		}
 		if want := st.egress(x); !sameEgress(got, want) || string(want.MAC) != x.mac {
 			st.writeNextHop(x)
-			repairs++
+			st.auditRepairs++
 		}
 	}
 	for _, g := range st.groups {
@@ -33,10 +44,18 @@ func (st *state) audit() int {
 		if !slices.Equal(got, g.written) {
 			g.written = nil // force the write
 			st.writeGroup(g)
-			repairs++
+			st.auditRepairs++
 		}
 	}
-	have, err := st.opt.Datapath.Routes()
+}
+
+// finishAudit compares the route maps as read (have) with the applied
+// state, ignoring prefixes written since beginAudit, and repairs the rest.
+func (st *state) finishAudit(have []route.Entry, err error) int {
+	touched := st.touched
+	st.touched = nil
+	repairs := st.auditRepairs
+	defer func() { st.counts.Repairs += uint64(repairs) }()
 	if err != nil {
 		st.log.Error("audit: read routes", "err", err)
 		return repairs
@@ -46,6 +65,9 @@ func (st *state) audit() int {
 	seen := make(map[netip.Prefix]bool, len(have))
 	for _, r := range have {
 		seen[r.Prefix] = true
+		if _, ok := touched[r.Prefix]; ok {
+			continue
+		}
 		e := st.entries[r.Prefix]
 		if e == nil || !e.xdp.on {
 			drop = append(drop, r.Prefix)
@@ -56,27 +78,31 @@ func (st *state) audit() int {
 		}
 	}
 	for p, e := range st.entries {
-		if e.xdp.on && !seen[p] {
+		if _, ok := touched[p]; e.xdp.on && !seen[p] && !ok {
 			fix = append(fix, appliedEntry(p, e.xdp))
 		}
 	}
 	v4First := func(a, b netip.Prefix) int { return boolCmp(b.Addr().Is4(), a.Addr().Is4()) }
 	slices.SortStableFunc(fix, func(a, b route.Entry) int { return v4First(a.Prefix, b.Prefix) })
 	slices.SortStableFunc(drop, v4First)
-	if n, err := st.opt.Datapath.UpdateRoutes(fix); err != nil {
+	n, err := st.opt.Datapath.UpdateRoutes(fix)
+	repairs += n
+	if err != nil {
 		st.log.Error("audit: rewrite routes", "written", n, "of", len(fix), "err", err)
-		repairs += n
-	} else {
-		repairs += len(fix)
 	}
-	if n, err := st.opt.Datapath.DeleteRoutes(drop); err != nil {
+	n, err = st.opt.Datapath.DeleteRoutes(drop)
+	repairs += n
+	if err != nil {
 		st.log.Error("audit: delete unknown routes", "deleted", n, "of", len(drop), "err", err)
-		repairs += n
-	} else {
-		repairs += len(drop)
 	}
-	st.counts.Repairs += uint64(repairs)
 	return repairs
+}
+
+// touch records that p's XDP entry was written (while an audit reads).
+func (st *state) touch(p netip.Prefix) {
+	if st.touched != nil {
+		st.touched[p] = struct{}{}
+	}
 }
 
 func appliedEntry(p netip.Prefix, x xdpApplied) route.Entry {

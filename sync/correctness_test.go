@@ -95,6 +95,15 @@ func TestAuditRepairs(t *testing.T) {
 	eq(t, "unknown removed", r.dp.egress(t, "192.0.2.0/24"), []string(nil))
 	eq(t, "counted", r.st.counts.Repairs, uint64(4))
 	eq(t, "clean again", r.st.audit(), 0)
+
+	// A route written while the maps were read (outside the lock) is not
+	// taken for damage.
+	r.st.beginAudit()
+	read, _ := r.dp.Routes()
+	r.ev(route.RouteEvent{Route: via("198.51.102.0/24", 0, gw("10.0.2.2", eth2))},
+		route.RouteEvent{Route: via("198.51.101.0/24", 0, gw("10.0.1.2", eth1)), Deleted: true})
+	eq(t, "changes during the read", r.st.finishAudit(read, nil), 0)
+	eq(t, "still counted", r.st.counts.Repairs, uint64(4))
 }
 
 // TestStaleRoutesMirrored: routes a previous instance left in the kernel

@@ -95,6 +95,11 @@ type state struct {
 	firstFail   error
 	lastFailLog time.Time
 
+	// An audit in progress: prefixes written since it read the maps
+	// (nil: none running), and what it repaired so far.
+	touched      map[netip.Prefix]struct{}
+	auditRepairs int
+
 	counts Counts
 }
 

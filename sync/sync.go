@@ -195,6 +195,7 @@ func (s *Syncer) Run(ctx context.Context, events <-chan any) error {
 		defer audit.Stop()
 		auditC = audit.C
 	}
+	var auditDone chan auditRead // a route read-back in progress
 	var staleC <-chan time.Time
 	for {
 		select {
@@ -210,8 +211,21 @@ func (s *Syncer) Run(ctx context.Context, events <-chan any) error {
 			s.st.retryFailed()
 			s.mu.Unlock()
 		case <-auditC:
+			if auditDone != nil {
+				break // the last one is still reading
+			}
 			s.mu.Lock()
-			if n := s.st.audit(); n > 0 {
+			s.st.beginAudit()
+			s.mu.Unlock()
+			auditDone = make(chan auditRead, 1)
+			go func(done chan<- auditRead) {
+				rs, err := s.opt.Datapath.Routes()
+				done <- auditRead{rs, err}
+			}(auditDone)
+		case read := <-auditDone:
+			auditDone = nil
+			s.mu.Lock()
+			if n := s.st.finishAudit(read.routes, read.err); n > 0 {
 				s.log.Warn("XDP maps differed from sync state: repaired", "entries", n)
 			}
 			s.mu.Unlock()
@@ -226,6 +240,12 @@ func (s *Syncer) Run(ctx context.Context, events <-chan any) error {
 			staleC = time.After(s.opt.StaleAfter)
 		}
 	}
+}
+
+// auditRead is the XDP route maps as read back for an audit.
+type auditRead struct {
+	routes []route.Entry
+	err    error
 }
 
 func (s *Syncer) applyPending() {
