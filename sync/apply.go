@@ -87,9 +87,9 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 		if e == nil {
 			continue
 		}
-		w := st.wantFIB(e)
-		if w.action != fibKeep && e.rejected != "" {
-			st.setRejected(e, "", "") // the wanted route changed: try it
+		w := st.wantFIB(p, e)
+		if w.action != fibKeep && e.rejected {
+			st.setRejected(p, e, rejection{}) // the wanted route changed: try it
 		}
 		switch w.action {
 		case fibInstall:
@@ -116,7 +116,7 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 		if err != nil {
 			st.ourLists.put(a.id)
 			if errors.Is(err, route.ErrRejected) {
-				st.setRejected(a.e, route.Key(ops[i].Route.NextHops), err.Error())
+				st.setRejected(a.p, a.e, rejection{route.Key(ops[i].Route.NextHops), err.Error()})
 				rejected = append(rejected, err)
 				continue
 			}
@@ -139,14 +139,15 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 	return removing
 }
 
-func (st *state) setRejected(e *entry, key, why string) {
-	switch {
-	case e.rejected == "" && key != "":
-		st.counts.Rejected++
-	case e.rejected != "" && key == "":
-		st.counts.Rejected--
+// setRejected records (or, with the zero rejection, clears) a refusal.
+func (st *state) setRejected(p netip.Prefix, e *entry, r rejection) {
+	if r.key == "" {
+		delete(st.rejected, p)
+	} else {
+		st.rejected[p] = r
 	}
-	e.rejected, e.rejectedWhy = key, why
+	e.rejected = r.key != ""
+	st.counts.Rejected = len(st.rejected)
 }
 
 // applyXDP brings the XDP entries of batch to what the kernel now does.

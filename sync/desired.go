@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"net/netip"
 	"slices"
 	"strconv"
 
@@ -23,7 +24,7 @@ type fibWant struct {
 }
 
 // wantFIB is our route wanted in the kernel for e.
-func (st *state) wantFIB(e *entry) fibWant {
+func (st *state) wantFIB(p netip.Prefix, e *entry) fibWant {
 	set := st.setsByID[e.bgpSet]
 	if set == nil || len(set.resolved) == 0 {
 		return fibWant{}
@@ -32,7 +33,7 @@ func (st *state) wantFIB(e *entry) fibWant {
 	if slices.ContainsFunc(e.kernel, func(r route.Route) bool { return r.Metric == st.opt.Metric }) {
 		return fibWant{shadowed: "kernel route with metric " + strconv.Itoa(st.opt.Metric)}
 	}
-	if e.rejected != "" && e.rejected == route.Key(set.resolved) {
+	if e.rejected && st.rejected[p].key == route.Key(set.resolved) {
 		return fibWant{action: fibKeep}
 	}
 	return fibWant{action: fibInstall, nhs: set.resolved}

@@ -20,7 +20,7 @@ func (st *state) routeInfos(filter netip.Prefix) []RouteInfo {
 			continue
 		}
 		ri := RouteInfo{Prefix: p, Source: w.source, Metric: w.metric, InXDP: e.xdp.on, InKernel: e.ours != 0,
-			Shadowed: st.wantFIB(e).shadowed, Error: e.rejectedWhy, Refused: e.xdp.refused != 0}
+			Shadowed: st.wantFIB(p, e).shadowed, Error: st.rejected[p].why, Refused: e.xdp.refused != 0}
 		ri.Kind = w.kind.String()
 		if e.xdp.group != nil {
 			ri.Group = e.xdp.group.id

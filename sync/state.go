@@ -21,9 +21,13 @@ type entry struct {
 	ours       uint32
 	oursMetric int
 	stale      bool
-	// rejected is the next-hop list key the kernel refused permanently
-	// (with why): not retried until the wanted list changes.
-	rejected, rejectedWhy string
+	rejected   bool // see state.rejected
+}
+
+// rejection is a route the kernel refused for good: the next-hop list
+// (route.Key) and why. It is not retried until the wanted list changes.
+type rejection struct {
+	key, why string
 }
 
 type xdpApplied struct {
@@ -63,8 +67,9 @@ type state struct {
 	entries        map[netip.Prefix]*entry
 	dirty          map[netip.Prefix]struct{}
 	failed         map[netip.Prefix]struct{}
-	refused        map[netip.Prefix]refusal // in XDP as kernel-only for lack of room
-	refusedMapFull int                      // of those, because a map was full
+	rejected       map[netip.Prefix]rejection // rare: kept beside the entries
+	refused        map[netip.Prefix]refusal   // in XDP as kernel-only for lack of room
+	refusedMapFull int                        // of those, because a map was full
 
 	links  map[int]route.Link
 	ports  map[string]bool
@@ -119,6 +124,7 @@ func newState(opt Options, log *slog.Logger) *state {
 		dirty:    map[netip.Prefix]struct{}{},
 		failed:   map[netip.Prefix]struct{}{},
 		refused:  map[netip.Prefix]refusal{},
+		rejected: map[netip.Prefix]rejection{},
 		links:    map[int]route.Link{},
 		ports:    map[string]bool{},
 		addrs:    map[route.Addr]struct{}{},
