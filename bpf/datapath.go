@@ -31,6 +31,8 @@ type Options struct {
 	PinPath string
 	// Map sizes (max_entries).
 	MaxRoutesV4, MaxRoutesV6, MaxGroups, MaxNextHops, MaxNeighbors uint32
+	// Lookup selects the structure packets are looked up in.
+	Lookup LookupMode
 }
 
 // Mode selects how Attach hooks the XDP program into an interface.
