@@ -78,6 +78,7 @@ func ParseMode(s string) (Mode, error) {
 type loaded struct {
 	fwdPrograms
 	fwdMaps
+	fwdVariables
 }
 
 func (l *loaded) Close() error {
@@ -101,6 +102,8 @@ type Datapath struct {
 	// targets holds, per SetInterface'd port, why it is not a redirect
 	// target ("" if it is): see redirectCheck.
 	targets map[int]string
+
+	compiled *compiled
 }
 
 // Load loads the XDP program and creates its maps.
@@ -127,6 +130,7 @@ func Load(opts Options) (*Datapath, error) {
 			ms.MaxEntries = n
 		}
 	}
+	lpmSizes(spec, opts)
 
 	var colOpts ebpf.CollectionOptions
 	if opts.PinPath != "" {
@@ -152,6 +156,10 @@ func Load(opts Options) (*Datapath, error) {
 			return nil, fmt.Errorf("load XDP program: %w (verifier log:\n%+v)", err, ve)
 		}
 		return nil, fmt.Errorf("load XDP program: %w", err)
+	}
+	if d.compiled, err = newCompiled(&d.objs.fwdMaps, &d.objs.fwdVariables, opts.Lookup); err != nil {
+		d.objs.Close()
+		return nil, err
 	}
 	return d, nil
 }
@@ -220,6 +228,7 @@ func (d *Datapath) Close() error {
 			}
 		}
 	}
+	d.compiled.close()
 	if err := d.objs.Close(); err != nil {
 		errs = append(errs, err)
 	}

@@ -37,6 +37,29 @@ struct {
 	__type(value, struct route_val);
 } routes_v6 SEC(".maps");
 
+/* The compiled structure, written by Go through memory mappings. */
+#define LPM_ARRAY(name, value_type, entries)              \
+	struct {                                          \
+		__uint(type, BPF_MAP_TYPE_ARRAY);         \
+		__uint(map_flags, BPF_F_MMAPABLE);        \
+		__uint(max_entries, entries);             \
+		__type(key, __u32);                       \
+		__type(value, value_type);                \
+	} name SEC(".maps")
+
+LPM_ARRAY(lpm_top4, struct lpm_pair, 1 << 15);
+LPM_ARRAY(lpm_nodes4, struct lpm_node, DEFAULT_LPM_RECORDS_V4);
+LPM_ARRAY(lpm_leaves4, struct lpm_pair, DEFAULT_LPM_LEAVES_V4);
+LPM_ARRAY(lpm_top6, struct lpm_pair, 1 << 15);
+LPM_ARRAY(lpm_nodes6, struct lpm_node, DEFAULT_LPM_RECORDS_V6);
+LPM_ARRAY(lpm_leaves6, struct lpm_pair, DEFAULT_LPM_LEAVES_V6);
+
+/*
+ * Which structure packets use: 1 the compiled one, 0 the LPM trie (set by
+ * Go at load, and at run time if the compiled one runs out of room).
+ */
+volatile __u32 lookup_compiled = 1;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, DEFAULT_MAX_GROUPS);
@@ -90,6 +113,8 @@ struct enum_anchor {
 	enum stat stat;
 	enum route_type route_type;
 	enum nh_flags nh_flags;
+	struct lpm_pair lpm_pair;
+	struct lpm_node lpm_node;
 };
 const volatile struct enum_anchor enum_anchor __attribute__((unused));
 
@@ -252,6 +277,123 @@ static __always_inline int finish(struct ethhdr *eth, __u8 *dmac, __u8 *smac, __
 	return count(STAT_REDIRECT, bytes, XDP_REDIRECT);
 }
 
+/* Bits set in x: BPF has no popcount instruction. */
+static __always_inline __u64 popcnt64(__u64 x)
+{
+	x -= (x >> 1) & 0x5555555555555555ULL;
+	x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+	return (x * 0x0101010101010101ULL) >> 56;
+}
+
+/*
+ * One node of the compiled structure, at slot v: either the next record
+ * (returns 0, *e = record index) or the slot's leaf (returns 1,
+ * *e = LPM_LEAF | leaf).
+ */
+static __always_inline int lpm_step(struct lpm_node *n, __u32 v, void *leaves, __u32 *e)
+{
+	__u64 bit = 1ULL << (v & 63);
+
+	if (n->vector & bit) {
+		*e = n->child_base + popcnt64(n->vector & (bit - 1));
+		return 0;
+	}
+	__u32 li = n->leaf_base + popcnt64(n->leafvec & ((bit << 1) - 1)) - 1;
+	__u32 k = li >> 1;
+	struct lpm_pair *p = bpf_map_lookup_elem(leaves, &k);
+	*e = LPM_LEAF | (p ? p->v[li & 1] : 0);
+	return 1;
+}
+
+/* A leaf into the route value the forwarder uses; 0 for no route. */
+static __always_inline int lpm_leaf(__u32 e, struct route_val *rt)
+{
+	__u32 leaf = e & ~LPM_LEAF;
+
+	if (!(e & LPM_LEAF) || leaf == 0)
+		return 0;
+	rt->type = (leaf >> 24) - 1;
+	rt->nhg = leaf & 0xffffff;
+	return 1;
+}
+
+static __always_inline int lpm_top(void *top, __u32 t, __u32 *e)
+{
+	__u32 k = t >> 1;
+	struct lpm_pair *p = bpf_map_lookup_elem(top, &k);
+
+	if (!p)
+		return 0;
+	*e = p->v[t & 1];
+	return 1;
+}
+
+/* Longest-prefix match of an IPv4 destination; 0: no route. */
+static __always_inline int route_v4(__be32 daddr, struct route_val *rt)
+{
+	if (!lookup_compiled) {
+		struct lpm_v4_key key = { .prefixlen = 32, .addr = daddr };
+		struct route_val *v = bpf_map_lookup_elem(&routes_v4, &key);
+		if (!v)
+			return 0;
+		*rt = *v;
+		return 1;
+	}
+	__u32 a = bpf_ntohl(daddr), e;
+	if (!lpm_top(&lpm_top4, a >> 16, &e))
+		return 0;
+	/* Nodes cover bits 16-21, 22-27 and 28-31 (plus two zero bits). */
+	__u32 chunks[3] = { (a >> 10) & 63, (a >> 4) & 63, (a << 2) & 63 };
+	for (int level = 0; level < 3; level++) {
+		if (e & LPM_LEAF)
+			break;
+		struct lpm_node *n = bpf_map_lookup_elem(&lpm_nodes4, &e);
+		if (!n)
+			return 0;
+		if (lpm_step(n, chunks[level], &lpm_leaves4, &e))
+			break;
+	}
+	return lpm_leaf(e, rt);
+}
+
+/* Longest-prefix match of an IPv6 destination; 0: no route. */
+static __always_inline int route_v6(struct in6_addr *daddr, struct route_val *rt)
+{
+	if (!lookup_compiled) {
+		struct lpm_v6_key key = { .prefixlen = 128 };
+		__builtin_memcpy(key.addr, daddr, 16);
+		struct route_val *v = bpf_map_lookup_elem(&routes_v6, &key);
+		if (!v)
+			return 0;
+		*rt = *v;
+		return 1;
+	}
+	__u64 hi = (__u64)bpf_ntohl(daddr->in6_u.u6_addr32[0]) << 32 | bpf_ntohl(daddr->in6_u.u6_addr32[1]);
+	__u64 lo = (__u64)bpf_ntohl(daddr->in6_u.u6_addr32[2]) << 32 | bpf_ntohl(daddr->in6_u.u6_addr32[3]);
+	__u32 e;
+	if (!lpm_top(&lpm_top6, hi >> 48, &e))
+		return 0;
+	/* 19 nodes of 6 bits from bit 16; none straddles the two halves. */
+	for (int level = 0; level < 19; level++) {
+		if (e & LPM_LEAF)
+			break;
+		struct lpm_node *n = bpf_map_lookup_elem(&lpm_nodes6, &e);
+		if (!n)
+			return 0;
+		__u32 off = 16 + 6 * level, v;
+		if (off < 64)
+			v = hi >> (58 - off);
+		else if (off <= 122)
+			v = lo >> (122 - off);
+		else
+			v = lo << (off - 122);
+		if (lpm_step(n, v & 63, &lpm_leaves6, &e))
+			break;
+	}
+	return lpm_leaf(e, rt);
+}
+
 static __always_inline int v4_special(__u32 daddr /* host order */)
 {
 	return (daddr & 0xf0000000) == 0xe0000000 || /* 224.0.0.0/4 multicast */
@@ -279,9 +421,8 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 	if (hlen != sizeof(*iph))
 		return count(STAT_PASS_IP_OPTIONS, bytes, XDP_PASS);
 
-	struct lpm_v4_key key = { .prefixlen = 32, .addr = iph->daddr };
-	struct route_val *rt = bpf_map_lookup_elem(&routes_v4, &key);
-	if (!rt)
+	struct route_val route, *rt = &route;
+	if (!route_v4(iph->daddr, rt))
 		return count(STAT_PASS_NO_ROUTE, bytes, XDP_PASS);
 	int s = route_stat(rt);
 	if (s >= 0)
@@ -367,10 +508,8 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 	if (ipv6_ext(ip6->nexthdr))
 		return count(STAT_PASS_IPV6_EXT, bytes, XDP_PASS);
 
-	struct lpm_v6_key key = { .prefixlen = 128 };
-	__builtin_memcpy(key.addr, &ip6->daddr, 16);
-	struct route_val *rt = bpf_map_lookup_elem(&routes_v6, &key);
-	if (!rt)
+	struct route_val route, *rt = &route;
+	if (!route_v6(&ip6->daddr, rt))
 		return count(STAT_PASS_NO_ROUTE, bytes, XDP_PASS);
 	int s = route_stat(rt);
 	if (s >= 0)

@@ -44,6 +44,32 @@ struct route_val {
 	__u8 pad[3];
 };
 
+/*
+ * Compiled lookup structure (lpm/ builds it; see its package comment):
+ * top entries for the first 16 address bits, 64-way node records, leaves.
+ * Top entries and leaves are 32-bit, stored two per array element
+ * (array values are 8-byte aligned). A top entry with LPM_LEAF set is a
+ * leaf; otherwise it is a node record index. A leaf is 0 (no route) or
+ * (route_type + 1) << 24 | nhg.
+ */
+#define LPM_LEAF 0x80000000u
+/* Sized for 1M IPv4 and 250k IPv6 routes with churn (docs/lpm.md). */
+#define DEFAULT_LPM_RECORDS_V4 1100000
+#define DEFAULT_LPM_LEAVES_V4 (2000000 / 2)
+#define DEFAULT_LPM_RECORDS_V6 750000
+#define DEFAULT_LPM_LEAVES_V6 (1000000 / 2)
+
+struct lpm_pair {
+	__u32 v[2];
+};
+
+struct lpm_node {
+	__u64 vector;     /* slots that are nodes */
+	__u64 leafvec;    /* slots where a run of equal leaves starts */
+	__u32 leaf_base;  /* leaf index of the first run */
+	__u32 child_base; /* record index of the first child */
+};
+
 /* Next-hop group (ECMP set), indexed by group id. */
 struct nhg {
 	__u32 count;

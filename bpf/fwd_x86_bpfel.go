@@ -24,6 +24,18 @@ type fwdEnumAnchor struct {
 	Stat      uint32
 	RouteType uint32
 	NhFlags   uint32
+	LpmPair   struct {
+		_ structs.HostLayout
+		V [2]uint32
+	}
+	_       [4]byte
+	LpmNode struct {
+		_         structs.HostLayout
+		Vector    uint64
+		Leafvec   uint64
+		LeafBase  uint32
+		ChildBase uint32
+	}
 }
 
 type fwdIface struct {
@@ -31,6 +43,19 @@ type fwdIface struct {
 	Mac [6]uint8
 	Pad uint16
 	Mtu uint32
+}
+
+type fwdLpmNode struct {
+	_         structs.HostLayout
+	Vector    uint64
+	Leafvec   uint64
+	LeafBase  uint32
+	ChildBase uint32
+}
+
+type fwdLpmPair struct {
+	_ structs.HostLayout
+	V [2]uint32
 }
 
 type fwdLpmV4Key struct {
@@ -123,16 +148,23 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fwdMapIfaces     = "ifaces"
-	fwdMapNeighbors  = "neighbors"
-	fwdMapNexthops   = "nexthops"
-	fwdMapNhgs       = "nhgs"
-	fwdMapRoutesV4   = "routes_v4"
-	fwdMapRoutesV6   = "routes_v6"
-	fwdMapStats      = "stats"
-	fwdMapTxPorts    = "tx_ports"
-	fwdProgXdpFwd    = "xdp_fwd"
-	fwdVarEnumAnchor = "enum_anchor"
+	fwdMapIfaces         = "ifaces"
+	fwdMapLpmLeaves4     = "lpm_leaves4"
+	fwdMapLpmLeaves6     = "lpm_leaves6"
+	fwdMapLpmNodes4      = "lpm_nodes4"
+	fwdMapLpmNodes6      = "lpm_nodes6"
+	fwdMapLpmTop4        = "lpm_top4"
+	fwdMapLpmTop6        = "lpm_top6"
+	fwdMapNeighbors      = "neighbors"
+	fwdMapNexthops       = "nexthops"
+	fwdMapNhgs           = "nhgs"
+	fwdMapRoutesV4       = "routes_v4"
+	fwdMapRoutesV6       = "routes_v6"
+	fwdMapStats          = "stats"
+	fwdMapTxPorts        = "tx_ports"
+	fwdProgXdpFwd        = "xdp_fwd"
+	fwdVarEnumAnchor     = "enum_anchor"
+	fwdVarLookupCompiled = "lookup_compiled"
 )
 
 // loadFwd returns the embedded CollectionSpec for fwd.
@@ -184,21 +216,28 @@ type fwdProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fwdMapSpecs struct {
-	Ifaces    *ebpf.MapSpec `ebpf:"ifaces"`
-	Neighbors *ebpf.MapSpec `ebpf:"neighbors"`
-	Nexthops  *ebpf.MapSpec `ebpf:"nexthops"`
-	Nhgs      *ebpf.MapSpec `ebpf:"nhgs"`
-	RoutesV4  *ebpf.MapSpec `ebpf:"routes_v4"`
-	RoutesV6  *ebpf.MapSpec `ebpf:"routes_v6"`
-	Stats     *ebpf.MapSpec `ebpf:"stats"`
-	TxPorts   *ebpf.MapSpec `ebpf:"tx_ports"`
+	Ifaces     *ebpf.MapSpec `ebpf:"ifaces"`
+	LpmLeaves4 *ebpf.MapSpec `ebpf:"lpm_leaves4"`
+	LpmLeaves6 *ebpf.MapSpec `ebpf:"lpm_leaves6"`
+	LpmNodes4  *ebpf.MapSpec `ebpf:"lpm_nodes4"`
+	LpmNodes6  *ebpf.MapSpec `ebpf:"lpm_nodes6"`
+	LpmTop4    *ebpf.MapSpec `ebpf:"lpm_top4"`
+	LpmTop6    *ebpf.MapSpec `ebpf:"lpm_top6"`
+	Neighbors  *ebpf.MapSpec `ebpf:"neighbors"`
+	Nexthops   *ebpf.MapSpec `ebpf:"nexthops"`
+	Nhgs       *ebpf.MapSpec `ebpf:"nhgs"`
+	RoutesV4   *ebpf.MapSpec `ebpf:"routes_v4"`
+	RoutesV6   *ebpf.MapSpec `ebpf:"routes_v6"`
+	Stats      *ebpf.MapSpec `ebpf:"stats"`
+	TxPorts    *ebpf.MapSpec `ebpf:"tx_ports"`
 }
 
 // fwdVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fwdVariableSpecs struct {
-	EnumAnchor *ebpf.VariableSpec `ebpf:"enum_anchor"`
+	EnumAnchor     *ebpf.VariableSpec `ebpf:"enum_anchor"`
+	LookupCompiled *ebpf.VariableSpec `ebpf:"lookup_compiled"`
 }
 
 // fwdObjects contains all objects after they have been loaded into the kernel.
@@ -221,19 +260,31 @@ func (o *fwdObjects) Close() error {
 //
 // It can be passed to loadFwdObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fwdMaps struct {
-	Ifaces    *ebpf.Map `ebpf:"ifaces"`
-	Neighbors *ebpf.Map `ebpf:"neighbors"`
-	Nexthops  *ebpf.Map `ebpf:"nexthops"`
-	Nhgs      *ebpf.Map `ebpf:"nhgs"`
-	RoutesV4  *ebpf.Map `ebpf:"routes_v4"`
-	RoutesV6  *ebpf.Map `ebpf:"routes_v6"`
-	Stats     *ebpf.Map `ebpf:"stats"`
-	TxPorts   *ebpf.Map `ebpf:"tx_ports"`
+	Ifaces     *ebpf.Map `ebpf:"ifaces"`
+	LpmLeaves4 *ebpf.Map `ebpf:"lpm_leaves4"`
+	LpmLeaves6 *ebpf.Map `ebpf:"lpm_leaves6"`
+	LpmNodes4  *ebpf.Map `ebpf:"lpm_nodes4"`
+	LpmNodes6  *ebpf.Map `ebpf:"lpm_nodes6"`
+	LpmTop4    *ebpf.Map `ebpf:"lpm_top4"`
+	LpmTop6    *ebpf.Map `ebpf:"lpm_top6"`
+	Neighbors  *ebpf.Map `ebpf:"neighbors"`
+	Nexthops   *ebpf.Map `ebpf:"nexthops"`
+	Nhgs       *ebpf.Map `ebpf:"nhgs"`
+	RoutesV4   *ebpf.Map `ebpf:"routes_v4"`
+	RoutesV6   *ebpf.Map `ebpf:"routes_v6"`
+	Stats      *ebpf.Map `ebpf:"stats"`
+	TxPorts    *ebpf.Map `ebpf:"tx_ports"`
 }
 
 func (m *fwdMaps) Close() error {
 	return _FwdClose(
 		m.Ifaces,
+		m.LpmLeaves4,
+		m.LpmLeaves6,
+		m.LpmNodes4,
+		m.LpmNodes6,
+		m.LpmTop4,
+		m.LpmTop6,
 		m.Neighbors,
 		m.Nexthops,
 		m.Nhgs,
@@ -248,7 +299,8 @@ func (m *fwdMaps) Close() error {
 //
 // It can be passed to loadFwdObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fwdVariables struct {
-	EnumAnchor *ebpf.Variable `ebpf:"enum_anchor"`
+	EnumAnchor     *ebpf.Variable `ebpf:"enum_anchor"`
+	LookupCompiled *ebpf.Variable `ebpf:"lookup_compiled"`
 }
 
 // fwdPrograms contains all programs after they have been loaded into the kernel.

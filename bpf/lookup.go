@@ -57,6 +57,14 @@ func (d *Datapath) Lookup(dst netip.Addr) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
+	if mode, _ := d.LookupState(); mode == LookupCompiled {
+		// XDP walks the compiled structure; the trie names the prefix.
+		kind, group, found := d.compiledLookup(dst)
+		if found != ok || found && (kind != route.Kind(val.Type) || group != val.Nhg) {
+			prefix = netip.Prefix{} // they disagree: the prefix is not known
+		}
+		ok, val.Type, val.Nhg = found, uint8(kind), group
+	}
 	if !ok {
 		return pass(ReasonNoRoute), nil
 	}

@@ -68,8 +68,8 @@ func checkPrefix(p netip.Prefix) (netip.Prefix, error) {
 // family go to their map in one batch each; a batch stops at its first
 // failure). It falls back to one update per route where batch operations
 // are unsupported.
-func (d *Datapath) UpdateRoutes(rs []route.Entry) (int, error) {
-	n := 0
+func (d *Datapath) UpdateRoutes(rs []route.Entry) (n int, err error) {
+	defer func() { d.applyCompiled(rs[:n], nil) }()
 	for n < len(rs) {
 		run := familyRun(len(rs)-n, func(i int) netip.Addr { return rs[n+i].Prefix.Addr() })
 		var (
@@ -157,8 +157,8 @@ func batchUpdate[K any](m *ebpf.Map, keys []K, vals []fwdRouteVal, name func(K) 
 // DeleteRoutes deletes routes by prefix, in order, and returns how many
 // were processed: on an error, exactly ps[:n] are gone. Prefixes that are
 // not in the maps are not an error.
-func (d *Datapath) DeleteRoutes(ps []netip.Prefix) (int, error) {
-	n := 0
+func (d *Datapath) DeleteRoutes(ps []netip.Prefix) (n int, err error) {
+	defer func() { d.applyCompiled(nil, ps[:n]) }()
 	for n < len(ps) {
 		run := familyRun(len(ps)-n, func(i int) netip.Addr { return ps[n+i].Addr() })
 		var (

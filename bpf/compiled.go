@@ -1,0 +1,240 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdprouter/xdprouter/lpm"
+	"github.com/xdprouter/xdprouter/route"
+)
+
+// The Go view of struct lpm_node must be lpm.Record.
+var _ = [1]struct{}{}[unsafe.Sizeof(fwdLpmNode{})-unsafe.Sizeof(lpm.Record{})]
+
+// compiled is the compiled lookup structure of both families, written
+// through memory mappings of its BPF arrays. The LPM trie holds the same
+// routes (the reference); XDP walks one or the other (lookup_compiled).
+type compiled struct {
+	mu       sync.Mutex
+	v4, v6   *lpm.Table
+	mem4     lpm.Memory
+	mem6     lpm.Memory
+	mappings [][]byte
+	// fallback says why packets use the trie although compiled was asked
+	// for ("" if they do not).
+	fallback string
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// lpmSizes sizes the compiled arrays for a route limit (0: fwd.h's
+// defaults) from what was measured (docs/lpm.md): in use per route, IPv4
+// 0.62 records and 1.9 leaves, IPv6 2.1 and 3.6; fragmentation from
+// updates in chunks of 4,096 routes adds up to 70% to records. A limit of
+// N IPv4 routes gets room for about N/2 of them compiled (the trie's
+// default is twice what a full table needs), IPv6 about N/2 as well.
+func lpmSizes(spec *ebpf.CollectionSpec, opts Options) {
+	set := func(name string, n uint32) {
+		if n != 0 {
+			spec.Maps[name].MaxEntries = max(n, 1024)
+		}
+	}
+	set(fwdMapLpmNodes4, opts.MaxRoutesV4*11/20)
+	set(fwdMapLpmLeaves4, opts.MaxRoutesV4/2) // pairs
+	set(fwdMapLpmNodes6, opts.MaxRoutesV6*3/2)
+	set(fwdMapLpmLeaves6, opts.MaxRoutesV6) // pairs
+}
+
+func mmapArray(m *ebpf.Map) ([]byte, error) {
+	size := int(m.MaxEntries()) * int((m.ValueSize()+7)&^7)
+	page := os.Getpagesize()
+	size = (size + page - 1) &^ (page - 1)
+	b, err := unix.Mmap(m.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("map %s: mmap: %w", m, err)
+	}
+	return b, nil
+}
+
+func u32s(b []byte, n uint32) []uint32 { return unsafe.Slice((*uint32)(unsafe.Pointer(&b[0])), n) }
+
+func records(b []byte, n uint32) []lpm.Record {
+	return unsafe.Slice((*lpm.Record)(unsafe.Pointer(&b[0])), n)
+}
+
+// newCompiled maps the compiled arrays and sets the lookup XDP uses.
+func newCompiled(m *fwdMaps, v *fwdVariables, mode LookupMode) (*compiled, error) {
+	c := &compiled{}
+	var maps [6][]byte
+	for i, am := range []*ebpf.Map{m.LpmTop4, m.LpmNodes4, m.LpmLeaves4, m.LpmTop6, m.LpmNodes6, m.LpmLeaves6} {
+		b, err := mmapArray(am)
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		maps[i] = b
+		c.mappings = append(c.mappings, b)
+	}
+	c.mem4 = lpm.Memory{Top: u32s(maps[0], 1<<16), Records: records(maps[1], m.LpmNodes4.MaxEntries()), Leaves: u32s(maps[2], 2*m.LpmLeaves4.MaxEntries())}
+	c.mem6 = lpm.Memory{Top: u32s(maps[3], 1<<16), Records: records(maps[4], m.LpmNodes6.MaxEntries()), Leaves: u32s(maps[5], 2*m.LpmLeaves6.MaxEntries())}
+	var err error
+	if c.v4, err = lpm.New(32, c.mem4); err != nil {
+		c.close()
+		return nil, err
+	}
+	if c.v6, err = lpm.New(128, c.mem6); err != nil {
+		c.close()
+		return nil, err
+	}
+	on := uint32(0)
+	if mode == LookupCompiled {
+		on = 1
+	}
+	if err := v.LookupCompiled.Set(on); err != nil {
+		c.close()
+		return nil, fmt.Errorf("set lookup_compiled: %w", err)
+	}
+	c.stop, c.done = make(chan struct{}), make(chan struct{})
+	go c.reclaim()
+	return c, nil
+}
+
+func (c *compiled) close() {
+	if c.stop != nil {
+		close(c.stop)
+		<-c.done
+		c.stop = nil
+	}
+	for _, b := range c.mappings {
+		_ = unix.Munmap(b)
+	}
+	c.mappings = nil
+}
+
+// reclaimEvery bounds how long replaced blocks wait beyond their grace
+// period.
+const reclaimEvery = 10 * time.Millisecond
+
+// reclaim hands the blocks that updates replaced back to the allocator once
+// no XDP program can still be reading them: XDP runs inside an RCU
+// read-side section, and membarrier(MEMBARRIER_CMD_GLOBAL) returns only
+// after an RCU grace period (synchronize_rcu), so every program run that
+// began before the epoch ended has finished. Commits never wait for it:
+// until then they take fresh space.
+func (c *compiled) reclaim() {
+	defer close(c.done)
+	tick := time.NewTicker(reclaimEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-tick.C:
+		}
+		c.mu.Lock()
+		if !c.v4.Pending() && !c.v6.Pending() {
+			c.mu.Unlock()
+			continue
+		}
+		e4, e6 := c.v4.Epoch(), c.v6.Epoch()
+		c.mu.Unlock()
+		if err := gracePeriod(); err != nil {
+			// No membarrier (nohz_full, old kernel): no XDP run
+			// lasts anywhere near a second.
+			select {
+			case <-c.stop:
+				return
+			case <-time.After(time.Second):
+			}
+		}
+		c.mu.Lock()
+		c.v4.Reclaim(e4)
+		c.v6.Reclaim(e6)
+		c.mu.Unlock()
+	}
+}
+
+// gracePeriod waits for an RCU grace period of the whole system.
+func gracePeriod() error {
+	const membarrierCmdGlobal = 1 // MEMBARRIER_CMD_GLOBAL: synchronize_rcu()
+	if _, _, errno := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdGlobal, 0, 0); errno != 0 {
+		return fmt.Errorf("membarrier: %w", errno)
+	}
+	return nil
+}
+
+func leafOf(e route.Entry) lpm.Leaf { return lpm.NewLeaf(uint8(e.Kind), e.Group) }
+
+// apply mirrors trie writes (already made) into the compiled structure and
+// publishes them. If it runs out of room, XDP falls back to the trie, which
+// holds every route, until the daemon restarts.
+func (d *Datapath) applyCompiled(set []route.Entry, del []netip.Prefix) {
+	c := d.compiled
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	table := func(p netip.Prefix) *lpm.Table {
+		if p.Addr().Is4() {
+			return c.v4
+		}
+		return c.v6
+	}
+	var errs []error
+	for _, e := range set {
+		errs = append(errs, table(e.Prefix).Set(e.Prefix.Masked(), leafOf(e)))
+	}
+	for _, p := range del {
+		errs = append(errs, table(p).Delete(p.Masked()))
+	}
+	for _, tb := range []*lpm.Table{c.v4, c.v6} {
+		err := tb.Commit()
+		if errors.Is(err, lpm.ErrFull) && tb.Pending() {
+			// Out of fresh space with blocks waiting: wait for their
+			// grace period here and retry what did not fit.
+			e := tb.Epoch()
+			if gerr := gracePeriod(); gerr == nil {
+				tb.Reclaim(e)
+				err = tb.Commit()
+			}
+		}
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil && c.fallback == "" {
+		c.fallback = err.Error()
+		if serr := d.objs.LookupCompiled.Set(uint32(0)); serr != nil {
+			c.fallback += "; switching to the trie failed: " + serr.Error()
+		}
+	}
+}
+
+// LookupState reports which structure XDP walks and, if the compiled one
+// was asked for but XDP fell back to the trie, why.
+func (d *Datapath) LookupState() (LookupMode, string) {
+	d.compiled.mu.Lock()
+	defer d.compiled.mu.Unlock()
+	var on uint32
+	if err := d.objs.LookupCompiled.Get(&on); err != nil || on == 0 {
+		return LookupTrie, d.compiled.fallback
+	}
+	return LookupCompiled, ""
+}
+
+// compiledLookup walks the compiled structure for a as XDP does.
+func (d *Datapath) compiledLookup(a netip.Addr) (kind route.Kind, group uint32, ok bool) {
+	c := d.compiled
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	mem, bits := c.mem6, 128
+	if a.Is4() {
+		mem, bits = c.mem4, 32
+	}
+	k, g, ok := lpm.Lookup(mem, bits, a).Decode()
+	return route.Kind(k), g, ok
+}

@@ -1,0 +1,595 @@
+// Package lpm compiles a route table into the lookup structure the XDP
+// program walks: a poptrie-style multibit trie (Asai & Ohara, SIGCOMM 2015)
+// held in three flat arrays.
+//
+//   - top: one 32-bit entry per value of the address's first 16 bits, either
+//     a leaf (the route for the whole /16) or the index of a node record.
+//   - nodes: records of 64-way nodes, one per 6 address bits. A record holds
+//     a 64-bit vector of the slots that are nodes, a 64-bit vector of the
+//     slots where a run of equal leaves starts, and the bases of its child
+//     block (records, contiguous) and leaf block (runs, contiguous): a slot's
+//     child or leaf is found by counting the bits set below it (popcount).
+//   - leaves: 32-bit route values (next-hop group and kind), leaf-pushed: a
+//     slot holds the longest prefix covering it, so a lookup ends at the
+//     first leaf with no backtracking.
+//
+// An IPv4 lookup reads at most 1 top entry, 3 records and 1 leaf; a full
+// Internet table fits in a few MiB, which stays in this machine's caches
+// where the BPF LPM trie's pointer chase does not (see docs/lpm.md).
+//
+// Updates are copy-on-write: Commit writes every changed node's blocks to
+// free space, then publishes each changed /16 with one atomic store of its
+// top entry. Blocks reachable by readers are never written; the blocks an
+// update replaced are reused only after a grace period (see Epoch): XDP
+// programs run inside an RCU read-side section, so once a grace period
+// that began after the publish has ended, no packet can still hold a
+// pointer into the old nodes.
+package lpm
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"net/netip"
+	"sync/atomic"
+)
+
+// Leaf is a route's value in the structure: 0 means no route, else
+// (kind+1)<<24 | group.
+type Leaf uint32
+
+// LeafFlag marks a top entry that is a leaf (the other 31 bits) rather
+// than a node index.
+const LeafFlag = 1 << 31
+
+// NewLeaf encodes a route kind (route.Kind, < 127) and next-hop group
+// (< 2^24).
+func NewLeaf(kind uint8, group uint32) Leaf {
+	return Leaf(uint32(kind+1)<<24 | group&0xffffff)
+}
+
+// Kind and Group decode a leaf; ok is false for "no route".
+func (l Leaf) Decode() (kind uint8, group uint32, ok bool) {
+	if l == 0 {
+		return 0, 0, false
+	}
+	return uint8(l>>24) - 1, uint32(l) & 0xffffff, true
+}
+
+// Record is one node as XDP reads it (struct lpm_node in bpf/fwd.h).
+type Record struct {
+	Vector    uint64 // slots that are nodes
+	Leafvec   uint64 // slots where a run of equal leaves starts
+	LeafBase  uint32 // index of the node's first leaf
+	ChildBase uint32 // index of the record of the node's first child
+}
+
+// Memory is where a Table writes: the arrays XDP reads (memory-mapped BPF
+// arrays in the daemon, plain slices in tests). Top must have 65536
+// entries; index 0 of Records and Leaves is never used.
+type Memory struct {
+	Top     []uint32
+	Records []Record
+	Leaves  []uint32
+}
+
+// ErrFull means the node or leaf array has no room for a commit.
+var ErrFull = errors.New("lpm: structure full")
+
+const (
+	topBits = 16
+	stride  = 6
+)
+
+// Table is the route table of one address family and its compiled form.
+// It is not safe for concurrent use.
+type Table struct {
+	bits   int // 32 or 128
+	mem    Memory
+	epochs epochs
+	short  map[netip.Prefix]Leaf // prefixes of length <= 16
+	roots  [1 << topBits]*node
+	dirty  map[uint32]bool // top entries to re-examine
+	// Blocks still reachable from a top entry's published state but not
+	// from its next one (nodes pruned, blocks replaced by a commit that
+	// failed): freed once the entry is published.
+	pending map[uint32]*replaced
+	// Blocks a commit of one top entry replaced (scratch).
+	scratch replaced
+	recs    alloc
+	lvs     alloc
+	count   int
+}
+
+// node is a 64-way node; level 0 sits right under the top entry.
+type node struct {
+	childMask uint64
+	children  []*node // in slot order (popcount of childMask below the slot)
+	pfx       []nodePfx
+	dirty     bool
+
+	// As last committed.
+	inh       Leaf // the value inherited from above
+	rec       Record
+	recBlk    block // only for a root: the one-record block holding rec
+	childBlk  block
+	leafBlk   block
+	committed bool
+}
+
+// nodePfx is a prefix ending inside a node: it covers the slots whose top
+// l bits are bits.
+type nodePfx struct {
+	bits, l uint8
+	leaf    Leaf
+}
+
+// New returns an empty table of IPv4 (bits 32) or IPv6 (128) routes
+// writing to mem, whose top entries it clears to "no route".
+func New(bits int, mem Memory) (*Table, error) {
+	if bits != 32 && bits != 128 {
+		return nil, fmt.Errorf("lpm: %d-bit addresses", bits)
+	}
+	if len(mem.Top) != 1<<topBits || len(mem.Records) < 2 || len(mem.Leaves) < 2 {
+		return nil, fmt.Errorf("lpm: memory too small (top %d, records %d, leaves %d)", len(mem.Top), len(mem.Records), len(mem.Leaves))
+	}
+	t := &Table{bits: bits, mem: mem, short: map[netip.Prefix]Leaf{}, dirty: map[uint32]bool{},
+		pending: map[uint32]*replaced{}}
+	t.epochs.current = 1
+	t.recs = alloc{cap: uint32(len(mem.Records)), next: 1, epoch: &t.epochs}
+	t.lvs = alloc{cap: uint32(len(mem.Leaves)), next: 1, epoch: &t.epochs}
+	for i := range mem.Top {
+		atomic.StoreUint32(&mem.Top[i], LeafFlag)
+	}
+	return t, nil
+}
+
+// Epoch ends the current epoch and returns it: call it, wait for a grace
+// period of the readers (for XDP: an RCU grace period, e.g.
+// membarrier(MEMBARRIER_CMD_GLOBAL)), then Reclaim it. Blocks freed up to
+// that epoch are then reused; until then, commits take fresh space.
+func (t *Table) Epoch() uint64 {
+	e := t.epochs.current
+	t.epochs.current++
+	return e
+}
+
+// Reclaim makes the blocks freed up to epoch e reusable (e from Epoch,
+// after a grace period).
+func (t *Table) Reclaim(e uint64) { t.epochs.safe = max(t.epochs.safe, e) }
+
+// Pending reports whether freed blocks wait for a grace period.
+func (t *Table) Pending() bool { return t.epochs.lastFree > t.epochs.safe }
+
+// Len is the number of routes in the table.
+func (t *Table) Len() int { return t.count }
+
+// Usage reports the records and leaves in use or cooling, of the arrays'
+// capacity.
+func (t *Table) Usage() (records, leaves uint32) {
+	return t.recs.next - 1 - t.recs.freeLen, t.lvs.next - 1 - t.lvs.freeLen
+}
+
+// chunk returns the 6 bits of a starting at bit off (zero past the end).
+func chunk(a [16]byte, off int) uint8 {
+	var v uint32
+	for i := range stride {
+		b := off + i
+		v <<= 1
+		if b < 128 && a[b/8]&(0x80>>(b%8)) != 0 {
+			v |= 1
+		}
+	}
+	return uint8(v)
+}
+
+func (t *Table) addr(p netip.Prefix) [16]byte {
+	if t.bits == 32 {
+		var a [16]byte
+		b := p.Addr().As4()
+		copy(a[:], b[:])
+		return a
+	}
+	return p.Addr().As16()
+}
+
+func (t *Table) check(p netip.Prefix) error {
+	if !p.IsValid() || p.Addr().Is4() != (t.bits == 32) || p.Addr().Is4In6() && t.bits == 128 {
+		return fmt.Errorf("lpm: prefix %v is not a %d-bit prefix", p, t.bits)
+	}
+	return nil
+}
+
+// Set adds or replaces the route of p (leaf != 0) and Delete removes it;
+// both take effect in memory at the next Commit.
+func (t *Table) Set(p netip.Prefix, leaf Leaf) error {
+	if leaf == 0 {
+		return errors.New("lpm: zero leaf")
+	}
+	return t.change(p, leaf)
+}
+
+// Delete removes the route of p; a missing one is not an error.
+func (t *Table) Delete(p netip.Prefix) error { return t.change(p, 0) }
+
+func (t *Table) change(p netip.Prefix, leaf Leaf) error {
+	if err := t.check(p); err != nil {
+		return err
+	}
+	p = p.Masked()
+	a := t.addr(p)
+	top := uint32(a[0])<<8 | uint32(a[1])
+	if p.Bits() <= topBits {
+		old, had := t.short[p]
+		switch {
+		case leaf == 0 && !had, leaf != 0 && old == leaf:
+			return nil
+		case leaf == 0:
+			delete(t.short, p)
+			t.count--
+		default:
+			if !had {
+				t.count++
+			}
+			t.short[p] = leaf
+		}
+		for i := uint32(0); i < 1<<(topBits-p.Bits()); i++ {
+			t.dirty[top+i] = true
+		}
+		return nil
+	}
+	// Walk down to the node the prefix ends in, creating nodes on the
+	// way for an add.
+	level := (p.Bits() - topBits - 1) / stride
+	l := uint8(p.Bits() - topBits - level*stride)
+	n := t.roots[top]
+	if n == nil {
+		if leaf == 0 {
+			return nil
+		}
+		n = &node{}
+		t.roots[top] = n
+	}
+	var pathBuf [20]*node
+	path := append(pathBuf[:0], n)
+	for k := 0; k < level; k++ {
+		s := chunk(a, topBits+k*stride)
+		c := n.child(s)
+		if c == nil {
+			if leaf == 0 {
+				return nil
+			}
+			c = n.addChild(s)
+		}
+		n = c
+		path = append(path, n)
+	}
+	bitsIn := chunk(a, topBits+level*stride) >> (stride - l)
+	i := -1
+	for j, x := range n.pfx {
+		if x.bits == bitsIn && x.l == l {
+			i = j
+		}
+	}
+	switch {
+	case leaf == 0 && i < 0, leaf != 0 && i >= 0 && n.pfx[i].leaf == leaf:
+		return nil
+	case leaf == 0:
+		n.pfx = append(n.pfx[:i], n.pfx[i+1:]...)
+		t.count--
+	case i >= 0:
+		n.pfx[i].leaf = leaf
+	default:
+		n.pfx = append(n.pfx, nodePfx{bitsIn, l, leaf})
+		t.count++
+	}
+	for _, x := range path {
+		x.dirty = true
+	}
+	t.dirty[top] = true
+	if leaf == 0 {
+		t.prune(top, a, path)
+	}
+	return nil
+}
+
+func (n *node) child(s uint8) *node {
+	bit := uint64(1) << s
+	if n.childMask&bit == 0 {
+		return nil
+	}
+	return n.children[bits.OnesCount64(n.childMask&(bit-1))]
+}
+
+func (n *node) addChild(s uint8) *node {
+	bit := uint64(1) << s
+	i := bits.OnesCount64(n.childMask & (bit - 1))
+	c := &node{}
+	n.children = append(n.children, nil)
+	copy(n.children[i+1:], n.children[i:])
+	n.children[i] = c
+	n.childMask |= bit
+	return c
+}
+
+func (n *node) removeChild(s uint8) {
+	bit := uint64(1) << s
+	i := bits.OnesCount64(n.childMask & (bit - 1))
+	n.children = append(n.children[:i], n.children[i+1:]...)
+	n.childMask &^= bit
+}
+
+// prune removes nodes left empty by a delete, bottom up. Their blocks are
+// freed when Commit replaces the parent's.
+func (t *Table) prune(top uint32, a [16]byte, path []*node) {
+	for k := len(path) - 1; k >= 0; k-- {
+		n := path[k]
+		if len(n.pfx) > 0 || n.childMask != 0 {
+			return
+		}
+		t.pendingFor(top).add(n.recBlk, n.childBlk, n.leafBlk)
+		if k == 0 {
+			t.roots[top] = nil
+			return
+		}
+		path[k-1].removeChild(chunk(a, topBits+(k-1)*stride))
+	}
+}
+
+// inherited is the value a /16 gets from the prefixes of length <= 16.
+func (t *Table) inherited(top uint32) Leaf {
+	var a [16]byte
+	a[0], a[1] = byte(top>>8), byte(top)
+	var base netip.Addr
+	if t.bits == 32 {
+		base = netip.AddrFrom4([4]byte(a[:4]))
+	} else {
+		base = netip.AddrFrom16(a)
+	}
+	for l := topBits; l >= 0; l-- {
+		p, _ := base.Prefix(l)
+		if v, ok := t.short[p]; ok {
+			return v
+		}
+	}
+	return 0
+}
+
+// Commit writes every change since the last Commit to memory and publishes
+// it. On ErrFull, the /16s that fit are published and the rest keep their
+// previous state in memory (still consistent); they are retried by the
+// next Commit.
+func (t *Table) Commit() error {
+	var firstErr error
+	for top := range t.dirty {
+		if err := t.commitTop(top); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		delete(t.dirty, top)
+	}
+	return firstErr
+}
+
+func (t *Table) commitTop(top uint32) error {
+	inh := t.inherited(top)
+	n := t.roots[top]
+	if n == nil {
+		atomic.StoreUint32(&t.mem.Top[top], LeafFlag|uint32(inh))
+		t.freePending(top)
+		return nil
+	}
+	t.scratch.recs, t.scratch.leaves = t.scratch.recs[:0], t.scratch.leaves[:0]
+	rec, changed, err := t.serialize(n, inh)
+	if err != nil {
+		// What was replaced is still published: free it with the next
+		// publish of this entry.
+		p := t.pendingFor(top)
+		p.recs = append(p.recs, t.scratch.recs...)
+		p.leaves = append(p.leaves, t.scratch.leaves...)
+		return err
+	}
+	// Compared with what is in memory, not with the last serialization:
+	// after a commit that failed part-way the two differ.
+	if changed || !n.recBlk.valid() || t.mem.Records[n.recBlk.start] != rec {
+		blk, ok := t.recs.get(1)
+		if !ok {
+			return fmt.Errorf("%w: node records (%d)", ErrFull, t.recs.cap)
+		}
+		t.mem.Records[blk.start] = rec
+		t.scratch.recs = append(t.scratch.recs, n.recBlk)
+		n.recBlk = blk
+		atomic.StoreUint32(&t.mem.Top[top], blk.start)
+	}
+	// Published: what it replaced waits for a grace period.
+	t.scratch.free(t)
+	t.freePending(top)
+	return nil
+}
+
+// replaced lists blocks to free, in the records and leaves arrays.
+type replaced struct {
+	recs, leaves []block
+}
+
+// add records a node's record, child and leaf blocks.
+func (r *replaced) add(rec, child, leaf block) {
+	r.recs = append(r.recs, rec, child)
+	r.leaves = append(r.leaves, leaf)
+}
+
+func (r *replaced) free(t *Table) {
+	for _, b := range r.recs {
+		t.recs.free(b)
+	}
+	for _, b := range r.leaves {
+		t.lvs.free(b)
+	}
+}
+
+func (t *Table) pendingFor(top uint32) *replaced {
+	p := t.pending[top]
+	if p == nil {
+		p = &replaced{}
+		t.pending[top] = p
+	}
+	return p
+}
+
+// freePending frees what top's published entry no longer reaches.
+func (t *Table) freePending(top uint32) {
+	if p := t.pending[top]; p != nil {
+		p.free(t)
+		delete(t.pending, top)
+	}
+}
+
+// serialize writes the blocks of n (and of its changed descendants) for
+// the inherited value inh and returns its record. The blocks it replaces
+// are collected in scratch, freed after publishing.
+func (t *Table) serialize(n *node, inh Leaf) (Record, bool, error) {
+	if n.committed && !n.dirty && n.inh == inh {
+		return n.rec, false, nil
+	}
+	var vals [64]Leaf
+	for s := range vals {
+		vals[s] = inh
+	}
+	for l := uint8(1); l <= stride; l++ { // shorter first: longer ones win
+		for _, p := range n.pfx {
+			if p.l != l {
+				continue
+			}
+			lo := int(p.bits) << (stride - l)
+			for s := lo; s < lo+1<<(stride-l); s++ {
+				vals[s] = p.leaf
+			}
+		}
+	}
+	// Children first: their records go into this node's child block.
+	var recBuf [64]Record
+	recs := recBuf[:0]
+	childChanged := !n.childBlk.valid() || int(n.childBlk.size) != len(n.children)
+	for i, s := 0, 0; s < 64; s++ {
+		if n.childMask&(1<<s) == 0 {
+			continue
+		}
+		r, ch, err := t.serialize(n.children[i], vals[s])
+		if err != nil {
+			return Record{}, false, err
+		}
+		childChanged = childChanged || ch
+		recs = append(recs, r)
+		i++
+	}
+	var leafBuf [64]uint32
+	leaves := leafBuf[:0]
+	var leafvec uint64
+	prev, first := Leaf(0), true
+	for s := range 64 {
+		if n.childMask&(1<<s) != 0 {
+			continue
+		}
+		if first || vals[s] != prev {
+			leaves = append(leaves, uint32(vals[s]))
+			leafvec |= 1 << s
+			prev, first = vals[s], false
+		}
+	}
+	rec := Record{Vector: n.childMask, Leafvec: leafvec, LeafBase: n.rec.LeafBase, ChildBase: n.rec.ChildBase}
+	// A child whose last serialization belongs to a commit that failed
+	// above it reports no change, yet its record is not in this block:
+	// compare with memory.
+	childChanged = childChanged || !t.sameRecords(n.childBlk, recs)
+	if childChanged && len(recs) > 0 {
+		blk, ok := t.recs.get(uint32(len(recs)))
+		if !ok {
+			return Record{}, false, fmt.Errorf("%w: node records (%d)", ErrFull, t.recs.cap)
+		}
+		copy(t.mem.Records[blk.start:], recs)
+		t.scratch.recs = append(t.scratch.recs, n.childBlk)
+		n.childBlk, rec.ChildBase = blk, blk.start
+	} else if len(recs) == 0 {
+		t.scratch.recs = append(t.scratch.recs, n.childBlk)
+		n.childBlk, rec.ChildBase = block{}, 0
+	}
+	if !n.committed || n.rec.Leafvec != leafvec || !t.sameLeaves(n.leafBlk, leaves) {
+		blk := block{}
+		if len(leaves) > 0 {
+			var ok bool
+			if blk, ok = t.lvs.get(uint32(len(leaves))); !ok {
+				return Record{}, false, fmt.Errorf("%w: leaves (%d)", ErrFull, t.lvs.cap)
+			}
+			copy(t.mem.Leaves[blk.start:], leaves)
+		}
+		t.scratch.leaves = append(t.scratch.leaves, n.leafBlk)
+		n.leafBlk, rec.LeafBase = blk, blk.start
+	}
+	changed := !n.committed || rec != n.rec
+	n.rec, n.inh, n.dirty, n.committed = rec, inh, false, true
+	return rec, changed, nil
+}
+
+func (t *Table) sameRecords(b block, recs []Record) bool {
+	if int(b.size) != len(recs) {
+		return false
+	}
+	for i, r := range recs {
+		if t.mem.Records[b.start+uint32(i)] != r {
+			return false
+		}
+	}
+	return true
+}
+
+func (t *Table) sameLeaves(b block, leaves []uint32) bool {
+	if int(b.size) != len(leaves) {
+		return false
+	}
+	for i, v := range leaves {
+		if t.mem.Leaves[b.start+uint32(i)] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Lookup walks memory as the XDP program does (for tests and inspection).
+func (t *Table) Lookup(a netip.Addr) Leaf { return Lookup(t.mem, t.bits, a) }
+
+// Lookup walks mem for address a of a bits-bit family.
+func Lookup(mem Memory, bits int, a netip.Addr) Leaf {
+	var b [16]byte
+	if bits == 32 {
+		v := a.As4()
+		copy(b[:], v[:])
+	} else {
+		b = a.As16()
+	}
+	e := atomic.LoadUint32(&mem.Top[uint32(b[0])<<8|uint32(b[1])])
+	for level := 0; e&LeafFlag == 0; level++ {
+		if e == 0 || int(e) >= len(mem.Records) || topBits+level*stride >= bits {
+			return 0 // corrupt: no route
+		}
+		r := mem.Records[e]
+		bit := uint64(1) << chunk(b, topBits+level*stride)
+		if r.Vector&bit != 0 {
+			e = r.ChildBase + uint32(popcount(r.Vector&(bit-1)))
+			continue
+		}
+		i := r.LeafBase + uint32(popcount(r.Leafvec&(bit<<1-1))) - 1
+		return Leaf(mem.Leaves[i])
+	}
+	return Leaf(e &^ LeafFlag)
+}
+
+// popcount is the branch-free count the XDP program uses (BPF has no
+// popcount instruction).
+func popcount(x uint64) uint64 {
+	x -= (x >> 1) & 0x5555555555555555
+	x = x&0x3333333333333333 + (x>>2)&0x3333333333333333
+	x = (x + x>>4) & 0x0f0f0f0f0f0f0f0f
+	return x * 0x0101010101010101 >> 56
+}
