@@ -135,8 +135,7 @@ func (st *state) setKernelRoutes(p netip.Prefix, e *entry, rs []route.Route) {
 		}
 	}
 	e.kernel = rs
-	st.markDirty(p)
-	st.resolveDirty = true
+	st.kernelRoutesSet(p, e)
 }
 
 func sameRoute(a, b route.Route) bool {
@@ -214,8 +213,7 @@ func (st *state) kernelRoute(r route.Route, deleted bool) {
 	if len(e.kernel) == 0 {
 		e.kernel = nil
 	}
-	st.markDirty(r.Prefix)
-	st.resolveDirty = true
+	st.kernelRoutesSet(r.Prefix, e)
 	if r.Protocol == protoKernel {
 		st.connectedChanged = true
 	}
@@ -288,7 +286,8 @@ func (st *state) addr(a route.Addr, deleted bool) {
 	}
 	st.markDirty(host)
 	st.connectedChanged = true
-	st.resolveDirty = true // a next hop may now be (or no longer be) one of ours
+	// A next hop anywhere may now be (or no longer be) one of ours.
+	st.resolveDirty, st.resolveAll = true, true
 }
 
 func (st *state) neighbor(n route.Neighbor, deleted bool) {

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/gaissmai/bart"
+
 	"github.com/xdprouter/xdprouter/route"
 )
 
@@ -117,15 +119,18 @@ func (st *state) resolve(addrs []netip.Addr) (out []route.NextHop, why string) {
 			}
 			continue
 		}
-		for bits := a.BitLen(); bits >= minBits; bits-- {
-			p, _ := a.Prefix(bits)
-			e := st.entries[p]
-			if e == nil {
-				continue
+		host, err := a.Prefix(a.BitLen())
+		if err != nil {
+			continue
+		}
+		// Supernets yields the covering prefixes longest first.
+		for p, e := range st.kernelRoutes.Supernets(host) {
+			if p.Bits() < minBits {
+				break
 			}
 			r := bestKernel(e)
 			if r == nil || (r.Kind == route.Unicast && len(r.NextHops) == 0) {
-				continue // no route, or all its next hops dead: shorter match
+				continue // all its next hops dead: shorter match
 			}
 			if r.Kind != route.Unicast {
 				break // blackhole, unreachable, kernel-only: unresolvable, as in the kernel
@@ -196,12 +201,19 @@ func ambiguous(e *entry, best *route.Route) bool {
 	return false
 }
 
-// reresolve recomputes every BGP next-hop set against the current kernel
-// routes; routes of a set whose resolution changed are re-examined (their
-// XDP group is rewritten in place, their kernel routes replaced).
+// reresolve recomputes the BGP next-hop sets that may resolve differently
+// since the last call (a next hop inside a prefix whose kernel routes
+// changed; all of them after an address change); routes of a set whose
+// resolution changed are re-examined (their XDP group is rewritten in
+// place, their kernel routes replaced).
 func (st *state) reresolve() {
+	all, touched := st.resolveAll, st.kernelChanged
+	st.resolveAll, st.kernelChanged, st.kernelChangedN = false, new(bart.Lite), 0
 	changed := map[uint32]bool{}
 	for _, s := range st.setsByID {
+		if !all && !slices.ContainsFunc(s.addrs, touched.Lookup) {
+			continue // no route that could reach one of its next hops changed
+		}
 		r, why := st.resolve(s.addrs)
 		s.why = why
 		if slices.Equal(r, s.resolved) {

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/gaissmai/bart"
+
 	"github.com/xdprouter/xdprouter/route"
 )
 
@@ -90,6 +92,18 @@ type state struct {
 
 	leftovers []route.Route // ours with another metric, left by an earlier run
 
+	// kernelRoutes indexes the entries with kernel routes (len(e.kernel) >
+	// 0) by prefix: resolve walks a next hop's covering routes in it,
+	// longest first, instead of probing entries at every prefix length.
+	kernelRoutes *bart.Table[*entry]
+	// What changed since the last reresolve: the prefixes whose kernel
+	// routes changed (only sets with a next hop inside one can resolve
+	// differently), or, with resolveAll, something every set depends on
+	// (the router's addresses), or more prefixes than worth tracking.
+	kernelChanged  *bart.Lite
+	kernelChangedN int
+	resolveAll     bool
+
 	resolveDirty     bool // kernel routes changed: re-resolve BGP sets
 	groupsDirty      bool // links or neighbors changed: recompute group members
 	connectedChanged bool
@@ -138,6 +152,9 @@ func newState(opt Options, log *slog.Logger) *state {
 		ourLists: newLists(),
 		groupIDs: ids{max: opt.MaxGroups, cool: idCooldown, now: opt.now},
 		nhIDs:    ids{max: opt.MaxNextHops, cool: idCooldown, now: opt.now},
+
+		kernelRoutes:  new(bart.Table[*entry]),
+		kernelChanged: new(bart.Lite),
 	}
 	for _, p := range opt.Ports {
 		st.ports[p] = true
@@ -158,6 +175,35 @@ func (st *state) entry(p netip.Prefix) *entry {
 }
 
 func (st *state) markDirty(p netip.Prefix) { st.dirty[p] = struct{}{} }
+
+// kernelRoutesSet records that e.kernel, the kernel's routes of p, changed:
+// the index follows and the BGP sets through p are re-resolved. An entry
+// stays in the index only while it has kernel routes, so gc never drops
+// one still indexed.
+func (st *state) kernelRoutesSet(p netip.Prefix, e *entry) {
+	st.markDirty(p)
+	st.resolveDirty = true
+	if !st.resolveAll {
+		if st.kernelChangedN++; st.kernelChangedN > maxTrackedChanges {
+			st.resolveAll = true // a resync or a flap of many: not worth tracking
+		} else {
+			st.kernelChanged.Insert(p)
+		}
+	}
+	if p != p.Masked() {
+		return // not a route prefix (the index would mask it onto another)
+	}
+	if len(e.kernel) > 0 {
+		st.kernelRoutes.Insert(p, e)
+	} else {
+		st.kernelRoutes.Delete(p)
+	}
+}
+
+// maxTrackedChanges bounds the kernel prefixes tracked for reresolve: past
+// it, re-resolving every set costs less than tracking (a full table resync
+// would insert every prefix).
+const maxTrackedChanges = 4096
 
 func (st *state) gc(p netip.Prefix, e *entry) {
 	if e != nil && len(e.kernel) == 0 && e.localRefs == 0 && e.bgpSet == 0 && !e.xdp.on && e.ours == 0 {
