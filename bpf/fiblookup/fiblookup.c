@@ -52,13 +52,12 @@ int xdp_fib_lookup(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct bpf_fib_lookup p = {};
-	struct iphdr *iph = 0;
-	struct ipv6hdr *ip6 = 0;
+	struct iphdr *iph = (void *)(eth + 1);
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
 
 	if ((void *)(eth + 1) > data_end)
 		return count(VERDICT_PASSED, XDP_PASS);
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		iph = (void *)(eth + 1);
 		if ((void *)(iph + 1) > data_end || iph->ihl != 5 || iph->ttl <= 1)
 			return count(VERDICT_PASSED, XDP_PASS);
 		p.family = AF_INET;
@@ -68,7 +67,6 @@ int xdp_fib_lookup(struct xdp_md *ctx)
 		p.ipv4_src = iph->saddr;
 		p.ipv4_dst = iph->daddr;
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		ip6 = (void *)(eth + 1);
 		if ((void *)(ip6 + 1) > data_end || ip6->hop_limit <= 1)
 			return count(VERDICT_PASSED, XDP_PASS);
 		p.family = AF_INET6;
@@ -85,13 +83,18 @@ int xdp_fib_lookup(struct xdp_md *ctx)
 	if (bpf_fib_lookup(ctx, &p, sizeof(p), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return count(VERDICT_PASSED, XDP_PASS);
 
-	if (iph) {
+	/* Bounds checked again: the verifier loses them across the branches. */
+	if (p.family == AF_INET) {
+		if ((void *)(iph + 1) > data_end)
+			return count(VERDICT_PASSED, XDP_PASS);
 		/* ip_decrease_ttl(): incremental checksum update (RFC 1624). */
 		__u32 check = iph->check;
 		check += bpf_htons(0x0100);
 		iph->check = (__u16)(check + (check >= 0xFFFF));
 		iph->ttl--;
 	} else {
+		if ((void *)(ip6 + 1) > data_end)
+			return count(VERDICT_PASSED, XDP_PASS);
 		ip6->hop_limit--;
 	}
 	__builtin_memcpy(eth->h_dest, p.dmac, ETH_ALEN);
