@@ -304,13 +304,13 @@ func printTable(rows []row) {
 	fmt.Fprintf(&sb, "\nForwarding h1 → r → h2, %d-byte UDP frames, Mpps received at h2 (one run, paths measured in turn, %v windows).\n", trafficgen.FrameLen, window)
 	fmt.Fprintf(&sb, "direct: h1 — h2 without a router (generator + sink alone); ns/pkt in r = 1/path rate − 1/direct rate;\n")
 	fmt.Fprintf(&sb, "ceiling: xdp-compiled with %d route, same destinations mode. Random destinations cover the whole table.\n", ceilingRoutes)
-	fmt.Fprintf(&sb, "%-24s %-13s %7s %7s %10s %9s %10s %9s\n", "scenario", "path", "Mpps", "direct", "ns/pkt r", "/kernel", "/ceiling", "delivered")
+	fmt.Fprintf(&sb, "%-25s %-13s %7s %7s %10s %9s %10s %9s\n", "scenario", "path", "Mpps", "direct", "ns/pkt r", "/kernel", "/ceiling", "delivered")
 	for _, r := range rows {
 		direct := r.samples[len(r.samples)-1]
 		kernel := r.samples[0].mpps()
 		for i, name := range r.names[:len(r.names)-1] {
 			s := r.samples[i]
-			fmt.Fprintf(&sb, "%-24s %-13s %7.2f %7.2f %10.0f %8.2fx %9.2fx %8.1f%%\n", fmt.Sprintf("routes=%d dst=%s", r.routes, r.mode), name,
+			fmt.Fprintf(&sb, "%-25s %-13s %7.2f %7.2f %10.0f %8.2fx %9.2fx %8.1f%%\n", fmt.Sprintf("routes=%d dst=%s", r.routes, r.mode), name,
 				s.mpps(), direct.mpps(), routerNs(s, direct), s.mpps()/kernel, s.mpps()/ceiling[r.mode], 100*s.delivered())
 		}
 	}
