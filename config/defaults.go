@@ -15,6 +15,7 @@ import "strconv"
 //	[dataplane]   interfaces          [] (no XDP program attached)
 //	              xdp-mode            "auto"
 //	              pin-path            "/sys/fs/bpf/xdprouter"
+//	              lookup              "compiled"
 //	[fib]         table               254 (main)
 //	              metric              20
 //	              protocol            200
@@ -36,6 +37,7 @@ const (
 	DefaultMetricsListen = "127.0.0.1:9179"
 	DefaultXDPMode       = XDPModeAuto
 	DefaultPinPath       = "/sys/fs/bpf/xdprouter"
+	DefaultLookup        = LookupCompiled
 	DefaultFIBTable      = 254
 	DefaultFIBMetric     = 20
 	DefaultFIBProtocol   = 200
@@ -52,6 +54,13 @@ const UnixScheme = "unix://"
 // RTPROT_BGP), which FRR and BIRD mark their routes with: fib.protocol
 // must differ so that neither deletes the other's routes.
 const RouteProtocolBGP = 186
+
+// Route lookup structures of the XDP program (dataplane.lookup; see
+// bpf.LookupMode).
+const (
+	LookupCompiled = "compiled"
+	LookupTrie     = "trie" // the kernel's BPF LPM trie, the reference
+)
 
 // XDP attach modes (dataplane.xdp-mode).
 const (
@@ -97,6 +106,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Dataplane.XDPMode == "" && !set("dataplane.xdp-mode") {
 		c.Dataplane.XDPMode = DefaultXDPMode
+	}
+	if c.Dataplane.Lookup == "" {
+		c.Dataplane.Lookup = DefaultLookup
 	}
 	if c.Dataplane.PinPath == "" && !set("dataplane.pin-path") {
 		c.Dataplane.PinPath = DefaultPinPath

@@ -58,6 +58,7 @@ type Dataplane struct {
 	Interfaces []string `toml:"interfaces"`
 	XDPMode    string   `toml:"xdp-mode"` // native | generic | auto
 	PinPath    string   `toml:"pin-path"` // "" disables pinning
+	Lookup     string   `toml:"lookup"`   // compiled | trie
 }
 
 // FIB configures the kernel routing table sink and source.

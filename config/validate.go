@@ -129,6 +129,11 @@ func (v *validator) dataplane() {
 	default:
 		v.errf("dataplane.xdp-mode", "%q is not one of native, generic, auto", d.XDPMode)
 	}
+	switch d.Lookup {
+	case LookupCompiled, LookupTrie:
+	default:
+		v.errf("dataplane.lookup", "%q is not one of compiled, trie", d.Lookup)
+	}
 	seen := map[string]int{}
 	for i, name := range d.Interfaces {
 		key := indexPath("dataplane.interfaces", i)

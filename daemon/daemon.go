@@ -58,6 +58,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	if err != nil {
 		return err
 	}
+	lookup, err := bpf.ParseLookup(cfg.Dataplane.Lookup)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.API.MetricsListen)
 	if err != nil {
 		return fmt.Errorf("api.metrics-listen: %w", err)
@@ -84,7 +88,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	if err := ensureBPFFS(cfg.Dataplane.PinPath); err != nil {
 		return err
 	}
-	dp, err := bpf.Load(bpf.Options{PinPath: cfg.Dataplane.PinPath})
+	dp, err := bpf.Load(bpf.Options{PinPath: cfg.Dataplane.PinPath, Lookup: lookup})
 	if err != nil {
 		return fmt.Errorf("load XDP program: %w", err)
 	}

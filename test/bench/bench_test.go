@@ -3,9 +3,12 @@
 // side in one run (this machine's absolute numbers drift by ±20% from run
 // to run; ratios within a run are what to compare).
 //
-// Two labs h1 — r — h2 (lab.Basic) are built per route count, identical
-// but for r: in one, kernel forwarding is on and nothing else runs; in the
-// other, forwarding is off and xdprouterd forwards with XDP. h1 sends
+// Labs h1 — r — h2 (lab.Basic) are built per route count, identical but
+// for r: in one, kernel forwarding is on and nothing else runs; in the
+// others, forwarding is off and xdprouterd forwards with XDP, looking
+// routes up in its compiled structure or (full table only) in the BPF LPM
+// trie (dataplane.lookup). With one route, xdprouterd's rate is the
+// ceiling the full-table rates are compared with. h1 sends
 // 60-byte UDP frames with trafficgen's live-frames generator, h2 counts
 // and drops them with trafficgen's XDP sink, whose kernel answers ARP so
 // that r keeps an ordinary neighbor entry for h2. h1's kernel stays silent
@@ -35,18 +38,26 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/xdprouter/xdprouter/bpf"
 	"github.com/xdprouter/xdprouter/bpf/trafficgen"
+	"github.com/xdprouter/xdprouter/config"
+	"github.com/xdprouter/xdprouter/fib"
 	"github.com/xdprouter/xdprouter/lab"
+	"github.com/xdprouter/xdprouter/route"
 )
 
 const (
+	// fewRoutes is the small table of the lookup benchmark.
 	fewRoutes = 10
-	// manyRoutes is the default of XDPROUTER_BENCH_ROUTES.
-	manyRoutes = 100_000
+	// ceilingRoutes is the small table of the forwarding benchmark: XDP
+	// forwarding with one route is the ceiling of the full-table rates.
+	ceilingRoutes = 1
+	// manyRoutes is the default of XDPROUTER_BENCH_ROUTES: a full IPv4
+	// table with headroom, as /24s (trafficgen.Prefix) so that the
+	// generator's random destinations cover all of it.
+	manyRoutes = 1_000_000
 	// window is how long h2's counter is sampled per path and round; every
 	// round measures every path (b.Loop iterations = rounds; `make bench`
 	// runs 4).
@@ -62,7 +73,7 @@ const (
 	minDelivered = 0.999
 )
 
-// routeCounts returns the table sizes to measure: fewRoutes and
+// routeCounts returns the table sizes to measure: ceilingRoutes and
 // XDPROUTER_BENCH_ROUTES (default manyRoutes).
 func routeCounts(b *testing.B) []int {
 	many := manyRoutes
@@ -73,11 +84,13 @@ func routeCounts(b *testing.B) []int {
 		}
 		many = n
 	}
-	return []int{fewRoutes, many}
+	return []int{ceilingRoutes, many}
 }
 
-// BenchmarkForwarding reports, per route count and destination mode,
-// kernel-Mpps, xdp-Mpps and their ratio, and prints a summary table.
+// BenchmarkForwarding reports, per route count and destination mode, the
+// rate of each path (kernel, xdp-compiled and, with the full table,
+// xdp-trie) and its ratio to the kernel's, and prints a summary table with
+// the ratios to the one-route XDP rate too.
 func BenchmarkForwarding(b *testing.B) {
 	if err := lab.Root(); err != nil {
 		b.Skip("forwarding benchmarks skipped:", err)
@@ -87,8 +100,12 @@ func BenchmarkForwarding(b *testing.B) {
 	for _, n := range routeCounts(b) {
 		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
 			start := time.Now()
-			paths := []*path{newPath(b, "kernel", n, ""), newPath(b, "xdp", n, bins), newDirect(b, n)}
-			b.Logf("set up three labs with %d routes in %v", n, time.Since(start).Round(time.Millisecond))
+			paths := []*path{newPath(b, "kernel", n, "", ""), newPath(b, "xdp-compiled", n, bins, config.LookupCompiled)}
+			if n > ceilingRoutes {
+				paths = append(paths, newPath(b, "xdp-trie", n, bins, config.LookupTrie))
+			}
+			paths = append(paths, newDirect(b, n)) // last: see compare
+			b.Logf("set up %d labs with %d routes in %v", len(paths), n, time.Since(start).Round(time.Millisecond))
 			for _, m := range []trafficgen.Mode{trafficgen.Fixed, trafficgen.Random} {
 				b.Run("dst="+m.String(), func(b *testing.B) {
 					rows = append(rows, compare(b, n, m, paths))
@@ -107,10 +124,13 @@ func BenchmarkForwarding(b *testing.B) {
 	printTable(rows)
 }
 
-// row is one line of the summary table.
+// row is one scenario of the summary table: a sample per path, the
+// kernel's first and direct last.
 type row struct {
-	scenario            string
-	kernel, xdp, direct sample
+	routes  int
+	mode    trafficgen.Mode
+	names   []string
+	samples []sample
 }
 
 // sample is what h2 received during sampling windows, and frames sent by
@@ -202,8 +222,8 @@ func routerNs(path, direct sample) float64 {
 	return 1e3/path.mpps() - 1e3/direct.mpps()
 }
 
-// compare measures the paths (kernel, xdp, direct) in turn, one window
-// each per b.Loop iteration (the order rotates every round).
+// compare measures the paths (kernel, xdp-..., direct) in turn, one
+// window each per b.Loop iteration (the order rotates every round).
 func compare(b *testing.B, routes int, m trafficgen.Mode, paths []*path) row {
 	gens := make([]*trafficgen.Generator, len(paths))
 	rates := make([]float64, len(paths)) // estimates, frames per second
@@ -228,8 +248,9 @@ func compare(b *testing.B, routes int, m trafficgen.Mode, paths []*path) row {
 		}
 		round++
 	}
-	r := row{scenario: fmt.Sprintf("routes=%d dst=%s", routes, m), kernel: total[0], xdp: total[1], direct: total[2]}
+	r := row{routes: routes, mode: m, samples: total}
 	for i, p := range paths {
+		r.names = append(r.names, p.name)
 		t := total[i]
 		if t.received == 0 {
 			b.Fatalf("%s path: no frame reached h2 (%d sent)\n%s", p.name, t.sent, p.diagnose())
@@ -249,30 +270,49 @@ func compare(b *testing.B, routes int, m trafficgen.Mode, paths []*path) row {
 		}
 	}
 	b.ReportMetric(0, "ns/op") // a round's duration is fixed by window
-	b.ReportMetric(r.kernel.mpps(), "kernel-Mpps")
-	b.ReportMetric(r.xdp.mpps(), "xdp-Mpps")
-	b.ReportMetric(r.xdp.mpps()/r.kernel.mpps(), "xdp/kernel")
-	b.ReportMetric(r.direct.mpps(), "direct-Mpps")
-	b.ReportMetric(routerNs(r.kernel, r.direct), "kernel-ns/pkt")
-	b.ReportMetric(routerNs(r.xdp, r.direct), "xdp-ns/pkt")
-	b.ReportMetric(100*r.kernel.delivered(), "kernel-delivered-%")
-	b.ReportMetric(100*r.xdp.delivered(), "xdp-delivered-%")
+	direct := total[len(total)-1]
+	b.ReportMetric(direct.mpps(), "direct-Mpps")
+	for i, name := range r.names[:len(r.names)-1] {
+		b.ReportMetric(total[i].mpps(), name+"-Mpps")
+		b.ReportMetric(routerNs(total[i], direct), name+"-ns/pkt")
+		b.ReportMetric(100*total[i].delivered(), name+"-delivered-%")
+		if i > 0 {
+			b.ReportMetric(total[i].mpps()/total[0].mpps(), name+"/kernel")
+		}
+	}
 	return r
 }
 
+// printTable prints one line per scenario and path, with the ratios to the
+// kernel's rate and to the ceiling: xdp-compiled with ceilingRoutes, same
+// destination mode, same run.
 func printTable(rows []row) {
 	if len(rows) == 0 {
 		return
 	}
+	ceiling := map[trafficgen.Mode]float64{}
+	for _, r := range rows {
+		if r.routes == ceilingRoutes {
+			for i, n := range r.names {
+				if n == "xdp-compiled" {
+					ceiling[r.mode] = r.samples[i].mpps()
+				}
+			}
+		}
+	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\nForwarding h1 → r → h2, %d-byte UDP frames, Mpps received at h2 (one run, paths measured in turn, %v windows).\n", trafficgen.FrameLen, window)
-	fmt.Fprintf(&sb, "direct: h1 — h2 without a router (generator + sink alone); ns/pkt in r = 1/path rate − 1/direct rate.\n")
-	fmt.Fprintf(&sb, "%-28s %11s %9s %11s %9s %19s %17s\n", "scenario", "kernel Mpps", "XDP Mpps", "XDP/kernel", "direct", "ns/pkt in r k / x", "delivered k / x")
+	fmt.Fprintf(&sb, "direct: h1 — h2 without a router (generator + sink alone); ns/pkt in r = 1/path rate − 1/direct rate;\n")
+	fmt.Fprintf(&sb, "ceiling: xdp-compiled with %d route, same destinations mode. Random destinations cover the whole table.\n", ceilingRoutes)
+	fmt.Fprintf(&sb, "%-25s %-13s %7s %7s %10s %9s %10s %9s\n", "scenario", "path", "Mpps", "direct", "ns/pkt r", "/kernel", "/ceiling", "delivered")
 	for _, r := range rows {
-		fmt.Fprintf(&sb, "%-28s %11.2f %9.2f %10.2fx %9.2f %9.0f / %7.0f %7.1f%% / %5.1f%%\n", r.scenario,
-			r.kernel.mpps(), r.xdp.mpps(), r.xdp.mpps()/r.kernel.mpps(), r.direct.mpps(),
-			routerNs(r.kernel, r.direct), routerNs(r.xdp, r.direct),
-			100*r.kernel.delivered(), 100*r.xdp.delivered())
+		direct := r.samples[len(r.samples)-1]
+		kernel := r.samples[0].mpps()
+		for i, name := range r.names[:len(r.names)-1] {
+			s := r.samples[i]
+			fmt.Fprintf(&sb, "%-25s %-13s %7.2f %7.2f %10.0f %8.2fx %9.2fx %8.1f%%\n", fmt.Sprintf("routes=%d dst=%s", r.routes, r.mode), name,
+				s.mpps(), direct.mpps(), routerNs(s, direct), s.mpps()/kernel, s.mpps()/ceiling[r.mode], 100*s.delivered())
+		}
 	}
 	fmt.Print(sb.String())
 }
@@ -321,10 +361,11 @@ type path struct {
 }
 
 // newPath builds a lab with routes /24 routes (trafficgen.Prefix) via h2 in
-// r. bins == "" selects kernel forwarding, else xdprouterd from bins.
-func newPath(b *testing.B, name string, routes int, bins string) *path {
+// r. bins == "" selects kernel forwarding, else xdprouterd from bins with
+// dataplane.lookup = lookup.
+func newPath(b *testing.B, name string, routes int, bins, lookup string) *path {
 	b.Helper()
-	p := &path{name: name, l: lab.New("xb" + name[:1])}
+	p := &path{name: name, l: lab.New("xb" + strings.TrimPrefix(name, "xdp-")[:1])}
 	b.Cleanup(func() {
 		if err := p.close(); err != nil {
 			b.Errorf("%s lab cleanup: %v", name, err)
@@ -361,7 +402,7 @@ func newPath(b *testing.B, name string, routes int, bins string) *path {
 	if err := silence(l); err != nil {
 		b.Fatal(err)
 	}
-	if err := addRoutes(l.NS("r"), routes); err != nil {
+	if err := addRoutes(l, routes); err != nil {
 		b.Fatal(err)
 	}
 	if bins == "" {
@@ -370,7 +411,7 @@ func newPath(b *testing.B, name string, routes int, bins string) *path {
 		}
 	} else {
 		p.ctl = filepath.Join(bins, "xdprouterctl")
-		p.startDaemon(b, filepath.Join(bins, "xdprouterd"), routes)
+		p.startDaemon(b, filepath.Join(bins, "xdprouterd"), routes, lookup)
 	}
 	p.attach(b)
 	p.check(b, routes)
@@ -456,33 +497,34 @@ func (p *path) attach(b *testing.B) {
 	}
 }
 
-// addRoutes installs trafficgen.Prefix(0 ... n-1) via h2 in ns's main
-// table (proto static: xdprouterd mirrors every protocol but its own).
-func addRoutes(ns string, n int) error {
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	nl, err := netlink.NewHandleAt(h)
-	if err != nil {
-		return err
-	}
-	defer nl.Close()
-	link, err := nl.LinkByName("eth2")
-	if err != nil {
-		return err
-	}
-	gw := net.ParseIP(lab.H2v4)
-	for i := range n {
-		p := trafficgen.Prefix(i)
-		dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
-		r := &netlink.Route{Dst: dst, Gw: gw, LinkIndex: link.Attrs().Index, Protocol: unix.RTPROT_STATIC}
-		if err := nl.RouteAdd(r); err != nil {
-			return fmt.Errorf("route %d (%v): %w", i, p, err)
+// addRoutes installs trafficgen.Prefix(0 ... n-1) via h2 in r's main
+// table with fib's batched writer (1M routes in seconds; proto static:
+// xdprouterd mirrors every protocol but its own).
+func addRoutes(l *lab.Lab, n int) error {
+	return l.Do("r", func() error {
+		link, err := netlink.LinkByName("eth2")
+		if err != nil {
+			return err
 		}
-	}
-	return nil
+		t, err := fib.Open(254)
+		if err != nil {
+			return err
+		}
+		defer t.Close()
+		t.Protocol = unix.RTPROT_STATIC
+		nh := []route.NextHop{{Gateway: netip.MustParseAddr(lab.H2v4), Ifindex: link.Attrs().Index}}
+		cs := make([]route.Change, n)
+		for i := range cs {
+			cs[i] = route.Change{Route: route.Route{Prefix: trafficgen.Prefix(i), Kind: route.Unicast, NextHops: nh}}
+		}
+		var errs []error
+		for i, err := range t.Apply(cs) {
+			if err != nil && len(errs) < 5 {
+				errs = append(errs, fmt.Errorf("route %d (%v): %w", i, cs[i].Route.Prefix, err))
+			}
+		}
+		return errors.Join(errs...)
+	})
 }
 
 // status is the part of `xdprouterctl status` the benchmark reads.
@@ -490,11 +532,13 @@ type status struct {
 	Routes struct{ XDP4, Pending, Failed int }
 }
 
-// startDaemon runs xdprouterd in r (forwarding stays off) and waits until
-// it has mirrored every route into XDP.
-func (p *path) startDaemon(b *testing.B, daemon string, routes int) {
+// startDaemon runs xdprouterd in r (forwarding stays off) with
+// dataplane.lookup = lookup and waits until it has mirrored every route
+// into XDP.
+func (p *path) startDaemon(b *testing.B, daemon string, routes int, lookup string) {
 	b.Helper()
-	cfg, err := lab.DaemonConfigFile(b.TempDir(), []string{"eth1", "eth2"}, "")
+	// The extra text lands in the [dataplane] table.
+	cfg, err := lab.DaemonConfigFile(b.TempDir(), []string{"eth1", "eth2"}, fmt.Sprintf("lookup = %q\n", lookup))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -503,7 +547,7 @@ func (p *path) startDaemon(b *testing.B, daemon string, routes int) {
 		b.Fatal(err)
 	}
 	var st status
-	err = lab.Poll(b.Context(), 60*time.Second, func() error {
+	err = lab.Poll(b.Context(), 60*time.Second+time.Duration(routes)*100*time.Microsecond, func() error {
 		if exited, err := proc.Exited(); exited {
 			return fmt.Errorf("xdprouterd exited: %v", err)
 		}
