@@ -31,9 +31,17 @@ type Interface struct {
 // Status is the answer of /api/v1/status.
 type Status struct {
 	Interfaces []Interface       `json:"interfaces"`
+	Lookup     Lookup            `json:"lookup"`
 	Routes     xsync.Counts      `json:"routes"`
 	Peers      []bgp.PeerStatus  `json:"peers"`
 	Stats      []bpf.StatCounter `json:"stats"`
+}
+
+// Lookup is the route lookup structure XDP walks, and why it is the trie
+// when the compiled one was asked for.
+type Lookup struct {
+	Structure string `json:"structure"` // compiled | trie
+	Fallback  string `json:"fallback,omitempty"`
 }
 
 // Neighbor is an entry of the XDP neighbor map.
@@ -56,6 +64,8 @@ func Handler(b Backend) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
 		st := Status{Routes: b.Sync.Counts()}
+		mode, why := b.Datapath.LookupState()
+		st.Lookup = Lookup{Structure: mode.String(), Fallback: why}
 		for _, i := range b.Interfaces {
 			if ok, why := b.Datapath.RedirectTarget(i.Ifindex); !ok {
 				i.NoRedirect = why

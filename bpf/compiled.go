@@ -35,22 +35,21 @@ type compiled struct {
 	done     chan struct{}
 }
 
-// lpmSizes sizes the compiled arrays for a route limit (0: fwd.h's
-// defaults) from what was measured (docs/lpm.md): in use per route, IPv4
-// 0.62 records and 1.9 leaves, IPv6 2.1 and 3.6; fragmentation from
-// updates in chunks of 4,096 routes adds up to 70% to records. A limit of
-// N IPv4 routes gets room for about N/2 of them compiled (the trie's
-// default is twice what a full table needs), IPv6 about N/2 as well.
+// lpmSizes sizes the compiled arrays for the route limits: with none, for
+// fwd.h's defaults (1M IPv4 and 250k IPv6 routes in 56 MiB); with limits,
+// for that many routes from what was measured (docs/lpm.md): per route
+// IPv4 0.62 records and 1.9 leaves in use, IPv6 2.1 and 3.6, and up to
+// 70% more records while a full table loads in chunks.
 func lpmSizes(spec *ebpf.CollectionSpec, opts Options) {
 	set := func(name string, n uint32) {
 		if n != 0 {
 			spec.Maps[name].MaxEntries = max(n, 1024)
 		}
 	}
-	set(fwdMapLpmNodes4, opts.MaxRoutesV4*11/20)
-	set(fwdMapLpmLeaves4, opts.MaxRoutesV4/2) // pairs
-	set(fwdMapLpmNodes6, opts.MaxRoutesV6*3/2)
-	set(fwdMapLpmLeaves6, opts.MaxRoutesV6) // pairs
+	set(fwdMapLpmNodes4, opts.MaxRoutesV4*11/10)
+	set(fwdMapLpmLeaves4, opts.MaxRoutesV4) // pairs: 2 leaves per route
+	set(fwdMapLpmNodes6, opts.MaxRoutesV6*3)
+	set(fwdMapLpmLeaves6, opts.MaxRoutesV6*2) // pairs
 }
 
 func mmapArray(m *ebpf.Map) ([]byte, error) {
@@ -207,7 +206,7 @@ func (d *Datapath) applyCompiled(set []route.Entry, del []netip.Prefix) {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil && c.fallback == "" {
-		c.fallback = err.Error()
+		c.fallback = err.Error() + " (raise the route limits; the trie forwards meanwhile)"
 		if serr := d.objs.LookupCompiled.Set(uint32(0)); serr != nil {
 			c.fallback += "; switching to the trie failed: " + serr.Error()
 		}

@@ -141,6 +141,11 @@ func printText(w io.Writer, v any) {
 			}
 			fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", i.Name, i.Ifindex, i.Mode, egress)
 		}
+		fmt.Fprintf(w, "\nLOOKUP\t%s", v.Lookup.Structure)
+		if v.Lookup.Fallback != "" {
+			fmt.Fprintf(w, " (compiled structure unusable: %s)", v.Lookup.Fallback)
+		}
+		fmt.Fprintln(w)
 		r := v.Routes
 		fmt.Fprintf(w, "\nROUTES\tIPV4\tIPV6\nxdp\t%d\t%d\nkernel\t%d\t%d\npending\t%d\t\nfailed\t%d\t\n",
 			r.XDP4, r.XDP6, r.FIB4, r.FIB6, r.Pending, r.Failed)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/xdprouter/xdprouter/lpm"
 	"net"
 	"net/netip"
 	"os"
@@ -151,7 +152,11 @@ func newLookupEnv(b *testing.B, routes [2]int) *lookupEnv {
 	}
 	var tables [2][]netip.Prefix
 	for fam := range tables {
-		tables[fam] = internetTable(fam == 1, routes[fam], lookupSeed+uint64(fam))
+		bits := 32
+		if fam == 1 {
+			bits = 128
+		}
+		tables[fam] = lpm.SyntheticTable(routes[fam], bits, lookupSeed+uint64(fam))
 	}
 	err := e.l.Do("r", func() error {
 		in, err1 := netlink.LinkByName("in0")
@@ -228,6 +233,9 @@ func loadDatapath(mode bpf.LookupMode, tables [2][]netip.Prefix, in, out int) (*
 		}
 	}
 	_, err = d.UpdateRoutes(rs)
+	if _, why := d.LookupState(); mode == bpf.LookupCompiled && why != "" {
+		err = errors.Join(err, fmt.Errorf("compiled lookup unusable: %s", why))
+	}
 	err = errors.Join(err,
 		d.SetInterface(in, macRouter, 1500), d.SetInterface(out, macOut, 1500),
 		d.SetNextHop(1, route.Egress{Ifindex: out, MAC: macGw}), d.SetGroup(1, []uint32{1}))
