@@ -82,8 +82,8 @@ func newCompiled(m *fwdMaps, v *fwdVariables, mode LookupMode) (*compiled, error
 		maps[i] = b
 		c.mappings = append(c.mappings, b)
 	}
-	c.mem4 = lpm.Memory{Top: u32s(maps[0], 1<<16), Records: records(maps[1], m.LpmNodes4.MaxEntries()), Leaves: u32s(maps[2], 2*m.LpmLeaves4.MaxEntries())}
-	c.mem6 = lpm.Memory{Top: u32s(maps[3], 1<<16), Records: records(maps[4], m.LpmNodes6.MaxEntries()), Leaves: u32s(maps[5], 2*m.LpmLeaves6.MaxEntries())}
+	c.mem4 = lpm.Memory{Top: u32s(maps[0], lpm.TopEntries), Records: records(maps[1], m.LpmNodes4.MaxEntries()), Leaves: u32s(maps[2], 2*m.LpmLeaves4.MaxEntries())}
+	c.mem6 = lpm.Memory{Top: u32s(maps[3], lpm.TopEntries), Records: records(maps[4], m.LpmNodes6.MaxEntries()), Leaves: u32s(maps[5], 2*m.LpmLeaves6.MaxEntries())}
 	var err error
 	if c.v4, err = lpm.New(32, c.mem4); err != nil {
 		c.close()

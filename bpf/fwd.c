@@ -47,10 +47,10 @@ struct {
 		__type(value, value_type);                \
 	} name SEC(".maps")
 
-LPM_ARRAY(lpm_top4, struct lpm_pair, 1 << 15);
+LPM_ARRAY(lpm_top4, struct lpm_pair, 1 << (LPM_TOP_BITS - 1));
 LPM_ARRAY(lpm_nodes4, struct lpm_node, DEFAULT_LPM_RECORDS_V4);
 LPM_ARRAY(lpm_leaves4, struct lpm_pair, DEFAULT_LPM_LEAVES_V4);
-LPM_ARRAY(lpm_top6, struct lpm_pair, 1 << 15);
+LPM_ARRAY(lpm_top6, struct lpm_pair, 1 << (LPM_TOP_BITS - 1));
 LPM_ARRAY(lpm_nodes6, struct lpm_node, DEFAULT_LPM_RECORDS_V6);
 LPM_ARRAY(lpm_leaves6, struct lpm_pair, DEFAULT_LPM_LEAVES_V6);
 
@@ -341,10 +341,10 @@ static __always_inline int route_v4(__be32 daddr, struct route_val *rt)
 		return 1;
 	}
 	__u32 a = bpf_ntohl(daddr), e;
-	if (!lpm_top(&lpm_top4, a >> 16, &e))
+	if (!lpm_top(&lpm_top4, a >> 14, &e))
 		return 0;
-	/* Nodes cover bits 16-21, 22-27 and 28-31 (plus two zero bits). */
-	__u32 chunks[3] = { (a >> 10) & 63, (a >> 4) & 63, (a << 2) & 63 };
+	/* Nodes cover bits 18-23, 24-29 and 30-31 (plus four zero bits). */
+	__u32 chunks[3] = { (a >> 8) & 63, (a >> 2) & 63, (a << 4) & 63 };
 	for (int level = 0; level < 3; level++) {
 		if (e & LPM_LEAF)
 			break;
@@ -372,18 +372,20 @@ static __always_inline int route_v6(struct in6_addr *daddr, struct route_val *rt
 	__u64 hi = (__u64)bpf_ntohl(daddr->in6_u.u6_addr32[0]) << 32 | bpf_ntohl(daddr->in6_u.u6_addr32[1]);
 	__u64 lo = (__u64)bpf_ntohl(daddr->in6_u.u6_addr32[2]) << 32 | bpf_ntohl(daddr->in6_u.u6_addr32[3]);
 	__u32 e;
-	if (!lpm_top(&lpm_top6, hi >> 48, &e))
+	if (!lpm_top(&lpm_top6, hi >> 46, &e))
 		return 0;
-	/* 19 nodes of 6 bits from bit 16; none straddles the two halves. */
+	/* 19 nodes of 6 bits from bit 18; the one at bit 60 straddles. */
 	for (int level = 0; level < 19; level++) {
 		if (e & LPM_LEAF)
 			break;
 		struct lpm_node *n = bpf_map_lookup_elem(&lpm_nodes6, &e);
 		if (!n)
 			return 0;
-		__u32 off = 16 + 6 * level, v;
-		if (off < 64)
+		__u32 off = 18 + 6 * level, v;
+		if (off <= 58)
 			v = hi >> (58 - off);
+		else if (off < 64)
+			v = hi << (off - 58) | lo >> (122 - off);
 		else if (off <= 122)
 			v = lo >> (122 - off);
 		else

@@ -46,13 +46,14 @@ struct route_val {
 
 /*
  * Compiled lookup structure (lpm/ builds it; see its package comment):
- * top entries for the first 16 address bits, 64-way node records, leaves.
+ * top entries for the first 18 address bits, 64-way node records, leaves.
  * Top entries and leaves are 32-bit, stored two per array element
  * (array values are 8-byte aligned). A top entry with LPM_LEAF set is a
  * leaf; otherwise it is a node record index. A leaf is 0 (no route) or
  * (route_type + 1) << 24 | nhg.
  */
 #define LPM_LEAF 0x80000000u
+#define LPM_TOP_BITS 18
 /* Sized for 1M IPv4 and 250k IPv6 routes with churn (docs/lpm.md). */
 #define DEFAULT_LPM_RECORDS_V4 1100000
 #define DEFAULT_LPM_LEAVES_V4 (2000000 / 2)

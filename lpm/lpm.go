@@ -2,8 +2,9 @@
 // program walks: a poptrie-style multibit trie (Asai & Ohara, SIGCOMM 2015)
 // held in three flat arrays.
 //
-//   - top: one 32-bit entry per value of the address's first 16 bits, either
-//     a leaf (the route for the whole /16) or the index of a node record.
+//   - top: one 32-bit entry per value of the address's first 18 bits (1 MiB),
+//     either a leaf (the route for the whole /18) or the index of a node
+//     record.
 //   - nodes: records of 64-way nodes, one per 6 address bits. A record holds
 //     a 64-bit vector of the slots that are nodes, a 64-bit vector of the
 //     slots where a run of equal leaves starts, and the bases of its child
@@ -13,12 +14,13 @@
 //     slot holds the longest prefix covering it, so a lookup ends at the
 //     first leaf with no backtracking.
 //
-// An IPv4 lookup reads at most 1 top entry, 3 records and 1 leaf; a full
-// Internet table fits in a few MiB, which stays in this machine's caches
-// where the BPF LPM trie's pointer chase does not (see docs/lpm.md).
+// An IPv4 lookup reads 1 top entry, then for a /24 or shorter match 1
+// record and 1 leaf (at most 3 records); a full table takes about 22 MiB,
+// a working set this machine's caches hold far better than the BPF LPM
+// trie's pointer chase (see docs/lpm.md).
 //
 // Updates are copy-on-write: Commit writes every changed node's blocks to
-// free space, then publishes each changed /16 with one atomic store of its
+// free space, then publishes each changed /18 with one atomic store of its
 // top entry. Blocks reachable by readers are never written; the blocks an
 // update replaced are reused only after a grace period (see Epoch): XDP
 // programs run inside an RCU read-side section, so once a grace period
@@ -65,7 +67,7 @@ type Record struct {
 }
 
 // Memory is where a Table writes: the arrays XDP reads (memory-mapped BPF
-// arrays in the daemon, plain slices in tests). Top must have 65536
+// arrays in the daemon, plain slices in tests). Top must have TopEntries
 // entries; index 0 of Records and Leaves is never used.
 type Memory struct {
 	Top     []uint32
@@ -77,9 +79,12 @@ type Memory struct {
 var ErrFull = errors.New("lpm: structure full")
 
 const (
-	topBits = 16
+	topBits = 18
 	stride  = 6
 )
+
+// TopEntries is the length of Memory.Top.
+const TopEntries = 1 << topBits
 
 // Table is the route table of one address family and its compiled form.
 // It is not safe for concurrent use.
@@ -87,7 +92,10 @@ type Table struct {
 	bits   int // 32 or 128
 	mem    Memory
 	epochs epochs
-	short  map[netip.Prefix]Leaf // prefixes of length <= 16
+	short  map[netip.Prefix]Leaf // prefixes of length <= 18
+	// shortLens counts the short prefixes per length (the lookup of a
+	// /18's inherited value probes only lengths in use).
+	shortLens [topBits + 1]int
 	roots  [1 << topBits]*node
 	dirty  map[uint32]bool // top entries to re-examine
 	// Blocks still reachable from a top entry's published state but not
@@ -130,7 +138,7 @@ func New(bits int, mem Memory) (*Table, error) {
 	if bits != 32 && bits != 128 {
 		return nil, fmt.Errorf("lpm: %d-bit addresses", bits)
 	}
-	if len(mem.Top) != 1<<topBits || len(mem.Records) < 2 || len(mem.Leaves) < 2 {
+	if len(mem.Top) != TopEntries || len(mem.Records) < 2 || len(mem.Leaves) < 2 {
 		return nil, fmt.Errorf("lpm: memory too small (top %d, records %d, leaves %d)", len(mem.Top), len(mem.Records), len(mem.Leaves))
 	}
 	t := &Table{bits: bits, mem: mem, short: map[netip.Prefix]Leaf{}, dirty: map[uint32]bool{},
@@ -218,7 +226,7 @@ func (t *Table) change(p netip.Prefix, leaf Leaf) error {
 	}
 	p = p.Masked()
 	a := t.addr(p)
-	top := uint32(a[0])<<8 | uint32(a[1])
+	top := topIndex(a)
 	if p.Bits() <= topBits {
 		old, had := t.short[p]
 		switch {
@@ -226,10 +234,12 @@ func (t *Table) change(p netip.Prefix, leaf Leaf) error {
 			return nil
 		case leaf == 0:
 			delete(t.short, p)
+			t.shortLens[p.Bits()]--
 			t.count--
 		default:
 			if !had {
 				t.count++
+				t.shortLens[p.Bits()]++
 			}
 			t.short[p] = leaf
 		}
@@ -336,10 +346,14 @@ func (t *Table) prune(top uint32, a [16]byte, path []*node) {
 	}
 }
 
-// inherited is the value a /16 gets from the prefixes of length <= 16.
+func topIndex(a [16]byte) uint32 {
+	return uint32(a[0])<<10 | uint32(a[1])<<2 | uint32(a[2])>>6
+}
+
+// inherited is the value a /18 gets from the prefixes of length <= 18.
 func (t *Table) inherited(top uint32) Leaf {
 	var a [16]byte
-	a[0], a[1] = byte(top>>8), byte(top)
+	a[0], a[1], a[2] = byte(top>>10), byte(top>>2), byte(top<<6)
 	var base netip.Addr
 	if t.bits == 32 {
 		base = netip.AddrFrom4([4]byte(a[:4]))
@@ -347,6 +361,9 @@ func (t *Table) inherited(top uint32) Leaf {
 		base = netip.AddrFrom16(a)
 	}
 	for l := topBits; l >= 0; l-- {
+		if t.shortLens[l] == 0 {
+			continue
+		}
 		p, _ := base.Prefix(l)
 		if v, ok := t.short[p]; ok {
 			return v
@@ -356,7 +373,7 @@ func (t *Table) inherited(top uint32) Leaf {
 }
 
 // Commit writes every change since the last Commit to memory and publishes
-// it. On ErrFull, the /16s that fit are published and the rest keep their
+// it. On ErrFull, the /18s that fit are published and the rest keep their
 // previous state in memory (still consistent); they are retried by the
 // next Commit.
 func (t *Table) Commit() error {
@@ -568,7 +585,7 @@ func Lookup(mem Memory, bits int, a netip.Addr) Leaf {
 	} else {
 		b = a.As16()
 	}
-	e := atomic.LoadUint32(&mem.Top[uint32(b[0])<<8|uint32(b[1])])
+	e := atomic.LoadUint32(&mem.Top[topIndex(b)])
 	for level := 0; e&LeafFlag == 0; level++ {
 		if e == 0 || int(e) >= len(mem.Records) || topBits+level*stride >= bits {
 			return 0 // corrupt: no route

@@ -20,7 +20,7 @@ func (n naive) lookup(a netip.Addr) Leaf {
 }
 
 func newMem(records, leaves int) Memory {
-	return Memory{Top: make([]uint32, 1<<16), Records: make([]Record, records), Leaves: make([]uint32, leaves)}
+	return Memory{Top: make([]uint32, TopEntries), Records: make([]Record, records), Leaves: make([]uint32, leaves)}
 }
 
 // randPrefix draws an Internet-like prefix length mix around a few dense
@@ -98,9 +98,11 @@ func TestRandomAgainstNaive(t *testing.T) {
 		if bits == 128 {
 			def, _ = netip.IPv6Unspecified().Prefix(0)
 		}
-		for round := range 40 {
+		for round := range 30 {
 			for range 300 {
 				switch x := r.IntN(10); {
+				case x == 9 && r.IntN(60) != 0:
+					continue // the default route toggles about once in 3 rounds
 				case x < 6 || len(ps) == 0:
 					p := randPrefix(r, bits)
 					v := Leaf(1 + r.Uint32N(1000))

@@ -45,7 +45,7 @@ func TestScale(t *testing.T) {
 			tb.Reclaim(tb.Epoch()) // as if a grace period passed per commit
 		}
 		upd := time.Since(start)
-		mib := float64(recs*24+leaves*4+(1<<16)*4) / (1 << 20)
+		mib := float64(recs*24+leaves*4+TopEntries*4) / (1 << 20)
 		t.Logf("%d-bit, %d routes: build %v; %d records + %d leaves = %.1f MiB; %.0f changes/s (1,000 per commit)",
 			c.bits, c.n, build.Round(time.Millisecond), recs, leaves, mib, changes/upd.Seconds())
 	}
