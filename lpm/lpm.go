@@ -96,8 +96,8 @@ type Table struct {
 	// shortLens counts the short prefixes per length (the lookup of a
 	// /18's inherited value probes only lengths in use).
 	shortLens [topBits + 1]int
-	roots  [1 << topBits]*node
-	dirty  map[uint32]bool // top entries to re-examine
+	roots     [1 << topBits]*node
+	dirty     map[uint32]bool // top entries to re-examine
 	// Blocks still reachable from a top entry's published state but not
 	// from its next one (nodes pruned, blocks replaced by a commit that
 	// failed): freed once the entry is published.
