@@ -11,6 +11,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/xdprouter/xdprouter/route"
 )
 
 // Errors returned (wrapped) by Datapath methods; test with errors.Is.
@@ -103,7 +105,21 @@ type Datapath struct {
 	// target ("" if it is): see redirectCheck.
 	targets map[int]string
 
+	// egressMu serializes the writers of next hops and ports: a next hop's
+	// map value carries its port's source MAC and MTU (see SetNextHop), so
+	// the Go side mirrors both and rewrites a port's next hops when the
+	// port changes.
+	egressMu sync.Mutex
+	nhs      map[uint32]route.Egress // next hops as set, by id
+	ports    map[int]egressPort      // SetInterface'd ports, by ifindex
+
 	compiled *compiled
+}
+
+// egressPort is what next hops copy from their port.
+type egressPort struct {
+	mac [6]byte
+	mtu uint32
 }
 
 // Load loads the XDP program and creates its maps.
@@ -149,7 +165,8 @@ func Load(opts Options) (*Datapath, error) {
 		colOpts.Maps.PinPath = opts.PinPath
 	}
 
-	d := &Datapath{pinPath: opts.PinPath, links: make(map[int]attachment), targets: make(map[int]string)}
+	d := &Datapath{pinPath: opts.PinPath, links: make(map[int]attachment), targets: make(map[int]string),
+		nhs: make(map[uint32]route.Egress), ports: make(map[int]egressPort)}
 	if err := spec.LoadAndAssign(&d.objs, &colOpts); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {

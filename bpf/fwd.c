@@ -225,11 +225,9 @@ static __always_inline int resolve(struct route_val *rt, struct fwd_ctx *fc,
 		return STAT_PASS_NO_NEIGH;
 	}
 
-	__u32 oif = nh->ifindex;
-	struct iface *ifc = bpf_map_lookup_elem(&ifaces, &oif);
-	if (!ifc)
+	if (!(nh->flags & NH_F_PORT))
 		return STAT_PASS_EGRESS;
-	if (fc->pkt_len > ifc->mtu)
+	if (fc->pkt_len > nh->mtu)
 		return STAT_PASS_TOO_BIG;
 	/*
 	 * Only records the target: nothing is sent unless the program returns
@@ -237,10 +235,10 @@ static __always_inline int resolve(struct route_val *rt, struct fwd_ctx *fc,
 	 * from tx_ports passes it to the kernel untouched (one lookup, no
 	 * separate check).
 	 */
-	if (bpf_redirect_map(&tx_ports, oif, 0) != XDP_REDIRECT)
+	if (bpf_redirect_map(&tx_ports, nh->ifindex, 0) != XDP_REDIRECT)
 		return STAT_PASS_EGRESS;
 
-	*smac = ifc->mac;
+	*smac = nh->smac;
 	return -1;
 }
 

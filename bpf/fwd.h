@@ -80,13 +80,23 @@ struct nhg {
 enum nh_flags {
 	NH_F_RESOLVED = 1 << 0,  /* dmac is valid */
 	NH_F_CONNECTED = 1 << 1, /* look up neighbors with (ifindex, packet dst) */
+	NH_F_PORT = 1 << 2,      /* ifindex is a router port: smac and mtu are valid */
 };
 
+/*
+ * The egress port's source MAC and MTU are copied in from its ifaces entry
+ * by the Go side (and rewritten when the port changes), so the egress path
+ * needs no ifaces lookup. Without NH_F_PORT the port is not a router port
+ * and packets pass to the kernel (egress_not_xdp).
+ */
 struct nexthop {
 	__u32 ifindex;
 	__u8 dmac[6];
 	__u8 flags; /* enum nh_flags */
 	__u8 pad;
+	__u8 smac[6];
+	__u16 pad2;
+	__u32 mtu;
 };
 
 /* IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d). */
@@ -100,7 +110,10 @@ struct neigh_val {
 	__u8 pad[2];
 };
 
-/* A router port: source MAC and MTU used on egress. */
+/*
+ * A router port: its MAC, checked on ingress. Its MAC and MTU are also
+ * copied into the next hops through it (struct nexthop) for egress.
+ */
 struct iface {
 	__u8 mac[6];
 	__u16 pad;

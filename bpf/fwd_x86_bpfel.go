@@ -88,6 +88,9 @@ type fwdNexthop struct {
 	Dmac    [6]uint8
 	Flags   uint8
 	Pad     uint8
+	Smac    [6]uint8
+	Pad2    uint16
+	Mtu     uint32
 }
 
 type fwdNhFlags uint32
@@ -95,6 +98,7 @@ type fwdNhFlags uint32
 const (
 	fwdNhFlagsNH_F_RESOLVED  fwdNhFlags = 1
 	fwdNhFlagsNH_F_CONNECTED fwdNhFlags = 2
+	fwdNhFlagsNH_F_PORT      fwdNhFlags = 4
 )
 
 type fwdNhg struct {

@@ -143,13 +143,9 @@ func (d *Datapath) candidate(id uint32, dst netip.Addr) (Candidate, error) {
 		return c, nil
 	}
 
-	var ifc fwdIface
-	if err := d.objs.Ifaces.Lookup(nh.Ifindex, &ifc); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			c.Reason = ReasonEgressNotXDP
-			return c, nil
-		}
-		return c, fmt.Errorf("map ifaces: ifindex %d: %w", nh.Ifindex, err)
+	if nh.Flags&uint8(fwdNhFlagsNH_F_PORT) == 0 { // not a router port
+		c.Reason = ReasonEgressNotXDP
+		return c, nil
 	}
 	var port uint32
 	if err := d.objs.TxPorts.Lookup(nh.Ifindex, &port); err != nil {
@@ -159,7 +155,7 @@ func (d *Datapath) candidate(id uint32, dst netip.Addr) (Candidate, error) {
 		}
 		return c, fmt.Errorf("map tx_ports: ifindex %d: %w", nh.Ifindex, err)
 	}
-	c.SrcMAC = append(net.HardwareAddr(nil), ifc.Mac[:]...)
+	c.SrcMAC = append(net.HardwareAddr(nil), nh.Smac[:]...)
 	c.Action, c.Reason = ActionRedirect, ""
 	return c, nil
 }

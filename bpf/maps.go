@@ -295,24 +295,61 @@ func checkIfindex(ifindex int) error {
 	return nil
 }
 
-// SetNextHop sets next hop id.
+// SetNextHop sets next hop id. Its map value also carries the source MAC
+// and MTU of its port (SetInterface), so that XDP's egress path needs no
+// ifaces lookup; SetInterface and DeleteInterface rewrite the next hops of
+// a port that changes. A next hop whose ifindex is not a router port makes
+// its packets pass to the kernel (egress_not_xdp).
 func (d *Datapath) SetNextHop(id uint32, nh route.Egress) error {
 	if err := checkIfindex(nh.Ifindex); err != nil {
 		return fmt.Errorf("map nexthops: next hop %d: %w", id, err)
 	}
-	v := fwdNexthop{Ifindex: uint32(nh.Ifindex)}
 	if nh.MAC != nil {
 		if err := checkMAC(nh.MAC); err != nil {
 			return fmt.Errorf("map nexthops: next hop %d: %w", id, err)
 		}
+		nh.MAC = append(net.HardwareAddr(nil), nh.MAC...)
+	}
+	d.egressMu.Lock()
+	defer d.egressMu.Unlock()
+	if err := d.putNextHop(id, nh); err != nil {
+		return err
+	}
+	d.nhs[id] = nh
+	return nil
+}
+
+// putNextHop writes next hop id with its port's MAC and MTU from d.ports.
+// d.egressMu must be held.
+func (d *Datapath) putNextHop(id uint32, nh route.Egress) error {
+	v := fwdNexthop{Ifindex: uint32(nh.Ifindex)}
+	if nh.MAC != nil {
 		copy(v.Dmac[:], nh.MAC)
 		v.Flags |= uint8(fwdNhFlagsNH_F_RESOLVED)
 	}
 	if nh.Connected {
 		v.Flags |= uint8(fwdNhFlagsNH_F_CONNECTED)
 	}
+	if p, ok := d.ports[nh.Ifindex]; ok {
+		v.Flags |= uint8(fwdNhFlagsNH_F_PORT)
+		v.Smac, v.Mtu = p.mac, p.mtu
+	}
 	if err := d.objs.Nexthops.Put(id, &v); err != nil {
 		return fmt.Errorf("map nexthops: set next hop %d: %w", id, err)
+	}
+	return nil
+}
+
+// rewritePort rewrites the next hops through ifindex after its entry in
+// d.ports changed. d.egressMu must be held.
+func (d *Datapath) rewritePort(ifindex int) error {
+	for id, nh := range d.nhs {
+		if nh.Ifindex != ifindex {
+			continue
+		}
+		if err := d.putNextHop(id, nh); err != nil {
+			return fmt.Errorf("interface %d: %w", ifindex, err)
+		}
 	}
 	return nil
 }
@@ -413,6 +450,8 @@ func (d *Datapath) SetInterface(ifindex int, mac net.HardwareAddr, mtu int) erro
 		return fmt.Errorf("set interface %d: invalid MTU %d", ifindex, mtu)
 	}
 	k := uint32(ifindex)
+	d.egressMu.Lock()
+	defer d.egressMu.Unlock()
 	why, err := d.redirectCheck(ifindex)
 	if err != nil {
 		return fmt.Errorf("set interface: %w", err)
@@ -432,25 +471,54 @@ func (d *Datapath) SetInterface(ifindex int, mac net.HardwareAddr, mtu int) erro
 	d.mu.Lock()
 	d.targets[ifindex] = why
 	d.mu.Unlock()
+
+	p := egressPort{mtu: uint32(mtu)}
+	copy(p.mac[:], mac)
+	old, had := d.ports[ifindex]
+	if had && old == p {
+		return nil
+	}
+	d.ports[ifindex] = p
+	if err := d.rewritePort(ifindex); err != nil {
+		// Undo, so that calling again retries every next hop.
+		if had {
+			d.ports[ifindex] = old
+		} else {
+			delete(d.ports, ifindex)
+		}
+		return fmt.Errorf("set interface: %w", err)
+	}
 	return nil
 }
 
 // DeleteInterface removes ifindex from the router ports; packets routed
 // to it are then passed to the kernel (egress_not_xdp). A missing
-// interface is not an error.
+// interface is not an error. Its next hops are rewritten to pass.
 func (d *Datapath) DeleteInterface(ifindex int) error {
 	if err := checkIfindex(ifindex); err != nil {
 		return fmt.Errorf("delete interface: %w", err)
 	}
 	k := uint32(ifindex)
+	d.egressMu.Lock()
+	defer d.egressMu.Unlock()
+	// Its next hops lose NH_F_PORT. Should a rewrite fail, the tx_ports
+	// deletion below still makes their packets pass (bpf_redirect_map
+	// fails), and a later SetInterface rewrites them all.
+	var rerr error
+	if _, had := d.ports[ifindex]; had {
+		delete(d.ports, ifindex)
+		if err := d.rewritePort(ifindex); err != nil {
+			rerr = fmt.Errorf("delete interface: %w", err)
+		}
+	}
 	d.mu.Lock()
 	delete(d.targets, ifindex)
 	d.mu.Unlock()
 	if err := d.objs.Ifaces.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("map ifaces: delete ifindex %d: %w", ifindex, err)
+		return errors.Join(rerr, fmt.Errorf("map ifaces: delete ifindex %d: %w", ifindex, err))
 	}
 	if err := d.objs.TxPorts.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("map tx_ports: delete ifindex %d: %w", ifindex, err)
+		return errors.Join(rerr, fmt.Errorf("map tx_ports: delete ifindex %d: %w", ifindex, err))
 	}
-	return nil
+	return rerr
 }
