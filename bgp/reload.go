@@ -393,13 +393,13 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 
 	// 5. New and replaced neighbors, in-place updates.
 	for _, a := range slices.Concat(added, replaced) {
-		if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: newPeers[a]}); err != nil {
+		if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: unarmed(newPeers[a])}); err != nil {
 			errs = append(errs, fmt.Errorf("add neighbor %s: %w", a, err))
 		}
 	}
 	softIn := map[netip.Addr]bool{}
 	for _, a := range updated {
-		rsp, err := srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: liveDescription(newPeers[a], actualDesc[a])})
+		rsp, err := srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: unarmed(liveDescription(newPeers[a], actualDesc[a]))})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("update neighbor %s: %w", a, err))
 			continue

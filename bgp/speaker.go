@@ -166,7 +166,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	}
 
 	for _, peer := range p.peers {
-		if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peer}); err != nil {
+		if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: unarmed(peer)}); err != nil {
 			return fmt.Errorf("bgp: neighbor %s: %w", peer.Conf.NeighborAddress, err)
 		}
 	}
@@ -175,6 +175,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("bgp: network %s: %w", n, err)
 		}
 	}
+	go s.enforceLimits(wctx)
 	s.log.Info("bgp speaker started", "asn", p.global.Asn, "router-id", p.global.RouterId,
 		"port", p.global.ListenPort, "neighbors", len(p.peers), "networks", len(p.networks),
 		"multipath", p.global.UseMultiplePaths, "grpc", s.cfg.API.GRPCListen)

@@ -410,6 +410,18 @@ xdprouter_bgp_received_prefixes{peer="127.0.0.4"} 0
 		waitRoute(t, rec, "10.1.0.0/24")
 	})
 	t.Run("max-prefixes", func(t *testing.T) {
+		// GoBGP is not given the limit while the peer is within it: its
+		// own check counts the whole Adj-RIB-In on every UPDATE.
+		err := s.srv.ListPeer(context.Background(), &api.ListPeerRequest{Address: "127.0.0.4"}, func(p *api.Peer) {
+			for _, as := range p.GetAfiSafis() {
+				if l := as.GetPrefixLimits(); l.GetMaxPrefixes() != 0 {
+					t.Errorf("GoBGP holds a prefix limit before it is exceeded: %v", l)
+				}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 		peerC.announce(t, "10.3.1.0/24", "10.3.2.0/24")
 		waitRoute(t, rec, "10.3.1.0/24", "127.0.0.4")
 		waitRoute(t, rec, "10.3.2.0/24", "127.0.0.4")

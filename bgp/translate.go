@@ -159,7 +159,8 @@ func translateNeighbor(cfg *config.Config, n *config.Neighbor) *api.Peer {
 		if n.MaxPrefixes > 0 {
 			// Exceeding the limit sends a Cease/max-prefixes NOTIFICATION and
 			// leaves the session administratively down (GoBGP's PFX_CT state)
-			// until the peer is reset.
+			// until the peer is reset. GoBGP is handed the limit only once
+			// it is exceeded (see prefixlimit.go).
 			as.PrefixLimits = &api.PrefixLimit{Family: f, MaxPrefixes: n.MaxPrefixes}
 		}
 		peer.AfiSafis = append(peer.AfiSafis, as)

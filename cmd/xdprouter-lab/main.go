@@ -32,6 +32,7 @@ func main() {
 	n6 := flag.Int("prefixes6", 1000, "IPv6 prefixes the upstream announces (/48s from 2001:db8:1000::)")
 	peer := flag.String("peer", "bird", "upstream BGP daemon: bird or frr")
 	hold := flag.Bool("hold", false, "after the traffic, keep the lab up for inspection until Ctrl-C")
+	maxPrefixes := flag.Uint("max-prefixes", 0, "max-prefixes of xdprouterd's neighbors, as a careful operator sets it (0: none)")
 	flag.Parse()
 	if *n4 < 0 || *n6 < 0 || *n4+*n6 == 0 || *n4 > 1<<24 || *n6 > 1<<24 {
 		fmt.Println("lab: FAILED -prefixes and -prefixes6: want 0..16777216 each, not both 0")
@@ -39,7 +40,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	sum, err := run(ctx, *duration, *n4, *n6, *peer, *hold)
+	sum, err := run(ctx, *duration, *n4, *n6, *peer, *hold, *maxPrefixes)
 	if err != nil {
 		fmt.Printf("lab: FAILED %v\n", err)
 		os.Exit(1)
@@ -52,7 +53,7 @@ type summary struct {
 	redirect, pass uint64
 }
 
-func run(ctx context.Context, duration time.Duration, n4, n6 int, peer string, hold bool) (s summary, err error) {
+func run(ctx context.Context, duration time.Duration, n4, n6 int, peer string, hold bool, maxPrefixes uint) (s summary, err error) {
 	if err := lab.Root(); err != nil {
 		return s, err
 	}
@@ -104,21 +105,23 @@ func run(ctx context.Context, duration time.Duration, n4, n6 int, peer string, h
 		return s, err
 	}
 	cfg, err := lab.DaemonConfigFile(dir, []string{"eth1", "eth2"}, fmt.Sprintf(`[router]
-asn = %d
-router-id = %q
+asn = %[1]d
+router-id = %[2]q
 
 [[neighbor]]
-address = %q
-peer-asn = %d
+address = %[3]q
+peer-asn = %[5]d
 description = "upstream v4"
 import = "accept-all"
+max-prefixes = %[6]d
 
 [[neighbor]]
-address = %q
-peer-asn = %d
+address = %[4]q
+peer-asn = %[5]d
 description = "upstream v6"
 import = "accept-all"
-`, lab.RouterASN, lab.R1v4, lab.H2v4, lab.UpstreamASN, lab.H2v6, lab.UpstreamASN))
+max-prefixes = %[6]d
+`, lab.RouterASN, lab.R1v4, lab.H2v4, lab.H2v6, lab.UpstreamASN, maxPrefixes))
 	if err != nil {
 		return s, err
 	}
