@@ -129,10 +129,8 @@ func (st *state) replaceRoutes(routes, ours []route.Route) {
 }
 
 func (st *state) setKernelRoutes(p netip.Prefix, e *entry, rs []route.Route) {
-	for _, r := range append(slices.Clone(e.kernel), rs...) {
-		if r.Protocol == protoKernel {
-			st.connectedChanged = true
-		}
+	if slices.ContainsFunc(e.kernel, isConnected) || slices.ContainsFunc(rs, isConnected) {
+		st.connectedChanged = true
 	}
 	e.kernel = rs
 	st.kernelRoutesSet(p, e)
@@ -193,22 +191,19 @@ func (st *state) kernelRoute(r route.Route, deleted bool) {
 	case deleted && i < 0:
 		return
 	case deleted && !v4 && len(r.NextHops) > 0 && !slices.Equal(e.kernel[i].NextHops, r.NextHops):
-		// One path of a multipath route went.
-		k := e.kernel[i]
+		// One path of a multipath route went. The next-hop list is
+		// copied: a group may hold it as its members.
+		k := &e.kernel[i]
 		k.NextHops = slices.DeleteFunc(slices.Clone(k.NextHops), func(nh route.NextHop) bool { return slices.Contains(r.NextHops, nh) })
 		if len(k.NextHops) == 0 {
-			e.kernel = slices.Delete(slices.Clone(e.kernel), i, i+1)
-		} else {
-			e.kernel = slices.Clone(e.kernel)
-			e.kernel[i] = k
+			e.kernel = slices.Delete(e.kernel, i, i+1)
 		}
 	case deleted:
-		e.kernel = slices.Delete(slices.Clone(e.kernel), i, i+1)
+		e.kernel = slices.Delete(e.kernel, i, i+1)
 	case i >= 0:
-		e.kernel = slices.Clone(e.kernel)
 		e.kernel[i] = r
 	default:
-		e.kernel = append(slices.Clone(e.kernel), r)
+		e.kernel = append(e.kernel, r)
 	}
 	if len(e.kernel) == 0 {
 		e.kernel = nil
@@ -230,6 +225,8 @@ func overlap(a, b []route.NextHop) bool {
 
 // protoKernel is RTPROT_KERNEL: routes the kernel made for an address.
 const protoKernel = 2
+
+func isConnected(r route.Route) bool { return r.Protocol == protoKernel }
 
 func (st *state) link(l route.Link, deleted bool) {
 	old, had := st.links[l.Index]
