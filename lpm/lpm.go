@@ -202,7 +202,7 @@ func (t *Table) addr(p netip.Prefix) [16]byte {
 }
 
 func (t *Table) check(p netip.Prefix) error {
-	if !p.IsValid() || p.Addr().Is4() != (t.bits == 32) || p.Addr().Is4In6() && t.bits == 128 {
+	if !p.IsValid() || p.Addr().Is4() != (t.bits == 32) {
 		return fmt.Errorf("lpm: prefix %v is not a %d-bit prefix", p, t.bits)
 	}
 	return nil

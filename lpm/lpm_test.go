@@ -265,3 +265,22 @@ func TestCommitAfterFull(t *testing.T) {
 		}
 	}
 }
+
+// TestIPv4MappedInIPv6: ::ffff:0:0/96 routes are IPv6 routes like any other
+// (the trie takes them; refusing one here would switch XDP to the trie).
+func TestIPv4MappedInIPv6(t *testing.T) {
+	tb, _ := New(128, newMem(64, 64))
+	p := netip.MustParsePrefix("::ffff:10.0.0.0/104")
+	if err := tb.Set(p, 9); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tb.Lookup(netip.MustParseAddr("::ffff:10.1.2.3")); got != 9 {
+		t.Errorf("lookup = %d, want 9", got)
+	}
+	if err := tb.Set(netip.MustParsePrefix("10.0.0.0/8"), 1); err == nil {
+		t.Error("an IPv4 prefix accepted by the IPv6 table")
+	}
+}
