@@ -50,17 +50,17 @@ func TestCompiledMatchesTrie(t *testing.T) {
 	}{{32, 1_000_000, pfx("0.0.0.0/0")}, {128, 200_000, pfx("::/0")}} {
 		table := lpm.SyntheticTable(fam.n, fam.bits, 3)
 		live := map[netip.Prefix]bool{}
-		truth = map[netip.Prefix]route.Entry{}
+		truth := map[netip.Prefix]route.Entry{}
 		var es []route.Entry
 		for _, pf := range table {
 			es = append(es, entry(pf))
 			live[pf] = true
 		}
-		write(t, d, es, nil)
+		write(t, d, truth, es, nil)
 		if _, why := d.LookupState(); why != "" {
 			t.Fatalf("compiled structure: %s", why)
 		}
-		check(t, d, r, fam.bits, table, 300_000, "full table")
+		check(t, d, truth, r, fam.bits, table, 300_000, "full table")
 		for round := range 3 {
 			var set []route.Entry
 			var del []netip.Prefix
@@ -86,11 +86,11 @@ func TestCompiledMatchesTrie(t *testing.T) {
 			if round == 2 {
 				del = append(del, fam.def)
 			}
-			write(t, d, set, del)
+			write(t, d, truth, set, del)
 			if _, why := d.LookupState(); why != "" {
 				t.Fatalf("compiled structure: %s", why)
 			}
-			check(t, d, r, fam.bits, table, 100_000, "after updates")
+			check(t, d, truth, r, fam.bits, table, 100_000, "after updates")
 		}
 	}
 	if mode, why := d.LookupState(); mode != LookupCompiled {
@@ -109,10 +109,9 @@ func loadDiff(tb testing.TB) *Datapath {
 	return d
 }
 
-// truth is what the test wrote (for diagnostics).
-var truth = map[netip.Prefix]route.Entry{}
-
-func write(tb testing.TB, d *Datapath, set []route.Entry, del []netip.Prefix) {
+// write deletes del and writes set as sync does, and records the result in
+// truth (the expected routes, for diagnostics).
+func write(tb testing.TB, d *Datapath, truth map[netip.Prefix]route.Entry, set []route.Entry, del []netip.Prefix) {
 	tb.Helper()
 	for _, p := range del {
 		delete(truth, p)
@@ -138,7 +137,7 @@ func write(tb testing.TB, d *Datapath, set []route.Entry, del []netip.Prefix) {
 
 // check runs n destinations (half inside or at the edges of table's
 // prefixes) through the program in both lookup modes and compares.
-func check(t *testing.T, d *Datapath, r *rand.Rand, bits int, table []netip.Prefix, n int, what string) {
+func check(t *testing.T, d *Datapath, truth map[netip.Prefix]route.Entry, r *rand.Rand, bits int, table []netip.Prefix, n int, what string) {
 	t.Helper()
 	frames := make([][]byte, n)
 	for i := range frames {
