@@ -15,6 +15,9 @@ var (
 	receivedPrefixesDesc = prometheus.NewDesc("xdprouter_bgp_received_prefixes",
 		"Prefixes received from the neighbor (Adj-RIB-In, before import policy).",
 		[]string{"peer"}, nil)
+	maxPrefixesShutdownsDesc = prometheus.NewDesc("xdprouter_bgp_max_prefixes_shutdowns_total",
+		"Sessions with the neighbor shut down because it sent more than max-prefixes.",
+		[]string{"peer"}, nil)
 )
 
 // collectTimeout bounds a scrape's wait for GoBGP's management loop.
@@ -29,6 +32,7 @@ func (s *Speaker) Collector() prometheus.Collector { return collector{s} }
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- peerUpDesc
 	ch <- receivedPrefixesDesc
+	ch <- maxPrefixesShutdownsDesc
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -50,5 +54,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		addr := p.Address.String()
 		ch <- prometheus.MustNewConstMetric(peerUpDesc, prometheus.GaugeValue, up, addr)
 		ch <- prometheus.MustNewConstMetric(receivedPrefixesDesc, prometheus.GaugeValue, float64(p.Received), addr)
+	}
+	c.s.tripsMu.Lock()
+	defer c.s.tripsMu.Unlock()
+	for a, n := range c.s.trips {
+		ch <- prometheus.MustNewConstMetric(maxPrefixesShutdownsDesc, prometheus.CounterValue, float64(n), a.String())
 	}
 }

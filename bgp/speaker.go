@@ -60,6 +60,9 @@ type Speaker struct {
 	// flush BGP routes from the FIB (reconcile on the next start instead).
 	stopping atomic.Bool
 
+	tripsMu sync.Mutex
+	trips   map[netip.Addr]uint64 // sessions shut down for max-prefixes, per peer
+
 	mu        sync.Mutex     // guards the fields below
 	cfg       *config.Config // the applied configuration; Reload replaces it
 	plan      *plan          // cfg translated

@@ -77,7 +77,7 @@ func TestMinimal(t *testing.T) {
 		Address: "192.0.2.1", PeerASN: 65001, Description: "upstream-a",
 		Import: "accept-all", Export: "reject-all", MaxPrefixes: 1500000,
 		Port: 179, Families: []string{"ipv4-unicast"},
-		HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 120,
+		HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 120, MaxPrefixesWarning: 90,
 	}
 	if !reflect.DeepEqual(n, want) {
 		t.Errorf("neighbor:\n got %+v\nwant %+v", n, want)
@@ -122,11 +122,11 @@ hold-time = 0
 		Networks:  []Network{{Prefix: "198.51.100.0/24"}},
 		Neighbors: []Neighbor{
 			{Address: "192.0.2.1", PeerASN: 65001, Import: "reject-all", Export: "reject-all", Port: 179,
-				Families: []string{"ipv4-unicast"}, HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 120},
+				Families: []string{"ipv4-unicast"}, HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 120, MaxPrefixesWarning: 90},
 			{Address: "2001:db8::2", PeerASN: 65000, Import: "accept-all", Export: "accept-all", Port: 179,
-				Families: []string{"ipv6-unicast"}, HoldTime: 30, KeepaliveInterval: 10, ConnectRetry: 120},
+				Families: []string{"ipv6-unicast"}, HoldTime: 30, KeepaliveInterval: 10, ConnectRetry: 120, MaxPrefixesWarning: 90},
 			{Address: "2001:db8::3", PeerASN: 65000, Import: "accept-all", Export: "accept-all", Port: 179,
-				Families: []string{"ipv6-unicast"}, HoldTime: 0, KeepaliveInterval: 0, ConnectRetry: 120},
+				Families: []string{"ipv6-unicast"}, HoldTime: 0, KeepaliveInterval: 0, ConnectRetry: 120, MaxPrefixesWarning: 90},
 		},
 	}
 	if !c.Equal(&want) {
@@ -413,6 +413,21 @@ address = "192.0.2.1"
 peer-asn = 1
 connect-retry = 0 #<
 `, key: "neighbor[0].connect-retry", msg: "at least 1"},
+	{name: "max-prefixes-warning 0", body: `[[neighbor]]
+address = "192.0.2.1"
+peer-asn = 1
+max-prefixes-warning = 0 #<
+`, key: "neighbor[0].max-prefixes-warning", msg: "1..100"},
+	{name: "max-prefixes-warning over 100", body: `[[neighbor]]
+address = "192.0.2.1"
+peer-asn = 1
+max-prefixes-warning = 101 #<
+`, key: "neighbor[0].max-prefixes-warning", msg: "1..100"},
+	{name: "max-prefixes-restart too long", body: `[[neighbor]]
+address = "192.0.2.1"
+peer-asn = 1
+max-prefixes-restart = 9999999 #<
+`, key: "neighbor[0].max-prefixes-restart", msg: "up to 604800 seconds"},
 	{name: "prefix-set range below length", body: `[[prefix-set]]
 name = "a"
 prefixes = [

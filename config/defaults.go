@@ -44,6 +44,9 @@ const (
 	DefaultBGPPort       = 179
 	DefaultHoldTime      = 90
 	DefaultConnectRetry  = 120
+	// DefaultMaxPrefixesWarning is where a peer's prefix count is logged
+	// as near its max-prefixes, in percent.
+	DefaultMaxPrefixesWarning = 90
 )
 
 // UnixScheme prefixes a Unix socket path in api.grpc-listen (GoBGP's and
@@ -139,6 +142,9 @@ func (c *Config) applyDefaults() {
 		}
 		if n.ConnectRetry == 0 && !set(key("connect-retry")) {
 			n.ConnectRetry = DefaultConnectRetry
+		}
+		if n.MaxPrefixesWarning == 0 && !set(key("max-prefixes-warning")) {
+			n.MaxPrefixesWarning = DefaultMaxPrefixesWarning
 		}
 		if len(n.Families) == 0 && !set(key("families")) {
 			if a := n.Addr(); a.IsValid() {

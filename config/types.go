@@ -93,18 +93,24 @@ type Network struct {
 
 // Neighbor is one BGP peer.
 type Neighbor struct {
-	Address      string   `toml:"address"`
-	PeerASN      uint32   `toml:"peer-asn"`
-	Description  string   `toml:"description"`
-	Import       string   `toml:"import"` // policy name, accept-all or reject-all
-	Export       string   `toml:"export"`
-	MaxPrefixes  uint32   `toml:"max-prefixes"` // 0: no limit
-	Passive      bool     `toml:"passive"`
-	Multihop     uint32   `toml:"multihop"` // eBGP multihop TTL; 0: directly connected
-	Password     string   `toml:"password"` // TCP MD5
-	LocalAddress string   `toml:"local-address"`
-	Port         uint32   `toml:"port"`     // remote TCP port, default 179
-	Families     []string `toml:"families"` // ipv4-unicast, ipv6-unicast; default from address family
+	Address     string `toml:"address"`
+	PeerASN     uint32 `toml:"peer-asn"`
+	Description string `toml:"description"`
+	Import      string `toml:"import"` // policy name, accept-all or reject-all
+	Export      string `toml:"export"`
+	MaxPrefixes uint32 `toml:"max-prefixes"` // 0: no limit
+	// MaxPrefixesWarning is the share of max-prefixes (percent) at which a
+	// warning is logged; MaxPrefixesRestart how long (seconds) a session
+	// shut down for max-prefixes stays down before it is restarted (0: until
+	// the operator enables it).
+	MaxPrefixesWarning uint32   `toml:"max-prefixes-warning"`
+	MaxPrefixesRestart uint64   `toml:"max-prefixes-restart"`
+	Passive            bool     `toml:"passive"`
+	Multihop           uint32   `toml:"multihop"` // eBGP multihop TTL; 0: directly connected
+	Password           string   `toml:"password"` // TCP MD5
+	LocalAddress       string   `toml:"local-address"`
+	Port               uint32   `toml:"port"`     // remote TCP port, default 179
+	Families           []string `toml:"families"` // ipv4-unicast, ipv6-unicast; default from address family
 
 	HoldTime          uint64 `toml:"hold-time"`          // seconds, default 90
 	KeepaliveInterval uint64 `toml:"keepalive-interval"` // seconds, default hold-time/3

@@ -17,6 +17,7 @@ import (
 const (
 	maxASN      = math.MaxUint32 - 1 // 4294967295 is reserved (RFC 7300)
 	maxHoldTime = math.MaxUint16     // the OPEN message field is 16 bits
+	maxRestart  = 7 * 24 * 3600      // a week: beyond it, a typo
 )
 
 // Validate checks the whole config and returns every problem joined with
@@ -512,6 +513,12 @@ func (v *validator) neighbors() {
 		}
 		if n.ConnectRetry == 0 {
 			v.errf(base+"connect-retry", "must be at least 1 second")
+		}
+		if n.MaxPrefixesWarning < 1 || n.MaxPrefixesWarning > 100 {
+			v.errf(base+"max-prefixes-warning", "must be 1..100 (percent of max-prefixes), got %d", n.MaxPrefixesWarning)
+		}
+		if n.MaxPrefixesRestart > maxRestart {
+			v.errf(base+"max-prefixes-restart", "must be 0 (stay down until enabled) or up to %d seconds, got %d", maxRestart, n.MaxPrefixesRestart)
 		}
 	}
 }

@@ -292,23 +292,58 @@ func TestBGPECMP(t *testing.T) {
 }
 
 // TestBGPMaxPrefixes: a peer sending more than max-prefixes is shut down
-// and nothing it sent stays installed.
+// with the Cease "maximum number of prefixes reached" NOTIFICATION (as the
+// peer reports it), nothing it sent stays installed, and after
+// max-prefixes-restart the session is started again: it trips again, since
+// the peer still sends too many.
 func TestBGPMaxPrefixes(t *testing.T) {
 	needBinary(t, "/usr/sbin/bird")
 	r := newLab(t)
-	if _, err := r.StartBIRD(r.peer(up1, announced(500, 0))); err != nil {
+	bird := r.peer(up1, announced(500, 0))
+	if _, err := r.StartBIRD(bird); err != nil {
 		t.Fatal(err)
 	}
-	r.start(neighbors("max-prefixes = 100", up1))
-	r.poll(30*time.Second, func() error {
+	r.start(neighbors("max-prefixes = 100\nmax-prefixes-restart = 3", up1))
+	shut := func() error {
 		for _, p := range r.status().Peers {
 			if p.Address.Is4() && p.State == "max-prefixes" {
 				return nil
 			}
 		}
 		return fmt.Errorf("peer not shut down for max-prefixes: %+v", r.status().Peers)
+	}
+	r.poll(30*time.Second, shut)
+	r.poll(10*time.Second, func() error {
+		out, err := r.BirdC(bird, "show", "protocols", "all", "peer0")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "Maximum number of prefixes reached") {
+			return fmt.Errorf("BIRD does not report the max-prefixes Cease:\n%s", out)
+		}
+		return nil
 	})
 	r.waitRoutes("after max-prefixes", 0, 0)
+
+	// Restarted after 3 s, over the limit again, shut down again: counted
+	// once per shutdown.
+	trips := func() int {
+		for _, l := range strings.Split(r.metrics(), "\n") {
+			if strings.HasPrefix(l, "xdprouter_bgp_max_prefixes_shutdowns_total{peer=\""+up1.v4()+"\"} ") {
+				n, _ := strconv.Atoi(strings.Fields(l)[1])
+				return n
+			}
+		}
+		return 0
+	}
+	r.poll(60*time.Second, func() error {
+		if n := trips(); n < 2 {
+			return fmt.Errorf("%d max-prefixes shutdowns, want 2 (restarted after max-prefixes-restart)", n)
+		}
+		return nil
+	})
+	r.poll(30*time.Second, shut)
+	r.waitRoutes("after the second max-prefixes shutdown", 0, 0)
 }
 
 // blockPolicy is an import policy rejecting 100.64.0.0/22 and everything
