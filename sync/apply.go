@@ -178,7 +178,7 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 		if w.kind == route.Unicast {
 			if w.refuse {
 				n.kind, n.refused = route.KernelOnly, refusedPeerLimit // the kernel forwards it
-			} else if n.group = st.acquireGroup(w.groupKey, w.members); n.group == nil {
+			} else if n.group = st.acquireGroup(w.groupKey, w.members, w.backups); n.group == nil {
 				n.kind, n.refused = route.KernelOnly, refusedMapFull
 			}
 		}

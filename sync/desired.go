@@ -26,17 +26,17 @@ type fibWant struct {
 // wantFIB is our route wanted in the kernel for e.
 func (st *state) wantFIB(p netip.Prefix, e *entry) fibWant {
 	set := st.setsByID[e.bgpSet]
-	if set == nil || len(set.resolved) == 0 {
+	if set == nil || len(set.active()) == 0 {
 		return fibWant{}
 	}
 	// Never replace an operator's route of the same metric.
 	if slices.ContainsFunc(e.kernel, func(r route.Route) bool { return r.Metric == st.opt.Metric }) {
 		return fibWant{shadowed: "kernel route with metric " + strconv.Itoa(st.opt.Metric)}
 	}
-	if e.rejected && st.rejected[p].key == route.Key(set.resolved) {
+	if e.rejected && st.rejected[p].key == route.Key(set.active()) {
 		return fibWant{action: fibKeep}
 	}
-	return fibWant{action: fibInstall, nhs: set.resolved}
+	return fibWant{action: fibInstall, nhs: set.active()}
 }
 
 // xdpWant is what one prefix should look like in XDP.
@@ -45,7 +45,8 @@ type xdpWant struct {
 	kind     route.Kind
 	groupKey string
 	members  []route.NextHop
-	source   string // kernel, bgp, local
+	backups  []route.NextHop // used while no member is usable
+	source   string          // kernel, bgp, local
 	metric   int
 	refuse   bool // no group for it: its peer is over the limit
 }
@@ -78,8 +79,9 @@ func (st *state) wantXDP(e *entry, oursGone bool) xdpWant {
 	w := xdpWant{on: true, kind: route.Unicast, source: "bgp", metric: e.oursMetric, members: nhs}
 	// The BGP set's own group while it is what the kernel has: a change of
 	// its resolution then rewrites one group, not every route.
-	if set := st.setsByID[e.bgpSet]; set != nil && slices.Equal(set.resolved, nhs) {
+	if set := st.setsByID[e.bgpSet]; set != nil && slices.Equal(set.active(), nhs) {
 		w.groupKey, w.refuse = setGroupKey(set), set.overLimit
+		w.members, w.backups = set.resolved, set.resolvedBackup
 	} else {
 		w.groupKey = "k" + route.Key(nhs)
 	}

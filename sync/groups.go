@@ -10,13 +10,19 @@ import (
 // group is a next-hop group shared by routes. Kernel routes' groups hold a
 // fixed next-hop list; a BGP set's group holds the set's current resolution,
 // so re-resolution rewrites one group, not its routes.
+//
+// A BGP set's group may have backups (PIC): written instead of the members
+// while none of those is usable, so that a failure moves every route of
+// the set in one group write.
 type group struct {
-	id      uint32
-	key     string
-	members []route.NextHop
-	refs    int
-	nhs     []*nexthop // acquired members
-	written []uint32   // what the XDP map holds
+	id       uint32
+	key      string
+	members  []route.NextHop
+	backups  []route.NextHop
+	refs     int
+	nhs      []*nexthop // acquired members, then backups
+	nPrimary int        // of nhs, the members
+	written  []uint32   // what the XDP map holds
 }
 
 type nexthop struct {
@@ -31,9 +37,9 @@ type nexthop struct {
 // group is still referenced by routes not yet moved.
 func setGroupKey(s *bgpSet) string { return "b" + s.key }
 
-// acquireGroup returns the group of key (created with members if new), or
-// nil when the group or next-hop maps are full.
-func (st *state) acquireGroup(key string, members []route.NextHop) *group {
+// acquireGroup returns the group of key (created with members and backups
+// if new), or nil when the group or next-hop maps are full.
+func (st *state) acquireGroup(key string, members, backups []route.NextHop) *group {
 	g := st.groups[key]
 	if g == nil {
 		id := st.groupIDs.get()
@@ -42,7 +48,7 @@ func (st *state) acquireGroup(key string, members []route.NextHop) *group {
 			return nil
 		}
 		g = &group{id: id, key: key}
-		if !st.setMembers(g, members) {
+		if !st.setMembers(g, members, backups) {
 			st.groupIDs.put(id)
 			return nil
 		}
@@ -69,15 +75,16 @@ func (st *state) releaseGroup(g *group) {
 	st.groupIDs.put(g.id)
 }
 
-// setMembers points g at members (acquiring their next-hop entries first)
-// and writes it. If the next-hop map is full, g keeps no members (XDP
-// passes its packets to the kernel) and setMembers returns false.
-func (st *state) setMembers(g *group, members []route.NextHop) bool {
+// setMembers points g at members and backups (acquiring their next-hop
+// entries first) and writes it. If the next-hop map is full, g keeps no
+// members (XDP passes its packets to the kernel) and setMembers returns
+// false.
+func (st *state) setMembers(g *group, members, backups []route.NextHop) bool {
 	old := g.nhs
-	g.members = members
-	g.nhs = make([]*nexthop, 0, len(members))
+	g.members, g.backups, g.nPrimary = members, backups, len(members)
+	g.nhs = make([]*nexthop, 0, len(members)+len(backups))
 	ok := true
-	for _, m := range members {
+	for _, m := range slices.Concat(members, backups) {
 		x := st.acquireNextHop(m)
 		if x == nil {
 			ok = false
@@ -89,7 +96,7 @@ func (st *state) setMembers(g *group, members []route.NextHop) bool {
 		for _, x := range g.nhs {
 			st.releaseNextHop(x)
 		}
-		g.nhs = nil
+		g.nhs, g.nPrimary = nil, 0
 	}
 	st.writeGroup(g)
 	for _, x := range old {
@@ -99,18 +106,26 @@ func (st *state) setMembers(g *group, members []route.NextHop) bool {
 }
 
 // writeGroup writes the usable members of g: link up and neighbor known (or
-// connected). With none usable it keeps those on live links, so XDP reports
-// "neighbor unresolved" while the kernel resolves them.
+// connected); with none, its usable backups. With none usable it keeps
+// those on live links, so XDP reports "neighbor unresolved" while the
+// kernel resolves them.
 func (st *state) writeGroup(g *group) {
-	var ids, fallback []uint32
-	for _, x := range g.nhs {
+	var ids, backups, fallback []uint32
+	for i, x := range g.nhs {
 		if !st.linkUp(x.nh.Ifindex) {
 			continue
 		}
 		fallback = append(fallback, x.id)
-		if x.nh.Connected() || x.mac != "" {
+		switch {
+		case !x.nh.Connected() && x.mac == "":
+		case i < g.nPrimary:
 			ids = append(ids, x.id)
+		default:
+			backups = append(backups, x.id)
 		}
+	}
+	if len(ids) == 0 {
+		ids = backups
 	}
 	if len(ids) == 0 {
 		ids = fallback

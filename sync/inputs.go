@@ -315,13 +315,13 @@ func (st *state) neighbor(n route.Neighbor, deleted bool) {
 	}
 }
 
-// setBGP records the best path(s) of p, learned from peer; empty nhs
-// withdraws.
-func (st *state) setBGP(p netip.Prefix, nhs []netip.Addr, peer netip.Addr) {
+// setBGP records the best path(s) of p, learned from peer, and the
+// backup next hops; empty nhs withdraws.
+func (st *state) setBGP(p netip.Prefix, nhs, backup []netip.Addr, peer netip.Addr) {
 	e := st.entry(p)
 	var id uint32
 	if len(nhs) > 0 {
-		id = st.getSet(nhs, peer)
+		id = st.getSet(nhs, backup, peer)
 	}
 	if e.bgpSet != 0 {
 		st.putSet(e.bgpSet)

@@ -9,25 +9,58 @@ import (
 	"github.com/xdprouter/xdprouter/route"
 )
 
-func (st *state) getSet(addrs []netip.Addr, peer netip.Addr) uint32 {
-	addrs = slices.Clone(addrs)
-	slices.SortFunc(addrs, netip.Addr.Compare)
-	addrs = slices.Compact(addrs)
+// getSet returns the interned set of next hops addrs with backup (both
+// may come unsorted, with repeats; backup members that are also primary
+// are dropped).
+func (st *state) getSet(addrs, backup []netip.Addr, peer netip.Addr) uint32 {
+	addrs = sortedAddrs(addrs)
+	backup = slices.DeleteFunc(sortedAddrs(backup), func(a netip.Addr) bool {
+		_, found := slices.BinarySearchFunc(addrs, a, netip.Addr.Compare)
+		return found
+	})
 	var key []byte
 	for _, a := range addrs {
 		key = append(key, a.AsSlice()...)
 		key = append(key, '|')
 	}
+	if len(backup) > 0 {
+		key = append(key, '/')
+		for _, a := range backup {
+			key = append(key, a.AsSlice()...)
+			key = append(key, '|')
+		}
+	}
 	s := st.sets[string(key)]
 	if s == nil {
-		s = &bgpSet{id: st.setIDs.get(), key: string(key), addrs: addrs, peer: peer}
+		s = &bgpSet{id: st.setIDs.get(), key: string(key), addrs: addrs, backup: backup, peer: peer}
 		s.resolved, s.why = st.resolve(addrs)
+		if len(backup) > 0 {
+			s.resolvedBackup, _ = st.resolve(backup)
+		}
 		st.sets[s.key] = s
 		st.setsByID[s.id] = s
 		st.admitSet(s)
 	}
 	s.refs++
 	return s.id
+}
+
+func sortedAddrs(addrs []netip.Addr) []netip.Addr {
+	if len(addrs) == 0 {
+		return nil
+	}
+	addrs = slices.Clone(addrs)
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	return slices.Compact(addrs)
+}
+
+// active is what the set's routes are installed with in the kernel: the
+// primary next hops, or the backup while the primary does not resolve.
+func (s *bgpSet) active() []route.NextHop {
+	if len(s.resolved) > 0 {
+		return s.resolved
+	}
+	return s.resolvedBackup
 }
 
 func (st *state) putSet(id uint32) {
@@ -211,18 +244,22 @@ func (st *state) reresolve() {
 	st.resolveAll, st.kernelChanged, st.kernelChangedN = false, new(bart.Lite), 0
 	changed := map[uint32]bool{}
 	for _, s := range st.setsByID {
-		if !all && !slices.ContainsFunc(s.addrs, touched.Lookup) {
+		if !all && !slices.ContainsFunc(s.addrs, touched.Lookup) && !slices.ContainsFunc(s.backup, touched.Lookup) {
 			continue // no route that could reach one of its next hops changed
 		}
 		r, why := st.resolve(s.addrs)
 		s.why = why
-		if slices.Equal(r, s.resolved) {
+		var rb []route.NextHop
+		if len(s.backup) > 0 {
+			rb, _ = st.resolve(s.backup)
+		}
+		if slices.Equal(r, s.resolved) && slices.Equal(rb, s.resolvedBackup) {
 			continue
 		}
-		s.resolved = r
+		s.resolved, s.resolvedBackup = r, rb
 		changed[s.id] = true
-		if g := st.groups[setGroupKey(s)]; g != nil && len(r) > 0 {
-			st.setMembers(g, r)
+		if g := st.groups[setGroupKey(s)]; g != nil && len(r)+len(rb) > 0 {
+			st.setMembers(g, r, rb)
 		}
 	}
 	if len(changed) == 0 {

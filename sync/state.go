@@ -54,7 +54,13 @@ type bgpSet struct {
 	addrs    []netip.Addr
 	refs     int
 	resolved []route.NextHop
-	why      string // why some next hops were not used (e.g. an address of this router)
+	// backup is the next best path's next hops (BGP PIC edge), resolved
+	// like addrs: the set's group switches to them at once when no
+	// primary member is usable, and its routes use them while the
+	// primary does not resolve.
+	backup         []netip.Addr
+	resolvedBackup []route.NextHop
+	why            string // why some next hops were not used (e.g. an address of this router)
 	// peer is the neighbor whose routes created the set; overLimit: that
 	// peer had used all its sets then, so the set gets no XDP group.
 	peer      netip.Addr

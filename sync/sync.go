@@ -56,10 +56,16 @@ type FIB interface {
 // BestPath is a BGP best-path change: NextHops empty means withdrawn.
 // Peer is the neighbor the (first) best path came from: next-hop groups
 // are bounded per peer.
+//
+// Backup are the next hops of the next best path (BGP PIC edge), empty
+// for none: XDP switches every route of the set to them as soon as no
+// primary next hop is usable (link down, neighbor failed), without
+// waiting for BGP.
 type BestPath struct {
 	Prefix   netip.Prefix
 	NextHops []netip.Addr
 	Peer     netip.Addr
+	Backup   []netip.Addr
 }
 
 // Options configure a Syncer.
@@ -281,7 +287,7 @@ func (s *Syncer) applyPending() {
 		return
 	}
 	for p, b := range in {
-		s.st.setBGP(p, b.NextHops, b.Peer)
+		s.st.setBGP(p, b.NextHops, b.Backup, b.Peer)
 	}
 	chunk := s.opt.Chunk
 	if chunk <= 0 {
