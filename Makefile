@@ -46,6 +46,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./bpf/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./fib/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./lpm/
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./sync/
 	$(GO) test -run '^$$' -bench . -benchtime 4x -timeout 30m ./test/bench/
 
 # The demo: a BGP upstream, a client and xdprouterd in namespaces.

@@ -26,15 +26,8 @@ func (st *state) apply(limit int) (more bool) {
 			st.writeGroup(g)
 		}
 	}
-	batch := make([]netip.Prefix, 0, min(len(st.dirty), max(limit, 0)))
-	for p := range st.dirty {
-		if limit > 0 && len(batch) == limit {
-			more = true
-			break
-		}
-		batch = append(batch, p)
-		delete(st.dirty, p)
-	}
+	batch, more := st.dirty.take(max(limit, 0))
+	defer st.entries.shrink()
 	st.exhausted, st.batchFailed = "", 0
 
 	removing := st.applyKernelAdds(batch)
@@ -83,7 +76,7 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 	)
 	removing = map[netip.Prefix]*entry{}
 	for _, p := range batch {
-		e := st.entries[p]
+		e := st.entries.get(p)
 		if e == nil {
 			continue
 		}
@@ -129,7 +122,7 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 		} else {
 			st.countFIB(a.p, 1)
 		}
-		a.e.ours, a.e.oursMetric, a.e.stale = a.id, st.opt.Metric, false
+		a.e.ours, a.e.stale = a.id, false
 	}
 	if len(rejected) > 0 {
 		// Reported once: not retried until the wanted route changes.
@@ -160,7 +153,7 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 	}
 	var upd, del []change
 	for _, p := range batch {
-		e := st.entries[p]
+		e := st.entries.get(p)
 		if e == nil {
 			continue
 		}
@@ -178,12 +171,14 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 		if w.kind == route.Unicast {
 			if w.refuse {
 				n.kind, n.refused = route.KernelOnly, refusedPeerLimit // the kernel forwards it
-			} else if n.group = st.acquireGroup(w.groupKey, w.members, w.backups); n.group == nil {
+			} else if g := st.acquireGroup(w.groupKey, w.members, w.backups); g != nil {
+				n.group = g.id
+			} else {
 				n.kind, n.refused = route.KernelOnly, refusedMapFull
 			}
 		}
 		if e.xdp == n {
-			st.releaseGroup(n.group)
+			st.releaseGroupID(n.group)
 			continue
 		}
 		upd = append(upd, change{p, e, n})
@@ -196,16 +191,13 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 	if len(upd) > 0 {
 		entries := make([]route.Entry, len(upd))
 		for i, c := range upd {
-			entries[i] = route.Entry{Prefix: c.p, Kind: c.new.kind}
-			if c.new.group != nil {
-				entries[i].Group = c.new.group.id
-			}
+			entries[i] = route.Entry{Prefix: c.p, Kind: c.new.kind, Group: c.new.group}
 		}
 		n, err := st.opt.Datapath.UpdateRoutes(entries)
 		st.counts.XDPWrites += uint64(n)
 		for i, c := range upd {
 			if i >= n {
-				st.releaseGroup(c.new.group)
+				st.releaseGroupID(c.new.group)
 				st.fail(c.p, err)
 				continue
 			}
@@ -214,7 +206,7 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 				st.countXDP(c.p, 1)
 			}
 			st.noteRefused(c.p, c.new.refused)
-			st.releaseGroup(c.e.xdp.group)
+			st.releaseGroupID(c.e.xdp.group)
 			c.e.xdp = c.new
 		}
 	}
@@ -233,7 +225,7 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 			st.touch(c.p)
 			st.countXDP(c.p, -1)
 			st.noteRefused(c.p, 0)
-			st.releaseGroup(c.e.xdp.group)
+			st.releaseGroupID(c.e.xdp.group)
 			c.e.xdp = xdpApplied{}
 			st.gc(c.p, c.e)
 		}
@@ -275,9 +267,9 @@ func (st *state) applyKernelDeletes(removing map[netip.Prefix]*entry) {
 	}
 	ps := make([]netip.Prefix, 0, len(removing))
 	ops := make([]route.Change, 0, len(removing))
-	for p, e := range removing {
+	for p := range removing {
 		ps = append(ps, p)
-		ops = append(ops, route.Change{Delete: true, Route: route.Route{Prefix: p, Metric: e.oursMetric}})
+		ops = append(ops, route.Change{Delete: true, Route: route.Route{Prefix: p, Metric: st.opt.Metric}})
 	}
 	for i, err := range st.opt.FIB.Apply(ops) {
 		p := ps[i]

@@ -68,7 +68,7 @@ func (st *state) finishAudit(have []route.Entry, err error) int {
 		if _, ok := touched[r.Prefix]; ok {
 			continue
 		}
-		e := st.entries[r.Prefix]
+		e := st.entries.get(r.Prefix)
 		if e == nil || !e.xdp.on {
 			drop = append(drop, r.Prefix)
 			continue
@@ -77,7 +77,7 @@ func (st *state) finishAudit(have []route.Entry, err error) int {
 			fix = append(fix, want)
 		}
 	}
-	for p, e := range st.entries {
+	for p, e := range st.entries.all() {
 		if _, ok := touched[p]; e.xdp.on && !seen[p] && !ok {
 			fix = append(fix, appliedEntry(p, e.xdp))
 		}
@@ -106,11 +106,7 @@ func (st *state) touch(p netip.Prefix) {
 }
 
 func appliedEntry(p netip.Prefix, x xdpApplied) route.Entry {
-	r := route.Entry{Prefix: p, Kind: x.kind}
-	if x.group != nil {
-		r.Group = x.group.id
-	}
-	return r
+	return route.Entry{Prefix: p, Kind: x.kind, Group: x.group}
 }
 
 func sameEgress(a, b route.Egress) bool {

@@ -54,7 +54,7 @@ func TestPartialXDPBatch(t *testing.T) {
 	r.st.apply(0)
 	written := 0
 	for _, p := range []string{"198.51.100.0/24", "198.51.101.0/24", "198.51.102.0/24"} {
-		if e := r.st.entries[pfx(p)]; e.xdp.on {
+		if e := r.st.entries.get(pfx(p)); e.xdp.on {
 			written++
 			// What XDP forwards with is the route's own group.
 			if len(r.dp.egress(t, p)) == 0 {
@@ -87,8 +87,8 @@ func TestAuditRepairs(t *testing.T) {
 	delete(r.dp.routes, pfx("198.51.100.0/24"))                                       // lost
 	r.dp.routes[pfx("198.51.101.0/24")] = route.Entry{Prefix: pfx("198.51.101.0/24")} // wrong group
 	r.dp.routes[pfx("192.0.2.0/24")] = route.Entry{Prefix: pfx("192.0.2.0/24")}       // unknown
-	g := r.st.entries[pfx("198.51.100.0/24")].xdp.group
-	r.dp.groups[g.id] = nil // a group emptied
+	g := r.st.entries.get(pfx("198.51.100.0/24")).xdp.group
+	r.dp.groups[g] = nil // a group emptied
 	eq(t, "repairs", r.st.audit(), 4)
 	eq(t, "repaired", r.dp.egress(t, "198.51.100.0/24"), []string{"3:" + mac2.String()})
 	eq(t, "repaired", r.dp.egress(t, "198.51.101.0/24"), []string{"2:" + mac1.String()})
@@ -153,17 +153,17 @@ func TestSeveralRoutesPerMetric(t *testing.T) {
 	ll1 := route.Route{Prefix: pfx("fe80::/64"), Kind: route.Unicast, Metric: 256, NextHops: []route.NextHop{{Ifindex: eth1}}}
 	ll2 := route.Route{Prefix: pfx("fe80::/64"), Kind: route.Unicast, Metric: 256, NextHops: []route.NextHop{{Ifindex: eth2}}}
 	r.ev(route.RouteEvent{Route: ll1}, route.RouteEvent{Route: ll2})
-	eq(t, "both kept", len(r.st.entries[pfx("fe80::/64")].kernel), 2)
+	eq(t, "both kept", len(r.st.entries.get(pfx("fe80::/64")).kernelRoutes()), 2)
 	// XDP cannot know which the kernel picks: the kernel decides.
 	eq(t, "ambiguous", r.dp.egress(t, "fe80::/64"), []string{"kernel-only"})
 	r.ev(route.RouteEvent{Route: ll1, Deleted: true})
-	eq(t, "the other stays", r.st.entries[pfx("fe80::/64")].kernel, []route.Route{ll2})
+	eq(t, "the other stays", r.st.entries.get(pfx("fe80::/64")).kernelRoutes(), []route.Route{ll2})
 	eq(t, "unambiguous again", r.dp.egress(t, "fe80::/64"), []string{"3:direct"})
 
 	mp := via("2001:db8:1::/48", 1024, gw("fe80::1", eth1), gw("fe80::2", eth2))
 	r.ev(route.RouteEvent{Route: mp})
 	r.ev(route.RouteEvent{Route: via("2001:db8:1::/48", 1024, gw("fe80::1", eth1)), Deleted: true})
-	eq(t, "one path removed", r.st.entries[pfx("2001:db8:1::/48")].kernel[0].NextHops, []route.NextHop{gw("fe80::2", eth2)})
+	eq(t, "one path removed", r.st.entries.get(pfx("2001:db8:1::/48")).kernelRoutes()[0].NextHops, []route.NextHop{gw("fe80::2", eth2)})
 	// IPv4: one route per metric, replaced by the next of that metric.
 	r.ev(route.RouteEvent{Route: via("198.51.100.0/24", 5, gw("10.0.1.2", eth1))},
 		route.RouteEvent{Route: via("198.51.100.0/24", 5, gw("10.0.2.2", eth2))})
@@ -176,19 +176,19 @@ func TestGroupIDsCool(t *testing.T) {
 	now := time.Unix(1000, 0)
 	r := newRigWith(t, Options{now: func() time.Time { return now }})
 	r.bgp("198.51.100.0/24", "10.0.1.2")
-	old := r.st.entries[pfx("198.51.100.0/24")].xdp.group
+	old := r.st.groupByID[r.st.entries.get(pfx("198.51.100.0/24")).xdp.group]
 	oldNH := old.nhs[0].id
 	r.bgp("198.51.100.0/24") // withdrawn: group and next hop freed
 	r.bgp("198.51.101.0/24", "10.0.2.2")
-	g := r.st.entries[pfx("198.51.101.0/24")].xdp.group
+	g := r.st.groupByID[r.st.entries.get(pfx("198.51.101.0/24")).xdp.group]
 	if g.id == old.id || g.nhs[0].id == oldNH {
 		t.Errorf("freed ids reused at once: group %d (old %d), next hop %d (old %d)", g.id, old.id, g.nhs[0].id, oldNH)
 	}
 	eq(t, "old group kept as it was", r.dp.groups[old.id], []uint32{oldNH})
 	now = now.Add(idCooldown)
 	r.bgp("198.51.102.0/24", "10.0.2.3")
-	if g := r.st.entries[pfx("198.51.102.0/24")].xdp.group; g.id != old.id {
-		t.Errorf("cooled group id not reused: got %d, want %d", g.id, old.id)
+	if g := r.st.entries.get(pfx("198.51.102.0/24")).xdp.group; g != old.id {
+		t.Errorf("cooled group id not reused: got %d, want %d", g, old.id)
 	}
 }
 
@@ -212,7 +212,7 @@ func TestCountsDoNotWait(t *testing.T) {
 		r.st.setBGP(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), 32), []netip.Addr{ip("10.0.1.2")}, nil, peerA)
 	}
 	eq(t, "more after a chunk", r.st.apply(30), true)
-	eq(t, "left", len(r.st.dirty), 70)
+	eq(t, "left", r.st.dirty.Len(), 70)
 }
 
 // TestKernelRefusalFollowed: a route the kernel refuses is not forwarded

@@ -30,7 +30,7 @@ func (st *state) wantFIB(p netip.Prefix, e *entry) fibWant {
 		return fibWant{}
 	}
 	// Never replace an operator's route of the same metric.
-	if slices.ContainsFunc(e.kernel, func(r route.Route) bool { return r.Metric == st.opt.Metric }) {
+	if slices.ContainsFunc(e.kernelRoutes(), func(r route.Route) bool { return r.Metric == st.opt.Metric }) {
 		return fibWant{shadowed: "kernel route with metric " + strconv.Itoa(st.opt.Metric)}
 	}
 	if e.rejected && st.rejected[p].key == route.Key(set.active()) {
@@ -57,12 +57,12 @@ type xdpWant struct {
 // the kernel refused, or one not installed yet, is not forwarded, and a
 // route left by a previous instance is forwarded as it is in the kernel.
 func (st *state) wantXDP(e *entry, oursGone bool) xdpWant {
-	if e.localRefs > 0 {
+	if e.localRefs() > 0 {
 		return xdpWant{on: true, kind: route.Local, source: "local"}
 	}
 	k := bestKernel(e)
 	ours := e.ours != 0 && !oursGone
-	if k != nil && (!ours || k.Metric <= e.oursMetric) {
+	if k != nil && (!ours || k.Metric <= st.opt.Metric) {
 		w := xdpWant{on: true, kind: k.Kind, source: "kernel", metric: k.Metric}
 		switch {
 		case ambiguous(e, k):
@@ -76,7 +76,7 @@ func (st *state) wantXDP(e *entry, oursGone bool) xdpWant {
 		return xdpWant{}
 	}
 	nhs := st.ourLists.nhs(e.ours)
-	w := xdpWant{on: true, kind: route.Unicast, source: "bgp", metric: e.oursMetric, members: nhs}
+	w := xdpWant{on: true, kind: route.Unicast, source: "bgp", metric: st.opt.Metric, members: nhs}
 	// The BGP set's own group while it is what the kernel has: a change of
 	// its resolution then rewrites one group, not every route.
 	if set := st.setsByID[e.bgpSet]; set != nil && slices.Equal(set.active(), nhs) {

@@ -53,6 +53,7 @@ func (st *state) acquireGroup(key string, members, backups []route.NextHop) *gro
 			return nil
 		}
 		st.groups[key] = g
+		st.groupByID[id] = g
 	}
 	g.refs++
 	return g
@@ -69,10 +70,17 @@ func (st *state) releaseGroup(g *group) {
 		return
 	}
 	delete(st.groups, g.key)
+	delete(st.groupByID, g.id)
 	for _, x := range g.nhs {
 		st.releaseNextHop(x)
 	}
 	st.groupIDs.put(g.id)
+}
+
+func (st *state) releaseGroupID(id uint32) {
+	if id != 0 {
+		st.releaseGroup(st.groupByID[id])
+	}
 }
 
 // setMembers points g at members and backups (acquiring their next-hop

@@ -37,9 +37,9 @@ func (st *state) kernelEvent(ev any) {
 func (st *state) snapshot(s *route.Snapshot) {
 	first := !st.haveSnapshot
 	st.haveSnapshot = true
-	for p, e := range st.entries {
-		if e.localRefs > 0 {
-			e.localRefs = 0
+	for p, e := range st.entries.all() {
+		if e.localRefs() > 0 {
+			e.addLocalRef(-int(e.localRefs()))
 			st.markDirty(p)
 		}
 	}
@@ -86,7 +86,7 @@ func (st *state) snapshot(s *route.Snapshot) {
 		if e.ours != 0 {
 			continue // two of ours with one metric cannot be: keep the first
 		}
-		e.ours, e.oursMetric, e.stale = st.ourLists.get(r.NextHops), r.Metric, true
+		e.ours, e.stale = st.ourLists.get(r.NextHops), true
 		st.countFIB(r.Prefix, 1)
 		st.markDirty(r.Prefix) // mirrored into XDP as it is until confirmed
 	}
@@ -104,14 +104,14 @@ func (st *state) replaceRoutes(routes, ours []route.Route) {
 	for _, r := range routes {
 		byPrefix[r.Prefix] = append(byPrefix[r.Prefix], r)
 	}
-	for p, e := range st.entries {
-		if _, ok := byPrefix[p]; !ok && len(e.kernel) > 0 {
+	for p, e := range st.entries.all() {
+		if _, ok := byPrefix[p]; !ok && len(e.kernelRoutes()) > 0 {
 			st.setKernelRoutes(p, e, nil)
 		}
 	}
 	for p, rs := range byPrefix {
 		e := st.entry(p)
-		if !slices.EqualFunc(e.kernel, rs, sameRoute) {
+		if !slices.EqualFunc(e.kernelRoutes(), rs, sameRoute) {
 			st.setKernelRoutes(p, e, rs)
 		}
 	}
@@ -121,7 +121,7 @@ func (st *state) replaceRoutes(routes, ours []route.Route) {
 			have[r.Prefix] = true
 		}
 	}
-	for p, e := range st.entries {
+	for p, e := range st.entries.all() {
 		if e.ours != 0 && !have[p] {
 			st.forgetOurs(p, e)
 		}
@@ -129,10 +129,10 @@ func (st *state) replaceRoutes(routes, ours []route.Route) {
 }
 
 func (st *state) setKernelRoutes(p netip.Prefix, e *entry, rs []route.Route) {
-	if slices.ContainsFunc(e.kernel, isConnected) || slices.ContainsFunc(rs, isConnected) {
+	if slices.ContainsFunc(e.kernelRoutes(), isConnected) || slices.ContainsFunc(rs, isConnected) {
 		st.connectedChanged = true
 	}
-	e.kernel = rs
+	e.setKernelRoutes(rs)
 	st.kernelRoutesSet(p, e)
 }
 
@@ -143,7 +143,7 @@ func sameRoute(a, b route.Route) bool {
 // sweepStale lets the diff delete what a previous instance installed and
 // nobody wants any more.
 func (st *state) sweepStale() {
-	for p, e := range st.entries {
+	for p, e := range st.entries.all() {
 		if e.stale {
 			e.stale = false
 			st.markDirty(p)
@@ -169,7 +169,7 @@ func (st *state) ourRouteEvent(ev route.RouteEvent) {
 	}
 	// The kernel removed one of our routes (e.g. its interface went down):
 	// forget it so the diff reinstalls it if it is still wanted.
-	if e := st.entries[ev.Route.Prefix]; e != nil {
+	if e := st.entries.get(ev.Route.Prefix); e != nil {
 		st.forgetOurs(ev.Route.Prefix, e)
 	}
 }
@@ -184,30 +184,29 @@ func (st *state) ourRouteEvent(ev route.RouteEvent) {
 func (st *state) kernelRoute(r route.Route, deleted bool) {
 	e := st.entry(r.Prefix)
 	v4 := r.Prefix.Addr().Is4()
-	i := slices.IndexFunc(e.kernel, func(k route.Route) bool {
+	ks := e.kernelRoutes()
+	i := slices.IndexFunc(ks, func(k route.Route) bool {
 		return k.Metric == r.Metric && (v4 || slices.Equal(k.NextHops, r.NextHops) || overlap(k.NextHops, r.NextHops))
 	})
 	switch {
 	case deleted && i < 0:
 		return
-	case deleted && !v4 && len(r.NextHops) > 0 && !slices.Equal(e.kernel[i].NextHops, r.NextHops):
+	case deleted && !v4 && len(r.NextHops) > 0 && !slices.Equal(ks[i].NextHops, r.NextHops):
 		// One path of a multipath route went. The next-hop list is
 		// copied: a group may hold it as its members.
-		k := &e.kernel[i]
+		k := &ks[i]
 		k.NextHops = slices.DeleteFunc(slices.Clone(k.NextHops), func(nh route.NextHop) bool { return slices.Contains(r.NextHops, nh) })
 		if len(k.NextHops) == 0 {
-			e.kernel = slices.Delete(e.kernel, i, i+1)
+			ks = slices.Delete(ks, i, i+1)
 		}
 	case deleted:
-		e.kernel = slices.Delete(e.kernel, i, i+1)
+		ks = slices.Delete(ks, i, i+1)
 	case i >= 0:
-		e.kernel[i] = r
+		ks[i] = r
 	default:
-		e.kernel = append(e.kernel, r)
+		ks = append(ks, r)
 	}
-	if len(e.kernel) == 0 {
-		e.kernel = nil
-	}
+	e.setKernelRoutes(ks)
 	st.kernelRoutesSet(r.Prefix, e)
 	if r.Protocol == protoKernel {
 		st.connectedChanged = true
@@ -272,12 +271,12 @@ func (st *state) addr(a route.Addr, deleted bool) {
 	switch {
 	case deleted && had:
 		delete(st.addrs, a)
-		if e := st.entries[host]; e != nil && e.localRefs > 0 {
-			e.localRefs--
+		if e := st.entries.get(host); e != nil {
+			e.addLocalRef(-1)
 		}
 	case !deleted && !had:
 		st.addrs[a] = struct{}{}
-		st.entry(host).localRefs++
+		st.entry(host).addLocalRef(1)
 	default:
 		return
 	}

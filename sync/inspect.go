@@ -11,7 +11,7 @@ import (
 
 func (st *state) routeInfos(filter netip.Prefix) []RouteInfo {
 	var out []RouteInfo
-	for p, e := range st.entries {
+	for p, e := range st.entries.all() {
 		if filter.IsValid() && !filter.Overlaps(p) {
 			continue
 		}
@@ -22,8 +22,8 @@ func (st *state) routeInfos(filter netip.Prefix) []RouteInfo {
 		ri := RouteInfo{Prefix: p, Source: w.source, Metric: w.metric, InXDP: e.xdp.on, InKernel: e.ours != 0,
 			Shadowed: st.wantFIB(p, e).shadowed, Error: st.rejected[p].why, Refused: e.xdp.refused != 0}
 		ri.Kind = w.kind.String()
-		if e.xdp.group != nil {
-			ri.Group = e.xdp.group.id
+		if e.xdp.group != 0 {
+			ri.Group = e.xdp.group
 		}
 		ri.Members = w.members
 		for _, nh := range w.members {

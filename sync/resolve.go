@@ -126,7 +126,7 @@ func (st *state) readmitSets() {
 	if admitted == nil {
 		return
 	}
-	for p, e := range st.entries {
+	for p, e := range st.entries.all() {
 		if admitted[e.bgpSet] {
 			st.markDirty(p)
 		}
@@ -213,9 +213,10 @@ func broadcast(p netip.Prefix) netip.Addr {
 // several with that metric, the first).
 func bestKernel(e *entry) *route.Route {
 	var best *route.Route
-	for i := range e.kernel {
-		if best == nil || e.kernel[i].Metric < best.Metric {
-			best = &e.kernel[i]
+	ks := e.kernelRoutes()
+	for i := range ks {
+		if best == nil || ks[i].Metric < best.Metric {
+			best = &ks[i]
 		}
 	}
 	return best
@@ -225,8 +226,9 @@ func bestKernel(e *entry) *route.Route {
 // winning metric with different next hops: which one the kernel uses for
 // a packet is not known here.
 func ambiguous(e *entry, best *route.Route) bool {
-	for i := range e.kernel {
-		k := &e.kernel[i]
+	ks := e.kernelRoutes()
+	for i := range ks {
+		k := &ks[i]
 		if k != best && k.Metric == best.Metric && (k.Kind != best.Kind || !slices.Equal(k.NextHops, best.NextHops)) {
 			return true
 		}
@@ -265,7 +267,7 @@ func (st *state) reresolve() {
 	if len(changed) == 0 {
 		return
 	}
-	for p, e := range st.entries {
+	for p, e := range st.entries.all() {
 		if changed[e.bgpSet] {
 			st.markDirty(p)
 		}

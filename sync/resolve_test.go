@@ -115,7 +115,7 @@ func TestResolveFollowsRouteChanges(t *testing.T) {
 
 	// Only sets with a next hop under a changed prefix are re-resolved:
 	// a wrong resolution planted in the other set stays.
-	other := r.st.setsByID[r.st.entries[pfx("198.51.101.0/24")].bgpSet]
+	other := r.st.setsByID[r.st.entries.get(pfx("198.51.101.0/24")).bgpSet]
 	other.resolved = nil
 	r.ev(route.RouteEvent{Route: via("172.16.1.0/24", 0, gw("10.0.2.2", eth2))})
 	eq(t, "other set not re-resolved", other.resolved, []route.NextHop(nil))
@@ -161,8 +161,8 @@ func TestResolveMatchesProbe(t *testing.T) {
 		switch n := rnd.IntN(100); {
 		case n < 2: // resync with part of the routes, and new ones
 			var rs []route.Route
-			for _, e := range st.entries {
-				for _, k := range e.kernel {
+			for _, e := range st.entries.all() {
+				for _, k := range e.kernelRoutes() {
 					if rnd.IntN(2) == 0 {
 						rs = append(rs, k)
 					}
@@ -173,23 +173,23 @@ func TestResolveMatchesProbe(t *testing.T) {
 			}
 			st.replaceRoutes(rs, nil)
 		case n < 40: // delete one
-			for _, e := range st.entries {
-				if len(e.kernel) > 0 {
-					st.kernelRoute(e.kernel[rnd.IntN(len(e.kernel))], true)
+			for _, e := range st.entries.all() {
+				if len(e.kernelRoutes()) > 0 {
+					st.kernelRoute(e.kernelRoutes()[rnd.IntN(len(e.kernelRoutes()))], true)
 					break
 				}
 			}
 		default:
 			st.kernelRoute(randRoute(), false)
 		}
-		for p, e := range st.entries {
+		for p, e := range st.entries.all() {
 			ie, ok := st.kernelRoutes.Get(p)
-			if (len(e.kernel) > 0) != ok || (ok && ie != e) {
-				t.Fatalf("step %d: index has %v: %v, entry has %d routes", step, p, ok, len(e.kernel))
+			if (len(e.kernelRoutes()) > 0) != ok || (ok && ie != e) {
+				t.Fatalf("step %d: index has %v: %v, entry has %d routes", step, p, ok, len(e.kernelRoutes()))
 			}
 		}
-		if n := st.kernelRoutes.Size(); n > len(st.entries) {
-			t.Fatalf("step %d: index has %d prefixes, entries %d", step, n, len(st.entries))
+		if n := st.kernelRoutes.Size(); n > st.entries.Len() {
+			t.Fatalf("step %d: index has %d prefixes, entries %d", step, n, st.entries.Len())
 		}
 		for range 20 {
 			as := []netip.Addr{addr()}
@@ -219,7 +219,7 @@ func (st *state) resolveProbe(addrs []netip.Addr) (out []route.NextHop, why stri
 		}
 		for bits := a.BitLen(); bits >= minBits; bits-- {
 			p, _ := a.Prefix(bits)
-			e := st.entries[p]
+			e := st.entries.get(p)
 			if e == nil {
 				continue
 			}
@@ -260,7 +260,7 @@ func (st *state) reresolveProbe() {
 	if len(changed) == 0 {
 		return
 	}
-	for p, e := range st.entries {
+	for p, e := range st.entries.all() {
 		if changed[e.bgpSet] {
 			st.markDirty(p)
 		}

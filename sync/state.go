@@ -10,22 +10,6 @@ import (
 	"github.com/xdprouter/xdprouter/route"
 )
 
-// entry is everything known about one prefix: its inputs and what is
-// applied in each sink.
-type entry struct {
-	kernel    []route.Route // the kernel's own routes (not ours), in arrival order
-	localRefs uint8         // interfaces holding this host address
-	bgpSet    uint32        // interned BGP next-hop set; 0: none
-
-	xdp xdpApplied
-	// Our route in the kernel: its interned next-hop list (0: none), its
-	// metric, and whether a previous instance left it (not yet confirmed).
-	ours       uint32
-	oursMetric int
-	stale      bool
-	rejected   bool // see state.rejected
-}
-
 // rejection is a route the kernel refused for good: the next-hop list
 // (route.Key) and why. It is not retried until the wanted list changes.
 type rejection struct {
@@ -33,9 +17,9 @@ type rejection struct {
 }
 
 type xdpApplied struct {
+	group   uint32 // id of the group held (st.groupByID); 0: none
 	on      bool
 	kind    route.Kind
-	group   *group
 	refused refusal // KernelOnly for lack of room in XDP
 }
 
@@ -72,8 +56,8 @@ type state struct {
 	log *slog.Logger
 
 	haveSnapshot   bool
-	entries        map[netip.Prefix]*entry
-	dirty          map[netip.Prefix]struct{}
+	entries        *entryTable
+	dirty          *prefixSet
 	failed         map[netip.Prefix]struct{}
 	rejected       map[netip.Prefix]rejection // rare: kept beside the entries
 	refused        map[netip.Prefix]refusal   // in XDP as kernel-only for lack of room
@@ -91,15 +75,16 @@ type state struct {
 	peerOver map[netip.Addr]bool // peers over the bound (logged once)
 
 	ourLists lists // next-hop lists of our routes in the kernel
-	groups   map[string]*group
+	groups    map[string]*group
+	groupByID map[uint32]*group
 	groupIDs ids
 	nhs      map[route.NextHop]*nexthop
 	nhIDs    ids
 
 	leftovers []route.Route // ours with another metric, left by an earlier run
 
-	// kernelRoutes indexes the entries with kernel routes (len(e.kernel) >
-	// 0) by prefix: resolve walks a next hop's covering routes in it,
+	// kernelRoutes indexes the entries with kernel routes (e.kernelRoutes()
+	// not empty) by prefix: resolve walks a next hop's covering routes in it,
 	// longest first, instead of probing entries at every prefix length.
 	kernelRoutes *bart.Table[*entry]
 	// What changed since the last reresolve: the prefixes whose kernel
@@ -140,8 +125,8 @@ const idCooldown = time.Second
 func newState(opt Options, log *slog.Logger) *state {
 	st := &state{
 		opt: opt, log: log,
-		entries:  map[netip.Prefix]*entry{},
-		dirty:    map[netip.Prefix]struct{}{},
+		entries:  newEntryTable(),
+		dirty:    newPrefixSet(),
 		failed:   map[netip.Prefix]struct{}{},
 		refused:  map[netip.Prefix]refusal{},
 		rejected: map[netip.Prefix]rejection{},
@@ -153,7 +138,8 @@ func newState(opt Options, log *slog.Logger) *state {
 		setsByID: map[uint32]*bgpSet{},
 		peerSets: map[netip.Addr]int{},
 		peerOver: map[netip.Addr]bool{},
-		groups:   map[string]*group{},
+		groups:    map[string]*group{},
+		groupByID: map[uint32]*group{},
 		nhs:      map[route.NextHop]*nexthop{},
 		ourLists: newLists(),
 		groupIDs: ids{max: opt.MaxGroups, cool: idCooldown, now: opt.now},
@@ -171,16 +157,9 @@ func newState(opt Options, log *slog.Logger) *state {
 	return st
 }
 
-func (st *state) entry(p netip.Prefix) *entry {
-	e := st.entries[p]
-	if e == nil {
-		e = &entry{}
-		st.entries[p] = e
-	}
-	return e
-}
+func (st *state) entry(p netip.Prefix) *entry { return st.entries.add(p) }
 
-func (st *state) markDirty(p netip.Prefix) { st.dirty[p] = struct{}{} }
+func (st *state) markDirty(p netip.Prefix) { st.dirty.add(p) }
 
 // kernelRoutesSet records that e.kernel, the kernel's routes of p, changed:
 // the index follows and the BGP sets through p are re-resolved. An entry
@@ -199,7 +178,7 @@ func (st *state) kernelRoutesSet(p netip.Prefix, e *entry) {
 	if p != p.Masked() {
 		return // not a route prefix (the index would mask it onto another)
 	}
-	if len(e.kernel) > 0 {
+	if len(e.kernelRoutes()) > 0 {
 		st.kernelRoutes.Insert(p, e)
 	} else {
 		st.kernelRoutes.Delete(p)
@@ -212,8 +191,8 @@ func (st *state) kernelRoutesSet(p netip.Prefix, e *entry) {
 const maxTrackedChanges = 4096
 
 func (st *state) gc(p netip.Prefix, e *entry) {
-	if e != nil && len(e.kernel) == 0 && e.localRefs == 0 && e.bgpSet == 0 && !e.xdp.on && e.ours == 0 {
-		delete(st.entries, p)
+	if e != nil && e.side == nil && e.bgpSet == 0 && !e.xdp.on && e.ours == 0 {
+		st.entries.remove(p)
 	}
 }
 

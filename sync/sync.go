@@ -293,7 +293,7 @@ func (s *Syncer) applyPending() {
 	if chunk <= 0 {
 		chunk = 4096
 	}
-	for len(s.st.dirty) > 0 || s.st.resolveDirty || s.st.groupsDirty {
+	for s.st.dirty.Len() > 0 || s.st.resolveDirty || s.st.groupsDirty {
 		start := time.Now()
 		more := s.st.apply(chunk)
 		if s.opt.OnApply != nil {
@@ -316,7 +316,7 @@ func (s *Syncer) applyPending() {
 // publishCounts makes the current counts visible to Counts. Call with mu.
 func (s *Syncer) publishCounts() {
 	c := s.st.counts
-	c.Pending = len(s.st.dirty)
+	c.Pending = s.st.dirty.Len()
 	c.Failed = len(s.st.failed)
 	s.countsMu.Lock()
 	s.counts = c
@@ -414,10 +414,10 @@ func (s *Syncer) RemoveKernelRoutes() error {
 	defer s.publishCounts()
 	var ps []netip.Prefix
 	var ops []route.Change
-	for p, e := range s.st.entries {
+	for p, e := range s.st.entries.all() {
 		if e.ours != 0 {
 			ps = append(ps, p)
-			ops = append(ops, route.Change{Delete: true, Route: route.Route{Prefix: p, Metric: e.oursMetric}})
+			ops = append(ops, route.Change{Delete: true, Route: route.Route{Prefix: p, Metric: s.opt.Metric}})
 		}
 	}
 	var errs []error
@@ -429,7 +429,7 @@ func (s *Syncer) RemoveKernelRoutes() error {
 			continue
 		}
 		s.st.counts.FIBDeletes++
-		e := s.st.entries[ps[i]]
+		e := s.st.entries.get(ps[i])
 		s.st.ourLists.put(e.ours)
 		e.ours = 0
 		s.st.countFIB(ps[i], -1)

@@ -27,6 +27,7 @@ type fakeDP struct {
 	// entries were written.
 	failAfter int
 	writes    int
+	discard   bool // keep no routes (memory measurements)
 }
 
 func newFakeDP() *fakeDP {
@@ -40,7 +41,9 @@ func (f *fakeDP) UpdateRoutes(rs []route.Entry) (int, error) {
 			f.failAfter = -1
 			return i, errors.New("injected: map full")
 		}
-		f.routes[r.Prefix] = r
+		if !f.discard {
+			f.routes[r.Prefix] = r
+		}
 		f.writes++
 	}
 	return len(rs), nil
@@ -120,6 +123,7 @@ type fakeFIB struct {
 	refuse netip.Addr
 	// failNext makes the next n installs fail transiently.
 	failNext int
+	discard  bool // keep no routes (memory measurements)
 }
 
 func (f *fakeFIB) Apply(cs []route.Change) []error {
@@ -138,6 +142,7 @@ func (f *fakeFIB) Apply(cs []route.Change) []error {
 			f.failNext--
 			errs[i] = errors.New("injected: no buffer space")
 			continue
+		case f.discard:
 		default:
 			f.routes[c.Route.Prefix] = c.Route
 		}
@@ -190,13 +195,13 @@ type rig struct {
 }
 
 // newRig has two router ports with a /24 each and one neighbor on each.
-func newRig(t *testing.T, ours ...route.Route) *rig {
+func newRig(t testing.TB, ours ...route.Route) *rig {
 	return newRigWith(t, Options{}, ours...)
 }
 
 // newRigWith is newRig with extra options (Datapath, FIB, Metric, Ports
 // and StaleAfter are the rig's).
-func newRigWith(t *testing.T, opt Options, ours ...route.Route) *rig {
+func newRigWith(t testing.TB, opt Options, ours ...route.Route) *rig {
 	dp, f := newFakeDP(), &fakeFIB{routes: map[netip.Prefix]route.Route{}}
 	for _, r := range ours {
 		f.routes[r.Prefix] = r
@@ -269,7 +274,7 @@ func TestKernelRoutesMirrored(t *testing.T) {
 
 	r.ev(route.RouteEvent{Route: via("198.51.100.0/24", 0), Deleted: true})
 	eq(t, "deleted", r.dp.egress(t, "198.51.100.0/24"), []string(nil))
-	if _, ok := r.st.entries[pfx("198.51.100.0/24")]; ok {
+	if r.st.entries.get(pfx("198.51.100.0/24")) != nil {
 		t.Error("deleted prefix still tracked")
 	}
 }
