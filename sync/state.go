@@ -74,12 +74,12 @@ type state struct {
 	peerSets map[netip.Addr]int  // sets within the bound, per peer
 	peerOver map[netip.Addr]bool // peers over the bound (logged once)
 
-	ourLists lists // next-hop lists of our routes in the kernel
+	ourLists  lists // next-hop lists of our routes in the kernel
 	groups    map[string]*group
 	groupByID map[uint32]*group
-	groupIDs ids
-	nhs      map[route.NextHop]*nexthop
-	nhIDs    ids
+	groupIDs  ids
+	nhs       map[route.NextHop]*nexthop
+	nhIDs     ids
 
 	leftovers []route.Route // ours with another metric, left by an earlier run
 
@@ -125,25 +125,25 @@ const idCooldown = time.Second
 func newState(opt Options, log *slog.Logger) *state {
 	st := &state{
 		opt: opt, log: log,
-		entries:  newEntryTable(),
-		dirty:    newPrefixSet(),
-		failed:   map[netip.Prefix]struct{}{},
-		refused:  map[netip.Prefix]refusal{},
-		rejected: map[netip.Prefix]rejection{},
-		links:    map[int]route.Link{},
-		ports:    map[string]bool{},
-		addrs:    map[route.Addr]struct{}{},
-		neighs:   map[neighKey]route.Neighbor{},
-		sets:     map[string]*bgpSet{},
-		setsByID: map[uint32]*bgpSet{},
-		peerSets: map[netip.Addr]int{},
-		peerOver: map[netip.Addr]bool{},
+		entries:   newEntryTable(),
+		dirty:     newPrefixSet(),
+		failed:    map[netip.Prefix]struct{}{},
+		refused:   map[netip.Prefix]refusal{},
+		rejected:  map[netip.Prefix]rejection{},
+		links:     map[int]route.Link{},
+		ports:     map[string]bool{},
+		addrs:     map[route.Addr]struct{}{},
+		neighs:    map[neighKey]route.Neighbor{},
+		sets:      map[string]*bgpSet{},
+		setsByID:  map[uint32]*bgpSet{},
+		peerSets:  map[netip.Addr]int{},
+		peerOver:  map[netip.Addr]bool{},
 		groups:    map[string]*group{},
 		groupByID: map[uint32]*group{},
-		nhs:      map[route.NextHop]*nexthop{},
-		ourLists: newLists(),
-		groupIDs: ids{max: opt.MaxGroups, cool: idCooldown, now: opt.now},
-		nhIDs:    ids{max: opt.MaxNextHops, cool: idCooldown, now: opt.now},
+		nhs:       map[route.NextHop]*nexthop{},
+		ourLists:  newLists(),
+		groupIDs:  ids{max: opt.MaxGroups, cool: idCooldown, now: opt.now},
+		nhIDs:     ids{max: opt.MaxNextHops, cool: idCooldown, now: opt.now},
 
 		kernelRoutes:  new(bart.Table[*entry]),
 		kernelChanged: new(bart.Lite),
