@@ -18,6 +18,13 @@ import (
 // ends.
 func inNetns(tb testing.TB, fn func(ifindex int)) {
 	tb.Helper()
+	inLab(tb, func(_ *lab.Lab, ifindex int) { fn(ifindex) })
+}
+
+// inLab is inNetns that also hands fn the lab, whose namespace "r" it is
+// (to run ip there).
+func inLab(tb testing.TB, fn func(l *lab.Lab, ifindex int)) {
+	tb.Helper()
 	if testing.Short() {
 		tb.Skip("skipping: needs a network namespace (not in -short mode)")
 	}
@@ -48,7 +55,7 @@ func inNetns(tb testing.TB, fn func(ifindex int)) {
 		if err != nil {
 			return err
 		}
-		fn(link.Attrs().Index)
+		fn(l, link.Attrs().Index)
 		return nil
 	}); err != nil {
 		tb.Fatal(err)
