@@ -23,7 +23,10 @@ import (
 //     it for our routes with a raw dump; route events carry no NHID.
 //   - Replacing an object (single or group, NLM_F_REPLACE on its id) moves
 //     every route using it at once; the routes keep their nhid, and the
-//     kernel sends one RTM_NEWROUTE per route (none with compat mode 0).
+//     kernel sends one RTM_NEWROUTE per route (~0.7 µs each, synchronously:
+//     75 ms for 100k routes; none with compat mode 0, then 0.1 ms), which
+//     every route subscriber has to read: with a Watcher running, 100k
+//     routes took 0.4 s, and 200k overflowed its 32 MiB buffer (a resync).
 //   - Deleting a nexthop removes the routes using it directly and drops it
 //     from its groups; a group left empty is deleted, with its routes. IPv4
 //     routes go without an RTM_DELROUTE, IPv6 ones with one; the group
@@ -36,7 +39,11 @@ import (
 //     and nothing comes back with the carrier: the writer must reinstall.
 //   - A single nexthop cannot be replaced by a group of the same id or the
 //     reverse (EINVAL): delete, then create.
-//   - A group of one member is allowed.
+//   - A group of one member is allowed. A group or route naming an id that
+//     does not exist, an IPv6 route by an IPv4 nexthop (or a group with
+//     one), a broadcast gateway: EINVAL. An off-link gateway: ENETUNREACH
+//     (IPv6: EHOSTUNREACH), as for routes. A dev-only AF_INET6 nexthop
+//     serves IPv4 routes too.
 //   - ids are one space per namespace for every daemon, and neither delete
 //     nor replace checks the protocol: use ids no other daemon uses.
 

@@ -143,6 +143,14 @@ func TestNexthops(t *testing.T) {
 			t.Errorf("off-link gateway: %v, want an error that is not ErrRejected", err)
 		}
 
+		// So is a route by an id that does not exist, and an IPv6 route by
+		// a group with an IPv4 member.
+		for i, err := range tbl.Apply([]route.Change{{Route: byNHID("198.51.105.0/24", 99)}, {Route: byNHID("2001:db8:1::/48", 10)}}) {
+			if !errors.Is(err, route.ErrRejected) {
+				t.Errorf("route refusal %d: %v, want ErrRejected", i, err)
+			}
+		}
+
 		// Routes off the objects, then the objects: groups before their
 		// members, and twice: gone is fine.
 		var dels []route.Change
