@@ -44,12 +44,21 @@ func newBatcher() (*batcher, error) {
 
 func (b *batcher) close() error { return unix.Close(b.fd) }
 
-// run applies ops in order and returns one error (or nil) per op.
+// run applies route changes in order and returns one error (or nil) per
+// change.
 func (b *batcher) run(ops []route.Change, table int, proto uint8) []error {
-	errs := make([]error, len(ops))
-	for start := 0; start < len(ops); start += window {
-		end := min(start+window, len(ops))
-		if err := b.window(ops[start:end], errs[start:end], table, proto); err != nil {
+	return b.do(len(ops), func(buf []byte, i int, seq uint32) []byte {
+		return appendRouteMsg(buf, ops[i], table, proto, seq)
+	})
+}
+
+// do sends n requests, the i-th encoded by enc, in order and returns one
+// error (or nil) per request.
+func (b *batcher) do(n int, enc func(buf []byte, i int, seq uint32) []byte) []error {
+	errs := make([]error, n)
+	for start := 0; start < n; start += window {
+		end := min(start+window, n)
+		if err := b.window(start, errs[start:end], enc); err != nil {
 			for i := start; i < end; i++ {
 				if errs[i] == nil {
 					errs[i] = err
@@ -60,11 +69,13 @@ func (b *batcher) run(ops []route.Change, table int, proto uint8) []error {
 	return errs
 }
 
-func (b *batcher) window(ops []route.Change, errs []error, table int, proto uint8) error {
+// window sends requests start..start+len(errs) and collects their acks.
+func (b *batcher) window(start int, errs []error, enc func(buf []byte, i int, seq uint32) []byte) error {
 	b.buf = b.buf[:0]
-	first := b.seq.Add(uint32(len(ops))) - uint32(len(ops)) + 1
-	for i, o := range ops {
-		b.buf = appendRouteMsg(b.buf, o, table, proto, first+uint32(i))
+	count := len(errs)
+	first := b.seq.Add(uint32(count)) - uint32(count) + 1
+	for i := range count {
+		b.buf = enc(b.buf, start+i, first+uint32(i))
 	}
 	// One write may hold many messages; keep each write well below the
 	// socket's send limit.
@@ -84,7 +95,7 @@ func (b *batcher) window(ops []route.Change, errs []error, table int, proto uint
 		}
 		rest = rest[cut:]
 	}
-	pending := len(ops)
+	pending := count
 	rb := make([]byte, 1<<16)
 	for pending > 0 {
 		n, _, err := unix.Recvfrom(b.fd, rb, 0)
@@ -100,7 +111,7 @@ func (b *batcher) window(ops []route.Change, errs []error, table int, proto uint
 		}
 		for _, m := range msgs {
 			i := int(m.Header.Seq - first)
-			if m.Header.Type != unix.NLMSG_ERROR || i < 0 || i >= len(ops) || len(m.Data) < 4 {
+			if m.Header.Type != unix.NLMSG_ERROR || i < 0 || i >= count || len(m.Data) < 4 {
 				continue
 			}
 			if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 {
@@ -140,6 +151,8 @@ func appendRouteMsg(buf []byte, o route.Change, table int, proto uint8, seq uint
 		rtype = unix.RTN_BLACKHOLE
 	case r.Kind == route.Unreachable:
 		rtype = unix.RTN_UNREACHABLE
+	case r.NHID != 0:
+		// The nexthop object carries its own scope.
 	case len(r.NextHops) == 1 && r.NextHops[0].Connected():
 		scope = unix.RT_SCOPE_LINK
 	}
@@ -153,7 +166,9 @@ func appendRouteMsg(buf []byte, o route.Change, table int, proto uint8, seq uint
 	buf = appendAttr(buf, unix.RTA_TABLE, u32(uint32(table)))
 	buf = appendAttr(buf, unix.RTA_PRIORITY, u32(uint32(r.Metric)))
 	if !o.Delete && r.Kind == route.Unicast {
-		if len(r.NextHops) == 1 {
+		if r.NHID != 0 {
+			buf = appendAttr(buf, rtaNHID, u32(r.NHID))
+		} else if len(r.NextHops) == 1 {
 			nh := r.NextHops[0]
 			if !nh.Connected() {
 				buf = appendAttr(buf, unix.RTA_GATEWAY, nh.Gateway.AsSlice())

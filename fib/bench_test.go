@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -17,6 +19,13 @@ import (
 // (10.99.0.1/24 and fd99::1/64, up); the namespace is removed when the test
 // ends.
 func inNetns(tb testing.TB, fn func(ifindex int)) {
+	tb.Helper()
+	inLab(tb, func(_ *lab.Lab, ifindex int) { fn(ifindex) })
+}
+
+// inLab is inNetns that also hands fn the lab, whose namespace "r" it is
+// (to run ip there).
+func inLab(tb testing.TB, fn func(l *lab.Lab, ifindex int)) {
 	tb.Helper()
 	if testing.Short() {
 		tb.Skip("skipping: needs a network namespace (not in -short mode)")
@@ -48,7 +57,7 @@ func inNetns(tb testing.TB, fn func(ifindex int)) {
 		if err != nil {
 			return err
 		}
-		fn(link.Attrs().Index)
+		fn(l, link.Attrs().Index)
 		return nil
 	}); err != nil {
 		tb.Fatal(err)
@@ -197,5 +206,89 @@ func BenchmarkInstall(b *testing.B) {
 		b.ReportMetric(rate(oneDel), "single-dels/s")
 		b.ReportMetric(oneAdd.Seconds()/batchAdd.Seconds(), "add-speedup")
 		b.ReportMetric(oneDel.Seconds()/batchDel.Seconds(), "del-speedup")
+	})
+}
+
+// BenchmarkNexthopInstall compares, in one run, N routes (100k, or
+// XDPROUTER_BENCH_FIB_ROUTES) with plain gateways and the same routes by one
+// shared nexthop object: installing them, and re-pointing them all to
+// another gateway (rewriting every route vs replacing the one object, with
+// nexthop_compat_mode 1, the default, and 0).
+func BenchmarkNexthopInstall(b *testing.B) {
+	n := 100000
+	if s := os.Getenv("XDPROUTER_BENCH_FIB_ROUTES"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n <= 0 || n > 1<<22 {
+			b.Fatalf("XDPROUTER_BENCH_FIB_ROUTES=%q: want a count up to %d", s, 1<<22)
+		}
+	}
+	inLab(b, func(l *lab.Lab, ifindex int) {
+		tbl, err := Open(254)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer tbl.Close()
+		must := func(errs []error) {
+			b.Helper()
+			for _, err := range errs {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		plain, moved := routes(n, ifindex), routes(n, ifindex)
+		byID := make([]route.Change, n)
+		dels := make([]route.Change, n)
+		for i := range plain {
+			moved[i].Route.NextHops = []route.NextHop{{Gateway: netip.MustParseAddr("10.99.0.3"), Ifindex: ifindex}}
+			byID[i] = route.Change{Route: plain[i].Route}
+			byID[i].Route.NHID = 1
+			dels[i] = route.Change{Delete: true, Route: plain[i].Route}
+		}
+		nh := func(gw string) []route.NexthopChange { return []route.NexthopChange{single(1, gw, ifindex)} }
+		compat := func(v string) {
+			if err := l.Sysctl("r", "net.ipv4.nexthop_compat_mode", v); err != nil {
+				b.Fatal(err)
+			}
+		}
+		var plainAdd, idAdd, plainMove, idMove, idMove0 time.Duration
+		b.ResetTimer()
+		for range b.N {
+			t0 := time.Now()
+			must(tbl.Apply(plain))
+			t1 := time.Now()
+			must(tbl.Apply(moved))
+			t2 := time.Now()
+			must(tbl.Apply(dels))
+			must(tbl.ApplyNexthops(nh("10.99.0.2")))
+			t3 := time.Now()
+			must(tbl.Apply(byID))
+			t4 := time.Now()
+			must(tbl.ApplyNexthops(nh("10.99.0.3")))
+			t5 := time.Now()
+			compat("0")
+			t6 := time.Now()
+			must(tbl.ApplyNexthops(nh("10.99.0.2")))
+			t7 := time.Now()
+			compat("1")
+			must(tbl.Apply(dels))
+			plainAdd += t1.Sub(t0)
+			plainMove += t2.Sub(t1)
+			idAdd += t4.Sub(t3)
+			idMove += t5.Sub(t4)
+			idMove0 += t7.Sub(t6)
+		}
+		b.StopTimer()
+		must(tbl.ApplyNexthops([]route.NexthopChange{delNH(1)}))
+		rate := func(d time.Duration) float64 { return float64(n*b.N) / d.Seconds() }
+		per := func(d time.Duration) float64 { return d.Seconds() * 1000 / float64(b.N) }
+		b.ReportMetric(float64(n), "routes")
+		b.ReportMetric(rate(plainAdd), "plain-adds/s")
+		b.ReportMetric(rate(idAdd), "nhid-adds/s")
+		b.ReportMetric(plainAdd.Seconds()/idAdd.Seconds(), "add-ratio")
+		b.ReportMetric(per(plainMove), "repoint-routes-ms")
+		b.ReportMetric(per(idMove), "repoint-nexthop-ms")
+		b.ReportMetric(per(idMove0), "repoint-nexthop-compat0-ms")
+		b.ReportMetric(plainMove.Seconds()/idMove.Seconds(), "repoint-speedup")
 	})
 }

@@ -106,6 +106,13 @@ func fromNetlink(r *netlink.Route) (route.Route, bool) {
 		out.Kind = route.KernelOnly
 		return out, true
 	}
+	if len(r.MultiPath) == 0 && r.LinkIndex == 0 {
+		// A route by nexthop object with nexthop_compat_mode 0: the
+		// kernel does not tell where it goes (only the nhid, which the
+		// netlink library drops).
+		out.Kind = route.KernelOnly
+		return out, true
+	}
 	if len(r.MultiPath) > 0 {
 		for _, nh := range r.MultiPath {
 			if nh.Flags&deadNH != 0 {

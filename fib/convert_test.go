@@ -29,6 +29,7 @@ func TestFromNetlink(t *testing.T) {
 		{"IPv6 gateway for IPv4", netlink.Route{Dst: dst, LinkIndex: 2, Type: unix.RTN_UNICAST,
 			Via: &netlink.Via{AddrFamily: unix.AF_INET6, Addr: net.ParseIP("fe80::1")}}, "kernel-only []", true},
 		{"route MTU", netlink.Route{Dst: dst, Gw: gw, LinkIndex: 2, Type: unix.RTN_UNICAST, MTU: 1400}, "kernel-only []", true},
+		{"by nexthop id, compat mode 0: no expansion", netlink.Route{Dst: dst, Type: unix.RTN_UNICAST}, "kernel-only []", true},
 		{"local", netlink.Route{Dst: dst, LinkIndex: 1, Type: unix.RTN_LOCAL}, "kernel-only []", true},
 		{"anycast", netlink.Route{Dst: mustIPNet("10.0.2.0/32"), LinkIndex: 2, Type: unix.RTN_ANYCAST}, "kernel-only []", true},
 		{"broadcast", netlink.Route{Dst: mustIPNet("10.0.2.255/32"), LinkIndex: 2, Type: unix.RTN_BROADCAST}, "kernel-only []", true},

@@ -67,6 +67,10 @@ func (t *Table) Apply(changes []route.Change) []error {
 			errs[i] = nil
 		case c.Delete:
 			errs[i] = fmt.Errorf("delete route %s from table %d: %w", c.Route.Prefix, t.ID, err)
+		case refused(err) && c.Route.NHID != 0:
+			// Also a nexthop id that does not exist (yet): install the
+			// objects before the routes naming them.
+			errs[i] = fmt.Errorf("install route %s by nexthop %d in table %d: %w: %w", c.Route.Prefix, c.Route.NHID, t.ID, route.ErrRejected, err)
 		case refused(err):
 			errs[i] = fmt.Errorf("install route %s via %v in table %d: %w: %w", c.Route.Prefix, c.Route.NextHops, t.ID, route.ErrRejected, err)
 		default:

@@ -398,7 +398,9 @@ func dump(table, proto int) (*route.Snapshot, map[int]bool, error) {
 	return &s, adminUp, errors.Join(errs...)
 }
 
-// dumpRoutes lists the routes of table, split into others' and ours.
+// dumpRoutes lists the routes of table, split into others' and ours. Ours
+// carry their NHID (a second, raw dump, only when we have nexthop objects);
+// others' only the expansion of theirs.
 func dumpRoutes(table, proto int) (routes, ours []route.Route, err error) {
 	err = retryErr(func() error {
 		routes, ours = routes[:0], ours[:0]
@@ -415,6 +417,15 @@ func dumpRoutes(table, proto int) (routes, ours []route.Route, err error) {
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list routes of table %d: %w", table, err)
+	}
+	if len(ours) > 0 && hasNexthops(proto) {
+		ids, err := routeNHIDs(table, proto)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list nexthop ids of routes in table %d: %w", table, err)
+		}
+		for i, r := range ours {
+			ours[i].NHID = ids[routeKey{r.Prefix, r.Metric}]
+		}
 	}
 	return routes, ours, nil
 }

@@ -72,6 +72,11 @@ type Route struct {
 	NextHops []NextHop // Unicast only; canonical order (see SortNextHops)
 	Protocol int       // kernel rtm_protocol
 	Metric   int       // kernel priority: lower wins
+	// NHID, when non-zero, is the kernel nexthop object (see Nexthop,
+	// NexthopGroup) the route forwards by: it is installed by id, and
+	// NextHops are ignored on install. Read back, NextHops hold the
+	// kernel's expansion of the object.
+	NHID uint32
 }
 
 // SortNextHops puts next hops in canonical order and removes duplicates, so
