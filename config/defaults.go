@@ -20,6 +20,7 @@ import "strconv"
 //	              metric              20
 //	              protocol            200
 //	              resolve-via-default false
+//	              nexthop-objects     true
 //	[bgp]         listen-port         179 (-1: do not listen)
 //	              listen-addresses    [] (all addresses)
 //	[[neighbor]]  port                179
@@ -124,6 +125,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.FIB.Protocol == 0 && !set("fib.protocol") {
 		c.FIB.Protocol = DefaultFIBProtocol
+	}
+	if !set("fib.nexthop-objects") {
+		c.FIB.NexthopObjects = true
 	}
 	if c.BGP.ListenPort == 0 && !set("bgp.listen-port") {
 		c.BGP.ListenPort = DefaultBGPPort

@@ -76,6 +76,11 @@ type FIB struct {
 	// ResolveViaDefault lets BGP next hops resolve through a default route
 	// (like FRR's "ip nht resolve-via-default"). Default false.
 	ResolveViaDefault bool `toml:"resolve-via-default"`
+	// NexthopObjects installs BGP routes by kernel nexthop groups (ip
+	// nexthop), one per set of BGP next hops, so that a change of how they
+	// resolve is one write, not one per route. Used where the kernel has
+	// them; default true.
+	NexthopObjects bool `toml:"nexthop-objects"`
 }
 
 // BGP holds speaker-wide BGP settings.

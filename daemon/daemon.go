@@ -110,10 +110,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 
 	var collector *metrics.Collector
 	capacity := dp.Capacity()
+	if cfg.FIB.NexthopObjects && !table.NexthopsSupported() {
+		log.Warn("the kernel has no nexthop objects: BGP routes are installed with their next hops (fib.nexthop-objects)")
+	}
 	opts := xsync.Options{
 		Datapath: dp, FIB: table, Log: log, Metric: cfg.FIB.Metric,
 		OnApply:           func(d time.Duration) { collector.ObserveApply(d) },
 		ResolveViaDefault: cfg.FIB.ResolveViaDefault,
+		NexthopObjects:    cfg.FIB.NexthopObjects && table.NexthopsSupported(),
 		MaxGroups:         capacity.Groups,
 		MaxNextHops:       capacity.NextHops,
 		AuditEvery:        auditEvery,

@@ -3,6 +3,7 @@ package fib
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
@@ -225,6 +226,49 @@ func TestNexthopCarrierLoss(t *testing.T) {
 		}
 		if len(rs) != 1 {
 			t.Errorf("routes of ours: %v, want only the one by the group", rs)
+		}
+	})
+}
+
+// TestWatcherCarrierLossResync: the kernel deletes routes by nexthop
+// objects when their link loses its carrier, silently (IPv4): the watcher
+// sends a RouteResync without them.
+func TestWatcherCarrierLossResync(t *testing.T) {
+	inLab(t, func(l *lab.Lab, ifindex int) {
+		tbl, err := Open(254)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tbl.Close()
+		// v1 into a namespace of its own: its going down is then only a
+		// carrier loss here.
+		if err := l.AddNS("peer"); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range [][]string{{"r", "ip", "link", "set", "v1", "netns", l.NS("peer")}, {"peer", "ip", "link", "set", "v1", "up"}} {
+			if err := l.Run(c[0], c[1:]...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		noErrs(t, "nexthop", tbl.ApplyNexthops([]route.NexthopChange{single(1, "10.99.0.2", ifindex), group(10, 1)}))
+		noErrs(t, "route", tbl.Apply([]route.Change{{Route: byNHID("198.51.100.0/24", 10)}}))
+		next := watch(t, &Watcher{Table: 254, Log: slog.New(slog.DiscardHandler)})
+		snap, ok := next().(*route.Snapshot)
+		if !ok || !has(snap.Ours, "198.51.100.0/24") {
+			t.Fatalf("initial snapshot without our route: %+v", snap)
+		}
+		if err := l.Run("peer", "ip", "link", "set", "v1", "down"); err != nil { // v0 loses carrier
+			t.Fatal(err)
+		}
+		for {
+			switch ev := next().(type) {
+			case nil:
+				t.Fatal("no RouteResync without the route by the deleted nexthop after carrier loss")
+			case route.RouteResync:
+				if !has(ev.Ours, "198.51.100.0/24") {
+					return
+				}
+			}
 		}
 	})
 }

@@ -26,8 +26,11 @@ type Watcher struct {
 	Protocol int
 	Log      *slog.Logger
 	// RcvBuf is the socket receive buffer of the route and neighbor
-	// subscriptions; 0 means 32 MiB, large enough that a full table load
-	// does not overflow. (Tests make it tiny to force resyncs.)
+	// subscriptions; 0 means 128 MiB, large enough that a full table load
+	// does not overflow, nor replacing a nexthop group that a full table
+	// uses (the kernel sends a message per route, ~150 bytes each, at
+	// once). Memory is taken only while messages wait. (Tests make it tiny
+	// to force resyncs.)
 	RcvBuf int
 
 	// Tests replace these; nil means w.once, sleepCtx and time.Now.
@@ -36,7 +39,7 @@ type Watcher struct {
 	now     func() time.Time
 }
 
-const defaultRcvBuf = 32 << 20
+const defaultRcvBuf = 128 << 20
 
 // Restart backoff: a watch that keeps failing (netlink refusing sockets,
 // dumps failing) must not spin; one that ran for healthyRun starts over at
@@ -141,14 +144,14 @@ func (w *Watcher) once(ctx context.Context, out chan<- any, proto int) error {
 		return fmt.Errorf("subscribe addresses: %w", err)
 	}
 	drains = append(drains, func() { drain(addrs) })
-	snap, adminUp, err := dump(w.Table, proto)
+	snap, up, err := dump(w.Table, proto)
 	if err != nil {
 		return err
 	}
 	if !send(ctx, out, snap) {
 		return nil
 	}
-	st := &watchState{table: w.Table, proto: proto, adminUp: adminUp}
+	st := &watchState{table: w.Table, proto: proto, up: up}
 	for {
 		var ev any
 		if st.pending() {
@@ -197,16 +200,27 @@ func (w *Watcher) once(ctx context.Context, out chan<- any, proto int) error {
 }
 
 // watchState is what one watch remembers between events: which links are
-// administratively up, and what silent IPv4 flush a RouteResync is due for.
+// up (administratively, and with carrier), and what silent IPv4 flush a
+// RouteResync is due for.
 type watchState struct {
 	table, proto int
-	adminUp      map[int]bool
-	// Pending resync: links gone down or deleted, IPv4 addresses removed.
-	downed  map[int]bool
-	removed []route.Addr
+	up           map[int]linkUp
+	// Pending resync: links gone down or deleted, links that lost their
+	// carrier (routes by nexthop objects go), IPv4 addresses removed.
+	downed    map[int]bool
+	noCarrier map[int]bool
+	removed   []route.Addr
 }
 
-func (st *watchState) pending() bool { return len(st.downed) > 0 || len(st.removed) > 0 }
+type linkUp struct{ admin, carrier bool }
+
+func flagsUp(flags uint32) linkUp {
+	return linkUp{flags&unix.IFF_UP != 0, flags&unix.IFF_LOWER_UP != 0}
+}
+
+func (st *watchState) pending() bool {
+	return len(st.downed) > 0 || len(st.noCarrier) > 0 || len(st.removed) > 0
+}
 
 func (st *watchState) route(u netlink.RouteUpdate, ok bool) (any, error) {
 	if !ok {
@@ -243,17 +257,24 @@ func (st *watchState) link(u netlink.LinkUpdate, ok bool) (any, error) {
 	}
 	l := linkFromNetlink(u.Link)
 	deleted := u.Header.Type == unix.RTM_DELLINK
-	wasUp := st.adminUp[l.Index]
-	up := u.Link.Attrs().RawFlags&unix.IFF_UP != 0
+	was := st.up[l.Index]
+	up := flagsUp(u.Link.Attrs().RawFlags)
 	if deleted {
-		delete(st.adminUp, l.Index)
+		delete(st.up, l.Index)
 	} else {
-		st.adminUp[l.Index] = up
+		st.up[l.Index] = up
 	}
-	// Admin-down and deletion flush IPv4 routes through the link silently
-	// (carrier loss does not: those routes stay, marked linkdown).
-	if deleted || (wasUp && !up) {
+	// Admin-down and deletion flush IPv4 routes through the link silently.
+	// Carrier loss does not (those routes stay, marked linkdown), except
+	// for routes by nexthop objects, whose nexthops the kernel deletes.
+	switch {
+	case deleted || (was.admin && !up.admin):
 		st.flushed(l.Index)
+	case was.carrier && !up.carrier:
+		if st.noCarrier == nil {
+			st.noCarrier = map[int]bool{}
+		}
+		st.noCarrier[l.Index] = true
 	}
 	return route.LinkEvent{Link: l, Deleted: deleted}, nil
 }
@@ -303,7 +324,7 @@ func (st *watchState) resync(ctx context.Context) (any, error) {
 			break
 		}
 	}
-	st.downed, st.removed = nil, nil
+	st.downed, st.noCarrier, st.removed = nil, nil, nil
 	return rs, nil
 }
 
@@ -318,7 +339,7 @@ func (st *watchState) unflushed(rs route.RouteResync) bool {
 				continue
 			}
 			for _, nh := range r.NextHops {
-				if st.downed[nh.Ifindex] {
+				if st.downed[nh.Ifindex] || r.NHID != 0 && st.noCarrier[nh.Ifindex] {
 					return true
 				}
 				for _, a := range st.removed {
@@ -357,19 +378,18 @@ func Dump(table int) (*route.Snapshot, error) {
 	return s, err
 }
 
-// dump reads the complete kernel state; adminUp tells which links are
-// administratively up.
-func dump(table, proto int) (*route.Snapshot, map[int]bool, error) {
+// dump reads the complete kernel state, and which links are up.
+func dump(table, proto int) (*route.Snapshot, map[int]linkUp, error) {
 	var s route.Snapshot
 	var errs []error
-	adminUp := map[int]bool{}
+	up := map[int]linkUp{}
 	links, err := retry(func() ([]netlink.Link, error) { return netlink.LinkList() })
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list links: %w", err))
 	}
 	for _, l := range links {
 		s.Links = append(s.Links, linkFromNetlink(l))
-		adminUp[l.Attrs().Index] = l.Attrs().RawFlags&unix.IFF_UP != 0
+		up[l.Attrs().Index] = flagsUp(l.Attrs().RawFlags)
 	}
 	addrs, err := retry(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
@@ -395,7 +415,7 @@ func dump(table, proto int) (*route.Snapshot, map[int]bool, error) {
 			s.Neighbors = append(s.Neighbors, n)
 		}
 	}
-	return &s, adminUp, errors.Join(errs...)
+	return &s, up, errors.Join(errs...)
 }
 
 // dumpRoutes lists the routes of table, split into others' and ours. Ours

@@ -42,6 +42,8 @@ var (
 		"XDP map entries the periodic audit found different from sync's state and rewrote.", nil, nil)
 	writesDesc = prometheus.NewDesc("xdprouter_route_writes_total",
 		"Route writes since start: dest=kernel op=install|delete, dest=xdp op=write.", []string{"dest", "op"}, nil)
+	nexthopWritesDesc = prometheus.NewDesc("xdprouter_kernel_nexthop_writes_total",
+		"Kernel nexthop objects written or deleted since start (fib.nexthop-objects).", nil, nil)
 	scrapeErrDesc = prometheus.NewDesc("xdprouter_scrape_errors_total",
 		"Errors reading the XDP counters during scrapes.", nil, nil)
 )
@@ -68,7 +70,7 @@ func (c *Collector) ObserveApply(d time.Duration) { c.apply.Observe(d.Seconds())
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{packetsDesc, bytesDesc, routesDesc, pendingDesc, failedDesc, rejectedDesc, refusedDesc, repairsDesc, writesDesc, scrapeErrDesc} {
+	for _, d := range []*prometheus.Desc{packetsDesc, bytesDesc, routesDesc, pendingDesc, failedDesc, rejectedDesc, refusedDesc, repairsDesc, writesDesc, nexthopWritesDesc, scrapeErrDesc} {
 		ch <- d
 	}
 	c.apply.Describe(ch)
@@ -100,5 +102,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(writesDesc, prometheus.CounterValue, float64(n.FIBInstalls), "kernel", "install")
 	ch <- prometheus.MustNewConstMetric(writesDesc, prometheus.CounterValue, float64(n.FIBDeletes), "kernel", "delete")
 	ch <- prometheus.MustNewConstMetric(writesDesc, prometheus.CounterValue, float64(n.XDPWrites), "xdp", "write")
+	ch <- prometheus.MustNewConstMetric(nexthopWritesDesc, prometheus.CounterValue, float64(n.NexthopWrites))
 	c.apply.Collect(ch)
 }

@@ -26,6 +26,9 @@ func (st *state) apply(limit int) (more bool) {
 			st.writeGroup(g)
 		}
 	}
+	if st.opt.NexthopObjects {
+		st.writeKernelGroups()
+	}
 	batch, more := st.dirty.take(max(limit, 0))
 	defer st.entries.shrink()
 	st.exhausted, st.batchFailed = "", 0
@@ -33,6 +36,9 @@ func (st *state) apply(limit int) (more bool) {
 	removing := st.applyKernelAdds(batch)
 	st.applyXDP(batch, removing)
 	st.applyKernelDeletes(removing)
+	if st.opt.NexthopObjects {
+		st.deleteKernelNexthops()
+	}
 
 	// Map exhaustion is logged once when it starts and once when it ends.
 	switch full := st.exhausted != "" || st.refusedMapFull > 0; {
@@ -70,9 +76,15 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 		e  *entry
 		id uint32
 	}
+	type install struct {
+		p netip.Prefix
+		e *entry
+		w fibWant
+	}
 	var (
-		adds []add
-		ops  []route.Change
+		installs []install
+		adds     []add
+		ops      []route.Change
 	)
 	removing = map[netip.Prefix]*entry{}
 	for _, p := range batch {
@@ -86,19 +98,39 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 		}
 		switch w.action {
 		case fibInstall:
-			id := st.ourLists.get(w.nhs)
-			if id == e.ours {
-				st.ourLists.put(id)
-				e.stale = false
-				continue
+			installs = append(installs, install{p, e, w})
+			if st.opt.NexthopObjects {
+				st.kgroupFor(w.set)
 			}
-			adds = append(adds, add{p, e, id})
-			ops = append(ops, route.Change{Route: route.Route{Prefix: p, Kind: route.Unicast, NextHops: w.nhs, Metric: st.opt.Metric}})
 		case fibRemove:
 			if e.ours != 0 && !e.stale {
 				removing[p] = e
 			}
 		}
+	}
+	if st.opt.NexthopObjects {
+		st.writeKernelGroups() // before the routes naming them
+	}
+	for _, in := range installs {
+		p, e, w := in.p, in.e, in.w
+		r := route.Route{Prefix: p, Kind: route.Unicast, NextHops: w.nhs, Metric: st.opt.Metric}
+		var id uint32
+		if st.opt.NexthopObjects {
+			r.NHID = st.routeNHID(w.set, w.nhs)
+		}
+		if r.NHID != 0 {
+			id = st.ourLists.getKey(objListKey(r.NHID), w.nhs)
+			st.kgroupByID[r.NHID].listed = true
+		} else {
+			id = st.ourLists.get(w.nhs)
+		}
+		if id == e.ours {
+			st.ourLists.put(id)
+			e.stale = false
+			continue
+		}
+		adds = append(adds, add{p, e, id})
+		ops = append(ops, route.Change{Route: r})
 	}
 	if len(ops) == 0 {
 		return removing

@@ -20,7 +20,8 @@ const (
 type fibWant struct {
 	action   fibAction
 	nhs      []route.NextHop
-	shadowed string // why a usable BGP path is not installed
+	set      *bgpSet // the BGP set installed
+	shadowed string  // why a usable BGP path is not installed
 }
 
 // wantFIB is our route wanted in the kernel for e.
@@ -36,7 +37,7 @@ func (st *state) wantFIB(p netip.Prefix, e *entry) fibWant {
 	if e.rejected && st.rejected[p].key == route.Key(set.active()) {
 		return fibWant{action: fibKeep}
 	}
-	return fibWant{action: fibInstall, nhs: set.active()}
+	return fibWant{action: fibInstall, nhs: set.active(), set: set}
 }
 
 // xdpWant is what one prefix should look like in XDP.

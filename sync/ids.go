@@ -58,6 +58,7 @@ type lists struct {
 	byKey map[string]uint32
 	byID  map[uint32]*nhList
 	ids   ids
+	freed func(key string) // called when a list's last user goes
 }
 
 type nhList struct {
@@ -70,8 +71,11 @@ func newLists() lists {
 	return lists{byKey: map[string]uint32{}, byID: map[uint32]*nhList{}}
 }
 
-func (l *lists) get(nhs []route.NextHop) uint32 {
-	k := route.Key(nhs)
+func (l *lists) get(nhs []route.NextHop) uint32 { return l.getKey(route.Key(nhs), nhs) }
+
+// getKey is get with the list's identity given: the list of a kernel
+// nexthop group is the group, whatever its members are now (setNHs).
+func (l *lists) getKey(k string, nhs []route.NextHop) uint32 {
 	id, ok := l.byKey[k]
 	if !ok {
 		id = l.ids.get()
@@ -93,6 +97,16 @@ func (l *lists) put(id uint32) {
 	delete(l.byID, id)
 	delete(l.byKey, x.key)
 	l.ids.put(id)
+	if l.freed != nil {
+		l.freed(x.key)
+	}
+}
+
+// setNHs changes the next hops of the list of key, if there is one.
+func (l *lists) setNHs(key string, nhs []route.NextHop) {
+	if id, ok := l.byKey[key]; ok {
+		l.byID[id].nhs = nhs
+	}
 }
 
 // nhs returns list id's next hops (nil for 0).

@@ -75,6 +75,9 @@ func (st *state) snapshot(s *route.Snapshot) {
 	for _, r := range s.Routes {
 		st.kernelRoute(r, false)
 	}
+	if st.opt.NexthopObjects {
+		st.adoptLeftoverNexthops()
+	}
 	for _, r := range s.Ours {
 		if r.Metric != st.opt.Metric {
 			// Ours, from a run with another fib.metric: removed with the
@@ -86,7 +89,12 @@ func (st *state) snapshot(s *route.Snapshot) {
 		if e.ours != 0 {
 			continue // two of ours with one metric cannot be: keep the first
 		}
-		e.ours, e.stale = st.ourLists.get(r.NextHops), true
+		if r.NHID != 0 {
+			e.ours = st.ourLists.getKey(objListKey(r.NHID), r.NextHops)
+		} else {
+			e.ours = st.ourLists.get(r.NextHops)
+		}
+		e.stale = true
 		st.countFIB(r.Prefix, 1)
 		st.markDirty(r.Prefix) // mirrored into XDP as it is until confirmed
 	}
@@ -148,6 +156,9 @@ func (st *state) sweepStale() {
 			e.stale = false
 			st.markDirty(p)
 		}
+	}
+	if st.opt.NexthopObjects {
+		st.sweepLeftoverNexthops()
 	}
 	if len(st.leftovers) > 0 {
 		ops := make([]route.Change, len(st.leftovers))
@@ -232,6 +243,7 @@ func (st *state) link(l route.Link, deleted bool) {
 	if deleted {
 		delete(st.links, l.Index)
 		st.groupsDirty = true
+		st.kernelLinkDown(l.Index)
 		if had && st.ports[old.Name] {
 			if err := st.opt.Datapath.DeleteInterface(l.Index); err != nil {
 				st.log.Error("delete interface", "ifname", old.Name, "err", err)
@@ -248,6 +260,9 @@ func (st *state) link(l route.Link, deleted bool) {
 	}
 	if !had || old.Up != l.Up {
 		st.groupsDirty = true
+	}
+	if had && old.Up && !l.Up {
+		st.kernelLinkDown(l.Index) // the kernel deleted our nexthops on it
 	}
 	if l.Up && (!had || !old.Up) {
 		// Link events and route events arrive on different sockets: a

@@ -260,6 +260,9 @@ func (st *state) reresolve() {
 		}
 		s.resolved, s.resolvedBackup = r, rb
 		changed[s.id] = true
+		if g := st.kgroups[s.key]; g != nil {
+			st.kgroupWant(g, s.active()) // replaced in place: its routes follow
+		}
 		if g := st.groups[setGroupKey(s)]; g != nil && len(r)+len(rb) > 0 {
 			st.setMembers(g, r, rb)
 		}

@@ -83,6 +83,15 @@ type state struct {
 
 	leftovers []route.Route // ours with another metric, left by an earlier run
 
+	// Kernel nexthop objects (kernelnh.go).
+	kgroups         map[string]*kgroup
+	kgroupByID      map[uint32]*kgroup
+	ksingles        map[route.NextHop]*ksingle
+	knhIDs          ids
+	kdelete         []uint32        // objects to delete once routes moved off
+	leftoverNH      map[uint32]bool // groups a previous instance left
+	leftoverSingles []uint32
+
 	// kernelRoutes indexes the entries with kernel routes (e.kernelRoutes()
 	// not empty) by prefix: resolve walks a next hop's covering routes in it,
 	// longest first, instead of probing entries at every prefix length.
@@ -145,9 +154,15 @@ func newState(opt Options, log *slog.Logger) *state {
 		groupIDs:  ids{max: opt.MaxGroups, cool: idCooldown, now: opt.now},
 		nhIDs:     ids{max: opt.MaxNextHops, cool: idCooldown, now: opt.now},
 
+		kgroups:    map[string]*kgroup{},
+		kgroupByID: map[uint32]*kgroup{},
+		ksingles:   map[route.NextHop]*ksingle{},
+		leftoverNH: map[uint32]bool{},
+
 		kernelRoutes:  new(bart.Table[*entry]),
 		kernelChanged: new(bart.Lite),
 	}
+	st.ourLists.freed = st.listFreed
 	for _, p := range opt.Ports {
 		st.ports[p] = true
 	}

@@ -51,6 +51,10 @@ type FIB interface {
 	// kernel refused for good wraps route.ErrRejected.
 	Apply([]route.Change) []error
 	Resolve(ifindex int, addr netip.Addr) error
+	// ApplyNexthops and Nexthops write and read our kernel nexthop
+	// objects (used with Options.NexthopObjects).
+	ApplyNexthops([]route.NexthopChange) []error
+	Nexthops() ([]route.Nexthop, []route.NexthopGroup, error)
 }
 
 // BestPath is a BGP best-path change: NextHops empty means withdrawn.
@@ -92,6 +96,10 @@ type Options struct {
 	OnPort func(name string, ifindex int, present bool)
 	// OnApply, if set, observes the duration of every applied batch.
 	OnApply func(time.Duration)
+	// NexthopObjects installs BGP routes by kernel nexthop groups, one per
+	// next-hop set (see kernelnh.go); set it only where the kernel has
+	// them (fib.Table.NexthopsSupported).
+	NexthopObjects bool
 	// ResolveViaDefault lets BGP next hops resolve through a default
 	// route (off by default, as FRR's "ip nht resolve-via-default").
 	ResolveViaDefault bool
@@ -337,6 +345,7 @@ type Counts struct {
 	FIBInstalls, FIBDeletes uint64
 	XDPWrites               uint64
 	Repairs                 uint64
+	NexthopWrites           uint64 // kernel nexthop objects written and deleted
 }
 
 // Counts returns the counts as of the last applied chunk, plus the input
@@ -433,6 +442,9 @@ func (s *Syncer) RemoveKernelRoutes() error {
 		s.st.ourLists.put(e.ours)
 		e.ours = 0
 		s.st.countFIB(ps[i], -1)
+	}
+	if s.opt.NexthopObjects && len(errs) == 0 {
+		s.st.sweepLeftoverNexthops() // with no route left, every object goes
 	}
 	return errors.Join(errs...)
 }

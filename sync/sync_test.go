@@ -124,6 +124,78 @@ type fakeFIB struct {
 	// failNext makes the next n installs fail transiently.
 	failNext int
 	discard  bool // keep no routes (memory measurements)
+
+	// Nexthop objects, as the kernel keeps them: routes by group follow
+	// the group; deleting an object deletes the routes using it.
+	singles  map[uint32]route.Nexthop
+	nhGroups map[uint32][]uint32
+	nhWrites int
+}
+
+func (f *fakeFIB) expand(id uint32) ([]route.NextHop, bool) {
+	members, ok := f.nhGroups[id]
+	if !ok {
+		return nil, false
+	}
+	var out []route.NextHop
+	for _, m := range members {
+		s := f.singles[m]
+		out = append(out, route.NextHop{Gateway: s.Gateway, Ifindex: s.Ifindex})
+	}
+	return route.SortNextHops(out), true
+}
+
+func (f *fakeFIB) ApplyNexthops(cs []route.NexthopChange) []error {
+	if f.singles == nil {
+		f.singles, f.nhGroups = map[uint32]route.Nexthop{}, map[uint32][]uint32{}
+	}
+	errs := make([]error, len(cs))
+	for i, c := range cs {
+		id := c.ID()
+		switch {
+		case c.Delete:
+			delete(f.singles, id)
+			delete(f.nhGroups, id)
+			for p, r := range f.routes {
+				if r.NHID == id {
+					delete(f.routes, p)
+				}
+			}
+		case c.Group.ID != 0:
+			for _, m := range c.Group.Members {
+				if _, ok := f.singles[m]; !ok {
+					errs[i] = fmt.Errorf("group %d: no nexthop %d: %w", id, m, route.ErrRejected)
+				}
+			}
+			if errs[i] != nil {
+				continue
+			}
+			f.nhGroups[id] = slices.Clone(c.Group.Members)
+			nhs, _ := f.expand(id)
+			for p, r := range f.routes {
+				if r.NHID == id {
+					r.NextHops = nhs
+					f.routes[p] = r
+				}
+			}
+		default:
+			f.singles[id] = c.Nexthop
+		}
+		f.nhWrites++
+	}
+	return errs
+}
+
+func (f *fakeFIB) Nexthops() ([]route.Nexthop, []route.NexthopGroup, error) {
+	var ss []route.Nexthop
+	var gs []route.NexthopGroup
+	for _, s := range f.singles {
+		ss = append(ss, s)
+	}
+	for id, m := range f.nhGroups {
+		gs = append(gs, route.NexthopGroup{ID: id, Members: m})
+	}
+	return ss, gs, nil
 }
 
 func (f *fakeFIB) Apply(cs []route.Change) []error {
@@ -143,6 +215,15 @@ func (f *fakeFIB) Apply(cs []route.Change) []error {
 			errs[i] = errors.New("injected: no buffer space")
 			continue
 		case f.discard:
+		case c.Route.NHID != 0:
+			nhs, ok := f.expand(c.Route.NHID)
+			if !ok {
+				errs[i] = fmt.Errorf("install %s: no nexthop %d: %w", c.Route.Prefix, c.Route.NHID, route.ErrRejected)
+				continue
+			}
+			r := c.Route
+			r.NextHops = nhs
+			f.routes[c.Route.Prefix] = r
 		default:
 			f.routes[c.Route.Prefix] = c.Route
 		}
@@ -202,7 +283,11 @@ func newRig(t testing.TB, ours ...route.Route) *rig {
 // newRigWith is newRig with extra options (Datapath, FIB, Metric, Ports
 // and StaleAfter are the rig's).
 func newRigWith(t testing.TB, opt Options, ours ...route.Route) *rig {
-	dp, f := newFakeDP(), &fakeFIB{routes: map[netip.Prefix]route.Route{}}
+	return newRigFIB(t, opt, &fakeFIB{routes: map[netip.Prefix]route.Route{}}, ours...)
+}
+
+func newRigFIB(t testing.TB, opt Options, f *fakeFIB, ours ...route.Route) *rig {
+	dp := newFakeDP()
 	for _, r := range ours {
 		f.routes[r.Prefix] = r
 	}
