@@ -206,9 +206,12 @@ type watchState struct {
 	table, proto int
 	up           map[int]linkUp
 	// Pending resync: links gone down or deleted, links that lost their
-	// carrier (routes by nexthop objects go), IPv4 addresses removed.
+	// carrier (routes by nexthop objects go) or got it back (routes kept
+	// as linkdown come back to life without a message), IPv4 addresses
+	// removed.
 	downed    map[int]bool
 	noCarrier map[int]bool
+	carrier   bool
 	removed   []route.Addr
 }
 
@@ -219,7 +222,7 @@ func flagsUp(flags uint32) linkUp {
 }
 
 func (st *watchState) pending() bool {
-	return len(st.downed) > 0 || len(st.noCarrier) > 0 || len(st.removed) > 0
+	return len(st.downed) > 0 || len(st.noCarrier) > 0 || st.carrier || len(st.removed) > 0
 }
 
 func (st *watchState) route(u netlink.RouteUpdate, ok bool) (any, error) {
@@ -275,6 +278,8 @@ func (st *watchState) link(u netlink.LinkUpdate, ok bool) (any, error) {
 			st.noCarrier = map[int]bool{}
 		}
 		st.noCarrier[l.Index] = true
+	case was.admin && up.admin && !was.carrier && up.carrier:
+		st.carrier = true
 	}
 	return route.LinkEvent{Link: l, Deleted: deleted}, nil
 }
@@ -324,7 +329,7 @@ func (st *watchState) resync(ctx context.Context) (any, error) {
 			break
 		}
 	}
-	st.downed, st.noCarrier, st.removed = nil, nil, nil
+	st.downed, st.noCarrier, st.carrier, st.removed = nil, nil, false, nil
 	return rs, nil
 }
 
