@@ -18,7 +18,9 @@ package bench
 // Kernel counts are read from /proc/PID/net/fib_triestat and rt6_stats
 // (the kernel's own counters; no route dump) and xdprouterd's from its
 // status API over one HTTP request; the mean cost of a poll is reported.
-// Peak RSS is VmHWM of the router process. xdprouterd's neighbors have
+// Peak RSS is VmHWM of the router process. With XDPROUTER_BENCH_PROFILE=DIR
+// a CPU profile of xdprouterd is taken from the upstream's start for
+// XDPROUTER_BENCH_PROFILE_SECONDS (default 20), and during each churn run. xdprouterd's neighbors have
 // max-prefixes 2,000,000, as an operator would set them.
 //
 // XDPROUTER_BENCH_TABLE sets the table: "N" (IPv4) or "N4+N6"; default
@@ -124,6 +126,7 @@ func BenchmarkConvergence(b *testing.B) {
 // and waits until r holds n4+n6 BGP routes in every sink.
 func (g *rig) converge(b *testing.B, table []netip.Prefix, n4, n6 int, churn [][]netip.Prefix) (convergence, error) {
 	c := convergence{kind: g.kind, n4: n4, n6: n6}
+	profiled := g.profile(fmt.Sprintf("convergence-%d+%d", n4, n6), profileTime())
 	if err := g.startUpstream(table, churn); err != nil {
 		return c, err
 	}
@@ -181,7 +184,17 @@ func (g *rig) converge(b *testing.B, table []netip.Prefix, n4, n6 int, churn [][
 			return c, err2
 		}
 	}
-	return c, nil
+	return c, profiled()
+}
+
+// profileTime is how long the convergence profile runs from the
+// upstream's start (XDPROUTER_BENCH_PROFILE_SECONDS, default 20).
+func profileTime() time.Duration {
+	n, err := strconv.Atoi(os.Getenv("XDPROUTER_BENCH_PROFILE_SECONDS"))
+	if err != nil || n <= 0 {
+		n = 20
+	}
+	return time.Duration(n) * time.Second
 }
 
 // printConvergence prints the comparison table: xdprouterd's figures

@@ -431,3 +431,23 @@ func buildDaemon(b *testing.B) string {
 	}
 	return dir
 }
+
+// profile starts a CPU profile of xdprouterd over the next d when
+// XDPROUTER_BENCH_PROFILE names a directory, saved there as name.pprof
+// (read it with go tool pprof and the daemon binary); the returned
+// function waits for it. A no-op otherwise, and for BIRD.
+func (g *rig) profile(name string, d time.Duration) func() error {
+	dir := os.Getenv("XDPROUTER_BENCH_PROFILE")
+	if dir == "" || g.kind != kindXDP {
+		return func() error { return nil }
+	}
+	errc := make(chan error, 1)
+	go func() {
+		body, err := g.get(fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(d.Seconds()))))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, name+".pprof"), body, 0o644)
+		}
+		errc <- err
+	}()
+	return func() error { return <-errc }
+}
