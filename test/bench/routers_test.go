@@ -138,6 +138,9 @@ pprof = true
 interfaces = ["eth2"]
 xdp-mode = "native"
 pin-path = ""
+
+[fib]
+keep-routes-on-exit = true # the namespace goes: no 1M route deletes at exit
 `, lab.RouterASN, lab.R2v4, lab.MetricsPort)
 	for _, a := range []string{lab.H2v4, lab.H2v6} {
 		fmt.Fprintf(&sb, "\n[[neighbor]]\naddress = %q\npeer-asn = %d\nimport = \"accept-all\"\nmax-prefixes = %d\n", a, lab.UpstreamASN, benchMaxPrefixes)
@@ -147,12 +150,13 @@ pin-path = ""
 
 // birdRouterConfig is BIRD as the router in r: BGP from h2, every best
 // path into the kernel's main table with metric 20 (xdprouterd's), nothing
-// learned from the kernel.
+// learned from the kernel; persist, as xdprouterd keeps its routes, so
+// that neither spends its exit deleting a table the namespace takes away.
 func birdRouterConfig() string {
 	return fmt.Sprintf(`router id %s;
 protocol device {}
-protocol kernel k4 { ipv4 { import none; export all; }; metric 20; }
-protocol kernel k6 { ipv6 { import none; export all; }; metric 20; }
+protocol kernel k4 { ipv4 { import none; export all; }; metric 20; persist; }
+protocol kernel k6 { ipv6 { import none; export all; }; metric 20; persist; }
 protocol bgp up4 { local %s as %d; neighbor %s as %d; ipv4 { import all; export none; }; }
 protocol bgp up6 { local %s as %d; neighbor %s as %d; ipv6 { import all; export none; }; }
 `, lab.R2v4, lab.R2v4, lab.RouterASN, lab.H2v4, lab.UpstreamASN, lab.R2v6, lab.RouterASN, lab.H2v6, lab.UpstreamASN)
@@ -406,8 +410,19 @@ func peakRSS(p *lab.Proc) (int64, error) {
 
 // close stops the processes and removes the lab; safe to call twice.
 func (g *rig) close() error {
-	err := g.l.Close()
+	var err error
+	if g.router != nil { // first, with time to spare: a full table may take a while
+		if err = g.router.Stop(time.Minute); err != nil && isExitErr(err) {
+			err = nil
+		}
+	}
+	err = errors.Join(err, g.l.Close())
 	return errors.Join(err, os.RemoveAll(g.dir))
+}
+
+func isExitErr(err error) bool {
+	var ee *exec.ExitError
+	return errors.As(err, &ee)
 }
 
 // birdCmd runs one command on BIRD's control socket and returns the reply
