@@ -40,14 +40,27 @@ fuzz:
 # Each benchmark runs its baseline in the same run and prints ratios:
 # XDP lookup cost by table size, batched vs per-route netlink writes,
 # per-packet cost of compiled vs trie vs bpf_fib_lookup at 10 routes and a
-# full table (test/bench BenchmarkLookup), and forwarding through r by the
-# kernel vs XDP with each lookup (BenchmarkForwarding). ~10 min here.
+# full table (test/bench BenchmarkLookup), forwarding through r by the
+# kernel vs XDP with each lookup (BenchmarkForwarding), and BGP
+# convergence and churn of xdprouterd vs BIRD 2 (BenchmarkConvergence,
+# BenchmarkChurn; docs/BENCHMARKS.md). BENCH=quick runs only the last two,
+# with small tables (a few minutes); CONVERGENCE_ONLY=1 runs the last two
+# at full size without the others.
+ifeq ($(BENCH),quick)
+BENCH_BGP_ENV := XDPROUTER_BENCH_TABLE=50000 XDPROUTER_BENCH_CHURN_TABLE=20000 \
+	XDPROUTER_BENCH_CHURN=10000 XDPROUTER_BENCH_CHURN_SECONDS=8
+endif
 bench:
+ifneq ($(BENCH),quick)
+ifeq ($(CONVERGENCE_ONLY),)
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./bpf/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./fib/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./lpm/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./sync/
-	$(GO) test -run '^$$' -bench . -benchtime 4x -timeout 30m ./test/bench/
+	$(GO) test -run '^$$' -bench '^Benchmark(Forwarding|Lookup)$$' -benchtime 4x -timeout 30m ./test/bench/
+endif
+endif
+	$(BENCH_BGP_ENV) $(GO) test -run '^$$' -bench '^Benchmark(Convergence|Churn)$$' -benchtime 1x -timeout 40m ./test/bench/
 
 # The demo: a BGP upstream, a client and xdprouterd in namespaces.
 lab: deps build
