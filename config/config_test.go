@@ -118,6 +118,7 @@ hold-time = 0
 		API:       API{GRPCListen: "unix:///run/xdprouter/gobgp.sock", MetricsListen: "127.0.0.1:9179"},
 		Dataplane: Dataplane{XDPMode: "auto", PinPath: "/sys/fs/bpf/xdprouter", Lookup: "compiled"},
 		FIB:       FIB{Table: 254, Metric: 20, Protocol: 200, NexthopObjects: true},
+		Runtime:   Runtime{GCPercent: 100},
 		BGP:       BGP{ListenPort: 179},
 		Networks:  []Network{{Prefix: "198.51.100.0/24"}},
 		Neighbors: []Neighbor{

@@ -21,6 +21,8 @@ import "strconv"
 //	              protocol            200
 //	              resolve-via-default false
 //	              nexthop-objects     true
+//	[runtime]     memory-limit        0 (80% of the machine's or cgroup's memory)
+//	              gc-percent          100
 //	[bgp]         listen-port         179 (-1: do not listen)
 //	              listen-addresses    [] (all addresses)
 //	[[neighbor]]  port                179
@@ -45,6 +47,7 @@ const (
 	DefaultBGPPort       = 179
 	DefaultHoldTime      = 90
 	DefaultConnectRetry  = 120
+	DefaultGCPercent     = 100
 	// DefaultMaxPrefixesWarning is where a peer's prefix count is logged
 	// as near its max-prefixes, in percent.
 	DefaultMaxPrefixesWarning = 90
@@ -125,6 +128,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.FIB.Protocol == 0 && !set("fib.protocol") {
 		c.FIB.Protocol = DefaultFIBProtocol
+	}
+	if c.Runtime.GCPercent == 0 && !set("runtime.gc-percent") {
+		c.Runtime.GCPercent = DefaultGCPercent
 	}
 	if !set("fib.nexthop-objects") {
 		c.FIB.NexthopObjects = true

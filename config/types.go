@@ -12,6 +12,7 @@ type Config struct {
 	Dataplane Dataplane  `toml:"dataplane"`
 	FIB       FIB        `toml:"fib"`
 	BGP       BGP        `toml:"bgp"`
+	Runtime   Runtime    `toml:"runtime"`
 	Networks  []Network  `toml:"network"`
 	Neighbors []Neighbor `toml:"neighbor"`
 
@@ -81,6 +82,18 @@ type FIB struct {
 	// resolve is one write, not one per route. Used where the kernel has
 	// them; default true.
 	NexthopObjects bool `toml:"nexthop-objects"`
+}
+
+// Runtime tunes the Go runtime's memory use (see the README's figures).
+type Runtime struct {
+	// MemoryLimit is the Go runtime's soft memory limit in MiB
+	// (debug.SetMemoryLimit): near it, garbage is collected more often,
+	// trading CPU (convergence time) for memory. 0: 80% of the memory the
+	// machine or the service's cgroup has, whichever is less.
+	MemoryLimit uint64 `toml:"memory-limit"`
+	// GCPercent is the heap growth between collections (GOGC), 1..10000;
+	// default 100. Higher converges faster and takes more memory.
+	GCPercent int `toml:"gc-percent"`
 }
 
 // BGP holds speaker-wide BGP settings.

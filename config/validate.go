@@ -33,6 +33,7 @@ func (c *Config) problems() []error {
 	v.api()
 	v.dataplane()
 	v.fib()
+	v.runtime()
 	v.bgp()
 	v.networks()
 	v.sets()
@@ -186,6 +187,19 @@ func (v *validator) fib() {
 		v.errf("fib.protocol", "%d is \"bgp\", used by FRR and BIRD for their routes; use another, default %d", p, DefaultFIBProtocol)
 	case p < 0 || p > 255:
 		v.errf("fib.protocol", "must be 5..255 (a kernel route protocol), got %d", p)
+	}
+}
+
+func (v *validator) runtime() {
+	r := v.c.Runtime
+	if r.MemoryLimit != 0 && r.MemoryLimit < 64 {
+		v.errf("runtime.memory-limit", "must be 0 (80%% of the memory available) or at least 64 MiB, got %d", r.MemoryLimit)
+	}
+	if r.MemoryLimit > 1<<30 {
+		v.errf("runtime.memory-limit", "is in MiB: %d is more than a petabyte", r.MemoryLimit)
+	}
+	if r.GCPercent < 1 || r.GCPercent > 10000 {
+		v.errf("runtime.gc-percent", "must be 1..10000, got %d", r.GCPercent)
 	}
 }
 

@@ -62,6 +62,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	if err != nil {
 		return err
 	}
+	setMemory(cfg.Runtime, log)
 	ln, err := net.Listen("tcp", cfg.API.MetricsListen)
 	if err != nil {
 		return fmt.Errorf("api.metrics-listen: %w", err)

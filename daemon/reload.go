@@ -48,6 +48,9 @@ func reloadOnHangup(ctx context.Context, running *config.Config, speaker *bgp.Sp
 				continue
 			}
 		}
+		if running.Runtime != cfg.Runtime {
+			setMemory(cfg.Runtime, log)
+		}
 		running = cfg
 		log.Info("SIGHUP: configuration reloaded", "file", path)
 	}

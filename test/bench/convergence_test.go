@@ -190,6 +190,9 @@ func (g *rig) converge(b *testing.B, table []netip.Prefix, n4, n6 int, churn [][
 		if c.heap, err2 = g.heap(); err2 != nil {
 			return c, err2
 		}
+		if err2 = g.saveHeap(fmt.Sprintf("heap-%d+%d", n4, n6)); err2 != nil {
+			return c, err2
+		}
 	}
 	return c, profiled()
 }

@@ -478,6 +478,20 @@ func buildDaemon(b *testing.B) string {
 	return dir
 }
 
+// saveHeap saves xdprouterd's heap profile as name.pprof when
+// XDPROUTER_BENCH_PROFILE names a directory.
+func (g *rig) saveHeap(name string) error {
+	dir := os.Getenv("XDPROUTER_BENCH_PROFILE")
+	if dir == "" || g.kind != kindXDP {
+		return nil
+	}
+	body, err := g.get("/debug/pprof/heap")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, name+".pprof"), body, 0o644)
+}
+
 // profile starts a CPU profile of xdprouterd over the next d when
 // XDPROUTER_BENCH_PROFILE names a directory, saved there as name.pprof
 // (read it with go tool pprof and the daemon binary); the returned
