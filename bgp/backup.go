@@ -22,27 +22,40 @@ import (
 // path changing (a second upstream's table arrives after the first, the
 // backup is withdrawn), so the best-path watch alone cannot tell.
 //
-// How (measured with BenchmarkBackup and a 200k x 2 load of plain GoBGP):
-//   - Triggers are cheap: GoBGP's pre-policy update watch (one event per
-//     received UPDATE message: its NLRIs), the Adj-RIB-In withdrawal watch
-//     (one event per session drop, with every dropped path) and the
-//     best-path watch (local originations, policy effects). Each callback
-//     only marks prefixes dirty and wakes the worker. The post-policy
-//     update watch would give the attributes after import policy directly,
+// How (GoBGP v4.8.0; figures from 200k prefixes x 2 peers on a shared
+// 2-core machine, BenchmarkBackup and a raw-GoBGP comparison of watches):
+//   - Triggers: GoBGP's pre-policy update watch (one event per received
+//     UPDATE message: its NLRIs), the Adj-RIB-In drop watch (one event per
+//     session drop, with every dropped path) and the best-path watch (local
+//     originations, policy effects). Each callback only marks prefixes
+//     dirty and wakes the worker. The post-policy update watch would carry
+//     the attributes after import policy (needed to rank paths ourselves),
 //     but GoBGP builds a copy of the neighbor's configuration per path for
-//     it: +80% CPU on a full-table load, against noise for these three.
+//     it: +80% process CPU on the load by itself, before any ranking or the
+//     state per prefix that ranking needs; the pre-policy watch is within
+//     the noise.
 //   - The worker asks GoBGP's global RIB for the dirty prefixes, up to
-//     backupBatch per ListPath call (one management operation each: about
-//     0.5 ms for one prefix, 6 us per prefix in batches of 1000), and takes
-//     primary and backup from the returned path list, which is in GoBGP's
-//     decision order, best first (ListPath marks the best path, and with
-//     multipath every path equal to it, Best). No ranking of our own, no
-//     state per prefix: only the dirty set, while there is work.
+//     backupBatch per ListPath call (about 0.5 ms of CPU per call plus 5 us
+//     per prefix), and takes primary and backup from the returned path
+//     list, which is in GoBGP's decision order, best first (the list of a
+//     destination is kept sorted by its compare; ListPath flags the first
+//     path, and with multipath every path equal to it, Best). No ranking of
+//     our own and no state per prefix: the heap after the load is the same
+//     as without backups; only the dirty set, while there is work.
+//   - Cost: one query per received path (each prefix is read again when a
+//     second table arrives): 2 to 17 us of CPU per path, the whole process
+//     (test peers included) x1.05 to x1.6 on the load, noisy.
 //   - Only the worker emits: each update is a snapshot of the RIB taken
 //     after the event that marked the prefix, and one worker emits the
 //     snapshots of a prefix in the order they were taken, so an older state
 //     never follows a newer one. Repeats are passed on (sync's diff makes
 //     them free).
+//   - Session down: GoBGP withdraws the neighbor's paths one prefix at a
+//     time under its server lock (200k: 2 to 4 s), and ListPath waits for
+//     that lock: the first update comes when GoBGP is done, the rest follow
+//     in batches (about 1 s more for 200k). OnPeerDropped comes first
+//     (about 0.3 s for 200k: GoBGP converts the dropped paths before the
+//     callback).
 //
 // Not seen by any trigger: an import policy change applied with a soft
 // reset in (paths are re-evaluated without an UPDATE); Reload calls resync
@@ -340,4 +353,22 @@ func selectPaths(pfx netip.Prefix, paths []*apiutil.Path) PathUpdate {
 		break
 	}
 	return u
+}
+
+// watchDropped calls fn with the neighbor of every Adj-RIB-In drop. GoBGP
+// reports a drop (all paths of the neighbor's dropped families) before it
+// withdraws them from the global RIB one by one; a watcher of its own
+// keeps the report from queueing behind other events.
+func watchDropped(ctx context.Context, srv *server.BgpServer, fn func(netip.Addr)) error {
+	return srv.WatchEvent(ctx, server.WatchEventMessageCallbacks{
+		OnPathUpdate: func(paths []*apiutil.Path, _ time.Time) {
+			var done []netip.Addr // one neighbor per event in practice
+			for _, p := range paths {
+				if a := p.PeerAddress; a.IsValid() && !slices.Contains(done, a) {
+					done = append(done, a)
+					fn(a)
+				}
+			}
+		},
+	}, server.WatchAdjInWithdraw())
 }

@@ -68,17 +68,19 @@ func loadTable(tb testing.TB, p *testPeer, prefixes []netip.Prefix, prepend int)
 // tableState is the last update of every prefix, reduced to what the
 // benchmark checks.
 type tableState struct {
-	mu   sync.Mutex
-	m    map[netip.Prefix][2]netip.Addr // primary (lowest), backup
-	ups  int                            // updates received
-	cbs  int                            // OnBest calls
-	wake chan struct{}
+	mu       sync.Mutex
+	m        map[netip.Prefix][2]netip.Addr // primary (lowest), backup
+	ups      int                            // updates received
+	cbs      int                            // OnBest calls
+	lastCall time.Time
+	wake     chan struct{}
 }
 
 func (s *tableState) onBest(ups []PathUpdate) {
 	s.mu.Lock()
 	s.ups += len(ups)
 	s.cbs++
+	s.lastCall = time.Now()
 	for _, u := range ups {
 		if len(u.NextHops) == 0 {
 			delete(s.m, u.Prefix)
@@ -94,6 +96,26 @@ func (s *tableState) onBest(ups []PathUpdate) {
 	select {
 	case s.wake <- struct{}{}:
 	default:
+	}
+}
+
+// firstAfter waits for an OnBest call after t and returns its time.
+func (s *tableState) firstAfter(tb testing.TB, t time.Time) time.Time {
+	tb.Helper()
+	deadline := time.NewTimer(time.Minute)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		last := s.lastCall
+		s.mu.Unlock()
+		if last.After(t) {
+			return last
+		}
+		select {
+		case <-s.wake:
+		case <-deadline.C:
+			tb.Fatal("no update after the session went down")
+		}
 	}
 }
 
@@ -138,6 +160,8 @@ type backupRun struct {
 	loadCPU, loadWall time.Duration // both tables in, until converged
 	cpuA, cpuB        time.Duration // of that: a's table, then b's
 	downWall          time.Duration // a's session stopped until every prefix is via b
+	downFirst         time.Duration // until the first update
+	downDropped       time.Duration // until OnPeerDropped
 	loadUps, downUps  int           // updates passed to OnBest in each phase
 	downCalls         int           // OnBest calls at session down
 	heap              int64         // live heap after the load less before Start
@@ -171,7 +195,9 @@ func runBackupLoad(tb testing.TB, n int, backup bool) backupRun {
 	cfgB := *cfg
 	cfgB.Neighbors = []config.Neighbor{nbr(A, pA, 65001), nbr(B, pB, 65002)}
 	st := &tableState{m: make(map[netip.Prefix][2]netip.Addr, n), wake: make(chan struct{}, 1)}
-	s, err := New(Options{Config: cfg, Logger: testLogger(tb), OnBest: st.onBest, Backup: backup})
+	dropped := make(chan time.Time, 1)
+	s, err := New(Options{Config: cfg, Logger: testLogger(tb), OnBest: st.onBest, Backup: backup,
+		OnPeerDropped: func(netip.Addr) { dropped <- time.Now() }})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -211,7 +237,14 @@ func runBackupLoad(tb testing.TB, n int, backup bool) backupRun {
 	r.heap = int64(liveHeap()) - int64(heap0)
 
 	t2 := time.Now()
-	peerA.srv.Stop()
+	go peerA.srv.Stop()
+	r.downFirst = st.firstAfter(tb, t2).Sub(t2)
+	select {
+	case t := <-dropped:
+		r.downDropped = t.Sub(t2)
+	case <-time.After(time.Minute):
+		tb.Fatal("OnPeerDropped not called")
+	}
 	r.downWall = st.waitCount(tb, n, b, netip.Addr{}, nil).Sub(t2)
 	ups1, calls1 := st.updates()
 	r.downUps, r.downCalls = ups1-ups0, calls1-calls0
@@ -261,10 +294,12 @@ func BenchmarkBackup(b *testing.B) {
 	b.ReportMetric(float64(on.cpuB)/float64(off.cpuB), "cpu-ratio-2nd-table")
 	b.ReportMetric(on.downWall.Seconds(), "down-s-on")
 	b.ReportMetric(off.downWall.Seconds(), "down-s-off")
-	b.Logf("%d prefixes x 2 peers: load CPU off %v on %v (x%.2f; a's table off %v on %v, b's off %v on %v), wall off %v on %v; session down until all via b: off %v on %v; speaker heap after load off %d MB on %d MB; updates per prefix at load off %.2f on %.2f, at session down off %.2f on %.2f (in %d and %d OnBest calls)",
+	b.Logf("%d prefixes x 2 peers: load CPU off %v on %v (x%.2f; a's table off %v on %v, b's off %v on %v), wall off %v on %v; session down until OnPeerDropped off %v on %v, until the first update off %v on %v, until all via b off %v on %v; speaker heap after load off %d MB on %d MB; updates per prefix at load off %.2f on %.2f, at session down off %.2f on %.2f (in %d and %d OnBest calls)",
 		n, off.loadCPU.Round(time.Millisecond), on.loadCPU.Round(time.Millisecond), float64(on.loadCPU)/float64(off.loadCPU),
 		off.cpuA.Round(time.Millisecond), on.cpuA.Round(time.Millisecond), off.cpuB.Round(time.Millisecond), on.cpuB.Round(time.Millisecond),
 		off.loadWall.Round(time.Millisecond), on.loadWall.Round(time.Millisecond),
+		off.downDropped.Round(time.Millisecond), on.downDropped.Round(time.Millisecond),
+		off.downFirst.Round(time.Millisecond), on.downFirst.Round(time.Millisecond),
 		off.downWall.Round(time.Millisecond), on.downWall.Round(time.Millisecond), off.heap>>20, on.heap>>20,
 		float64(off.loadUps)/float64(n), float64(on.loadUps)/float64(n), float64(off.downUps)/float64(n), float64(on.downUps)/float64(n), off.downCalls, on.downCalls)
 }

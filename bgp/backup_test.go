@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
@@ -102,14 +103,16 @@ func prependAttr(n int) bgp.PathAttributeInterface {
 // and .4 (c); b's import policy gives 10.20.0.0/16 local-pref 200.
 type picEnv struct {
 	*reloadEnv
-	rec *picRecorder
+	rec     *picRecorder
+	dropped chan netip.Addr
 }
 
 func newPICEnv(t *testing.T, multipath bool) (*picEnv, *testPeer, *testPeer, *testPeer) {
-	e := &picEnv{reloadEnv: newReloadEnv(t, "127.0.0.2", "127.0.0.3", "127.0.0.4"), rec: newPICRecorder()}
+	e := &picEnv{reloadEnv: newReloadEnv(t, "127.0.0.2", "127.0.0.3", "127.0.0.4"), rec: newPICRecorder(), dropped: make(chan netip.Addr, 10)}
 	cfg := e.picCfg(false)
 	cfg.BGP.UseMultiplePaths = multipath
-	s, err := New(Options{Config: cfg, Logger: testLogger(t), OnBest: e.rec.onBest, Backup: true})
+	s, err := New(Options{Config: cfg, Logger: testLogger(t), OnBest: e.rec.onBest, Backup: true,
+		OnPeerDropped: func(a netip.Addr) { e.dropped <- a }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,6 +207,14 @@ func TestBackupPaths(t *testing.T) {
 		waitPIC(t, r, "10.4.0.0/24", []string{B}, A)
 		waitPIC(t, r, "10.3.0.0/24", []string{A}, C)
 		a.srv.Stop()
+		select {
+		case got := <-e.dropped:
+			if got != netip.MustParseAddr(A) {
+				t.Errorf("OnPeerDropped(%v), want a", got)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatal("OnPeerDropped not called")
+		}
 		waitPIC(t, r, "10.4.0.0/24", []string{B}, "")
 		waitPIC(t, r, "10.3.0.0/24", []string{C}, "")
 		waitPIC(t, r, "10.20.1.0/24", []string{B}, "")

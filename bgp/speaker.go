@@ -41,6 +41,13 @@ type Options struct {
 	// with at most backupBatch updates per call. Off: exactly the
 	// best-path watch, no extra cost. Not changed by Reload.
 	Backup bool
+	// OnPeerDropped, when set, is told that GoBGP dropped the paths of a
+	// neighbor (session down without graceful restart, neighbor removed,
+	// a graceful-restart timer expired), as soon as GoBGP starts to: the
+	// withdrawals follow one prefix at a time, and take seconds for a full
+	// table. The trigger for PIC: switch the neighbor's groups to their
+	// backups. Called from its own watcher goroutine: cheap, never blocking.
+	OnPeerDropped func(netip.Addr)
 }
 
 // PeerStatus is the state of one configured neighbor.
@@ -60,6 +67,7 @@ type Speaker struct {
 	log        *slog.Logger
 	onBest     func([]PathUpdate)
 	withBackup bool
+	onDropped  func(netip.Addr)
 
 	// stopping is set when Stop begins: the withdrawals GoBGP generates while
 	// tearing sessions down are not passed on, so a daemon restart does not
@@ -103,6 +111,7 @@ func New(opts Options) (*Speaker, error) {
 		log:        log,
 		onBest:     onBest,
 		withBackup: opts.Backup,
+		onDropped:  opts.OnPeerDropped,
 		plan:       p,
 		networks:   make(map[netip.Prefix]bool),
 		connected:  make(map[netip.Prefix]uuid.UUID),
@@ -159,6 +168,15 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	// Watch before adding peers; Init replays whatever is already there.
 	onBest := s.onBest
 	s.stopping.Store(false)
+	if s.onDropped != nil {
+		if err := watchDropped(wctx, srv, func(a netip.Addr) {
+			if !s.stopping.Load() {
+				s.onDropped(a)
+			}
+		}); err != nil {
+			return fmt.Errorf("bgp: watch dropped paths: %w", err)
+		}
+	}
 	if s.withBackup {
 		b := newBackupTracker(srv, s.log)
 		if err := b.watch(wctx); err != nil {
