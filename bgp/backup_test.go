@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -289,4 +290,35 @@ func TestSelectPaths(t *testing.T) {
 			t.Errorf("%s: backup peer %v", c.name, u.BackupPeer)
 		}
 	}
+}
+
+// TestBackupPathsIPv6: the worker reads the IPv6 table too (one neighbor:
+// lo has only ::1, so no second path to be a backup).
+func TestBackupPathsIPv6(t *testing.T) {
+	const us = "::1"
+	l, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	l.Close()
+	pUs, pPeer := freePort(t, us), freePort(t, us)
+	cfg := &config.Config{
+		Router: config.Router{ASN: 65000, RouterID: "192.0.2.254"},
+		BGP:    config.BGP{ListenPort: int32(pUs), ListenAddresses: []string{us}},
+		Neighbors: []config.Neighbor{
+			{Address: "::1", PeerASN: 65001, Port: pPeer, LocalAddress: us, ConnectRetry: 1, Import: "accept-all", Export: "reject-all"},
+		},
+	}
+	r := newPICRecorder()
+	s, err := New(Options{Config: cfg, Logger: testLogger(t), OnBest: r.onBest, Backup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startStarted(t, s)
+	peer := startPeer(t, peerSpec{addr: "::1", port: pPeer, asn: 65001, speaker: us, speakerPt: pUs, passive: true})
+	waitPeer(t, s, "::1", func(ps PeerStatus) bool { return ps.Up }, "up")
+	peer.announce(t, "2001:db8:9::/48")
+	waitPIC(t, r, "2001:db8:9::/48", []string{"::1"}, "")
+	peer.withdraw(t, "2001:db8:9::/48")
+	waitPIC(t, r, "2001:db8:9::/48", nil, "")
 }
