@@ -428,6 +428,9 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 			errs = append(errs, fmt.Errorf("soft reset in %s: %w", a, err))
 		}
 	}
+	if len(softIn) > 0 && s.backup != nil {
+		s.backup.requestResync() // re-evaluated paths come with no UPDATE
+	}
 	for _, a := range sortedAddrs(softOut) {
 		if err := srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: a.String(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT}); err != nil {
 			errs = append(errs, fmt.Errorf("soft reset out %s: %w", a, err))

@@ -36,6 +36,18 @@ type Options struct {
 	// event). It is called from GoBGP's watcher goroutine: it must be cheap
 	// and must never block.
 	OnBest func([]PathUpdate)
+	// Backup adds the backup path of every prefix to the updates (for PIC
+	// edge; see backup.go). OnBest is then called from a worker goroutine,
+	// with at most backupBatch updates per call. Off: exactly the
+	// best-path watch, no extra cost. Not changed by Reload.
+	Backup bool
+	// OnPeerDropped, when set, is told that GoBGP dropped the paths of a
+	// neighbor (session down without graceful restart, neighbor removed,
+	// a graceful-restart timer expired), as soon as GoBGP starts to: the
+	// withdrawals follow one prefix at a time, and take seconds for a full
+	// table. The trigger for PIC: switch the neighbor's groups to their
+	// backups. Called from its own watcher goroutine: cheap, never blocking.
+	OnPeerDropped func(netip.Addr)
 }
 
 // PeerStatus is the state of one configured neighbor.
@@ -52,8 +64,10 @@ type PeerStatus struct {
 
 // Speaker is the embedded BGP speaker.
 type Speaker struct {
-	log    *slog.Logger
-	onBest func([]PathUpdate)
+	log        *slog.Logger
+	onBest     func([]PathUpdate)
+	withBackup bool
+	onDropped  func(netip.Addr)
 
 	// stopping is set when Stop begins: the withdrawals GoBGP generates while
 	// tearing sessions down are not passed on, so a daemon restart does not
@@ -66,6 +80,8 @@ type Speaker struct {
 	trips   map[netip.Addr]uint64 // sessions shut down for max-prefixes, per peer
 
 	mu        sync.Mutex     // guards the fields below
+	backup    *backupTracker // with Options.Backup, while running
+	backupRun chan struct{}  // closed when the backup worker has returned
 	cfg       *config.Config // the applied configuration; Reload replaces it
 	plan      *plan          // cfg translated
 	srv       *server.BgpServer
@@ -97,12 +113,14 @@ func New(opts Options) (*Speaker, error) {
 		onBest = func([]PathUpdate) {}
 	}
 	s := &Speaker{
-		cfg:       opts.Config,
-		log:       log,
-		onBest:    onBest,
-		plan:      p,
-		networks:  make(map[netip.Prefix]bool),
-		connected: make(map[netip.Prefix]uuid.UUID),
+		cfg:        opts.Config,
+		log:        log,
+		onBest:     onBest,
+		withBackup: opts.Backup,
+		onDropped:  opts.OnPeerDropped,
+		plan:       p,
+		networks:   make(map[netip.Prefix]bool),
+		connected:  make(map[netip.Prefix]uuid.UUID),
 	}
 	for _, n := range p.networks {
 		s.networks[n] = true
@@ -154,21 +172,47 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	}
 
 	// Watch before adding peers; Init replays whatever is already there.
-	tr := newBestTracker(p.global.UseMultiplePaths)
 	onBest := s.onBest
 	s.stopping.Store(false)
-	err = srv.WatchEvent(wctx, server.WatchEventMessageCallbacks{
-		OnBestPath: func(paths []*apiutil.Path, _ time.Time) {
-			if s.stopping.Load() {
-				return
+	if s.onDropped != nil {
+		if err := watchDropped(wctx, srv, func(a netip.Addr) {
+			if !s.stopping.Load() {
+				s.onDropped(a)
 			}
-			if ups := tr.apply(paths); len(ups) > 0 {
-				onBest(ups)
-			}
-		},
-	}, server.WatchBestPath(true))
-	if err != nil {
-		return fmt.Errorf("bgp: watch best paths: %w", err)
+		}); err != nil {
+			return fmt.Errorf("bgp: watch dropped paths: %w", err)
+		}
+	}
+	if s.withBackup {
+		b := newBackupTracker(srv, s.log)
+		if err := b.watch(wctx); err != nil {
+			return fmt.Errorf("bgp: watch paths for backups: %w", err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			b.run(wctx, func(ups []PathUpdate) {
+				if !s.stopping.Load() {
+					onBest(ups)
+				}
+			})
+		}()
+		s.backup, s.backupRun = b, done
+	} else {
+		tr := newBestTracker(p.global.UseMultiplePaths)
+		err = srv.WatchEvent(wctx, server.WatchEventMessageCallbacks{
+			OnBestPath: func(paths []*apiutil.Path, _ time.Time) {
+				if s.stopping.Load() {
+					return
+				}
+				if ups := tr.apply(paths); len(ups) > 0 {
+					onBest(ups)
+				}
+			},
+		}, server.WatchBestPath(true))
+		if err != nil {
+			return fmt.Errorf("bgp: watch best paths: %w", err)
+		}
 	}
 
 	for _, peer := range p.peers {
@@ -184,7 +228,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	go s.enforceLimits(wctx)
 	s.log.Info("bgp speaker started", "asn", p.global.Asn, "router-id", p.global.RouterId,
 		"port", p.global.ListenPort, "neighbors", len(p.peers), "networks", len(p.networks),
-		"multipath", p.global.UseMultiplePaths, "grpc", s.cfg.API.GRPCListen)
+		"multipath", p.global.UseMultiplePaths, "backup-paths", s.withBackup, "grpc", s.cfg.API.GRPCListen)
 	return nil
 }
 
@@ -271,8 +315,12 @@ func (s *Speaker) stopLocked() {
 	}
 	s.stopping.Store(true)
 	s.cancel()
+	if s.backupRun != nil {
+		<-s.backupRun // its ListPath needs a serving server
+	}
 	s.srv.Stop() // StopBgp (waits for Serve and the FSMs) and gRPC stop
 	s.srv, s.cancel, s.peers = nil, nil, nil
+	s.backup, s.backupRun = nil, nil
 	clear(s.connected)
 	s.log.Info("bgp speaker stopped")
 }

@@ -36,14 +36,14 @@ import (
 
 const waitTimeout = 30 * time.Second
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("test", t.Name())
 	}
 	return slog.New(slog.DiscardHandler)
 }
 
-func freePort(t *testing.T, host string) uint32 {
+func freePort(t testing.TB, host string) uint32 {
 	t.Helper()
 	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
@@ -166,11 +166,19 @@ type peerSpec struct {
 	multipath bool
 }
 
-func startPeer(t *testing.T, sp peerSpec) *testPeer {
+func startPeer(t testing.TB, sp peerSpec) *testPeer {
+	t.Helper()
+	p := startPeerOwned(t, sp)
+	t.Cleanup(p.srv.Stop)
+	return p
+}
+
+// startPeerOwned is startPeer for a caller that stops the server itself
+// (a benchmark run that must not keep it alive until the end).
+func startPeerOwned(t testing.TB, sp peerSpec) *testPeer {
 	t.Helper()
 	srv := server.NewBgpServer(server.LoggerOption(testLogger(t).With("peer", sp.addr), nil))
 	go srv.Serve()
-	t.Cleanup(srv.Stop)
 	ctx := context.Background()
 	rid := sp.addr
 	if netip.MustParseAddr(sp.addr).Is6() {
@@ -181,6 +189,7 @@ func startPeer(t *testing.T, sp peerSpec) *testPeer {
 		UseMultiplePaths: sp.multipath,
 	}})
 	if err != nil {
+		srv.Stop()
 		t.Fatalf("peer %s: %v", sp.addr, err)
 	}
 	fam := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
@@ -194,6 +203,7 @@ func startPeer(t *testing.T, sp peerSpec) *testPeer {
 		AfiSafis:  []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: fam, Enabled: true}}},
 	}})
 	if err != nil {
+		srv.Stop()
 		t.Fatalf("peer %s: add neighbor: %v", sp.addr, err)
 	}
 	return &testPeer{srv: srv, addr: sp.addr}

@@ -14,10 +14,19 @@ import (
 // next hop of the multipath set (deduplicated, sorted); otherwise one.
 // Peer is the neighbor the best path came from (with multipath, the one
 // of the lowest next hop).
+//
+// With Options.Backup, Backup is the next hop of the backup path: the best
+// path, in GoBGP's decision order, after the primary (the best path or the
+// multipath set) whose next hop is not one of NextHops; empty = none.
+// BackupPeer is the neighbor it came from. An update is then emitted
+// whenever the primary or the backup of a prefix may have changed. Without
+// Options.Backup both are always empty.
 type PathUpdate struct {
-	Prefix   netip.Prefix
-	NextHops []netip.Addr
-	Peer     netip.Addr
+	Prefix     netip.Prefix
+	NextHops   []netip.Addr
+	Peer       netip.Addr
+	Backup     []netip.Addr
+	BackupPeer netip.Addr
 }
 
 // pathKey identifies one path of a prefix: who sent it, with which path id.
