@@ -122,6 +122,7 @@ func restartKeys(old, cfg *config.Config) error {
 	check("bgp.listen-addresses", slices.Equal(addrSet(old.BGP.ListenAddresses), addrSet(cfg.BGP.ListenAddresses)),
 		old.BGP.ListenAddresses, cfg.BGP.ListenAddresses)
 	check("bgp.use-multiple-paths", old.BGP.UseMultiplePaths == cfg.BGP.UseMultiplePaths, old.BGP.UseMultiplePaths, cfg.BGP.UseMultiplePaths)
+	check("bgp.pic", old.BGP.PIC == cfg.BGP.PIC, old.BGP.PIC, cfg.BGP.PIC)
 	check("api.grpc-listen", old.API.GRPCListen == cfg.API.GRPCListen, fmt.Sprintf("%q", old.API.GRPCListen), fmt.Sprintf("%q", cfg.API.GRPCListen))
 	return errors.Join(errs...)
 }

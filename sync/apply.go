@@ -203,7 +203,7 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 		if w.kind == route.Unicast {
 			if w.refuse {
 				n.kind, n.refused = route.KernelOnly, refusedPeerLimit // the kernel forwards it
-			} else if g := st.acquireGroup(w.groupKey, w.members, w.backups); g != nil {
+			} else if g := st.acquireGroup(w.groupKey, w.members, w.backups, w.set); g != nil {
 				n.group = g.id
 			} else {
 				n.kind, n.refused = route.KernelOnly, refusedMapFull

@@ -47,6 +47,7 @@ type xdpWant struct {
 	groupKey string
 	members  []route.NextHop
 	backups  []route.NextHop // used while no member is usable
+	set      *bgpSet         // the BGP set whose group it is
 	source   string          // kernel, bgp, local
 	metric   int
 	refuse   bool // no group for it: its peer is over the limit
@@ -82,7 +83,7 @@ func (st *state) wantXDP(e *entry, oursGone bool) xdpWant {
 	// its resolution then rewrites one group, not every route.
 	if set := st.setsByID[e.bgpSet]; set != nil && slices.Equal(set.active(), nhs) {
 		w.groupKey, w.refuse = setGroupKey(set), set.overLimit
-		w.members, w.backups = set.resolved, set.resolvedBackup
+		w.members, w.backups, w.set = set.resolved, set.resolvedBackup, set
 	} else {
 		w.groupKey = "k" + route.Key(nhs)
 	}

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"net/netip"
 	"slices"
 	"strconv"
 
@@ -23,6 +24,9 @@ type group struct {
 	nhs      []*nexthop // acquired members, then backups
 	nPrimary int        // of nhs, the members
 	written  []uint32   // what the XDP map holds
+	// A BGP set's next-hop addresses, primary and backup: members of a
+	// neighbor BGP dropped are not used (PeerDropped).
+	addrs, backupAddrs []netip.Addr
 }
 
 type nexthop struct {
@@ -39,7 +43,7 @@ func setGroupKey(s *bgpSet) string { return "b" + s.key }
 
 // acquireGroup returns the group of key (created with members and backups
 // if new), or nil when the group or next-hop maps are full.
-func (st *state) acquireGroup(key string, members, backups []route.NextHop) *group {
+func (st *state) acquireGroup(key string, members, backups []route.NextHop, set *bgpSet) *group {
 	g := st.groups[key]
 	if g == nil {
 		id := st.groupIDs.get()
@@ -48,6 +52,9 @@ func (st *state) acquireGroup(key string, members, backups []route.NextHop) *gro
 			return nil
 		}
 		g = &group{id: id, key: key}
+		if set != nil {
+			g.addrs, g.backupAddrs = set.addrs, set.backup
+		}
 		if !st.setMembers(g, members, backups) {
 			st.groupIDs.put(id)
 			return nil
@@ -75,6 +82,20 @@ func (st *state) releaseGroup(g *group) {
 		st.releaseNextHop(x)
 	}
 	st.groupIDs.put(g.id)
+}
+
+// dropped reports whether addrs are all addresses of neighbors BGP
+// dropped: a path via them is about to be withdrawn.
+func (st *state) dropped(addrs []netip.Addr) bool {
+	if len(st.peerDown) == 0 || len(addrs) == 0 {
+		return false
+	}
+	for _, a := range addrs {
+		if _, ok := st.peerDown[a]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func (st *state) releaseGroupID(id uint32) {
@@ -119,6 +140,7 @@ func (st *state) setMembers(g *group, members, backups []route.NextHop) bool {
 // kernel resolves them.
 func (st *state) writeGroup(g *group) {
 	var ids, backups, fallback []uint32
+	primaryDown, backupDown := st.dropped(g.addrs), st.dropped(g.backupAddrs)
 	for i, x := range g.nhs {
 		if !st.linkUp(x.nh.Ifindex) {
 			continue
@@ -126,6 +148,7 @@ func (st *state) writeGroup(g *group) {
 		fallback = append(fallback, x.id)
 		switch {
 		case !x.nh.Connected() && x.mac == "":
+		case i < g.nPrimary && primaryDown, i >= g.nPrimary && backupDown:
 		case i < g.nPrimary:
 			ids = append(ids, x.id)
 		default:

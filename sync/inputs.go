@@ -3,6 +3,7 @@ package sync
 import (
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/xdprouter/xdprouter/route"
 )
@@ -28,8 +29,29 @@ func (st *state) kernelEvent(ev any) {
 		st.link(ev.Link, ev.Deleted)
 	case route.AddrEvent:
 		st.addr(ev.Addr, ev.Deleted)
+	case peerDropped:
+		st.peerDown[ev.addr] = st.clock()
+		st.groupsDirty = true
 	}
 }
+
+// peerSeen clears the dropped mark of neighbors that send paths again.
+// Paths from before the drop may still be queued: the mark holds for
+// dropSettle first (until then the backups forward, which is safe).
+func (st *state) peerSeen(peers ...netip.Addr) {
+	if len(st.peerDown) == 0 {
+		return
+	}
+	now := st.clock()
+	for _, p := range peers {
+		if at, ok := st.peerDown[p]; ok && now.Sub(at) >= dropSettle {
+			delete(st.peerDown, p)
+			st.groupsDirty = true
+		}
+	}
+}
+
+const dropSettle = time.Second
 
 // snapshot replaces all kernel-derived inputs. On the first one, the routes
 // of ours already in the kernel become the applied state (nothing is

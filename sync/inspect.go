@@ -31,6 +31,10 @@ func (st *state) routeInfos(filter netip.Prefix) []RouteInfo {
 		}
 		if set := st.setsByID[e.bgpSet]; set != nil {
 			ri.BGPNextHops = set.addrs
+			ri.BGPBackup = set.backup
+			for _, nh := range set.resolvedBackup {
+				ri.Backup = append(ri.Backup, st.nhString(nh))
+			}
 			ri.Unresolved = len(set.resolved) == 0
 			if ri.Error == "" {
 				ri.Error = set.why

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/xdprouter/xdprouter/route"
 )
@@ -84,4 +85,33 @@ func TestPICSetKeys(t *testing.T) {
 		t.Errorf("backup equal to the primary made another set: %d, want %d", s3, s2)
 	}
 	eq(t, "backup resolved", fmt.Sprint(r.st.setsByID[s1].resolvedBackup), "[10.0.2.2@3]")
+}
+
+// TestPICPeerDropped: BGP dropping the primary's neighbor switches its
+// groups to the backup at once (its withdrawals come later); the mark
+// goes when the neighbor sends paths again, not for paths queued before
+// the drop.
+func TestPICPeerDropped(t *testing.T) {
+	now := time.Unix(1000, 0)
+	r := newRigWith(t, Options{now: func() time.Time { return now }})
+	a, b := ip("10.0.1.2"), ip("10.0.2.2")
+	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{a}, []netip.Addr{b}, a)
+	r.st.setBGP(pfx("198.18.1.0/24"), []netip.Addr{b}, []netip.Addr{a}, b)
+	r.st.apply(0)
+	viaA, viaB := []string{"2:" + mac1.String()}, []string{"3:" + mac2.String()}
+	eq(t, "primary A", r.dp.egress(t, "198.18.0.0/24"), viaA)
+
+	writes := r.dp.writes
+	r.ev(peerDropped{a})
+	eq(t, "backup B after A dropped", r.dp.egress(t, "198.18.0.0/24"), viaB)
+	eq(t, "primary B unchanged", r.dp.egress(t, "198.18.1.0/24"), viaB)
+	eq(t, "XDP route writes", r.dp.writes-writes, 0)
+
+	r.st.peerSeen(a) // a path of A queued before the drop
+	r.st.apply(0)
+	eq(t, "still on the backup", r.dp.egress(t, "198.18.0.0/24"), viaB)
+	now = now.Add(dropSettle)
+	r.st.peerSeen(a) // A is back
+	r.st.apply(0)
+	eq(t, "primary A again", r.dp.egress(t, "198.18.0.0/24"), viaA)
 }

@@ -71,8 +71,9 @@ type state struct {
 	sets     map[string]*bgpSet
 	setsByID map[uint32]*bgpSet
 	setIDs   ids
-	peerSets map[netip.Addr]int  // sets within the bound, per peer
-	peerOver map[netip.Addr]bool // peers over the bound (logged once)
+	peerDown map[netip.Addr]time.Time // neighbors whose paths BGP dropped (PeerDropped), since
+	peerSets map[netip.Addr]int       // sets within the bound, per peer
+	peerOver map[netip.Addr]bool      // peers over the bound (logged once)
 
 	ourLists  lists // next-hop lists of our routes in the kernel
 	groups    map[string]*group
@@ -146,6 +147,7 @@ func newState(opt Options, log *slog.Logger) *state {
 		sets:      map[string]*bgpSet{},
 		setsByID:  map[uint32]*bgpSet{},
 		peerSets:  map[netip.Addr]int{},
+		peerDown:  map[netip.Addr]time.Time{},
 		peerOver:  map[netip.Addr]bool{},
 		groups:    map[string]*group{},
 		groupByID: map[uint32]*group{},
@@ -243,4 +245,11 @@ func (st *state) linkUp(ifindex int) bool { return st.links[ifindex].Up }
 func (st *state) isPort(ifindex int) bool {
 	l, ok := st.links[ifindex]
 	return ok && st.ports[l.Name]
+}
+
+func (st *state) clock() time.Time {
+	if st.opt.now != nil {
+		return st.opt.now()
+	}
+	return time.Now()
 }

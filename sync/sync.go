@@ -66,10 +66,25 @@ type FIB interface {
 // primary next hop is usable (link down, neighbor failed), without
 // waiting for BGP.
 type BestPath struct {
-	Prefix   netip.Prefix
-	NextHops []netip.Addr
-	Peer     netip.Addr
-	Backup   []netip.Addr
+	Prefix     netip.Prefix
+	NextHops   []netip.Addr
+	Peer       netip.Addr
+	Backup     []netip.Addr
+	BackupPeer netip.Addr
+}
+
+// peerDropped is PeerDropped's input, queued in order with kernel events.
+type peerDropped struct{ addr netip.Addr }
+
+// PeerDropped records that BGP dropped every path of the neighbor addr
+// (session down): routes whose next hops are all that neighbor's address
+// switch to their backups in XDP at once, before BGP's withdrawals (which
+// take seconds for a full table) arrive. It never blocks.
+func (s *Syncer) PeerDropped(addr netip.Addr) {
+	s.inMu.Lock()
+	s.kernelIn = append(s.kernelIn, peerDropped{addr})
+	s.inMu.Unlock()
+	s.kick()
 }
 
 // Options configure a Syncer.
@@ -295,6 +310,7 @@ func (s *Syncer) applyPending() {
 		return
 	}
 	for p, b := range in {
+		s.st.peerSeen(b.Peer, b.BackupPeer)
 		s.st.setBGP(p, b.NextHops, b.Backup, b.Peer)
 	}
 	chunk := s.opt.Chunk
@@ -369,6 +385,9 @@ type RouteInfo struct {
 	Metric      int          `json:"metric"`
 	NextHops    []string     `json:"nexthops,omitempty"`     // resolved
 	BGPNextHops []netip.Addr `json:"bgp_nexthops,omitempty"` // as learned
+	// The backup path (bgp.pic): its BGP next hops and how they resolve.
+	BGPBackup []netip.Addr `json:"bgp_backup,omitempty"`
+	Backup    []string     `json:"backup,omitempty"`
 	Unresolved  bool         `json:"unresolved,omitempty"`   // BGP next hop has no route
 	InXDP       bool         `json:"in_xdp"`
 	InKernel    bool         `json:"in_kernel"` // installed by xdprouterd (kernel-sourced routes are in the kernel by definition)

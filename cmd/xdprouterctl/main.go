@@ -177,6 +177,9 @@ func printText(w io.Writer, v any) {
 			if r.Shadowed != "" {
 				nh += " (shadowed by " + r.Shadowed + ")"
 			}
+			if len(r.Backup) > 0 {
+				nh += " (backup " + strings.Join(r.Backup, ", ") + ")"
+			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Prefix, r.Source, r.Kind, r.Metric, nh, yes(r.InXDP), kernelCol(r), note(r))
 		}
 	case *bpf.Decision:
