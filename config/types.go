@@ -98,15 +98,15 @@ type Runtime struct {
 
 // BGP holds speaker-wide BGP settings.
 type BGP struct {
-	ListenPort            int32    `toml:"listen-port"`      // default 179; -1: do not listen
-	ListenAddresses       []string `toml:"listen-addresses"` // default all
-	UseMultiplePaths      bool     `toml:"use-multiple-paths"`
+	ListenPort       int32    `toml:"listen-port"`      // default 179; -1: do not listen
+	ListenAddresses  []string `toml:"listen-addresses"` // default all
+	UseMultiplePaths bool     `toml:"use-multiple-paths"`
 	// PIC pre-installs each prefix's next best path as a backup (BGP PIC
 	// edge): when the best path's next hop fails, every prefix moves to
 	// its backup in one write per next-hop group. Costs CPU while tables
 	// load (GoBGP's RIB is read for every received path). Default false.
-	PIC bool `toml:"pic"`
-	RedistributeConnected bool     `toml:"redistribute-connected"`
+	PIC                   bool `toml:"pic"`
+	RedistributeConnected bool `toml:"redistribute-connected"`
 }
 
 // Network is a prefix originated into BGP.

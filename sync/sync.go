@@ -386,13 +386,13 @@ type RouteInfo struct {
 	NextHops    []string     `json:"nexthops,omitempty"`     // resolved
 	BGPNextHops []netip.Addr `json:"bgp_nexthops,omitempty"` // as learned
 	// The backup path (bgp.pic): its BGP next hops and how they resolve.
-	BGPBackup []netip.Addr `json:"bgp_backup,omitempty"`
-	Backup    []string     `json:"backup,omitempty"`
-	Unresolved  bool         `json:"unresolved,omitempty"`   // BGP next hop has no route
-	InXDP       bool         `json:"in_xdp"`
-	InKernel    bool         `json:"in_kernel"` // installed by xdprouterd (kernel-sourced routes are in the kernel by definition)
-	Group       uint32       `json:"group,omitempty"`
-	Shadowed    string       `json:"shadowed,omitempty"`
+	BGPBackup  []netip.Addr `json:"bgp_backup,omitempty"`
+	Backup     []string     `json:"backup,omitempty"`
+	Unresolved bool         `json:"unresolved,omitempty"` // BGP next hop has no route
+	InXDP      bool         `json:"in_xdp"`
+	InKernel   bool         `json:"in_kernel"` // installed by xdprouterd (kernel-sourced routes are in the kernel by definition)
+	Group      uint32       `json:"group,omitempty"`
+	Shadowed   string       `json:"shadowed,omitempty"`
 	// Why a BGP path is not (all) in use: the kernel refused it, or a
 	// next hop must not be used (an address of this router).
 	Error string `json:"error,omitempty"`
