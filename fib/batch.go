@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -21,6 +20,7 @@ type batcher struct {
 	fd  int
 	seq atomic.Uint32
 	buf []byte
+	rb  []byte // acks are read into it
 }
 
 // window is how many requests are in flight at once; their acks (36 bytes
@@ -96,28 +96,33 @@ func (b *batcher) window(start int, errs []error, enc func(buf []byte, i int, se
 		rest = rest[cut:]
 	}
 	pending := count
-	rb := make([]byte, 1<<16)
+	if b.rb == nil {
+		b.rb = make([]byte, 1<<16)
+	}
 	for pending > 0 {
-		n, _, err := unix.Recvfrom(b.fd, rb, 0)
+		n, _, err := unix.Recvfrom(b.fd, b.rb, 0)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
 			return fmt.Errorf("netlink receive: %w", err)
 		}
-		msgs, err := syscall.ParseNetlinkMessage(rb[:n])
-		if err != nil {
-			return fmt.Errorf("netlink parse: %w", err)
-		}
-		for _, m := range msgs {
-			i := int(m.Header.Seq - first)
-			if m.Header.Type != unix.NLMSG_ERROR || i < 0 || i >= count || len(m.Data) < 4 {
-				continue
+		// Acks, parsed in place: nlmsghdr (len, type, flags, seq, pid),
+		// then the error code.
+		for msg := b.rb[:n]; len(msg) >= unix.NLMSG_HDRLEN; {
+			l := int(binary.NativeEndian.Uint32(msg))
+			if l < unix.NLMSG_HDRLEN || l > len(msg) {
+				return fmt.Errorf("netlink parse: message of %d bytes in %d", l, len(msg))
 			}
-			if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 {
-				errs[i] = os.NewSyscallError("netlink", unix.Errno(-code))
+			typ := binary.NativeEndian.Uint16(msg[4:])
+			i := int(binary.NativeEndian.Uint32(msg[8:]) - first)
+			if typ == unix.NLMSG_ERROR && i >= 0 && i < count && l >= unix.NLMSG_HDRLEN+4 {
+				if code := int32(binary.NativeEndian.Uint32(msg[unix.NLMSG_HDRLEN:])); code != 0 {
+					errs[i] = os.NewSyscallError("netlink", unix.Errno(-code))
+				}
+				pending--
 			}
-			pending--
+			msg = msg[min((l+3)&^3, len(msg)):]
 		}
 	}
 	return nil
@@ -163,17 +168,17 @@ func appendRouteMsg(buf []byte, o route.Change, table int, proto uint8, seq uint
 	// struct rtmsg
 	buf = append(buf, fam, byte(r.Prefix.Bits()), 0, 0, tbl, proto, scope, rtype, 0, 0, 0, 0)
 	buf = appendAttr(buf, unix.RTA_DST, r.Prefix.Addr().AsSlice())
-	buf = appendAttr(buf, unix.RTA_TABLE, u32(uint32(table)))
-	buf = appendAttr(buf, unix.RTA_PRIORITY, u32(uint32(r.Metric)))
+	buf = appendU32(buf, unix.RTA_TABLE, uint32(table))
+	buf = appendU32(buf, unix.RTA_PRIORITY, uint32(r.Metric))
 	if !o.Delete && r.Kind == route.Unicast {
 		if r.NHID != 0 {
-			buf = appendAttr(buf, rtaNHID, u32(r.NHID))
+			buf = appendU32(buf, rtaNHID, r.NHID)
 		} else if len(r.NextHops) == 1 {
 			nh := r.NextHops[0]
 			if !nh.Connected() {
 				buf = appendAttr(buf, unix.RTA_GATEWAY, nh.Gateway.AsSlice())
 			}
-			buf = appendAttr(buf, unix.RTA_OIF, u32(uint32(nh.Ifindex)))
+			buf = appendU32(buf, unix.RTA_OIF, uint32(nh.Ifindex))
 		} else {
 			var mp []byte
 			for _, nh := range r.NextHops {
@@ -204,4 +209,10 @@ func appendAttr(buf []byte, typ uint16, data []byte) []byte {
 	return buf
 }
 
-func u32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
+// appendU32 is appendAttr of a u32 without a slice per attribute (a full
+// table is millions of them: garbage the collector would chase).
+func appendU32(buf []byte, typ uint16, v uint32) []byte {
+	buf = binary.NativeEndian.AppendUint16(buf, 8)
+	buf = binary.NativeEndian.AppendUint16(buf, typ)
+	return binary.NativeEndian.AppendUint32(buf, v)
+}

@@ -127,7 +127,7 @@ func appendNexthopMsg(buf []byte, c route.NexthopChange, proto uint8, seq uint32
 	}
 	// struct nhmsg: family, scope, protocol, resvd, flags (u32)
 	buf = append(buf, fam, 0, proto, 0, 0, 0, 0, 0)
-	buf = appendAttr(buf, unix.NHA_ID, u32(c.ID()))
+	buf = appendU32(buf, unix.NHA_ID, c.ID())
 	switch {
 	case c.Delete:
 	case c.Group.ID != 0:
@@ -139,7 +139,7 @@ func appendNexthopMsg(buf []byte, c route.NexthopChange, proto uint8, seq uint32
 		}
 		buf = appendAttr(buf, unix.NHA_GROUP, grp)
 	default:
-		buf = appendAttr(buf, unix.NHA_OIF, u32(uint32(nh.Ifindex)))
+		buf = appendU32(buf, unix.NHA_OIF, uint32(nh.Ifindex))
 		if nh.Gateway.IsValid() {
 			buf = appendAttr(buf, unix.NHA_GATEWAY, nh.Gateway.AsSlice())
 		}
