@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -214,6 +215,10 @@ func newMux(a config.API, reg prometheus.Gatherer, apiHandler http.Handler) *htt
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		// Contention and blocking too (/debug/pprof/mutex, /block):
+		// sampled, cheap, and only while profiling is on.
+		runtime.SetMutexProfileFraction(100)
+		runtime.SetBlockProfileRate(int(time.Millisecond))
 	}
 	return mux
 }

@@ -85,6 +85,9 @@ type convergence struct {
 	heap     string        // xdprouterd's Go heap at convergence, MB
 	pollCost time.Duration // mean time of one poll
 	polls    int
+	// timeline: what the router claimed, every 2 s from Established
+	// (xdprouterd: its routes in the kernel, in XDP, pending in sync).
+	timeline []string
 }
 
 // BenchmarkConvergence measures xdprouterd and BIRD converging on the same
@@ -111,6 +114,9 @@ func BenchmarkConvergence(b *testing.B) {
 				}
 				res = append(res, c)
 				b.Logf("%s: kernel %.2fs, all sinks %.2fs, peak RSS %d MB, %d polls of %v", kind, c.kernel.Seconds(), c.all.Seconds(), c.rss>>20, c.polls, c.pollCost)
+				if len(c.timeline) > 0 {
+					b.Logf("%s timeline (s: kernel xdp pending): %s", kind, strings.Join(c.timeline, ", "))
+				}
 				if err := g.close(); err != nil { // free the memory before the next
 					b.Error(err)
 				}
@@ -160,6 +166,9 @@ func (g *rig) converge(b *testing.B, table []netip.Prefix, n4, n6 int, churn [][
 			done = last.k4 >= n4 && last.k6 >= n6
 		}
 		last.x4, last.x6, last.pending = cl.x4-g.base.x4, cl.x6-g.base.x6, cl.pending
+		if s := t.Sub(est); err == nil && g.kind == kindXDP && s >= time.Duration(2*len(c.timeline))*time.Second {
+			c.timeline = append(c.timeline, fmt.Sprintf("%.0f: %d %d %d", s.Seconds(), cl.k4+cl.k6, last.x4+last.x6, cl.pending))
+		}
 		cost += time.Since(t)
 		c.polls++
 		if err != nil {

@@ -485,11 +485,16 @@ func (g *rig) saveHeap(name string) error {
 	if dir == "" || g.kind != kindXDP {
 		return nil
 	}
-	body, err := g.get("/debug/pprof/heap")
-	if err != nil {
-		return err
+	for _, prof := range []string{"heap", "mutex", "block"} {
+		body, err := g.get("/debug/pprof/" + prof)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, strings.Replace(name, "heap", prof, 1)+".pprof"), body, 0o644); err != nil {
+			return err
+		}
 	}
-	return os.WriteFile(filepath.Join(dir, name+".pprof"), body, 0o644)
+	return nil
 }
 
 // profile starts a CPU profile of xdprouterd over the next d when
