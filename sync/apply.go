@@ -93,7 +93,7 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 			continue
 		}
 		w := st.wantFIB(p, e)
-		if w.action != fibKeep && e.rejected {
+		if w.action != fibKeep && e.isRejected() {
 			st.setRejected(p, e, rejection{}) // the wanted route changed: try it
 		}
 		switch w.action {
@@ -103,7 +103,7 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 				st.kgroupFor(w.set)
 			}
 		case fibRemove:
-			if e.ours != 0 && !e.stale {
+			if e.ours != 0 && !e.isStale() {
 				removing[p] = e
 			}
 		}
@@ -126,7 +126,7 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 		}
 		if id == e.ours {
 			st.ourLists.put(id)
-			e.stale = false
+			e.setStale(false)
 			continue
 		}
 		adds = append(adds, add{p, e, id})
@@ -154,7 +154,8 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 		} else {
 			st.countFIB(a.p, 1)
 		}
-		a.e.ours, a.e.stale = a.id, false
+		a.e.ours = a.id
+		a.e.setStale(false)
 	}
 	if len(rejected) > 0 {
 		// Reported once: not retried until the wanted route changes.
@@ -171,7 +172,7 @@ func (st *state) setRejected(p netip.Prefix, e *entry, r rejection) {
 	} else {
 		st.rejected[p] = r
 	}
-	e.rejected = r.key != ""
+	e.setRejected(r.key != "")
 	st.counts.Rejected = len(st.rejected)
 }
 

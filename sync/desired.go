@@ -34,7 +34,7 @@ func (st *state) wantFIB(p netip.Prefix, e *entry) fibWant {
 	if slices.ContainsFunc(e.kernelRoutes(), func(r route.Route) bool { return r.Metric == st.opt.Metric }) {
 		return fibWant{shadowed: "kernel route with metric " + strconv.Itoa(st.opt.Metric)}
 	}
-	if e.rejected && st.rejected[p].key == route.Key(set.active()) {
+	if e.isRejected() && st.rejected[p].key == route.Key(set.active()) {
 		return fibWant{action: fibKeep}
 	}
 	return fibWant{action: fibInstall, nhs: set.active(), set: set}
@@ -87,7 +87,7 @@ func (st *state) wantXDP(e *entry, oursGone bool) xdpWant {
 	} else {
 		w.groupKey = "k" + route.Key(nhs)
 	}
-	if e.stale {
+	if e.isStale() {
 		w.source = "bgp (previous instance)"
 	}
 	return w

@@ -22,18 +22,44 @@ type entry struct {
 	bgpSet uint32     // interned BGP next-hop set; 0: none
 
 	// Our route in the kernel (metric Options.Metric): its interned
-	// next-hop list (0: none), and whether a previous instance left it
-	// (not yet confirmed).
-	ours     uint32
-	stale    bool
-	rejected bool // see state.rejected
+	// next-hop list (0: none).
+	ours uint32
 
 	xdp xdpApplied
 }
 
+// entrySide is what few prefixes have.
 type entrySide struct {
 	kernel    []route.Route // the kernel's own routes (not ours), in arrival order
 	localRefs uint8         // interfaces holding this host address
+	stale     bool          // ours was left by a previous instance (not yet confirmed)
+	rejected  bool          // see state.rejected
+}
+
+func (e *entry) isStale() bool    { return e.side != nil && e.side.stale }
+func (e *entry) isRejected() bool { return e.side != nil && e.side.rejected }
+
+func (e *entry) setStale(b bool) {
+	if e.side == nil && !b {
+		return
+	}
+	e.sideRecord().stale = b
+	e.trimSide()
+}
+
+func (e *entry) setRejected(b bool) {
+	if e.side == nil && !b {
+		return
+	}
+	e.sideRecord().rejected = b
+	e.trimSide()
+}
+
+func (e *entry) sideRecord() *entrySide {
+	if e.side == nil {
+		e.side = &entrySide{}
+	}
+	return e.side
 }
 
 func (e *entry) kernelRoutes() []route.Route {
@@ -76,7 +102,7 @@ func (e *entry) addLocalRef(d int) {
 }
 
 func (e *entry) trimSide() {
-	if e.side.kernel == nil && e.side.localRefs == 0 {
+	if s := e.side; s.kernel == nil && s.localRefs == 0 && !s.stale && !s.rejected {
 		e.side = nil
 	}
 }

@@ -116,7 +116,7 @@ func (st *state) snapshot(s *route.Snapshot) {
 		} else {
 			e.ours = st.ourLists.get(r.NextHops)
 		}
-		e.stale = true
+		e.setStale(true)
 		st.countFIB(r.Prefix, 1)
 		st.markDirty(r.Prefix) // mirrored into XDP as it is until confirmed
 	}
@@ -174,8 +174,8 @@ func sameRoute(a, b route.Route) bool {
 // nobody wants any more.
 func (st *state) sweepStale() {
 	for p, e := range st.entries.all() {
-		if e.stale {
-			e.stale = false
+		if e.isStale() {
+			e.setStale(false)
 			st.markDirty(p)
 		}
 	}

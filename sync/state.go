@@ -219,7 +219,8 @@ func (st *state) forgetOurs(p netip.Prefix, e *entry) {
 		return
 	}
 	st.ourLists.put(e.ours)
-	e.ours, e.stale = 0, false
+	e.ours = 0
+	e.setStale(false)
 	st.countFIB(p, -1)
 	st.markDirty(p)
 }
