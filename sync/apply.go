@@ -140,6 +140,15 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 		a := adds[i]
 		if err != nil {
 			st.ourLists.put(a.id)
+			if nhid := ops[i].Route.NHID; nhid != 0 {
+				// Most likely the kernel deleted the group behind our back:
+				// write it again and retry, rather than give the route up.
+				if g := st.kgroupByID[nhid]; g != nil {
+					g.written = false
+				}
+				st.fail(a.p, err)
+				continue
+			}
 			if errors.Is(err, route.ErrRejected) {
 				st.setRejected(a.p, a.e, rejection{route.Key(ops[i].Route.NextHops), err.Error()})
 				rejected = append(rejected, err)

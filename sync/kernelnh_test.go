@@ -143,3 +143,25 @@ func TestNexthopObjectsRemovedOnExit(t *testing.T) {
 	eq(t, "kernel objects left", fmt.Sprint(len(r.fib.singles), len(r.fib.nhGroups)), "0 0")
 	eq(t, "connected routes left", len(r.fib.routes), 0) // the fake holds only ours
 }
+
+// TestNexthopObjectsGroupGone: a group the kernel deleted without telling
+// (an install by it fails) is written again and the route retried, not
+// given up as rejected.
+func TestNexthopObjectsGroupGone(t *testing.T) {
+	r := nhRig(t)
+	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerA)
+	r.st.apply(0)
+	gid := r.fib.routes[pfx("198.18.0.0/24")].NHID
+	// The kernel lost the group; a second prefix of the set is installed
+	// by it.
+	delete(r.fib.nhGroups, gid)
+	r.st.setBGP(pfx("198.18.1.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerA)
+	r.st.apply(0)
+	eq(t, "not rejected", r.st.counts.Rejected, 0)
+	r.st.retryFailed()
+	r.st.apply(0)
+	eq(t, "installed after the retry", r.fib.via("198.18.1.0/24"), "[10.0.1.2@2]")
+	if _, ok := r.fib.nhGroups[gid]; !ok {
+		t.Errorf("group %d not written again", gid)
+	}
+}
