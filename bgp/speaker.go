@@ -74,7 +74,8 @@ type Speaker struct {
 	// flush BGP routes from the FIB (reconcile on the next start instead).
 	stopping atomic.Bool
 
-	peersRefresh sync.Mutex
+	peersRefresh    sync.Mutex
+	peersRefreshing atomic.Bool // a background refresh is running
 
 	tripsMu sync.Mutex
 	trips   map[netip.Addr]uint64 // sessions shut down for max-prefixes, per peer
@@ -327,14 +328,32 @@ func (s *Speaker) stopLocked() {
 
 // Peers reports the state of every configured neighbor, sorted by address.
 // The answer may be as old as peersAge: GoBGP counts each peer's prefixes
-// by walking its Adj-RIB-In, in its main loop, where it stalls UPDATEs.
+// by walking its Adj-RIB-In, in its main loop, where it stalls UPDATEs. An
+// older answer is returned at once while a fresh one is fetched in the
+// background: a status query or a scrape never waits for a walk (only the
+// first call does).
 func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
-	if out, ok := s.cachedPeers(); ok {
+	out, fresh := s.cachedPeers()
+	if out != nil {
+		if !fresh && s.peersRefreshing.CompareAndSwap(false, true) {
+			go func() {
+				defer s.peersRefreshing.Store(false)
+				ctx, cancel := context.WithTimeout(context.Background(), collectTimeout)
+				defer cancel()
+				_, _ = s.refreshPeers(ctx)
+			}()
+		}
 		return out, nil
 	}
-	s.peersRefresh.Lock() // one walk at a time; the others take its answer
+	return s.refreshPeers(ctx)
+}
+
+// refreshPeers asks GoBGP for the peers (one walk at a time: the others
+// take its answer).
+func (s *Speaker) refreshPeers(ctx context.Context) ([]PeerStatus, error) {
+	s.peersRefresh.Lock()
 	defer s.peersRefresh.Unlock()
-	if out, ok := s.cachedPeers(); ok {
+	if out, fresh := s.cachedPeers(); fresh {
 		return out, nil
 	}
 	s.mu.Lock()
@@ -369,13 +388,15 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	return slices.Clone(out), nil
 }
 
-func (s *Speaker) cachedPeers() ([]PeerStatus, bool) {
+// cachedPeers returns the last answer (nil: none, or the speaker is not
+// running) and whether it is fresh.
+func (s *Speaker) cachedPeers() (out []PeerStatus, fresh bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.srv != nil && s.peers != nil && time.Since(s.peersAt) < max(s.peersAge, peersMinAge) {
-		return slices.Clone(s.peers), true
+	if s.srv == nil || s.peers == nil {
+		return nil, false
 	}
-	return nil, false
+	return slices.Clone(s.peers), time.Since(s.peersAt) < max(s.peersAge, peersMinAge)
 }
 
 // Peers asks GoBGP at most every peersMinAge, and keeps its walks of the
