@@ -383,7 +383,7 @@ func (s *Speaker) refreshPeers(ctx context.Context) ([]PeerStatus, error) {
 	slices.SortFunc(out, func(a, b PeerStatus) int { return a.Address.Compare(b.Address) })
 	s.mu.Lock()
 	s.peers, s.peersAt = out, time.Now()
-	s.peersAge = max(peersMinAge, peersWalkShare*time.Since(start))
+	s.peersAge = min(max(peersMinAge, peersWalkShare*time.Since(start)), peersMaxAge)
 	s.mu.Unlock()
 	return slices.Clone(out), nil
 }
@@ -404,8 +404,11 @@ func (s *Speaker) cachedPeers() (out []PeerStatus, fresh bool) {
 // takes a good part of a second (measured: 13% of the CPU at 565k
 // prefixes when asked every second), so counts, the max-prefixes check
 // included, then refresh every few seconds.
+// A call also waits for GoBGP's main loop (seconds while it withdraws a
+// dropped session's table): the age is capped at peersMaxAge.
 const (
 	peersMinAge    = time.Second
+	peersMaxAge    = 10 * time.Second
 	peersWalkShare = 20
 )
 
