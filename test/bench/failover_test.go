@@ -100,10 +100,13 @@ const (
 	// failoverSample is the sampling interval of the counters.
 	failoverSample = time.Millisecond
 	// failoverStable and failoverSlack define recovery: from then on,
-	// failoverStable with at most failoverSlack frames lost (frames in
-	// flight between the counter reads make lost(t) jitter by one or two).
+	// failoverStable with at most failoverSlack frames lost, plus the
+	// jitter of the frames in flight measured before the failure.
 	failoverStable = time.Second
 	failoverSlack  = 3
+	// failoverSettle is how long the counters take to settle after the
+	// sender pauses.
+	failoverSettle = 50 * time.Millisecond
 	// failoverPre is the traffic before the failure (all must reach A).
 	failoverPre = time.Second
 	// failoverSampled is how many routes are checked one by one.
@@ -180,6 +183,7 @@ type failover struct {
 	sessionDown, drained, kernelBack time.Duration
 	kernelMin                        int
 	end                              time.Duration // the run's length after the failure
+	jitter                           int64         // range of frames in flight before the failure
 	xdpLost                          string        // xdprouterd: XDP outcomes other than redirect during the run
 }
 
@@ -610,19 +614,42 @@ func (g *foRig) run(b *testing.B, dsts []netip.Addr, pps float64) (failover, err
 	smp := g.newSampler(snd)
 	defer smp.stop()
 
-	// Warm up, then the reference second: everything must reach A.
+	// Warm up, then the reference second: everything must reach A. The
+	// sender pauses around it so that the counters settle: the loss
+	// counted from then on is exact.
+	settled := func() foSample {
+		snd.paused.Store(true)
+		time.Sleep(failoverSettle)
+		p := smp.now()
+		snd.paused.Store(false)
+		return p
+	}
 	time.Sleep(300 * time.Millisecond)
-	p0 := smp.now()
+	p0 := settled()
 	time.Sleep(failoverPre)
-	p1 := smp.now()
+	p1 := settled()
 	sent := p1.sent - p0.sent
 	if sent == 0 {
 		return f, errors.New("h1 sent nothing")
 	}
-	f.pre = float64(int64(sent)-int64(p1.a-p0.a)) / float64(sent)
+	f.pre = float64(p1.lost()-p0.lost()) / float64(sent)
 	if p1.a-p0.a < sent*9/10 || p1.b != p0.b {
 		return f, fmt.Errorf("before the failure: %d frames sent, %d reached A, %d B\n%s", sent, p1.a-p0.a, p1.b-p0.b, g.diagnose())
 	}
+	// lost(t) also counts frames in flight (queued in r or a host, not
+	// counted yet), which varies: its range over the reference second is
+	// the slack of the recovery test.
+	slack := int64(failoverSlack)
+	{
+		ss := smp.samples()
+		lo, hi := p1.lost(), p1.lost()
+		for _, x := range ss[at(ss, p0.t.Add(failoverSettle)):at(ss, p1.t.Add(-failoverSettle))] {
+			lo, hi = min(lo, x.lost()), max(hi, x.lost())
+		}
+		slack += hi - lo
+		f.jitter = hi - lo
+	}
+	time.Sleep(100 * time.Millisecond) // traffic flows at the failure
 	var stats0 []bpf.StatCounter
 	if g.kind == kindXDP {
 		if stats0, err = g.stats(); err != nil {
@@ -651,37 +678,50 @@ func (g *foRig) run(b *testing.B, dsts []netip.Addr, pps float64) (failover, err
 		if err := g.probe(&f, since, i%4 == 0); err != nil {
 			return f, err
 		}
-		rec, _ := recovery(smp.samples(), t0)
+		rec := time.Duration(-1)
+		if i%4 == 3 {
+			rec, _ = recovery(smp.samples(), t0, slack)
+		}
 		done := f.sessionDown >= 0 && rec >= 0 && (g.kind != kindXDP || f.drained >= 0) &&
 			since > f.sessionDown+2*time.Second && since > rec+failoverStable
 		if done || since > timeout {
 			break
 		}
 	}
+	running := smp.now()
 	snd.stop()
-	time.Sleep(20 * time.Millisecond) // frames in flight
+	time.Sleep(failoverSettle)
 	smp.stop()
 	if snd.err != nil {
 		return f, snd.err
 	}
+	if smp.err != nil {
+		return f, smp.err
+	}
 	ss := smp.samples()
 	last := ss[len(ss)-1]
-	f.end = last.t.Sub(t0)
-	f.pps = float64(last.sent-ss[0].sent) / last.t.Sub(ss[0].t).Seconds()
-	var i0 int
-	f.rec, i0 = recovery(ss, t0)
 	at0 := at(ss, t0)
+	f.end = running.t.Sub(t0)
+	f.pps = float64(running.sent-ss[at0].sent) / running.t.Sub(ss[at0].t).Seconds()
+	// In flight at the end (on B's path), as at recovery.
+	inflight := max(0, running.lost()-last.lost())
+	total := last.lost() - p1.lost() // settled at both ends: exact
+	var i0 int
+	f.rec, i0 = recovery(ss, t0, slack)
 	for _, s := range ss[at0:] {
 		if s.b > ss[at0].b {
 			f.firstB = s.t.Sub(t0)
 			break
 		}
 	}
+	gap := total
 	if f.rec >= 0 {
-		f.gap = float64(ss[i0].lost()-ss[at0].lost()) / f.pps * 1e3
-		f.later = float64(last.lost()-ss[i0].lost()) / f.pps * 1e3
-	} else {
-		f.gap = float64(last.lost()-ss[at0].lost()) / f.pps * 1e3
+		gap = min(total, max(0, ss[i0].lost()-p1.lost()-inflight))
+	}
+	f.gap = float64(gap) / f.pps * 1e3
+	f.later = float64(total-gap) / f.pps * 1e3
+	if err := saveTrace(g.fr.name, g.n, ss, t0); err != nil {
+		return f, err
 	}
 	if g.kind == kindXDP {
 		stats1, err := g.stats()
@@ -776,45 +816,50 @@ func at(ss []foSample, t time.Time) int {
 }
 
 // recovery returns the time from t0 to the first sample from which
-// failoverStable passes with at most failoverSlack frames lost, and that
-// sample's index; -1 while there is none.
-func recovery(ss []foSample, t0 time.Time) (time.Duration, int) {
-	j := 0
-	for i := at(ss, t0); i < len(ss); i++ {
-		for j < len(ss) && ss[j].t.Before(ss[i].t.Add(failoverStable)) {
-			j++
+// failoverStable passes with at most slack frames lost, and that sample's
+// index; -1 while there is none.
+func recovery(ss []foSample, t0 time.Time, slack int64) (time.Duration, int) {
+	// For each i, the most lost in [i, j], j the first sample
+	// failoverStable later (a sliding maximum: a deque of indexes with
+	// decreasing lost).
+	var dq []int
+	j := at(ss, t0)
+	for i := j; i < len(ss); i++ {
+		for ; j < len(ss) && !ss[j].t.After(ss[i].t.Add(failoverStable)); j++ {
+			for len(dq) > 0 && ss[dq[len(dq)-1]].lost() <= ss[j].lost() {
+				dq = dq[:len(dq)-1]
+			}
+			dq = append(dq, j)
 		}
 		if j == len(ss) {
 			return -1, -1 // not failoverStable of samples after i yet
 		}
-		ok := true
-		// lost() jitters: the window's worst point counts.
-		for k := i; k <= j; k++ {
-			if ss[k].lost()-ss[i].lost() > failoverSlack {
-				ok = false
-				break
-			}
+		for dq[0] < i {
+			dq = dq[1:]
 		}
-		if ok {
+		if ss[dq[0]].lost()-ss[i].lost() <= slack {
 			return ss[i].t.Sub(t0), i
 		}
 	}
 	return -1, -1
 }
 
-// sender sends frames round robin from h1's eth0 at a paced rate.
+// sender sends frames round robin from h1's eth0 at a paced rate; it can
+// pause (so that the counters settle) and resume.
 type sender struct {
-	fd   int
-	sent atomic.Uint64
-	done chan struct{}
-	wg   gosync.WaitGroup
-	once gosync.Once
-	err  error
+	fd     int
+	sent   atomic.Uint64
+	paused atomic.Bool
+	done   chan struct{}
+	wg     gosync.WaitGroup
+	once   gosync.Once
+	err    error
 }
 
 // newSender opens an AF_PACKET socket on h1's eth0 (it stays in h1's
 // namespace) and starts sending frames at pps: due frames are sent every
-// ~100 µs, at most 2 ms worth at once after a stall.
+// ~100 µs, at most 2 ms worth at once after a stall (the rate is measured,
+// not assumed).
 func (g *foRig) newSender(frames [][]byte, pps float64) (*sender, error) {
 	s := &sender{fd: -1, done: make(chan struct{})}
 	err := g.l.Do("h1", func() error {
@@ -834,16 +879,21 @@ func (g *foRig) newSender(frames [][]byte, pps float64) (*sender, error) {
 	go func() {
 		defer s.wg.Done()
 		start := time.Now()
-		var sent uint64
+		var sent uint64 // since start
 		for i := 0; ; {
 			select {
 			case <-s.done:
 				return
 			default:
 			}
+			if s.paused.Load() {
+				start, sent = time.Now(), 0
+				time.Sleep(100 * time.Microsecond)
+				continue
+			}
 			due := uint64(time.Since(start).Seconds() * pps)
 			if due > sent+burst {
-				sent = due - burst // skip what a stall missed: the rate is measured
+				sent = due - burst // skip what a stall missed
 			}
 			for ; sent < due; sent++ {
 				if err := unix.Sendto(s.fd, frames[i], 0, sa); err != nil {
@@ -1001,8 +1051,8 @@ func printFailover(res []failover) {
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\nfailover: A's link down at t=0; h1 → random hosts of the table; hold time %d s\n", failoverHold)
-	fmt.Fprintf(&sb, "%-15s %7s %8s %9s %7s %9s %10s %8s %7s %9s %9s %10s %9s  %s\n", "router", "table", "gap ms", "/bird",
-		"first B", "recovery", "/bird", "later ms", "kpps", "pre lost", "A down", "kernel min", "back", "XDP not redirected")
+	fmt.Fprintf(&sb, "%-15s %7s %8s %9s %7s %9s %10s %8s %7s %9s %9s %10s %9s %6s  %s\n", "router", "table", "gap ms", "/bird",
+		"first B", "recovery", "/bird", "later ms", "kpps", "pre lost", "A down", "kernel min", "back", "jitter", "XDP not redirected")
 	for _, f := range res {
 		var bird *failover
 		for i := range res {
@@ -1017,10 +1067,29 @@ func printFailover(res []failover) {
 		if bird != nil && bird.rec > 0 && f.rec >= 0 {
 			recRatio = fmt.Sprintf("%.3fx", float64(f.rec)/float64(bird.rec))
 		}
-		fmt.Fprintf(&sb, "%-15s %7d %8.2f %9s %7s %9s %10s %8.2f %7.1f %8.3f%% %9s %10d %9s  %s\n", f.router, f.n, f.gap, gapRatio,
-			ms(f.firstB), ms(f.rec), recRatio, f.later, f.pps/1e3, 100*f.pre, ms(f.sessionDown), f.kernelMin, ms(f.kernelBack), f.xdpLost)
+		fmt.Fprintf(&sb, "%-15s %7d %8.2f %9s %7s %9s %10s %8.2f %7.1f %8.3f%% %9s %10d %9s %6d  %s\n", f.router, f.n, f.gap, gapRatio,
+			ms(f.firstB), ms(f.rec), recRatio, f.later, f.pps/1e3, 100*f.pre, ms(f.sessionDown), f.kernelMin, ms(f.kernelBack), f.jitter, f.xdpLost)
 	}
 	fmt.Fprintf(&sb, "times in ms after the failure; gap = frames lost until recovery / send rate; later = lost after recovery (ms of traffic);\n")
-	fmt.Fprintf(&sb, "A down = the router's session with A seen down (polled every %v); kernel min/back = fewest kernel routes after the failure, and when all were back\n", failoverProbe)
+	fmt.Fprintf(&sb, "A down = the router's session with A seen down (polled every %v); kernel min/back = fewest kernel routes after the failure, and when all were back;\njitter = range of frames in flight before the failure (added to the recovery test's slack of %d frames)\n", failoverProbe, failoverSlack)
 	fmt.Print(sb.String())
+}
+
+// saveTrace writes the samples as CSV (ms after the failure, sent, at A,
+// at B, lost) when XDPROUTER_BENCH_FAILOVER_TRACE names a directory.
+func saveTrace(router string, n int, ss []foSample, t0 time.Time) error {
+	dir := os.Getenv("XDPROUTER_BENCH_FAILOVER_TRACE")
+	if dir == "" {
+		return nil
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("failover-%s-%d.csv", router, n)))
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	fmt.Fprintln(w, "ms,sent,a,b,lost")
+	for _, s := range ss {
+		fmt.Fprintf(w, "%.3f,%d,%d,%d,%d\n", float64(s.t.Sub(t0))/1e6, s.sent, s.a, s.b, s.lost())
+	}
+	return errors.Join(w.Flush(), f.Close())
 }
