@@ -118,12 +118,19 @@ type foRouter struct {
 	name string // as printed
 	kind string // kindXDP or kindBIRD
 	pic  bool
+	// noNexthopObjects: xdprouterd installs kernel routes with their next
+	// hops, not by nexthop objects (fib.nexthop-objects = false).
+	noNexthopObjects bool
 }
 
 var foRouters = map[string]foRouter{
-	"pic":   {"xdprouterd+pic", kindXDP, true},
-	"bird":  {"bird", kindBIRD, false},
-	"nopic": {"xdprouterd", kindXDP, false},
+	"pic":   {"xdprouterd+pic", kindXDP, true, false},
+	"bird":  {"bird", kindBIRD, false, false},
+	"nopic": {"xdprouterd", kindXDP, false, false},
+	// Kernel routes without nexthop objects: on carrier loss the kernel
+	// flushes routes by nexthop objects before it sends the link message
+	// (see docs/BENCHMARKS.md); routes with plain next hops stay, linkdown.
+	"pic-nhoff": {"xdprouterd+pic/nh-off", kindXDP, true, true},
 }
 
 // failoverConfig returns the table sizes and the routers to measure.
@@ -146,7 +153,7 @@ func failoverConfig(b *testing.B) (sizes []int, routers []foRouter) {
 	for _, f := range strings.Split(r, ",") {
 		fr, ok := foRouters[strings.TrimSpace(f)]
 		if !ok {
-			b.Fatalf("XDPROUTER_BENCH_FAILOVER_ROUTERS=%q: want pic, bird, nopic, comma-separated", r)
+			b.Fatalf("XDPROUTER_BENCH_FAILOVER_ROUTERS=%q: want pic, bird, nopic, pic-nhoff, comma-separated", r)
 		}
 		routers = append(routers, fr)
 	}
@@ -241,6 +248,7 @@ type foRig struct {
 	h1If     int
 	h1MAC    net.HardwareAddr
 	rMAC     net.HardwareAddr // r's eth1
+	logAt    int              // length of the router's output at the failure
 }
 
 const (
@@ -262,7 +270,7 @@ func newFailoverRig(b *testing.B, fr foRouter, bins string, table []netip.Prefix
 	if err != nil {
 		b.Fatal(err)
 	}
-	letter := map[string]string{"xdprouterd+pic": "p", "bird": "b", "xdprouterd": "x"}[fr.name]
+	letter := map[string]string{"xdprouterd+pic": "p", "bird": "b", "xdprouterd": "x", "xdprouterd+pic/nh-off": "o"}[fr.name]
 	g := &foRig{rig: &rig{kind: fr.kind, l: lab.New("xf" + letter), dir: dir}, fr: fr, n: len(table)}
 	b.Cleanup(func() {
 		if err := g.close(); err != nil {
@@ -293,7 +301,7 @@ func newFailoverRig(b *testing.B, fr foRouter, bins string, table []netip.Prefix
 	switch fr.kind {
 	case kindXDP:
 		cfg := filepath.Join(dir, "xdprouter.toml")
-		if err := os.WriteFile(cfg, []byte(failoverDaemonConfig(fr.pic)), 0o644); err != nil {
+		if err := os.WriteFile(cfg, []byte(failoverDaemonConfig(fr.pic, !fr.noNexthopObjects)), 0o644); err != nil {
 			b.Fatal(err)
 		}
 		g.router, err = l.Start("r", "xdprouterd", filepath.Join(bins, "xdprouterd"), "--config", cfg, "--log-level", "info")
@@ -380,8 +388,9 @@ func (g *foRig) learnPorts() error {
 
 // failoverDaemonConfig is xdprouterd's config in r: XDP on the three
 // ports, a session with each upstream (max-prefixes as in the
-// convergence benchmark, hold time failoverHold), PIC on or off.
-func failoverDaemonConfig(pic bool) string {
+// convergence benchmark, hold time failoverHold), PIC on or off, kernel
+// routes by nexthop objects (the default) or not.
+func failoverDaemonConfig(pic, nexthopObjects bool) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, `[router]
 asn = %d
@@ -398,10 +407,11 @@ pin-path = ""
 
 [fib]
 keep-routes-on-exit = true # the namespace goes: no route deletes at exit
+nexthop-objects = %t
 
 [bgp]
 pic = %t
-`, lab.RouterASN, lab.R1v4, lab.MetricsPort, pic)
+`, lab.RouterASN, lab.R1v4, lab.MetricsPort, nexthopObjects, pic)
 	for _, port := range []int{portA, portB} {
 		fmt.Fprintf(&sb, "\n[[neighbor]]\naddress = %q\npeer-asn = %d\nimport = \"accept-all\"\nmax-prefixes = %d\nhold-time = %d\n",
 			upAddr(port), lab.UpstreamASN, benchMaxPrefixes, failoverHold)
@@ -656,7 +666,7 @@ func (g *foRig) run(b *testing.B, dsts []netip.Addr, pps float64) (failover, err
 			return f, err
 		}
 	}
-	logAt := len(g.router.Out.String())
+	g.logAt = len(g.router.Out.String())
 
 	var t0 time.Time
 	if err := g.l.Do("hA", func() error {
@@ -675,7 +685,7 @@ func (g *foRig) run(b *testing.B, dsts []netip.Addr, pps float64) (failover, err
 	for i := 0; ; i++ {
 		time.Sleep(failoverProbe)
 		since := time.Since(t0)
-		if err := g.probe(&f, since, i%4 == 0); err != nil {
+		if err := g.probe(&f, t0, i%4 == 0); err != nil {
 			return f, err
 		}
 		rec := time.Duration(-1)
@@ -730,32 +740,43 @@ func (g *foRig) run(b *testing.B, dsts []netip.Addr, pps float64) (failover, err
 		}
 		f.xdpLost = statsDelta(stats0, stats1)
 	}
-	if out := g.router.Out.String(); len(out) > logAt {
-		b.Logf("%s log after the failure (t0 %s):\n%s", g.fr.name, t0.Format("15:04:05.000"), tail(out[logAt:], 40))
+	if out := g.router.Out.String(); len(out) > g.logAt {
+		b.Logf("%s log after the failure (t0 %s):\n%s", g.fr.name, t0.UTC().Format("15:04:05.000Z"), tail(out[g.logAt:], 40))
 	}
 	return f, nil
 }
 
-// probe reads the router's view after the failure: its session with A,
+// probe reads the router's view after the failure: when its session with
+// A went down (BIRD's state change time stamp; xdprouterd's "Peer Down" log
+// line: its status API caches peer states for 20 times as long as GoBGP
+// took to list them, which after a drop was minutes here),
 // xdprouterd's pending changes, and (withKernel) the kernel's routes.
-func (g *foRig) probe(f *failover, since time.Duration, withKernel bool) error {
+func (g *foRig) probe(f *failover, t0 time.Time, withKernel bool) error {
+	since := time.Since(t0)
 	if g.kind == kindBIRD {
 		out, err := birdCmd(g.birdSocket(), fmt.Sprintf("show protocols up%d", portA))
 		if err != nil {
 			return err
 		}
-		if f.sessionDown < 0 && !strings.Contains(out, "Established") {
-			f.sessionDown = since
+		for _, ln := range strings.Split(out, "\n") {
+			// "up2        BGP        ---        start  2026-12-01 20:28:06.365  Active ..."
+			fl := strings.Fields(ln)
+			if len(fl) < 6 || fl[0] != fmt.Sprintf("up%d", portA) || f.sessionDown >= 0 || strings.Contains(ln, "Established") {
+				continue
+			}
+			t, err := time.ParseInLocation("2006-01-02 15:04:05.000", fl[4]+" "+fl[5], time.Local)
+			if err != nil {
+				return fmt.Errorf("bird show protocols: %q: %w", ln, err)
+			}
+			f.sessionDown = t.Sub(t0)
 		}
 	} else {
+		if f.sessionDown < 0 {
+			f.sessionDown = peerDownLogged(g.router.Out.String()[g.logAt:], upAddr(portA), t0)
+		}
 		var st api.Status
 		if err := g.status(&st); err != nil {
 			return err
-		}
-		for _, p := range st.Peers {
-			if p.Address.String() == upAddr(portA) && !p.Up && f.sessionDown < 0 {
-				f.sessionDown = since
-			}
 		}
 		if f.sessionDown >= 0 && f.drained < 0 && st.Routes.Pending == 0 {
 			f.drained = since
@@ -1071,7 +1092,7 @@ func printFailover(res []failover) {
 			ms(f.firstB), ms(f.rec), recRatio, f.later, f.pps/1e3, 100*f.pre, ms(f.sessionDown), f.kernelMin, ms(f.kernelBack), f.jitter, f.xdpLost)
 	}
 	fmt.Fprintf(&sb, "times in ms after the failure; gap = frames lost until recovery / send rate; later = lost after recovery (ms of traffic);\n")
-	fmt.Fprintf(&sb, "A down = the router's session with A seen down (polled every %v); kernel min/back = fewest kernel routes after the failure, and when all were back;\njitter = range of frames in flight before the failure (added to the recovery test's slack of %d frames)\n", failoverProbe, failoverSlack)
+	fmt.Fprintf(&sb, "A down = the router's session with A down (its log or state time stamp); kernel min/back (polled every %v) = fewest kernel routes after the failure, and when all were back;\njitter = range of frames in flight before the failure (added to the recovery test's slack of %d frames)\n", failoverProbe, failoverSlack)
 	fmt.Print(sb.String())
 }
 
@@ -1092,4 +1113,19 @@ func saveTrace(router string, n int, ss []foSample, t0 time.Time) error {
 		fmt.Fprintf(w, "%.3f,%d,%d,%d,%d\n", float64(s.t.Sub(t0))/1e6, s.sent, s.a, s.b, s.lost())
 	}
 	return errors.Join(w.Flush(), f.Close())
+}
+
+// peerDownLogged returns when xdprouterd's log (slog text) says the
+// session with addr went down, relative to t0; -1 if it does not.
+func peerDownLogged(log, addr string, t0 time.Time) time.Duration {
+	for _, ln := range strings.Split(log, "\n") {
+		if !strings.Contains(ln, `msg="Peer Down"`) || !strings.Contains(ln, "Key="+addr+" ") {
+			continue
+		}
+		ts, _, _ := strings.Cut(strings.TrimPrefix(ln, "time="), " ")
+		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			return t.Sub(t0)
+		}
+	}
+	return -1
 }
