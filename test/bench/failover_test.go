@@ -2,8 +2,9 @@ package bench
 
 // Failover (BenchmarkFailover): how long traffic is lost when the link to
 // the preferred upstream fails, for xdprouterd with BGP PIC edge against
-// BIRD 2 with kernel forwarding (and, optionally, xdprouterd without PIC),
-// on the same table in the same run.
+// BIRD 2 with kernel forwarding (and xdprouterd without PIC, and with PIC
+// but kernel routes without nexthop objects), on the same table in the
+// same run.
 //
 // Each router gets a fresh, identical lab
 //
@@ -16,7 +17,10 @@ package bench
 // next best. r runs the router under test:
 //   - xdprouterd (the binary, XDP native on eth1-eth3, kernel forwarding
 //     off), [bgp] pic = true: GoBGP's next best path is pre-installed as a
-//     backup in the next-hop groups; or pic = false;
+//     backup in the next-hop groups; or pic = false; or pic = true with
+//     fib.nexthop-objects = false (on carrier loss the kernel deletes the
+//     routes by nexthop objects through the link before it sends the link
+//     message xdprouterd switches on: 565k deletions first);
 //   - BIRD 2 as the router: every best path into the kernel's main table
 //     (routers_test.go's kernel protocols), kernel forwarding on, no XDP.
 //
@@ -53,8 +57,9 @@ package bench
 //
 // XDPROUTER_BENCH_FAILOVER sets the table sizes (IPv4 prefixes,
 // comma-separated; default defaultFailoverSizes, 10000 with BENCH=quick),
-// XDPROUTER_BENCH_FAILOVER_ROUTERS the routers (pic, bird, nopic;
-// default all three).
+// XDPROUTER_BENCH_FAILOVER_ROUTERS the routers (pic, bird, nopic,
+// pic-nhoff: PIC with fib.nexthop-objects = false; default all four),
+// XDPROUTER_BENCH_FAILOVER_TRACE a directory for CSV traces of the samples.
 
 import (
 	"bufio"
@@ -88,7 +93,7 @@ import (
 
 const (
 	defaultFailoverSizes   = "10000,565000"
-	defaultFailoverRouters = "pic,bird,nopic"
+	defaultFailoverRouters = "pic,bird,nopic,pic-nhoff"
 	// failoverPPS is the default send rate: one frame is 0.05 ms.
 	failoverPPS = 20000
 	// failoverHold is the hold time of the routers' sessions, seconds.
@@ -1103,7 +1108,7 @@ func saveTrace(router string, n int, ss []foSample, t0 time.Time) error {
 	if dir == "" {
 		return nil
 	}
-	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("failover-%s-%d.csv", router, n)))
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("failover-%s-%d.csv", strings.ReplaceAll(router, "/", "-"), n)))
 	if err != nil {
 		return err
 	}
