@@ -105,12 +105,11 @@ const (
 	// failoverSample is the sampling interval of the counters.
 	failoverSample = time.Millisecond
 	// failoverStable and failoverSlack define recovery: from then on,
-	// failoverStable with at most failoverSlack frames lost, plus the
-	// jitter of the frames in flight measured before the failure.
+	// failoverStable with at most failoverSlack frames lost.
 	failoverStable = time.Second
 	failoverSlack  = 3
 	// failoverSettle is how long the counters take to settle after the
-	// sender pauses.
+	// sender pauses (frames in flight arrive within it).
 	failoverSettle = 50 * time.Millisecond
 	// failoverPre is the traffic before the failure (all must reach A).
 	failoverPre = time.Second
@@ -652,16 +651,14 @@ func (g *foRig) run(b *testing.B, dsts []netip.Addr, pps float64) (failover, err
 		return f, fmt.Errorf("before the failure: %d frames sent, %d reached A, %d B\n%s", sent, p1.a-p0.a, p1.b-p0.b, g.diagnose())
 	}
 	// lost(t) also counts frames in flight (queued in r or a host, not
-	// counted yet), which varies: its range over the reference second is
-	// the slack of the recovery test.
-	slack := int64(failoverSlack)
+	// counted yet), which varies: its range over the reference second, for
+	// the record (settledLost takes them out).
 	{
 		ss := smp.samples()
 		lo, hi := p1.lost(), p1.lost()
 		for _, x := range ss[at(ss, p0.t.Add(failoverSettle)):at(ss, p1.t.Add(-failoverSettle))] {
 			lo, hi = min(lo, x.lost()), max(hi, x.lost())
 		}
-		slack += hi - lo
 		f.jitter = hi - lo
 	}
 	time.Sleep(100 * time.Millisecond) // traffic flows at the failure
@@ -695,7 +692,7 @@ func (g *foRig) run(b *testing.B, dsts []netip.Addr, pps float64) (failover, err
 		}
 		rec := time.Duration(-1)
 		if i%4 == 3 {
-			rec, _ = recovery(smp.samples(), t0, slack)
+			rec, _ = recovery(smp.samples(), t0)
 		}
 		done := f.sessionDown >= 0 && rec >= 0 && (g.kind != kindXDP || f.drained >= 0) &&
 			since > f.sessionDown+2*time.Second && since > rec+failoverStable
@@ -718,11 +715,9 @@ func (g *foRig) run(b *testing.B, dsts []netip.Addr, pps float64) (failover, err
 	at0 := at(ss, t0)
 	f.end = running.t.Sub(t0)
 	f.pps = float64(running.sent-ss[at0].sent) / running.t.Sub(ss[at0].t).Seconds()
-	// In flight at the end (on B's path), as at recovery.
-	inflight := max(0, running.lost()-last.lost())
 	total := last.lost() - p1.lost() // settled at both ends: exact
-	var i0 int
-	f.rec, i0 = recovery(ss, t0, slack)
+	var recLost int64
+	f.rec, recLost = recovery(ss, t0)
 	for _, s := range ss[at0:] {
 		if s.b > ss[at0].b {
 			f.firstB = s.t.Sub(t0)
@@ -731,7 +726,7 @@ func (g *foRig) run(b *testing.B, dsts []netip.Addr, pps float64) (failover, err
 	}
 	gap := total
 	if f.rec >= 0 {
-		gap = min(total, max(0, ss[i0].lost()-p1.lost()-inflight))
+		gap = min(total, max(0, recLost-p1.lost()))
 	}
 	f.gap = float64(gap) / f.pps * 1e3
 	f.later = float64(total-gap) / f.pps * 1e3
@@ -841,30 +836,48 @@ func at(ss []foSample, t time.Time) int {
 	return max(0, i-1)
 }
 
-// recovery returns the time from t0 to the first sample from which
-// failoverStable passes with at most slack frames lost, and that sample's
-// index; -1 while there is none.
-func recovery(ss []foSample, t0 time.Time, slack int64) (time.Duration, int) {
-	// For each i, the most lost in [i, j], j the first sample
-	// failoverStable later (a sliding maximum: a deque of indexes with
-	// decreasing lost).
-	var dq []int
-	j := at(ss, t0)
-	for i := j; i < len(ss); i++ {
-		for ; j < len(ss) && !ss[j].t.After(ss[i].t.Add(failoverStable)); j++ {
-			for len(dq) > 0 && ss[dq[len(dq)-1]].lost() <= ss[j].lost() {
+// settledLost returns, per sample, the fewest frames lost over the next
+// failoverSettle: frames in flight (sent, not yet counted, as many as a
+// few ms of traffic when the CPUs are busy) arrive within that, so this
+// is the true loss up to then, without the transient spikes of lost().
+// Samples less than failoverSettle before the last have none (-1).
+func settledLost(ss []foSample) []int64 {
+	m := make([]int64, len(ss))
+	var dq []int // indexes with increasing lost
+	j := 0
+	for i := range ss {
+		for ; j < len(ss) && !ss[j].t.After(ss[i].t.Add(failoverSettle)); j++ {
+			for len(dq) > 0 && ss[dq[len(dq)-1]].lost() >= ss[j].lost() {
 				dq = dq[:len(dq)-1]
 			}
 			dq = append(dq, j)
 		}
-		if j == len(ss) {
-			return -1, -1 // not failoverStable of samples after i yet
-		}
 		for dq[0] < i {
 			dq = dq[1:]
 		}
-		if ss[dq[0]].lost()-ss[i].lost() <= slack {
-			return ss[i].t.Sub(t0), i
+		m[i] = ss[dq[0]].lost()
+		if j == len(ss) {
+			m[i] = -1
+		}
+	}
+	return m
+}
+
+// recovery returns the time from t0 to the first sample from which
+// failoverStable passes with at most failoverSlack frames lost (settled
+// counts), and the settled loss then; -1 while there is none.
+func recovery(ss []foSample, t0 time.Time) (time.Duration, int64) {
+	m := settledLost(ss)
+	j := at(ss, t0)
+	for i := j; i < len(ss) && m[i] >= 0; i++ {
+		for j < len(ss) && ss[j].t.Before(ss[i].t.Add(failoverStable)) {
+			j++
+		}
+		if j == len(ss) || m[j] < 0 {
+			break
+		}
+		if m[j]-m[i] <= failoverSlack {
+			return ss[i].t.Sub(t0), m[i]
 		}
 	}
 	return -1, -1
@@ -1097,7 +1110,7 @@ func printFailover(res []failover) {
 			ms(f.firstB), ms(f.rec), recRatio, f.later, f.pps/1e3, 100*f.pre, ms(f.sessionDown), f.kernelMin, ms(f.kernelBack), f.jitter, f.xdpLost)
 	}
 	fmt.Fprintf(&sb, "times in ms after the failure; gap = frames lost until recovery / send rate; later = lost after recovery (ms of traffic);\n")
-	fmt.Fprintf(&sb, "A down = the router's session with A down (its log or state time stamp); kernel min/back (polled every %v) = fewest kernel routes after the failure, and when all were back;\njitter = range of frames in flight before the failure (added to the recovery test's slack of %d frames)\n", failoverProbe, failoverSlack)
+	fmt.Fprintf(&sb, "A down = the router's session with A down (its log or state time stamp); kernel min/back (polled every %v) = fewest kernel routes after the failure, and when all were back;\njitter = range of frames in flight (sent, not counted yet) before the failure; recovery: then %v with at most %d frames lost\n", failoverProbe, failoverStable, failoverSlack)
 	fmt.Print(sb.String())
 }
 
