@@ -1090,7 +1090,7 @@ func printFailover(res []failover) {
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\nfailover: A's link down at t=0; h1 → random hosts of the table; hold time %d s\n", failoverHold)
-	fmt.Fprintf(&sb, "%-15s %7s %8s %9s %7s %9s %10s %8s %7s %9s %9s %10s %9s %6s  %s\n", "router", "table", "gap ms", "/bird",
+	fmt.Fprintf(&sb, "%-21s %7s %8s %9s %7s %9s %10s %8s %7s %9s %9s %10s %9s %6s  %s\n", "router", "table", "gap ms", "/bird",
 		"first B", "recovery", "/bird", "later ms", "kpps", "pre lost", "A down", "kernel min", "back", "jitter", "XDP not redirected")
 	for _, f := range res {
 		var bird *failover
@@ -1101,12 +1101,12 @@ func printFailover(res []failover) {
 		}
 		gapRatio, recRatio := "-", "-"
 		if bird != nil && bird.gap > 0 {
-			gapRatio = fmt.Sprintf("%.3fx", f.gap/bird.gap)
+			gapRatio = fmt.Sprintf("%.3gx", f.gap/bird.gap)
 		}
 		if bird != nil && bird.rec > 0 && f.rec >= 0 {
-			recRatio = fmt.Sprintf("%.3fx", float64(f.rec)/float64(bird.rec))
+			recRatio = fmt.Sprintf("%.3gx", float64(f.rec)/float64(bird.rec))
 		}
-		fmt.Fprintf(&sb, "%-15s %7d %8.2f %9s %7s %9s %10s %8.2f %7.1f %8.3f%% %9s %10d %9s %6d  %s\n", f.router, f.n, f.gap, gapRatio,
+		fmt.Fprintf(&sb, "%-21s %7d %8.2f %9s %7s %9s %10s %8.2f %7.1f %8.3f%% %9s %10d %9s %6d  %s\n", f.router, f.n, f.gap, gapRatio,
 			ms(f.firstB), ms(f.rec), recRatio, f.later, f.pps/1e3, 100*f.pre, ms(f.sessionDown), f.kernelMin, ms(f.kernelBack), f.jitter, f.xdpLost)
 	}
 	fmt.Fprintf(&sb, "times in ms after the failure; gap = frames lost until recovery / send rate; later = lost after recovery (ms of traffic);\n")
