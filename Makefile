@@ -43,12 +43,15 @@ fuzz:
 # full table (test/bench BenchmarkLookup), forwarding through r by the
 # kernel vs XDP with each lookup (BenchmarkForwarding), and BGP
 # convergence and churn of xdprouterd vs BIRD 2 (BenchmarkConvergence,
-# BenchmarkChurn; docs/BENCHMARKS.md). BENCH=quick runs only the last two,
-# with small tables (a few minutes); CONVERGENCE_ONLY=1 runs the last two
-# at full size without the others.
+# BenchmarkChurn; docs/BENCHMARKS.md), and the forwarding gap when the
+# preferred upstream's link fails, xdprouterd with PIC vs BIRD 2 with kernel
+# forwarding (BenchmarkFailover). BENCH=quick runs only the BGP ones, with
+# small tables (a few minutes); CONVERGENCE_ONLY=1 runs convergence and
+# churn at full size without the others.
 ifeq ($(BENCH),quick)
 BENCH_BGP_ENV := XDPROUTER_BENCH_TABLE=50000 XDPROUTER_BENCH_CHURN_TABLE=20000 \
 	XDPROUTER_BENCH_CHURN=10000 XDPROUTER_BENCH_CHURN_SECONDS=8
+BENCH_FAILOVER_ENV := XDPROUTER_BENCH_FAILOVER=10000
 endif
 bench:
 ifneq ($(BENCH),quick)
@@ -61,6 +64,9 @@ ifeq ($(CONVERGENCE_ONLY),)
 endif
 endif
 	$(BENCH_BGP_ENV) $(GO) test -run '^$$' -bench '^Benchmark(Convergence|Churn)$$' -benchtime 1x -timeout 40m ./test/bench/
+ifeq ($(CONVERGENCE_ONLY),)
+	$(BENCH_FAILOVER_ENV) $(GO) test -run '^$$' -bench '^BenchmarkFailover$$' -benchtime 1x -timeout 40m ./test/bench/
+endif
 
 # The demo: a BGP upstream, a client and xdprouterd in namespaces.
 lab: deps build
