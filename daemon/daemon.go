@@ -119,7 +119,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		Datapath: dp, FIB: table, Log: log, Metric: cfg.FIB.Metric,
 		OnApply:           func(d time.Duration) { collector.ObserveApply(d) },
 		ResolveViaDefault: cfg.FIB.ResolveViaDefault,
-		NexthopObjects:    cfg.FIB.NexthopObjects && table.NexthopsSupported(),
+		// Not with PIC: see sync/kernelnh.go (the kernel deletes routes by
+		// nexthops on carrier loss before it says the link is down).
+		NexthopObjects: cfg.FIB.NexthopObjects && !cfg.BGP.PIC && table.NexthopsSupported(),
 		MaxGroups:         capacity.Groups,
 		MaxNextHops:       capacity.NextHops,
 		AuditEvery:        auditEvery,

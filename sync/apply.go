@@ -99,7 +99,7 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 		switch w.action {
 		case fibInstall:
 			installs = append(installs, install{p, e, w})
-			if st.opt.NexthopObjects {
+			if st.opt.NexthopObjects && usesKernelGroup(w.set) {
 				st.kgroupFor(w.set)
 			}
 		case fibRemove:

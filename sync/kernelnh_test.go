@@ -62,12 +62,13 @@ func TestNexthopObjectsFollowResolution(t *testing.T) {
 
 // TestNexthopObjectsLinkDown: the kernel deletes our nexthops on a link
 // that goes down, with the groups it empties and their routes, silently;
-// the routes come back by the backup through a re-created group.
+// once the link is back the group is made again and the route installed
+// by it.
 func TestNexthopObjectsLinkDown(t *testing.T) {
 	r := nhRig(t)
-	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{ip("10.0.1.2")}, []netip.Addr{ip("10.0.2.2")}, peerA)
+	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerA)
 	r.st.apply(0)
-	eq(t, "kernel via primary", r.fib.via("198.18.0.0/24"), "[10.0.1.2@2]")
+	eq(t, "kernel via A", r.fib.via("198.18.0.0/24"), "[10.0.1.2@2]")
 	gid := r.fib.routes[pfx("198.18.0.0/24")].NHID
 
 	// eth1 down, as the kernel does it: its single, the emptied group and
@@ -81,20 +82,40 @@ func TestNexthopObjectsLinkDown(t *testing.T) {
 	delete(r.fib.routes, pfx("198.18.0.0/24"))
 	r.ev(route.LinkEvent{Link: route.Link{Index: eth1, Name: "eth1", MTU: 1500, MAC: mac3}},
 		route.RouteResync{Routes: []route.Route{connected("10.0.2.0/24", eth2)}})
-	eq(t, "kernel via backup", r.fib.via("198.18.0.0/24"), "[10.0.2.2@3]")
+	eq(t, "bgp routes in the kernel", r.st.counts.FIB4, 0)
+	eq(t, "XDP", r.dp.egress(t, "198.18.0.0/24"), []string(nil))
+
+	// eth1 back: the single and the group are made anew, then the route.
+	r.ev(route.LinkEvent{Link: route.Link{Index: eth1, Name: "eth1", MTU: 1500, MAC: mac3, Up: true}},
+		route.RouteEvent{Route: connected("10.0.1.0/24", eth1)})
+	eq(t, "kernel via A again", r.fib.via("198.18.0.0/24"), "[10.0.1.2@2]")
 	if got := r.fib.routes[pfx("198.18.0.0/24")].NHID; got == 0 {
 		t.Error("route re-installed without a nexthop group")
 	}
-	eq(t, "XDP via backup", r.dp.egress(t, "198.18.0.0/24"), []string{"3:" + mac2.String()})
+	eq(t, "XDP via A again", r.dp.egress(t, "198.18.0.0/24"), []string{"2:" + mac1.String()})
+}
 
-	// eth1 back: the primary resolves again; a single on eth1 is made
-	// anew and the group replaced, the route untouched.
-	fibWrites := r.fib.writes
-	r.ev(route.LinkEvent{Link: route.Link{Index: eth1, Name: "eth1", MTU: 1500, MAC: mac3, Up: true}},
-		route.RouteEvent{Route: connected("10.0.1.0/24", eth1)})
-	eq(t, "kernel via primary again", r.fib.via("198.18.0.0/24"), "[10.0.1.2@2]")
-	eq(t, "kernel route writes", r.fib.writes-fibWrites, 0)
-	eq(t, "XDP via primary again", r.dp.egress(t, "198.18.0.0/24"), []string{"2:" + mac1.String()})
+// TestNexthopObjectsNotWithBackup: routes with a backup (PIC) carry their
+// next hops (they must survive a carrier loss); gaining the backup
+// rewrites nothing in the kernel.
+func TestNexthopObjectsNotWithBackup(t *testing.T) {
+	r := nhRig(t)
+	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerA)
+	r.st.apply(0)
+	if r.fib.routes[pfx("198.18.0.0/24")].NHID == 0 {
+		t.Fatal("without a backup: no nexthop group")
+	}
+	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{ip("10.0.1.2")}, []netip.Addr{ip("10.0.2.2")}, peerA)
+	r.st.apply(0)
+	if got := r.fib.routes[pfx("198.18.0.0/24")].NHID; got != 0 {
+		t.Errorf("with a backup: by nexthop %d, want its next hops", got)
+	}
+	eq(t, "kernel via A", r.fib.via("198.18.0.0/24"), "[10.0.1.2@2]")
+	eq(t, "kernel objects left", fmt.Sprint(len(r.fib.singles), len(r.fib.nhGroups)), "0 0")
+	r.st.setBGP(pfx("198.18.1.0/24"), []netip.Addr{ip("10.0.1.2")}, []netip.Addr{ip("10.0.2.2")}, peerA)
+	writes := r.fib.writes
+	r.st.apply(0)
+	eq(t, "one install for a new prefix of the set", r.fib.writes-writes, 1)
 }
 
 // TestNexthopObjectsLeftovers: routes a previous instance left by its
