@@ -122,9 +122,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		// Not with PIC: see sync/kernelnh.go (the kernel deletes routes by
 		// nexthops on carrier loss before it says the link is down).
 		NexthopObjects: cfg.FIB.NexthopObjects && !cfg.BGP.PIC && table.NexthopsSupported(),
-		MaxGroups:         capacity.Groups,
-		MaxNextHops:       capacity.NextHops,
-		AuditEvery:        auditEvery,
+		MaxGroups:      capacity.Groups,
+		MaxNextHops:    capacity.NextHops,
+		AuditEvery:     auditEvery,
 	}
 	for _, p := range ports {
 		opts.Ports = append(opts.Ports, p.name)
