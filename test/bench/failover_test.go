@@ -17,10 +17,11 @@ package bench
 // next best. r runs the router under test:
 //   - xdprouterd (the binary, XDP native on eth1-eth3, kernel forwarding
 //     off), [bgp] pic = true: GoBGP's next best path is pre-installed as a
-//     backup in the next-hop groups; or pic = false; or pic = true with
-//     fib.nexthop-objects = false (on carrier loss the kernel deletes the
+//     backup in the next-hop groups (and kernel routes carry their next
+//     hops, not nexthop objects: on carrier loss the kernel deletes the
 //     routes by nexthop objects through the link before it sends the link
-//     message xdprouterd switches on: 565k deletions first);
+//     message xdprouterd switches on, 565k deletions first); or pic =
+//     false (routes by nexthop objects);
 //   - BIRD 2 as the router: every best path into the kernel's main table
 //     (routers_test.go's kernel protocols), kernel forwarding on, no XDP.
 //
@@ -58,7 +59,8 @@ package bench
 // XDPROUTER_BENCH_FAILOVER sets the table sizes (IPv4 prefixes,
 // comma-separated; default defaultFailoverSizes, 10000 with BENCH=quick),
 // XDPROUTER_BENCH_FAILOVER_ROUTERS the routers (pic, bird, nopic,
-// pic-nhoff: PIC with fib.nexthop-objects = false; default all four),
+// pic-nhoff: PIC with fib.nexthop-objects = false, the same since PIC
+// implies it; default pic, bird, nopic),
 // XDPROUTER_BENCH_FAILOVER_TRACE a directory for CSV traces of the samples.
 
 import (
@@ -93,7 +95,7 @@ import (
 
 const (
 	defaultFailoverSizes   = "10000,565000"
-	defaultFailoverRouters = "pic,bird,nopic,pic-nhoff"
+	defaultFailoverRouters = "pic,bird,nopic"
 	// failoverPPS is the default send rate: one frame is 0.05 ms.
 	failoverPPS = 20000
 	// failoverHold is the hold time of the routers' sessions, seconds.
@@ -131,7 +133,8 @@ var foRouters = map[string]foRouter{
 	"pic":   {"xdprouterd+pic", kindXDP, true, false},
 	"bird":  {"bird", kindBIRD, false, false},
 	"nopic": {"xdprouterd", kindXDP, false, false},
-	// Kernel routes without nexthop objects: on carrier loss the kernel
+	// Kernel routes without nexthop objects, as xdprouterd does with PIC
+	// anyway since it was measured here: on carrier loss the kernel
 	// flushes routes by nexthop objects before it sends the link message
 	// (see docs/BENCHMARKS.md); routes with plain next hops stay, linkdown.
 	"pic-nhoff": {"xdprouterd+pic/nh-off", kindXDP, true, true},
