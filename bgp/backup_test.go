@@ -2,7 +2,6 @@ package bgp
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -295,20 +294,7 @@ func TestSelectPaths(t *testing.T) {
 // TestBackupPathsIPv6: the worker reads the IPv6 table too (one neighbor:
 // lo has only ::1, so no second path to be a backup).
 func TestBackupPathsIPv6(t *testing.T) {
-	const us = "::1"
-	l, err := net.Listen("tcp", "[::1]:0")
-	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
-	}
-	l.Close()
-	pUs, pPeer := freePort(t, us), freePort(t, us)
-	cfg := &config.Config{
-		Router: config.Router{ASN: 65000, RouterID: "192.0.2.254"},
-		BGP:    config.BGP{ListenPort: int32(pUs), ListenAddresses: []string{us}},
-		Neighbors: []config.Neighbor{
-			{Address: "::1", PeerASN: 65001, Port: pPeer, LocalAddress: us, ConnectRetry: 1, Import: "accept-all", Export: "reject-all"},
-		},
-	}
+	cfg, us, pUs, pPeer := ipv6Loopback(t)
 	r := newPICRecorder()
 	s, err := New(Options{Config: cfg, Logger: testLogger(t), OnBest: r.onBest, Backup: true})
 	if err != nil {

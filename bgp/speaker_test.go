@@ -494,23 +494,31 @@ func TestSpeakerMultipath(t *testing.T) {
 	waitRoute(t, rec, "10.9.0.0/24")
 }
 
-func TestSpeakerIPv6(t *testing.T) {
-	// lo has only ::1: both ends use it, told apart by port. Each server has
-	// exactly one neighbor ::1, so incoming connections still match.
-	const us = "::1"
+// ipv6Loopback returns a speaker config with one neighbor over ::1, and
+// the speaker's and the peer's ports. lo has only ::1: both ends use it,
+// told apart by port. Each server has exactly one neighbor ::1, so
+// incoming connections still match.
+func ipv6Loopback(t *testing.T) (cfg *config.Config, us string, pUs, pPeer uint32) {
+	t.Helper()
+	us = "::1"
 	l, err := net.Listen("tcp", "[::1]:0")
 	if err != nil {
 		t.Skipf("no IPv6 loopback: %v", err)
 	}
 	l.Close()
-	pUs, pPeer := freePort(t, us), freePort(t, us)
-	cfg := &config.Config{
+	pUs, pPeer = freePort(t, us), freePort(t, us)
+	cfg = &config.Config{
 		Router: config.Router{ASN: 65000, RouterID: "192.0.2.254"},
 		BGP:    config.BGP{ListenPort: int32(pUs), ListenAddresses: []string{us}},
 		Neighbors: []config.Neighbor{
 			{Address: "::1", PeerASN: 65001, Port: pPeer, LocalAddress: us, ConnectRetry: 1, Import: "accept-all", Export: "reject-all"},
 		},
 	}
+	return cfg, us, pUs, pPeer
+}
+
+func TestSpeakerIPv6(t *testing.T) {
+	cfg, us, pUs, pPeer := ipv6Loopback(t)
 	rec := newRecorder()
 	s := startSpeaker(t, cfg, rec.onBest)
 	peer := startPeer(t, peerSpec{addr: "::1", port: pPeer, asn: 65001, speaker: us, speakerPt: pUs, passive: true})

@@ -40,6 +40,17 @@ func (u upstream) v6() string { return fmt.Sprintf("fd00:%d::2", u.port) }
 // h2 is the basic lab's second host, used as the first upstream.
 var up1 = upstream{"h2", 2}
 
+// addUpstream2 adds h3 on r's eth3 (a router port) as a second upstream.
+func (r *router) addUpstream2() upstream {
+	r.t.Helper()
+	up2 := upstream{"h3", 3}
+	if err := r.AddHost(up2.role, up2.port); err != nil {
+		r.t.Fatal(err)
+	}
+	r.ports = append(r.ports, "eth3")
+	return up2
+}
+
 // peer returns the BGP peer config for u, announcing prefixes; the peer
 // owns dst4/dst6 so that traffic to them is answered.
 func (r *router) peer(u upstream, prefixes []netip.Prefix) lab.BGPPeer {
@@ -233,11 +244,7 @@ func TestBGPWithFRR(t *testing.T) {
 func TestBGPECMP(t *testing.T) {
 	needBinary(t, "/usr/sbin/bird")
 	r := newLab(t)
-	up2 := upstream{"h3", 3}
-	if err := r.AddHost(up2.role, up2.port); err != nil {
-		t.Fatal(err)
-	}
-	r.ports = append(r.ports, "eth3")
+	up2 := r.addUpstream2()
 	prefixes := announced(100, 10)
 	for _, u := range []upstream{up1, up2} {
 		if _, err := r.StartBIRD(r.peer(u, prefixes)); err != nil {

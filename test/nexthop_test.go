@@ -29,11 +29,7 @@ func (r *router) metric(name string) float64 {
 func TestNexthopObjects(t *testing.T) {
 	needBinary(t, "/usr/sbin/bird")
 	r := newLab(t)
-	up2 := upstream{"h3", 3}
-	if err := r.AddHost(up2.role, up2.port); err != nil {
-		t.Fatal(err)
-	}
-	r.ports = append(r.ports, "eth3")
+	r.addUpstream2() // the IGP path moves to h3
 	// The routes' next hop is a third address on h2's link, which h2
 	// answers for; h3 forwards to it too once r routes it via h3.
 	const nh = "10.0.2.99"

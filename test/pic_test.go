@@ -21,11 +21,7 @@ import (
 func TestPICFailover(t *testing.T) {
 	needBinary(t, "/usr/sbin/bird")
 	r := newLab(t)
-	up2 := upstream{"h3", 3}
-	if err := r.AddHost(up2.role, up2.port); err != nil {
-		t.Fatal(err)
-	}
-	r.ports = append(r.ports, "eth3")
+	up2 := r.addUpstream2()
 	const n = 50
 	table := announced(n, 0)
 	for _, u := range []upstream{up1, up2} {
