@@ -74,8 +74,7 @@ type Speaker struct {
 	// flush BGP routes from the FIB (reconcile on the next start instead).
 	stopping atomic.Bool
 
-	peersRefresh    sync.Mutex
-	peersRefreshing atomic.Bool // a background refresh is running
+	peersRefresh sync.Mutex
 
 	tripsMu sync.Mutex
 	trips   map[netip.Addr]uint64 // sessions shut down for max-prefixes, per peer
@@ -328,32 +327,14 @@ func (s *Speaker) stopLocked() {
 
 // Peers reports the state of every configured neighbor, sorted by address.
 // The answer may be as old as peersAge: GoBGP counts each peer's prefixes
-// by walking its Adj-RIB-In, in its main loop, where it stalls UPDATEs. An
-// older answer is returned at once while a fresh one is fetched in the
-// background: a status query or a scrape never waits for a walk (only the
-// first call does).
+// by walking its Adj-RIB-In, in its main loop, where it stalls UPDATEs.
 func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
-	out, fresh := s.cachedPeers()
-	if out != nil {
-		if !fresh && s.peersRefreshing.CompareAndSwap(false, true) {
-			go func() {
-				defer s.peersRefreshing.Store(false)
-				ctx, cancel := context.WithTimeout(context.Background(), collectTimeout)
-				defer cancel()
-				_, _ = s.refreshPeers(ctx)
-			}()
-		}
+	if out, ok := s.cachedPeers(); ok {
 		return out, nil
 	}
-	return s.refreshPeers(ctx)
-}
-
-// refreshPeers asks GoBGP for the peers (one walk at a time: the others
-// take its answer).
-func (s *Speaker) refreshPeers(ctx context.Context) ([]PeerStatus, error) {
-	s.peersRefresh.Lock()
+	s.peersRefresh.Lock() // one walk at a time; the others take its answer
 	defer s.peersRefresh.Unlock()
-	if out, fresh := s.cachedPeers(); fresh {
+	if out, ok := s.cachedPeers(); ok {
 		return out, nil
 	}
 	s.mu.Lock()
@@ -388,15 +369,13 @@ func (s *Speaker) refreshPeers(ctx context.Context) ([]PeerStatus, error) {
 	return slices.Clone(out), nil
 }
 
-// cachedPeers returns the last answer (nil: none, or the speaker is not
-// running) and whether it is fresh.
-func (s *Speaker) cachedPeers() (out []PeerStatus, fresh bool) {
+func (s *Speaker) cachedPeers() ([]PeerStatus, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.srv == nil || s.peers == nil {
-		return nil, false
+	if s.srv != nil && s.peers != nil && time.Since(s.peersAt) < max(s.peersAge, peersMinAge) {
+		return slices.Clone(s.peers), true
 	}
-	return slices.Clone(s.peers), time.Since(s.peersAt) < max(s.peersAge, peersMinAge)
+	return nil, false
 }
 
 // Peers asks GoBGP at most every peersMinAge, and keeps its walks of the
