@@ -1,6 +1,7 @@
 package fib
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -208,17 +209,18 @@ func TestNexthopCarrierLoss(t *testing.T) {
 		}
 		const want = "[{2 10.98.0.2 %d}] [{10 [2]}]"
 		var got string
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		err = lab.PollEvery(context.Background(), 5*time.Second, 10*time.Millisecond, func() error {
 			s, g, err := tbl.Nexthops()
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
-			if got = fmt.Sprint(s, g); got == fmt.Sprintf(want, w0) {
-				break
+			if got = fmt.Sprint(s, g); got != fmt.Sprintf(want, w0) {
+				return fmt.Errorf("after carrier loss: %s, want %s", got, fmt.Sprintf(want, w0))
 			}
-		}
-		if got != fmt.Sprintf(want, w0) {
-			t.Fatalf("after carrier loss: %s, want %s", got, fmt.Sprintf(want, w0))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 		rs := ours(t)
 		if r, ok := rs["198.51.100.0/24"]; !ok || r.NHID != 10 || fmt.Sprint(r.NextHops) != fmt.Sprintf("[10.98.0.2@%d]", w0) {
