@@ -615,6 +615,30 @@ type foSample struct {
 
 func (s foSample) lost() int64 { return int64(s.sent) - int64(s.a) - int64(s.b) }
 
+// quiescent waits, with the sender paused or stopped, until the frames in
+// flight have arrived: every frame sent is counted, or (after the
+// failure, when some are lost for good) the counts stopped moving for
+// failoverSettle. It returns the sample then.
+func quiescent(b *testing.B, smp *sampler) foSample {
+	last := smp.now()
+	since := time.Now()
+	_ = lab.PollEvery(b.Context(), 20*failoverSettle, time.Millisecond, func() error {
+		p := smp.now()
+		if p.lost() <= 0 {
+			last = p
+			return nil
+		}
+		if p.a != last.a || p.b != last.b || p.sent != last.sent {
+			last, since = p, time.Now()
+		}
+		if time.Since(since) >= failoverSettle {
+			return nil
+		}
+		return errors.New("frames in flight")
+	})
+	return last
+}
+
 // run sends traffic, fails A's link and measures.
 func (g *foRig) run(b *testing.B, dsts []netip.Addr, pps float64) (failover, error) {
 	f := failover{router: g.fr.name, n: g.n, firstB: -1, rec: -1, sessionDown: -1, drained: -1, kernelBack: -1, kernelMin: -1}
@@ -636,14 +660,13 @@ func (g *foRig) run(b *testing.B, dsts []netip.Addr, pps float64) (failover, err
 	// counted from then on is exact.
 	settled := func() foSample {
 		snd.paused.Store(true)
-		time.Sleep(failoverSettle)
-		p := smp.now()
+		p := quiescent(b, smp)
 		snd.paused.Store(false)
 		return p
 	}
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // warm-up traffic (a measured window, not a wait)
 	p0 := settled()
-	time.Sleep(failoverPre)
+	time.Sleep(failoverPre) // the reference window of traffic
 	p1 := settled()
 	sent := p1.sent - p0.sent
 	if sent == 0 {
@@ -685,27 +708,33 @@ func (g *foRig) run(b *testing.B, dsts []netip.Addr, pps float64) (failover, err
 		return f, fmt.Errorf("fail A's link: %w", err)
 	}
 
-	// Watch the router until it has reacted and traffic has recovered.
+	// Watch the router until it has reacted and traffic has recovered
+	// (or the timeout: then the figures say what did not happen).
 	timeout := 60*time.Second + failoverHold*time.Second + time.Duration(g.n)*100*time.Microsecond
-	for i := 0; ; i++ {
-		time.Sleep(failoverProbe)
+	var probeErr error
+	i := 0
+	_ = lab.PollEvery(b.Context(), timeout, failoverProbe, func() error {
+		defer func() { i++ }()
 		since := time.Since(t0)
-		if err := g.probe(&f, t0, i%4 == 0); err != nil {
-			return f, err
+		if probeErr = g.probe(&f, t0, i%4 == 0); probeErr != nil {
+			return nil // stop watching: reported below
 		}
 		rec := time.Duration(-1)
 		if i%4 == 3 {
 			rec, _ = recovery(smp.samples(), t0)
 		}
-		done := f.sessionDown >= 0 && rec >= 0 && (g.kind != kindXDP || f.drained >= 0) &&
-			since > f.sessionDown+2*time.Second && since > rec+failoverStable
-		if done || since > timeout {
-			break
+		if f.sessionDown >= 0 && rec >= 0 && (g.kind != kindXDP || f.drained >= 0) &&
+			since > f.sessionDown+2*time.Second && since > rec+failoverStable {
+			return nil
 		}
+		return errors.New("not recovered yet")
+	})
+	if probeErr != nil {
+		return f, probeErr
 	}
 	running := smp.now()
 	snd.stop()
-	time.Sleep(failoverSettle)
+	quiescent(b, smp)
 	smp.stop()
 	if snd.err != nil {
 		return f, snd.err
@@ -930,7 +959,7 @@ func (g *foRig) newSender(frames [][]byte, pps float64) (*sender, error) {
 			}
 			if s.paused.Load() {
 				start, sent = time.Now(), 0
-				time.Sleep(100 * time.Microsecond)
+				time.Sleep(100 * time.Microsecond) // paused: the pacing clock idles
 				continue
 			}
 			due := uint64(time.Since(start).Seconds() * pps)
@@ -948,7 +977,7 @@ func (g *foRig) newSender(frames [][]byte, pps float64) (*sender, error) {
 				s.sent.Add(1)
 				i = (i + 1) % len(frames)
 			}
-			time.Sleep(100 * time.Microsecond)
+			time.Sleep(100 * time.Microsecond) // the pacing clock: send what is due every 0.1 ms
 		}
 	}()
 	return s, nil
