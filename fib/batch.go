@@ -134,15 +134,7 @@ func (b *batcher) window(start int, errs []error, enc func(buf []byte, i int, se
 func appendRouteMsg(buf []byte, o route.Change, table int, proto uint8, seq uint32) []byte {
 	r := o.Route
 	start := len(buf)
-	typ, flags := uint16(unix.RTM_NEWROUTE), uint16(unix.NLM_F_REQUEST|unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_REPLACE)
-	if o.Delete {
-		typ, flags = unix.RTM_DELROUTE, unix.NLM_F_REQUEST|unix.NLM_F_ACK
-	}
-	buf = binary.NativeEndian.AppendUint32(buf, 0) // length, set below
-	buf = binary.NativeEndian.AppendUint16(buf, typ)
-	buf = binary.NativeEndian.AppendUint16(buf, flags)
-	buf = binary.NativeEndian.AppendUint32(buf, seq)
-	buf = binary.NativeEndian.AppendUint32(buf, 0) // pid: kernel
+	buf = appendRequestHeader(buf, unix.RTM_NEWROUTE, unix.RTM_DELROUTE, o.Delete, seq)
 
 	fam := byte(unix.AF_INET)
 	if r.Prefix.Addr().Is6() {
@@ -196,6 +188,21 @@ func appendRouteMsg(buf []byte, o route.Change, table int, proto uint8, seq uint
 	}
 	binary.NativeEndian.PutUint32(buf[start:], uint32(len(buf)-start))
 	return buf
+}
+
+// appendRequestHeader appends the nlmsghdr of a request with an ack: newTyp
+// creating or replacing, or delTyp; its length is set once the message is
+// complete.
+func appendRequestHeader(buf []byte, newTyp, delTyp uint16, del bool, seq uint32) []byte {
+	typ, flags := newTyp, uint16(unix.NLM_F_REQUEST|unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_REPLACE)
+	if del {
+		typ, flags = delTyp, unix.NLM_F_REQUEST|unix.NLM_F_ACK
+	}
+	buf = binary.NativeEndian.AppendUint32(buf, 0) // length, set by the caller
+	buf = binary.NativeEndian.AppendUint16(buf, typ)
+	buf = binary.NativeEndian.AppendUint16(buf, flags)
+	buf = binary.NativeEndian.AppendUint32(buf, seq)
+	return binary.NativeEndian.AppendUint32(buf, 0) // pid: kernel
 }
 
 func appendAttr(buf []byte, typ uint16, data []byte) []byte {

@@ -101,15 +101,7 @@ func (t *Table) ApplyNexthops(changes []route.NexthopChange) []error {
 // RTM_DELNEXTHOP.
 func appendNexthopMsg(buf []byte, c route.NexthopChange, proto uint8, seq uint32) []byte {
 	start := len(buf)
-	typ, flags := uint16(unix.RTM_NEWNEXTHOP), uint16(unix.NLM_F_REQUEST|unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_REPLACE)
-	if c.Delete {
-		typ, flags = unix.RTM_DELNEXTHOP, unix.NLM_F_REQUEST|unix.NLM_F_ACK
-	}
-	buf = binary.NativeEndian.AppendUint32(buf, 0) // length, set below
-	buf = binary.NativeEndian.AppendUint16(buf, typ)
-	buf = binary.NativeEndian.AppendUint16(buf, flags)
-	buf = binary.NativeEndian.AppendUint32(buf, seq)
-	buf = binary.NativeEndian.AppendUint32(buf, 0) // pid: kernel
+	buf = appendRequestHeader(buf, unix.RTM_NEWNEXTHOP, unix.RTM_DELNEXTHOP, c.Delete, seq)
 
 	// A group has no family; a dev-only nexthop is AF_INET6 because IPv4
 	// routes may use an IPv6 nexthop but IPv6 routes no IPv4 one.
