@@ -114,7 +114,16 @@ type Datapath struct {
 	ports    map[int]egressPort      // SetInterface'd ports, by ifindex
 
 	compiled *compiled
+
+	// preserved: Load re-opened a pinned dataplane that was forwarding
+	// (hitless restart); see Preserved.
+	preserved bool
 }
+
+// Preserved reports whether Load took over a pinned dataplane left by a
+// previous instance, which kept forwarding while no daemon ran (BGP
+// graceful restart's forwarding-state bit).
+func (d *Datapath) Preserved() bool { return d.preserved }
 
 // egressPort is what next hops copy from their port.
 type egressPort struct {
