@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -27,9 +26,10 @@ var (
 
 // Options configures Load. Zero values select the defaults.
 type Options struct {
-	// PinPath, if set, is a directory on bpffs where the maps are pinned by
-	// name. It is created if missing. Pins left by a previous run are
-	// replaced, not reused.
+	// PinPath, if set, is a directory on bpffs where the state maps and
+	// the XDP links are pinned, so that the dataplane outlives the
+	// process (see pin.go). It is created if missing and locked while the
+	// Datapath is open. Pins a previous run left are taken over.
 	PinPath string
 	// Map sizes (max_entries).
 	MaxRoutesV4, MaxRoutesV6, MaxGroups, MaxNextHops, MaxNeighbors uint32
@@ -115,9 +115,20 @@ type Datapath struct {
 
 	compiled *compiled
 
-	// preserved: Load re-opened a pinned dataplane that was forwarding
-	// (hitless restart); see Preserved.
-	preserved bool
+	// Hitless restart (pin.go). lock is the pin directory's lock.
+	// adoptedLinks are the pinned links of a previous instance not yet
+	// taken over by Attach; adopted is the state read back from the
+	// pinned maps (nil: fresh maps); preserved: the maps were reused and
+	// the program was forwarding; rebuilt says why the pinned maps were
+	// not reused as they were; deferSwap: the new maps are not filled
+	// yet, so Attach leaves the old program in place until SwapIn.
+	lock         *os.File
+	adoptedLinks map[int]attachment
+	adopted      *route.XDPState
+	preserved    bool
+	rebuilt      string
+	deferSwap    bool
+	swapPending  []int
 }
 
 // Preserved reports whether Load took over a pinned dataplane left by a
@@ -157,35 +168,77 @@ func Load(opts Options) (*Datapath, error) {
 	}
 	lpmSizes(spec, opts)
 
-	var colOpts ebpf.CollectionOptions
+	d := &Datapath{pinPath: opts.PinPath, links: make(map[int]attachment), targets: make(map[int]string),
+		nhs: make(map[uint32]route.Egress), ports: make(map[int]egressPort)}
+	var (
+		colOpts ebpf.CollectionOptions
+		pins    = &pinned{}
+	)
 	if opts.PinPath != "" {
 		if err := preparePinDir(opts.PinPath); err != nil {
 			return nil, err
 		}
-		for _, name := range mapNames() {
-			// Replace pins from a previous run: hitless reuse is not
-			// implemented yet, and a stale map may have another layout.
-			p := filepath.Join(opts.PinPath, name)
-			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("remove stale pin %s: %w", p, err)
-			}
-			spec.Maps[name].Pinning = ebpf.PinByName
+		if d.lock, err = lockPinDir(opts.PinPath); err != nil {
+			return nil, err
 		}
-		colOpts.Maps.PinPath = opts.PinPath
+		if pins, err = openPinned(spec, opts.PinPath); err != nil {
+			d.lock.Close()
+			return nil, err
+		}
+		defer pins.close() // the collection holds clones
+		colOpts.MapReplacements = pins.maps
 	}
-
-	d := &Datapath{pinPath: opts.PinPath, links: make(map[int]attachment), targets: make(map[int]string),
-		nhs: make(map[uint32]route.Egress), ports: make(map[int]egressPort)}
+	fail := func(err error) (*Datapath, error) {
+		for _, a := range pins.links {
+			a.link.Close()
+		}
+		d.compiled.close()
+		d.objs.Close()
+		if d.lock != nil {
+			d.lock.Close()
+		}
+		return nil, err
+	}
 	if err := spec.LoadAndAssign(&d.objs, &colOpts); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("load XDP program: %w (verifier log:\n%+v)", err, ve)
+			return fail(fmt.Errorf("load XDP program: %w (verifier log:\n%+v)", err, ve))
 		}
-		return nil, fmt.Errorf("load XDP program: %w", err)
+		return fail(fmt.Errorf("load XDP program: %w", err))
 	}
 	if d.compiled, err = newCompiled(&d.objs.fwdMaps, &d.objs.fwdVariables, opts.Lookup); err != nil {
-		d.objs.Close()
-		return nil, err
+		return fail(err)
+	}
+	if opts.PinPath == "" {
+		return d, nil
+	}
+	d.adoptedLinks = pins.links
+	d.rebuilt = pins.rebuild
+	reused := pins.maps != nil
+	if pins.old != nil {
+		// Another layout: new maps side by side, filled from the old ones
+		// where they agree; the old program keeps forwarding with its own
+		// maps until the swap (at once if everything was copied, else once
+		// sync has filled the new ones: SwapIn).
+		skipped := copyMaps(d.stateMapsByName(), pins.old)
+		if len(skipped) == 0 {
+			reused = true
+		} else {
+			d.rebuilt += " (rebuilt: " + strings.Join(skipped, ", ") + ")"
+			d.deferSwap = len(pins.links) > 0
+		}
+	}
+	if err := d.objs.Meta.Put(uint32(0), fwdPinMeta{Magic: pinMagic, Version: layoutVersion}); err != nil {
+		return fail(fmt.Errorf("map meta: %w", err))
+	}
+	if err := d.pinFresh(pins.maps); err != nil {
+		return fail(err)
+	}
+	if reused {
+		if err := d.takeOver(); err != nil {
+			return fail(fmt.Errorf("read back the pinned maps: %w", err))
+		}
+		d.preserved = len(pins.links) > 0
 	}
 	return d, nil
 }
@@ -198,17 +251,6 @@ type Capacity struct {
 // Capacity returns the sizes of the loaded group and next-hop maps.
 func (d *Datapath) Capacity() Capacity {
 	return Capacity{Groups: d.objs.Nhgs.MaxEntries(), NextHops: d.objs.Nexthops.MaxEntries()}
-}
-
-func mapNames() []string {
-	return []string{fwdMapRoutesV4, fwdMapRoutesV6, fwdMapNhgs, fwdMapNexthops,
-		fwdMapNeighbors, fwdMapIfaces, fwdMapTxPorts, fwdMapStats}
-}
-
-func (d *Datapath) maps() []*ebpf.Map {
-	m := &d.objs.fwdMaps
-	return []*ebpf.Map{m.RoutesV4, m.RoutesV6, m.Nhgs, m.Nexthops, m.Neighbors,
-		m.Ifaces, m.TxPorts, m.Stats}
 }
 
 func preparePinDir(dir string) error {
@@ -231,32 +273,31 @@ func (d *Datapath) Program() *ebpf.Program {
 	return d.objs.XdpFwd
 }
 
-// Close detaches every interface attached through d, removes d's pins and
-// closes the program and maps.
+// Close closes the program and maps. Without a pin path it detaches
+// every interface attached through d; with one, the pinned dataplane keeps
+// forwarding (Teardown removes it).
 func (d *Datapath) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 
 	var errs []error
 	for ifindex, a := range d.links {
-		if err := a.link.Close(); err != nil {
+		if err := a.link.Close(); err != nil && d.pinPath == "" {
 			errs = append(errs, fmt.Errorf("detach XDP from ifindex %d: %w", ifindex, err))
 		}
 		delete(d.links, ifindex)
 	}
-	if d.pinPath != "" {
-		for _, m := range d.maps() {
-			if m == nil {
-				continue
-			}
-			if err := m.Unpin(); err != nil {
-				errs = append(errs, fmt.Errorf("unpin map %s: %w", m, err))
-			}
-		}
+	for ifindex, a := range d.adoptedLinks {
+		a.link.Close()
+		delete(d.adoptedLinks, ifindex)
 	}
 	d.compiled.close()
 	if err := d.objs.Close(); err != nil {
 		errs = append(errs, err)
+	}
+	if d.lock != nil {
+		d.lock.Close()
+		d.lock = nil
 	}
 	return errors.Join(errs...)
 }
@@ -264,7 +305,9 @@ func (d *Datapath) Close() error {
 // Attach attaches the XDP program to ifindex, which is resolved in the
 // network namespace of the calling OS thread. ModeAuto tries native mode
 // first and falls back to generic mode. Attaching an interface that d has
-// already attached in the same mode is a no-op.
+// already attached in the same mode is a no-op. A pinned link a previous
+// instance left on ifindex is taken over: the program is swapped in
+// atomically (link update), so forwarding never stops.
 func (d *Datapath) Attach(ifindex int, mode Mode) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -274,6 +317,31 @@ func (d *Datapath) Attach(ifindex int, mode Mode) error {
 			return nil
 		}
 		return fmt.Errorf("attach XDP to ifindex %d in %s mode: %w (%s)", ifindex, mode, ErrModeMismatch, a.mode)
+	}
+	if a, ok := d.adoptedLinks[ifindex]; ok {
+		delete(d.adoptedLinks, ifindex)
+		if mode == ModeAuto || mode == a.eff {
+			a.mode = mode
+			if d.deferSwap {
+				d.links[ifindex] = a
+				d.swapPending = append(d.swapPending, ifindex)
+				return nil
+			}
+			err := a.link.Update(d.objs.XdpFwd)
+			if err == nil {
+				d.links[ifindex] = a
+				return nil
+			}
+			// Replace it below (a short gap, but a working port).
+			_ = a.link.Unpin()
+			a.link.Close()
+		} else {
+			// Another mode asked for: the old link must go first.
+			_ = a.link.Unpin()
+			if err := a.link.Close(); err != nil {
+				return fmt.Errorf("detach the previous instance's XDP from ifindex %d: %w", ifindex, err)
+			}
+		}
 	}
 
 	attach := func(flags link.XDPAttachFlags) (link.Link, error) {
@@ -308,8 +376,57 @@ func (d *Datapath) Attach(ifindex int, mode Mode) error {
 	if err != nil {
 		return fmt.Errorf("attach XDP to ifindex %d in %s mode: %w", ifindex, mode, err)
 	}
+	if d.pinPath != "" {
+		path := linkPin(d.pinPath, ifindex, eff)
+		_ = os.Remove(path) // a link of a deleted device
+		if err := l.Pin(path); err != nil {
+			l.Close()
+			return fmt.Errorf("attach XDP to ifindex %d: pin link: %w", ifindex, err)
+		}
+	}
 	d.links[ifindex] = attachment{link: l, mode: mode, eff: eff}
 	return nil
+}
+
+// SwapIn puts the program into the ports whose previous program was left
+// running because the pinned maps had another layout (see Rebuilt): call
+// it once sync has filled the new maps.
+func (d *Datapath) SwapIn() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.deferSwap = false
+	var errs []error
+	for _, ifindex := range d.swapPending {
+		a, ok := d.links[ifindex]
+		if !ok {
+			continue
+		}
+		if err := a.link.Update(d.objs.XdpFwd); err != nil {
+			errs = append(errs, fmt.Errorf("swap the program into ifindex %d: %w", ifindex, err))
+		}
+	}
+	d.swapPending = nil
+	return errors.Join(errs...)
+}
+
+// Rebuilt says why Load did not reuse the pinned maps as they were (""
+// if it did, or found none).
+func (d *Datapath) Rebuilt() string { return d.rebuilt }
+
+// ReleaseAdopted detaches the pinned links of a previous instance that
+// Attach did not take over (ports no longer configured) and returns their
+// ifindexes.
+func (d *Datapath) ReleaseAdopted() []int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []int
+	for ifindex, a := range d.adoptedLinks {
+		_ = a.link.Unpin()
+		a.link.Close()
+		delete(d.adoptedLinks, ifindex)
+		out = append(out, ifindex)
+	}
+	return out
 }
 
 // AttachedMode reports how the program is attached to ifindex: ModeNative
@@ -330,6 +447,9 @@ func (d *Datapath) Detach(ifindex int) error {
 	a, ok := d.links[ifindex]
 	if !ok {
 		return nil
+	}
+	if d.pinPath != "" {
+		_ = a.link.Unpin()
 	}
 	if err := a.link.Close(); err != nil {
 		return fmt.Errorf("detach XDP from ifindex %d: %w", ifindex, err)

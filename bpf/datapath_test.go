@@ -5,14 +5,11 @@ import (
 	"github.com/xdprouter/xdprouter/route"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 )
 
 func TestParseMode(t *testing.T) {
@@ -356,86 +353,5 @@ func TestInterfaces(t *testing.T) {
 	var port uint32
 	if err := d.objs.TxPorts.Lookup(uint32(idx), &port); !errors.Is(err, ebpf.ErrKeyNotExist) {
 		t.Errorf("tx_ports after delete: %v", err)
-	}
-}
-
-func TestPinning(t *testing.T) {
-	requireBPF(t)
-	if _, err := Load(Options{PinPath: t.TempDir()}); !errors.Is(err, ErrNotBPFFS) {
-		t.Fatalf("pin path on tmpfs: %v, want ErrNotBPFFS", err)
-	}
-
-	mnt := t.TempDir()
-	if err := unix.Mount("bpf", mnt, "bpf", 0, ""); err != nil {
-		t.Skipf("skipping: cannot mount bpffs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(mnt, 0); err != nil {
-			t.Errorf("unmount %s: %v", mnt, err)
-		}
-	})
-	dir := filepath.Join(mnt, "xdprouter")
-
-	// A stale, incompatible pin from a previous run is replaced.
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	stale, err := ebpf.NewMap(&ebpf.MapSpec{Name: "routes_v4", Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stale.Pin(filepath.Join(dir, "routes_v4")); err != nil {
-		t.Fatal(err)
-	}
-	stale.Close()
-
-	d, err := Load(Options{PinPath: dir, MaxRoutesV4: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.UpdateRoutes([]route.Entry{{Prefix: pfx("10.0.0.0/8"), Group: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range mapNames() {
-		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			t.Errorf("pin %s: %v", name, err)
-		}
-	}
-	pinned, err := ebpf.LoadPinnedMap(filepath.Join(dir, "routes_v4"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pinned.Type() != ebpf.LPMTrie || pinned.MaxEntries() != 100 {
-		t.Errorf("pinned routes_v4: %v max %d", pinned.Type(), pinned.MaxEntries())
-	}
-	pinned.Close()
-
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 0 {
-		t.Errorf("pins left after Close: %v", entries)
-	}
-
-	// Pins of a previous run that was not closed are replaced.
-	d1, err := Load(Options{PinPath: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d1.Close()
-	if _, err := d1.UpdateRoutes([]route.Entry{{Prefix: pfx("10.0.0.0/8"), Group: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	d2, err := Load(Options{PinPath: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Close()
-	if rs, err := d2.Routes(); err != nil || len(rs) != 0 {
-		t.Errorf("second load sees routes %v, %v; want fresh maps", rs, err)
 	}
 }

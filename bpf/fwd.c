@@ -74,6 +74,25 @@ struct {
 	__type(value, struct nexthop);
 } nexthops SEC(".maps");
 
+/*
+ * Control-plane only (XDP never reads them): the gateway of each next hop,
+ * so that a restarted daemon can read the next hops back as applied state,
+ * and the layout version of the pinned maps.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DEFAULT_MAX_NEXTHOPS);
+	__type(key, __u32);
+	__type(value, struct nh_gateway);
+} nh_gateways SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pin_meta);
+} meta SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -99,6 +99,17 @@ struct nexthop {
 	__u32 mtu;
 };
 
+/* A next hop's gateway (IPv4-mapped for IPv4); all zero: connected. */
+struct nh_gateway {
+	__u8 addr[16];
+};
+
+/* Pinned-state identity: see layoutVersion in bpf/pin.go. */
+struct pin_meta {
+	__u32 magic;
+	__u32 version;
+};
+
 /* IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d). */
 struct neigh_key {
 	__u32 ifindex;

@@ -101,10 +101,21 @@ const (
 	fwdNhFlagsNH_F_PORT      fwdNhFlags = 4
 )
 
+type fwdNhGateway struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+}
+
 type fwdNhg struct {
 	_     structs.HostLayout
 	Count uint32
 	Nh    [16]uint32
+}
+
+type fwdPinMeta struct {
+	_       structs.HostLayout
+	Magic   uint32
+	Version uint32
 }
 
 type fwdRouteType uint32
@@ -159,8 +170,10 @@ const (
 	fwdMapLpmNodes6      = "lpm_nodes6"
 	fwdMapLpmTop4        = "lpm_top4"
 	fwdMapLpmTop6        = "lpm_top6"
+	fwdMapMeta           = "meta"
 	fwdMapNeighbors      = "neighbors"
 	fwdMapNexthops       = "nexthops"
+	fwdMapNhGateways     = "nh_gateways"
 	fwdMapNhgs           = "nhgs"
 	fwdMapRoutesV4       = "routes_v4"
 	fwdMapRoutesV6       = "routes_v6"
@@ -227,8 +240,10 @@ type fwdMapSpecs struct {
 	LpmNodes6  *ebpf.MapSpec `ebpf:"lpm_nodes6"`
 	LpmTop4    *ebpf.MapSpec `ebpf:"lpm_top4"`
 	LpmTop6    *ebpf.MapSpec `ebpf:"lpm_top6"`
+	Meta       *ebpf.MapSpec `ebpf:"meta"`
 	Neighbors  *ebpf.MapSpec `ebpf:"neighbors"`
 	Nexthops   *ebpf.MapSpec `ebpf:"nexthops"`
+	NhGateways *ebpf.MapSpec `ebpf:"nh_gateways"`
 	Nhgs       *ebpf.MapSpec `ebpf:"nhgs"`
 	RoutesV4   *ebpf.MapSpec `ebpf:"routes_v4"`
 	RoutesV6   *ebpf.MapSpec `ebpf:"routes_v6"`
@@ -271,8 +286,10 @@ type fwdMaps struct {
 	LpmNodes6  *ebpf.Map `ebpf:"lpm_nodes6"`
 	LpmTop4    *ebpf.Map `ebpf:"lpm_top4"`
 	LpmTop6    *ebpf.Map `ebpf:"lpm_top6"`
+	Meta       *ebpf.Map `ebpf:"meta"`
 	Neighbors  *ebpf.Map `ebpf:"neighbors"`
 	Nexthops   *ebpf.Map `ebpf:"nexthops"`
+	NhGateways *ebpf.Map `ebpf:"nh_gateways"`
 	Nhgs       *ebpf.Map `ebpf:"nhgs"`
 	RoutesV4   *ebpf.Map `ebpf:"routes_v4"`
 	RoutesV6   *ebpf.Map `ebpf:"routes_v6"`
@@ -289,8 +306,10 @@ func (m *fwdMaps) Close() error {
 		m.LpmNodes6,
 		m.LpmTop4,
 		m.LpmTop6,
+		m.Meta,
 		m.Neighbors,
 		m.Nexthops,
+		m.NhGateways,
 		m.Nhgs,
 		m.RoutesV4,
 		m.RoutesV6,

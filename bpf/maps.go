@@ -312,6 +312,13 @@ func (d *Datapath) SetNextHop(id uint32, nh route.Egress) error {
 	}
 	d.egressMu.Lock()
 	defer d.egressMu.Unlock()
+	if old, ok := d.nhs[id]; !ok || old.Gateway != nh.Gateway {
+		// Before the next hop: a reader of both never sees a new next hop
+		// with an old gateway.
+		if err := d.objs.NhGateways.Put(id, gatewayOf(nh.Gateway)); err != nil {
+			return fmt.Errorf("map nh_gateways: set next hop %d: %w", id, err)
+		}
+	}
 	if err := d.putNextHop(id, nh); err != nil {
 		return err
 	}
@@ -360,7 +367,13 @@ func (d *Datapath) NextHopAt(id uint32) (route.Egress, error) {
 	if err := d.objs.Nexthops.Lookup(id, &v); err != nil {
 		return route.Egress{}, fmt.Errorf("map nexthops: next hop %d: %w", id, err)
 	}
-	return nextHopFrom(v), nil
+	var gw fwdNhGateway
+	if err := d.objs.NhGateways.Lookup(id, &gw); err != nil {
+		return route.Egress{}, fmt.Errorf("map nh_gateways: next hop %d: %w", id, err)
+	}
+	nh := nextHopFrom(v)
+	nh.Gateway = gatewayFrom(gw)
+	return nh, nil
 }
 
 func nextHopFrom(v fwdNexthop) route.Egress {

@@ -28,4 +28,17 @@ type Egress struct {
 	// Connected means the packet's destination is itself the neighbor: its
 	// MAC comes from the neighbor table (Ifindex, destination).
 	Connected bool
+	// Gateway is the next hop's address (invalid for connected next
+	// hops); XDP does not use it, a restarted daemon reads it back.
+	Gateway netip.Addr
+}
+
+// XDPState is what a previous instance left in the pinned XDP maps, read
+// back on start (hitless restart): the routes, the groups they name (the
+// next-hop ids XDP hashes over), every next hop written and the neighbors.
+type XDPState struct {
+	Routes    []Entry
+	Groups    map[uint32][]uint32
+	NextHops  map[uint32]Egress
+	Neighbors []Neighbor
 }

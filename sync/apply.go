@@ -199,6 +199,9 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 		if e == nil {
 			continue
 		}
+		if e.xdp.adopted && e.isStale() {
+			continue // as a previous instance left it, until re-learned or swept
+		}
 		_, gone := removing[p]
 		w := st.wantXDP(e, gone)
 		if !w.on {
@@ -213,13 +216,14 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 		if w.kind == route.Unicast {
 			if w.refuse {
 				n.kind, n.refused = route.KernelOnly, refusedPeerLimit // the kernel forwards it
-			} else if g := st.acquireGroup(w.groupKey, w.members, w.backups, w.set); g != nil {
+			} else if g := st.acquireGroup(w.groupKey, w.members, w.backups, w.set, st.adoptedGroupOf(e)); g != nil {
 				n.group = g.id
 			} else {
 				n.kind, n.refused = route.KernelOnly, refusedMapFull
 			}
 		}
-		if e.xdp == n {
+		if sameXDP(e.xdp, n) {
+			e.xdp.adopted = false
 			st.releaseGroupID(n.group)
 			continue
 		}

@@ -110,5 +110,5 @@ func appliedEntry(p netip.Prefix, x xdpApplied) route.Entry {
 }
 
 func sameEgress(a, b route.Egress) bool {
-	return a.Ifindex == b.Ifindex && a.Connected == b.Connected && string(a.MAC) == string(b.MAC)
+	return a.Ifindex == b.Ifindex && a.Connected == b.Connected && string(a.MAC) == string(b.MAC) && a.Gateway == b.Gateway
 }

@@ -43,27 +43,55 @@ func setGroupKey(s *bgpSet) string { return "b" + s.key }
 
 // acquireGroup returns the group of key (created with members and backups
 // if new), or nil when the group or next-hop maps are full.
-func (st *state) acquireGroup(key string, members, backups []route.NextHop, set *bgpSet) *group {
+//
+// prefer is the adopted group (adopt.go) the route points at now, 0 for
+// none: a new group takes over its id if it has the same members in use.
+func (st *state) acquireGroup(key string, members, backups []route.NextHop, set *bgpSet, prefer uint32) *group {
 	g := st.groups[key]
 	if g == nil {
-		id := st.groupIDs.get()
-		if id == 0 {
-			st.noteExhausted("next-hop groups", st.opt.MaxGroups)
-			return nil
-		}
-		g = &group{id: id, key: key}
+		g = &group{key: key}
 		if set != nil {
 			g.addrs, g.backupAddrs = set.addrs, set.backup
 		}
-		if !st.setMembers(g, members, backups) {
-			st.groupIDs.put(id)
+		if !st.acquireMembers(g, members, backups) {
 			return nil
 		}
+		if prefer == 0 || !st.claimAdopted(g, prefer) {
+			if g.id = st.groupIDs.get(); g.id == 0 {
+				st.noteExhausted("next-hop groups", st.opt.MaxGroups)
+				st.releaseMembers(g)
+				return nil
+			}
+		}
+		st.writeGroup(g)
 		st.groups[key] = g
-		st.groupByID[id] = g
+		st.groupByID[g.id] = g
 	}
 	g.refs++
 	return g
+}
+
+// acquireMembers acquires the next-hop entries of members and backups for
+// g (not written yet); false, with nothing held, if the map is full.
+func (st *state) acquireMembers(g *group, members, backups []route.NextHop) bool {
+	g.members, g.backups, g.nPrimary = members, backups, len(members)
+	g.nhs = make([]*nexthop, 0, len(members)+len(backups))
+	for _, m := range slices.Concat(members, backups) {
+		x := st.acquireNextHop(m)
+		if x == nil {
+			st.releaseMembers(g)
+			return false
+		}
+		g.nhs = append(g.nhs, x)
+	}
+	return true
+}
+
+func (st *state) releaseMembers(g *group) {
+	for _, x := range g.nhs {
+		st.releaseNextHop(x)
+	}
+	g.nhs, g.nPrimary = nil, 0
 }
 
 // releaseGroup drops a reference; the last one frees the group. Its map
@@ -99,9 +127,14 @@ func (st *state) dropped(addrs []netip.Addr) bool {
 }
 
 func (st *state) releaseGroupID(id uint32) {
-	if id != 0 {
-		st.releaseGroup(st.groupByID[id])
+	if id == 0 {
+		return
 	}
+	if g := st.groupByID[id]; g != nil {
+		st.releaseGroup(g)
+		return
+	}
+	st.releaseAdopted(id)
 }
 
 // setMembers points g at members and backups (acquiring their next-hop
@@ -110,23 +143,7 @@ func (st *state) releaseGroupID(id uint32) {
 // false.
 func (st *state) setMembers(g *group, members, backups []route.NextHop) bool {
 	old := g.nhs
-	g.members, g.backups, g.nPrimary = members, backups, len(members)
-	g.nhs = make([]*nexthop, 0, len(members)+len(backups))
-	ok := true
-	for _, m := range slices.Concat(members, backups) {
-		x := st.acquireNextHop(m)
-		if x == nil {
-			ok = false
-			break
-		}
-		g.nhs = append(g.nhs, x)
-	}
-	if !ok {
-		for _, x := range g.nhs {
-			st.releaseNextHop(x)
-		}
-		g.nhs, g.nPrimary = nil, 0
-	}
+	ok := st.acquireMembers(g, members, backups)
 	st.writeGroup(g)
 	for _, x := range old {
 		st.releaseNextHop(x)
@@ -139,6 +156,20 @@ func (st *state) setMembers(g *group, members, backups []route.NextHop) bool {
 // those on live links, so XDP reports "neighbor unresolved" while the
 // kernel resolves them.
 func (st *state) writeGroup(g *group) {
+	ids := st.usable(g)
+	if g.written != nil && slices.Equal(ids, g.written) {
+		return
+	}
+	if err := st.opt.Datapath.SetGroup(g.id, ids); err != nil {
+		st.log.Error("set group", "group", g.id, "err", err)
+		st.groupsDirty = true // retried with the next batch
+		return
+	}
+	g.written = ids
+}
+
+// usable is what writeGroup writes for g.
+func (st *state) usable(g *group) []uint32 {
 	var ids, backups, fallback []uint32
 	primaryDown, backupDown := st.dropped(g.addrs), st.dropped(g.backupAddrs)
 	for i, x := range g.nhs {
@@ -167,15 +198,7 @@ func (st *state) writeGroup(g *group) {
 	if ids == nil {
 		ids = []uint32{}
 	}
-	if g.written != nil && slices.Equal(ids, g.written) {
-		return
-	}
-	if err := st.opt.Datapath.SetGroup(g.id, ids); err != nil {
-		st.log.Error("set group", "group", g.id, "err", err)
-		st.groupsDirty = true // retried with the next batch
-		return
-	}
-	g.written = ids
+	return ids
 }
 
 // acquireNextHop returns the next-hop entry of nh, or nil when the map is
@@ -206,7 +229,7 @@ func (st *state) releaseNextHop(x *nexthop) {
 
 // egress is the XDP entry of x with the neighbor's current MAC.
 func (st *state) egress(x *nexthop) route.Egress {
-	eg := route.Egress{Ifindex: x.nh.Ifindex, Connected: x.nh.Connected()}
+	eg := route.Egress{Ifindex: x.nh.Ifindex, Connected: x.nh.Connected(), Gateway: x.nh.Gateway}
 	if !x.nh.Connected() {
 		if n, ok := st.neighs[neighKey{x.nh.Ifindex, x.nh.Gateway}]; ok {
 			eg.MAC = n.MAC

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"slices"
 	"time"
 
 	"github.com/xdprouter/xdprouter/route"
@@ -37,6 +38,25 @@ func (i *ids) get() uint32 {
 	}
 	i.next++
 	return i.next
+}
+
+// reserve marks ids as in use (taken over from a previous instance): the
+// ids below the largest that are not in use are free, cooling from now.
+func (i *ids) reserve(inUse []uint32) {
+	if len(inUse) == 0 {
+		return
+	}
+	taken := make(map[uint32]bool, len(inUse))
+	for _, id := range inUse {
+		taken[id] = true
+	}
+	top := max(i.next, slices.Max(inUse))
+	for id := i.next + 1; id <= top; id++ {
+		if !taken[id] {
+			i.put(id)
+		}
+	}
+	i.next = top
 }
 
 func (i *ids) put(id uint32) {

@@ -59,6 +59,11 @@ const dropSettle = time.Second
 func (st *state) snapshot(s *route.Snapshot) {
 	first := !st.haveSnapshot
 	st.haveSnapshot = true
+	if first && st.opt.Adopt != nil {
+		st.adoptXDP(st.opt.Adopt)
+		st.opt.Adopt = nil
+		defer st.adoptedNextHopsCheck()
+	}
 	for p, e := range st.entries.all() {
 		if e.localRefs() > 0 {
 			e.addLocalRef(-int(e.localRefs()))
@@ -182,6 +187,7 @@ func (st *state) sweepStale() {
 	if st.opt.NexthopObjects {
 		st.sweepLeftoverNexthops()
 	}
+	st.sweepAdopted()
 	if len(st.leftovers) > 0 {
 		ops := make([]route.Change, len(st.leftovers))
 		for i, r := range st.leftovers {

@@ -21,6 +21,13 @@ type xdpApplied struct {
 	on      bool
 	kind    route.Kind
 	refused refusal // KernelOnly for lack of room in XDP
+	adopted bool    // left by a previous instance, not yet decided (adopt.go)
+}
+
+// sameXDP reports whether a and b write the same XDP entry.
+func sameXDP(a, b xdpApplied) bool {
+	a.adopted, b.adopted = false, false
+	return a == b
 }
 
 // refusal is why a route XDP could forward is passed to the kernel.
@@ -81,6 +88,7 @@ type state struct {
 	groupIDs  ids
 	nhs       map[route.NextHop]*nexthop
 	nhIDs     ids
+	adopted   map[uint32]*adoptedGroup // groups of a previous instance not taken over (adopt.go)
 
 	leftovers []route.Route // ours with another metric, left by an earlier run
 

@@ -129,6 +129,10 @@ type Options struct {
 	// Routes beyond it are installed in the kernel and passed to it in
 	// XDP, counted as refused.
 	MaxGroupsPerPeer int
+	// Adopt, if set, is the XDP state a previous instance left in the
+	// pinned maps (hitless restart): taken as applied at the first
+	// snapshot, so that nothing right is rewritten.
+	Adopt *route.XDPState
 	// AuditEvery is how often the XDP maps are read back and repaired
 	// where they differ from what sync wrote (0: never).
 	AuditEvery time.Duration

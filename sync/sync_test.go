@@ -287,7 +287,10 @@ func newRigWith(t testing.TB, opt Options, ours ...route.Route) *rig {
 }
 
 func newRigFIB(t testing.TB, opt Options, f *fakeFIB, ours ...route.Route) *rig {
-	dp := newFakeDP()
+	return newRigDP(t, opt, newFakeDP(), f, ours...)
+}
+
+func newRigDP(t testing.TB, opt Options, dp *fakeDP, f *fakeFIB, ours ...route.Route) *rig {
 	for _, r := range ours {
 		f.routes[r.Prefix] = r
 	}
