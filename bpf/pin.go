@@ -369,6 +369,19 @@ func Teardown(dir string) error {
 		return err
 	}
 	defer lock.Close()
+	return removePins(dir)
+}
+
+// Teardown closes d and removes its pinned dataplane (see Teardown).
+func (d *Datapath) Teardown() error {
+	if d.pinPath == "" {
+		return d.Close()
+	}
+	err := removePins(d.pinPath) // under d's lock
+	return errors.Join(err, d.Close())
+}
+
+func removePins(dir string) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("read pin directory: %w", err)

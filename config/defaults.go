@@ -120,6 +120,14 @@ func (c *Config) applyDefaults() {
 	if c.Dataplane.PinPath == "" && !set("dataplane.pin-path") {
 		c.Dataplane.PinPath = DefaultPinPath
 	}
+	if !set("dataplane.keep-on-exit") {
+		// An explicit keep-routes-on-exit = false (the old way to ask for a
+		// clean stop) still means a clean stop.
+		c.Dataplane.KeepOnExit = c.Dataplane.PinPath != "" && (c.FIB.KeepRoutesOnExit || !set("fib.keep-routes-on-exit"))
+	}
+	if !set("fib.keep-routes-on-exit") {
+		c.FIB.KeepRoutesOnExit = c.Dataplane.KeepOnExit
+	}
 	if c.FIB.Table == 0 && !set("fib.table") {
 		c.FIB.Table = DefaultFIBTable
 	}

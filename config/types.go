@@ -60,6 +60,11 @@ type Dataplane struct {
 	XDPMode    string   `toml:"xdp-mode"` // native | generic | auto
 	PinPath    string   `toml:"pin-path"` // "" disables pinning
 	Lookup     string   `toml:"lookup"`   // compiled | trie
+	// KeepOnExit leaves the pinned dataplane forwarding when the daemon
+	// stops (XDP stays on the ports with the last state; the kernel keeps
+	// its routes): the next start takes it over without a gap. Default
+	// true with a pin path. `xdprouterd --teardown` removes it all.
+	KeepOnExit bool `toml:"keep-on-exit"`
 }
 
 // FIB configures the kernel routing table sink and source.
@@ -69,7 +74,7 @@ type FIB struct {
 	// KeepRoutesOnExit leaves the installed routes in the kernel when the
 	// daemon stops, so the kernel keeps forwarding across a restart; the
 	// next start reconciles them (keeps what is right, removes the rest
-	// once BGP has converged). Default false: a stop removes them.
+	// once BGP has converged). Default: dataplane.keep-on-exit's value.
 	KeepRoutesOnExit bool `toml:"keep-routes-on-exit"`
 	// Protocol is the kernel route protocol (rtm_protocol) xdprouterd marks
 	// its own routes with, 5..255 except 186 (bgp, used by FRR and BIRD).

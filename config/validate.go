@@ -152,6 +152,12 @@ func (v *validator) dataplane() {
 	if d.PinPath != "" && !filepath.IsAbs(d.PinPath) {
 		v.errf("dataplane.pin-path", `%q is not an absolute path ("" disables pinning)`, d.PinPath)
 	}
+	if d.KeepOnExit && d.PinPath == "" {
+		v.errf("dataplane.keep-on-exit", `needs dataplane.pin-path: without pins XDP stops with the daemon`)
+	}
+	if d.KeepOnExit && !v.c.FIB.KeepRoutesOnExit {
+		v.errf("dataplane.keep-on-exit", `XDP keeps forwarding after exit, so the kernel must keep its routes too: set fib.keep-routes-on-exit = true, or keep-on-exit = false`)
+	}
 }
 
 // ifnameProblem applies the kernel's dev_valid_name rules.

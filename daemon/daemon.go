@@ -94,9 +94,21 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	if err != nil {
 		return fmt.Errorf("load XDP program: %w", err)
 	}
+	switch {
+	case dp.Preserved():
+		log.Info("took over the pinned dataplane: XDP kept forwarding meanwhile", "pin-path", cfg.Dataplane.PinPath)
+	case dp.Rebuilt() != "":
+		log.Warn("pinned maps not reused as they were: rebuilt side by side", "pin-path", cfg.Dataplane.PinPath, "why", dp.Rebuilt())
+	}
 	// Until the lifecycle owns them, a setup error closes what is open.
 	var handles []closer
-	handles = append(handles, closer{"data path", dp})
+	handles = append(handles, closer{"data path", closeFunc(func() error {
+		if cfg.Dataplane.KeepOnExit {
+			log.Info("the dataplane keeps forwarding (dataplane.keep-on-exit; xdprouterd --teardown removes it)", "pin-path", cfg.Dataplane.PinPath)
+			return dp.Close()
+		}
+		return dp.Teardown()
+	})})
 	owned := false
 	defer func() {
 		if !owned {
@@ -118,10 +130,18 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	opts := xsync.Options{
 		Datapath: dp, FIB: table, Log: log, Metric: cfg.FIB.Metric,
 		OnApply:           func(d time.Duration) { collector.ObserveApply(d) },
+		// With pinned maps of another layout, the old program forwards
+		// until the new maps hold the kernel's state.
+		OnFirstApply: func() {
+			if err := dp.SwapIn(); err != nil {
+				log.Error("swap in the new program", "err", err)
+			}
+		},
 		ResolveViaDefault: cfg.FIB.ResolveViaDefault,
 		// Not with PIC: see sync/kernelnh.go (the kernel deletes routes by
 		// nexthops on carrier loss before it says the link is down).
 		NexthopObjects: cfg.FIB.NexthopObjects && !cfg.BGP.PIC && table.NexthopsSupported(),
+		Adopt:          dp.Adopted(),
 		MaxGroups:      capacity.Groups,
 		MaxNextHops:    capacity.NextHops,
 		AuditEvery:     auditEvery,
@@ -169,6 +189,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		eff, _ := dp.AttachedMode(p.ifindex)
 		ifaces = append(ifaces, api.Interface{Name: p.name, Ifindex: p.ifindex, Mode: eff.String()})
 		log.Info("XDP attached", "interface", p.name, "mode", eff)
+	}
+	for _, ifindex := range dp.ReleaseAdopted() {
+		log.Info("XDP detached from a port no longer configured", "ifindex", ifindex)
 	}
 
 	backend := api.Backend{Datapath: dp, Sync: syncer, BGP: speaker, Interfaces: ifaces}

@@ -383,6 +383,16 @@ func Dump(table int) (*route.Snapshot, error) {
 	return s, err
 }
 
+// DumpOurs lists the routes of table with protocol proto (xdprouterd's).
+func DumpOurs(table, proto int) ([]route.Route, error) {
+	p, err := protocol(proto)
+	if err != nil {
+		return nil, err
+	}
+	_, ours, err := dumpRoutes(table, p)
+	return ours, err
+}
+
 // dump reads the complete kernel state, and which links are up.
 func dump(table, proto int) (*route.Snapshot, map[int]linkUp, error) {
 	var s route.Snapshot

@@ -100,7 +100,7 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 		case fibInstall:
 			installs = append(installs, install{p, e, w})
 			if st.opt.NexthopObjects && usesKernelGroup(w.set) {
-				st.kgroupFor(w.set)
+				st.kgroupFor(w.set, oursNHID(st.ourLists.byID[e.ours]))
 			}
 		case fibRemove:
 			if e.ours != 0 && !e.isStale() {

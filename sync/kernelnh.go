@@ -68,8 +68,14 @@ func objListID(key string) (uint32, bool) {
 }
 
 // kgroupFor returns the kernel group of s, wanting s's active next hops.
-func (st *state) kgroupFor(s *bgpSet) *kgroup {
+// prefer is the kernel group the route being installed uses now: a
+// previous instance's group with the same members is taken over, so that
+// its routes need no rewrite.
+func (st *state) kgroupFor(s *bgpSet, prefer uint32) *kgroup {
 	g := st.kgroups[s.key]
+	if g == nil && prefer != 0 {
+		g = st.takeLeftoverGroup(s, prefer)
+	}
 	if g == nil {
 		id := st.knhIDs.get()
 		if id == 0 {
@@ -80,6 +86,43 @@ func (st *state) kgroupFor(s *bgpSet) *kgroup {
 		st.kgroupByID[g.id] = g
 	}
 	st.kgroupWant(g, s.active())
+	return g
+}
+
+// takeLeftoverGroup makes the previous instance's group id s's if it holds
+// s's active next hops (nil if not).
+func (st *state) takeLeftoverGroup(s *bgpSet, id uint32) *kgroup {
+	if !st.leftoverNH[id] {
+		return nil
+	}
+	var nhs []route.NextHop
+	for _, m := range st.leftoverMembers[id] {
+		nh, ok := st.leftoverSingle[m]
+		if !ok || !st.linkUp(nh.Ifindex) {
+			return nil
+		}
+		if x := st.ksingles[nh]; x != nil && x.id != m {
+			return nil // that next hop is another single of ours now
+		}
+		nhs = append(nhs, nh)
+	}
+	if !slices.Equal(nhs, s.active()) {
+		return nil
+	}
+	g := &kgroup{id: id, key: s.key, members: nhs, written: true}
+	for i, m := range st.leftoverMembers[id] {
+		x := st.ksingles[nhs[i]]
+		if x == nil {
+			x = &ksingle{id: m, nh: nhs[i], written: true}
+			st.ksingles[nhs[i]] = x
+			st.leftoverSingles = slices.DeleteFunc(st.leftoverSingles, func(v uint32) bool { return v == m })
+		}
+		x.refs++
+		g.singles = append(g.singles, x)
+	}
+	delete(st.leftoverNH, id)
+	st.kgroups[s.key] = g
+	st.kgroupByID[id] = g
 	return g
 }
 
@@ -258,11 +301,14 @@ func (st *state) adoptLeftoverNexthops() {
 		st.log.Error("read kernel nexthops", "err", err)
 		return
 	}
+	st.leftoverMembers, st.leftoverSingle = map[uint32][]uint32{}, map[uint32]route.NextHop{}
 	for _, g := range groups {
 		st.leftoverNH[g.ID] = true
+		st.leftoverMembers[g.ID] = g.Members
 	}
 	for _, s := range singles {
 		st.leftoverSingles = append(st.leftoverSingles, s.ID)
+		st.leftoverSingle[s.ID] = route.NextHop{Gateway: s.Gateway, Ifindex: s.Ifindex}
 	}
 	for id := range st.leftoverNH {
 		if id >= kernelNexthopBase {
@@ -322,4 +368,13 @@ func (g *kgroup) writtenNHs() []route.NextHop {
 		out[i] = x.nh
 	}
 	return out
+}
+
+// oursNHID is the kernel group a list of ours names (0: none).
+func oursNHID(l *nhList) uint32 {
+	if l == nil {
+		return 0
+	}
+	id, _ := objListID(l.key)
+	return id
 }

@@ -119,8 +119,10 @@ func TestNexthopObjectsNotWithBackup(t *testing.T) {
 }
 
 // TestNexthopObjectsLeftovers: routes a previous instance left by its
-// groups are kept until BGP re-learns them, then moved to new groups (ids
-// above the old ones); the old objects are deleted once unused.
+// groups are kept until BGP re-learns them; a re-learned set with the same
+// next hops takes the old group over (no route or object written); one
+// with others gets a new group (id above the old ones) and the old
+// objects are deleted once unused.
 func TestNexthopObjectsLeftovers(t *testing.T) {
 	old := uint32(kernelNexthopBase + 7)
 	f := &fakeFIB{routes: map[netip.Prefix]route.Route{}}
@@ -134,8 +136,26 @@ func TestNexthopObjectsLeftovers(t *testing.T) {
 	eq(t, "kept in the kernel", r.fib.routes[pfx("198.18.0.0/24")].NHID, old)
 	eq(t, "mirrored in XDP", r.dp.egress(t, "198.18.0.0/24"), []string{"2:" + mac1.String()})
 
-	r.bgp("198.18.0.0/24", "10.0.1.2")
-	id := r.fib.routes[pfx("198.18.0.0/24")].NHID
+	left2 := route.Route{Prefix: pfx("198.18.1.0/24"), Kind: route.Unicast, Metric: 20, Protocol: protoOurs,
+		NextHops: []route.NextHop{gw("10.0.1.2", eth1)}, NHID: old}
+	r = newRigFIB(t, Options{NexthopObjects: true}, f, left, left2)
+	writes, nhWrites := r.fib.writes, r.fib.nhWrites
+	r.bgp("198.18.1.0/24", "10.0.1.2")
+	eq(t, "same next hops: the old group taken over", r.fib.routes[pfx("198.18.1.0/24")].NHID, old)
+	eq(t, "route writes", r.fib.writes-writes, 0)
+	eq(t, "nexthop writes", r.fib.nhWrites-nhWrites, 0)
+	r.st.sweepStale()
+	r.st.apply(0)
+	if _, ok := r.fib.nhGroups[old]; !ok {
+		t.Errorf("group %d taken over deleted by the sweep", old)
+	}
+	if _, ok := r.fib.singles[old-1]; !ok {
+		t.Errorf("single %d taken over deleted by the sweep", old-1)
+	}
+
+	// Other next hops: a new group; the old one goes once unused.
+	r.bgp("198.18.1.0/24", "10.0.2.2")
+	id := r.fib.routes[pfx("198.18.1.0/24")].NHID
 	if id <= old {
 		t.Errorf("re-learnt route by nexthop %d, want a new group above %d", id, old)
 	}
@@ -145,7 +165,7 @@ func TestNexthopObjectsLeftovers(t *testing.T) {
 	if _, ok := r.fib.singles[old-1]; ok {
 		t.Errorf("old single %d still there", old-1)
 	}
-	eq(t, "kernel via", r.fib.via("198.18.0.0/24"), "[10.0.1.2@2]")
+	eq(t, "kernel via", r.fib.via("198.18.1.0/24"), "[10.0.2.2@3]")
 }
 
 // TestNexthopObjectsRemovedOnExit: a clean stop removes our routes, then

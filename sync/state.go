@@ -100,6 +100,9 @@ type state struct {
 	kdelete         []uint32        // objects to delete once routes moved off
 	leftoverNH      map[uint32]bool // groups a previous instance left
 	leftoverSingles []uint32
+	// What they hold, so that a group of ours can take one over.
+	leftoverMembers map[uint32][]uint32
+	leftoverSingle  map[uint32]route.NextHop
 
 	// kernelRoutes indexes the entries with kernel routes (e.kernelRoutes()
 	// not empty) by prefix: resolve walks a next hop's covering routes in it,

@@ -111,6 +111,9 @@ type Options struct {
 	OnPort func(name string, ifindex int, present bool)
 	// OnApply, if set, observes the duration of every applied batch.
 	OnApply func(time.Duration)
+	// OnFirstApply, if set, is called once the first snapshot of the
+	// kernel's state has been applied to both sinks.
+	OnFirstApply func()
 	// NexthopObjects installs BGP routes by kernel nexthop groups, one per
 	// next-hop set (see kernelnh.go); set it only where the kernel has
 	// them (fib.Table.NexthopsSupported).
@@ -269,8 +272,13 @@ func (s *Syncer) Run(ctx context.Context, events <-chan any) error {
 		}
 		first := !s.st.haveSnapshot
 		s.applyPending()
-		if first && s.st.haveSnapshot && s.opt.StaleAfter > 0 {
-			staleC = time.After(s.opt.StaleAfter)
+		if first && s.st.haveSnapshot {
+			if s.opt.StaleAfter > 0 {
+				staleC = time.After(s.opt.StaleAfter)
+			}
+			if s.opt.OnFirstApply != nil {
+				s.opt.OnFirstApply()
+			}
 		}
 	}
 }

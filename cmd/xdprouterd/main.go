@@ -27,6 +27,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", config.DefaultPath, "configuration `file` (TOML)")
 	check := fs.Bool("check", false, "only validate the configuration and exit")
+	teardown := fs.Bool("teardown", false, "remove what a stopped xdprouterd left running (the pinned XDP dataplane, its kernel routes and nexthop objects) and exit")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -50,6 +51,13 @@ func run(args []string, stderr io.Writer) int {
 		return 0
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	if *teardown {
+		if err := daemon.Teardown(cfg, log); err != nil {
+			log.Error("teardown", "err", err)
+			return 1
+		}
+		return 0
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := daemon.Run(ctx, cfg, log); err != nil {
