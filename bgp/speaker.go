@@ -55,8 +55,9 @@ type Options struct {
 	// to us on our stale routes until our End-of-RIB, and GoBGP announces
 	// only once the neighbors' End-of-RIBs are in (or restart-time
 	// passed). False: both bits clear, neighbors drop our stale routes
-	// when the session is back. Not changed by Reload.
-	ForwardingPreserved bool
+	// when the session is back. Asked once, by Start (the daemon loads the
+	// data plane after New); nil: false. Not changed by Reload.
+	ForwardingPreserved func() bool
 	// GracefulStop makes Stop close the sessions that negotiated graceful
 	// restart without a NOTIFICATION, so the neighbors keep our routes for
 	// restart-time while we are gone (RFC 4724 helper). Set it when the
@@ -104,7 +105,7 @@ type Speaker struct {
 	onBest     func([]PathUpdate)
 	withBackup bool
 	onDropped  func(netip.Addr)
-	preserved  bool
+	preserved  func() bool
 	graceful   bool
 	onSync     func()
 	syncOnce   sync.Once
@@ -208,6 +209,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	}()
 
 	p := s.plan
+	preserved := s.preserved != nil && s.preserved()
 	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: p.global}); err != nil {
 		return fmt.Errorf("bgp: start (asn %d, router-id %s, port %d): %w", p.global.Asn, p.global.RouterId, p.global.ListenPort, err)
 	}
@@ -274,7 +276,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	}
 
 	for _, peer := range p.peers {
-		if s.preserved {
+		if preserved {
 			peer = restarting(peer)
 		}
 		if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: unarmed(peer)}); err != nil {
@@ -290,7 +292,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	s.log.Info("bgp speaker started", "asn", p.global.Asn, "router-id", p.global.RouterId,
 		"port", p.global.ListenPort, "neighbors", len(p.peers), "networks", len(p.networks),
 		"multipath", p.global.UseMultiplePaths, "backup-paths", s.withBackup, "grpc", s.cfg.API.GRPCListen,
-		"forwarding-preserved", s.preserved)
+		"forwarding-preserved", preserved)
 	return nil
 }
 

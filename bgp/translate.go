@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
@@ -442,4 +443,31 @@ func familyOf(p netip.Prefix) bgp.Family {
 		return bgp.RF_IPv4_UC
 	}
 	return bgp.RF_IPv6_UC
+}
+
+// staleMargin is added to the longest restart time for StaleBound.
+const staleMargin = 30 * time.Second
+
+// StaleBound is how long, at most, the routes a previous instance left in
+// the kernel and XDP should wait for BGP to re-learn them before they are
+// swept, when Options.OnInitialSync does not come first (a neighbor is
+// down or sends no End-of-RIB): the longest restart-time of a neighbor
+// with graceful restart, plus staleMargin for the table to arrive after
+// the session is back; staleMargin alone without graceful restart.
+// Neighbors keep our routes that long (their restart timer), and GoBGP
+// waits as long for End-of-RIBs before it announces (deferral time).
+func StaleBound(cfg *config.Config) time.Duration {
+	var longest uint64
+	for i := range cfg.Neighbors {
+		n := &cfg.Neighbors[i]
+		if !n.GracefulRestart {
+			continue
+		}
+		rt := n.RestartTime
+		if rt == 0 {
+			rt = config.DefaultRestartTime
+		}
+		longest = max(longest, rt)
+	}
+	return time.Duration(longest)*time.Second + staleMargin
 }
