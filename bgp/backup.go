@@ -81,9 +81,10 @@ type backupTracker struct {
 	log  *slog.Logger
 	wake chan struct{}
 
-	mu     sync.Mutex
-	dirty  [2]map[netip.Prefix]struct{} // by family: 0 IPv4, 1 IPv6
-	resync bool                         // walk the whole RIB
+	mu       sync.Mutex
+	dirty    [2]map[netip.Prefix]struct{} // by family: 0 IPv4, 1 IPv6
+	resync   bool                         // walk the whole RIB
+	barriers []func()                     // run once the work queued before them is emitted
 }
 
 var backupFamilies = [2]bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC}
@@ -97,11 +98,39 @@ func newBackupTracker(srv *server.BgpServer, log *slog.Logger) *backupTracker {
 }
 
 // watch registers the triggers; callbacks run on GoBGP's watcher goroutine
-// and only mark prefixes dirty.
-func (b *backupTracker) watch(ctx context.Context) error {
+// and only mark prefixes dirty. With eor, the same watch feeds it session
+// states and End-of-RIBs, in order with the paths (see eor.go).
+func (b *backupTracker) watch(ctx context.Context, eor *eorTracker) error {
 	mark := func(paths []*apiutil.Path, _ time.Time) { b.markPaths(paths) }
-	return b.srv.WatchEvent(ctx, server.WatchEventMessageCallbacks{OnBestPath: mark, OnPathUpdate: mark},
-		server.WatchBestPath(true), server.WatchUpdate(false, "", ""), server.WatchAdjInWithdraw())
+	cb := server.WatchEventMessageCallbacks{OnBestPath: mark, OnPathUpdate: mark}
+	opts := []server.WatchOption{server.WatchBestPath(true), server.WatchUpdate(false, "", ""), server.WatchAdjInWithdraw()}
+	if eor != nil {
+		cb.OnPathEor = func(p *apiutil.Path, _ time.Time) { eor.eorEvent(p) }
+		cb.OnPeerUpdate = func(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) { eor.peerEvent(ev) }
+		opts = append(opts, server.WatchEor(false), server.WatchPeer())
+	}
+	return b.srv.WatchEvent(ctx, cb, opts...)
+}
+
+// barrier has the worker call fn once it has emitted everything marked
+// before the call.
+func (b *backupTracker) barrier(fn func()) {
+	b.mu.Lock()
+	b.barriers = append(b.barriers, fn)
+	b.mu.Unlock()
+	b.kick()
+}
+
+// idleBarriers takes the barriers if no work is left.
+func (b *backupTracker) idleBarriers() []func() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.resync || len(b.dirty[0]) > 0 || len(b.dirty[1]) > 0 {
+		return nil
+	}
+	out := b.barriers
+	b.barriers = nil
+	return out
 }
 
 func familyIndex(f bgp.Family) (int, bool) {
@@ -254,6 +283,9 @@ func (b *backupTracker) run(ctx context.Context, emit func([]PathUpdate)) {
 			if !resync && len(prefixes) == 0 {
 				break
 			}
+		}
+		for _, fn := range b.idleBarriers() {
+			fn()
 		}
 	}
 }

@@ -15,6 +15,12 @@ var (
 	receivedPrefixesDesc = prometheus.NewDesc("xdprouter_bgp_received_prefixes",
 		"Prefixes received from the neighbor (Adj-RIB-In, before import policy).",
 		[]string{"peer"}, nil)
+	bfdUpDesc = prometheus.NewDesc("xdprouter_bgp_bfd_up",
+		"Whether the BFD session with the neighbor is up (1) or not (0); only for neighbors with bfd = true.",
+		[]string{"peer"}, nil)
+	peerRestartingDesc = prometheus.NewDesc("xdprouter_bgp_peer_restarting",
+		"Whether the neighbor is in graceful restart (1): its session dropped and its routes are kept, stale, until its End-of-RIB or restart time.",
+		[]string{"peer"}, nil)
 	maxPrefixesShutdownsDesc = prometheus.NewDesc("xdprouter_bgp_max_prefixes_shutdowns_total",
 		"Sessions with the neighbor shut down because it sent more than max-prefixes.",
 		[]string{"peer"}, nil)
@@ -32,6 +38,8 @@ func (s *Speaker) Collector() prometheus.Collector { return collector{s} }
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- peerUpDesc
 	ch <- receivedPrefixesDesc
+	ch <- bfdUpDesc
+	ch <- peerRestartingDesc
 	ch <- maxPrefixesShutdownsDesc
 }
 
@@ -54,10 +62,21 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		addr := p.Address.String()
 		ch <- prometheus.MustNewConstMetric(peerUpDesc, prometheus.GaugeValue, up, addr)
 		ch <- prometheus.MustNewConstMetric(receivedPrefixesDesc, prometheus.GaugeValue, float64(p.Received), addr)
+		ch <- prometheus.MustNewConstMetric(peerRestartingDesc, prometheus.GaugeValue, boolValue(p.PeerRestarting), addr)
+		if p.BFD != "" {
+			ch <- prometheus.MustNewConstMetric(bfdUpDesc, prometheus.GaugeValue, boolValue(p.BFD == "up"), addr)
+		}
 	}
 	c.s.tripsMu.Lock()
 	defer c.s.tripsMu.Unlock()
 	for a, n := range c.s.trips {
 		ch <- prometheus.MustNewConstMetric(maxPrefixesShutdownsDesc, prometheus.CounterValue, float64(n), a.String())
 	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -160,7 +160,7 @@ const (
 )
 
 // classifyPeer compares two translated neighbors. GoBGP v4's UpdatePeer
-// updates timers and prefix limits in place; any other change of its
+// updates timers, prefix limits and BFD settings in place; any other change of its
 // PeerConf or transport (peer-asn, password, transport, multihop, families)
 // it applies by deleting and re-adding the neighbor internally, so that is
 // done explicitly, in the order that keeps policies in place.
@@ -174,6 +174,7 @@ func classifyPeer(old, cur *api.Peer) peerChange {
 		c.Conf.Description = ""
 		if timers {
 			c.Timers = nil
+			c.Bfd = nil
 			for _, as := range c.AfiSafis {
 				as.PrefixLimits = nil
 			}
@@ -485,6 +486,9 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 		return fmt.Errorf("bgp: reload: %w", errors.Join(errs...))
 	}
 	s.plan = np
+	if s.eor != nil {
+		s.eor.setNeighbors(planAddrs(np))
+	}
 	s.log.Info("bgp configuration reloaded",
 		"neighbors-added", added, "neighbors-removed", removed, "neighbors-replaced", replaced,
 		"neighbors-updated", updated, "soft-reset-in", sortedAddrs(softIn),

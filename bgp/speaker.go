@@ -48,6 +48,31 @@ type Options struct {
 	// table. The trigger for PIC: switch the neighbor's groups to their
 	// backups. Called from its own watcher goroutine: cheap, never blocking.
 	OnPeerDropped func(netip.Addr)
+	// ForwardingPreserved says that the data plane kept forwarding on the
+	// routes of a previous instance (pinned maps, kernel routes kept):
+	// sessions with graceful restart then open with the restart-state and
+	// forwarding-state bits set (RFC 4724), so neighbors keep forwarding
+	// to us on our stale routes until our End-of-RIB, and GoBGP announces
+	// only once the neighbors' End-of-RIBs are in (or restart-time
+	// passed). False: both bits clear, neighbors drop our stale routes
+	// when the session is back. Asked once, by Start (the daemon loads the
+	// data plane after New); nil: false. Not changed by Reload.
+	ForwardingPreserved func() bool
+	// GracefulStop makes Stop close the sessions that negotiated graceful
+	// restart without a NOTIFICATION, so the neighbors keep our routes for
+	// restart-time while we are gone (RFC 4724 helper). Set it when the
+	// data plane outlives the process; otherwise neighbors would forward
+	// into a router that no longer does. Sessions without graceful restart
+	// get a Cease as always.
+	GracefulStop bool
+	// OnInitialSync, when set, is called once, the first time every
+	// configured neighbor (not administratively down, not shut down for
+	// max-prefixes) has sent End-of-RIB for each family negotiated on its
+	// session, after the best paths they brought were passed to OnBest
+	// (see eor.go). Never called while Stop runs, nor if some neighbor
+	// never sends End-of-RIB. Called from a GoBGP watcher goroutine:
+	// cheap, never blocking.
+	OnInitialSync func()
 }
 
 // PeerStatus is the state of one configured neighbor.
@@ -60,6 +85,18 @@ type PeerStatus struct {
 	Uptime      time.Duration // since the session was established; 0 when down
 	Received    uint64        // prefixes in Adj-RIB-In
 	Accepted    uint64        // GoBGP's count: of those, not rejected on receipt (AS loop); import policy runs later
+	// GracefulRestart: the neighbor advertised graceful restart for at
+	// least one family we share (last OPEN), so its routes are kept while
+	// it restarts. PeerRestarting: its session dropped and its routes are
+	// kept, stale, until its End-of-RIB or its restart time.
+	// LocalRestarting: we restarted with the forwarding state preserved
+	// and still wait for End-of-RIBs before announcing to it.
+	GracefulRestart bool
+	PeerRestarting  bool
+	LocalRestarting bool
+	// BFD is the BFD session state: up, down, init, admin-down; "" when
+	// BFD is off for the neighbor.
+	BFD string
 }
 
 // Speaker is the embedded BGP speaker.
@@ -68,6 +105,11 @@ type Speaker struct {
 	onBest     func([]PathUpdate)
 	withBackup bool
 	onDropped  func(netip.Addr)
+	preserved  func() bool
+	graceful   bool
+	onSync     func()
+	syncOnce   sync.Once
+	eor        *eorTracker // with OnInitialSync, while running
 
 	// stopping is set when Stop begins: the withdrawals GoBGP generates while
 	// tearing sessions down are not passed on, so a daemon restart does not
@@ -118,6 +160,9 @@ func New(opts Options) (*Speaker, error) {
 		onBest:     onBest,
 		withBackup: opts.Backup,
 		onDropped:  opts.OnPeerDropped,
+		preserved:  opts.ForwardingPreserved,
+		graceful:   opts.GracefulStop,
+		onSync:     opts.OnInitialSync,
 		plan:       p,
 		networks:   make(map[netip.Prefix]bool),
 		connected:  make(map[netip.Prefix]uuid.UUID),
@@ -164,6 +209,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	}()
 
 	p := s.plan
+	preserved := s.preserved != nil && s.preserved()
 	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: p.global}); err != nil {
 		return fmt.Errorf("bgp: start (asn %d, router-id %s, port %d): %w", p.global.Asn, p.global.RouterId, p.global.ListenPort, err)
 	}
@@ -183,9 +229,15 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("bgp: watch dropped paths: %w", err)
 		}
 	}
+	var eor *eorTracker
+	if s.onSync != nil {
+		eor = s.newInitialSync()
+		eor.setNeighbors(planAddrs(p))
+		s.eor = eor
+	}
 	if s.withBackup {
 		b := newBackupTracker(srv, s.log)
-		if err := b.watch(wctx); err != nil {
+		if err := b.watch(wctx, eor); err != nil {
 			return fmt.Errorf("bgp: watch paths for backups: %w", err)
 		}
 		done := make(chan struct{})
@@ -200,7 +252,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 		s.backup, s.backupRun = b, done
 	} else {
 		tr := newBestTracker(p.global.UseMultiplePaths)
-		err = srv.WatchEvent(wctx, server.WatchEventMessageCallbacks{
+		cb := server.WatchEventMessageCallbacks{
 			OnBestPath: func(paths []*apiutil.Path, _ time.Time) {
 				if s.stopping.Load() {
 					return
@@ -209,13 +261,24 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 					onBest(ups)
 				}
 			},
-		}, server.WatchBestPath(true))
+		}
+		opts := []server.WatchOption{server.WatchBestPath(true)}
+		if eor != nil {
+			// The same watch: End-of-RIBs come after the paths before them.
+			cb.OnPathEor = func(p *apiutil.Path, _ time.Time) { eor.eorEvent(p) }
+			cb.OnPeerUpdate = func(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) { eor.peerEvent(ev) }
+			opts = append(opts, server.WatchEor(false), server.WatchPeer())
+		}
+		err = srv.WatchEvent(wctx, cb, opts...)
 		if err != nil {
 			return fmt.Errorf("bgp: watch best paths: %w", err)
 		}
 	}
 
 	for _, peer := range p.peers {
+		if preserved {
+			peer = restarting(peer)
+		}
 		if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: unarmed(peer)}); err != nil {
 			return fmt.Errorf("bgp: neighbor %s: %w", peer.Conf.NeighborAddress, err)
 		}
@@ -228,8 +291,46 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	go s.enforceLimits(wctx)
 	s.log.Info("bgp speaker started", "asn", p.global.Asn, "router-id", p.global.RouterId,
 		"port", p.global.ListenPort, "neighbors", len(p.peers), "networks", len(p.networks),
-		"multipath", p.global.UseMultiplePaths, "backup-paths", s.withBackup, "grpc", s.cfg.API.GRPCListen)
+		"multipath", p.global.UseMultiplePaths, "backup-paths", s.withBackup, "grpc", s.cfg.API.GRPCListen,
+		"forwarding-preserved", preserved)
 	return nil
+}
+
+// newInitialSync returns the End-of-RIB tracker that calls OnInitialSync:
+// once per Speaker, never while stopping, after the backup worker (if
+// any) has emitted the paths marked before.
+func (s *Speaker) newInitialSync() *eorTracker {
+	return newEORTracker(func() {
+		if s.stopping.Load() {
+			return
+		}
+		call := func() {
+			if s.stopping.Load() {
+				return
+			}
+			s.syncOnce.Do(func() {
+				s.log.Info("initial sync: every neighbor sent End-of-RIB")
+				s.onSync()
+			})
+		}
+		s.mu.Lock()
+		b := s.backup
+		s.mu.Unlock()
+		if b != nil {
+			b.barrier(call)
+			return
+		}
+		call()
+	})
+}
+
+// planAddrs lists the neighbor addresses of a plan.
+func planAddrs(p *plan) []netip.Addr {
+	out := make([]netip.Addr, 0, len(p.peers))
+	for a := range planPeers(p) {
+		out = append(out, a)
+	}
+	return out
 }
 
 // installPolicies adds the plan's defined sets and policies to a server
@@ -318,9 +419,20 @@ func (s *Speaker) stopLocked() {
 	if s.backupRun != nil {
 		<-s.backupRun // its ListPath needs a serving server
 	}
+	if s.graceful {
+		// No NOTIFICATION to graceful-restart peers: they keep our routes.
+		// srv.Stop below then finds BGP stopped (and logs that it was).
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{AllowGracefulRestart: true}); err != nil {
+			s.log.Warn("graceful stop", "err", err)
+		} else {
+			s.log.Info("sessions closed for graceful restart: neighbors keep our routes for restart-time")
+		}
+		cancel()
+	}
 	s.srv.Stop() // StopBgp (waits for Serve and the FSMs) and gRPC stop
 	s.srv, s.cancel, s.peers = nil, nil, nil
-	s.backup, s.backupRun = nil, nil
+	s.backup, s.backupRun, s.eor = nil, nil, nil
 	clear(s.connected)
 	s.log.Info("bgp speaker stopped")
 }
@@ -415,8 +527,30 @@ func peerStatus(p *api.Peer, now time.Time) PeerStatus {
 	for _, as := range p.GetAfiSafis() {
 		st.Received += as.GetState().GetReceived()
 		st.Accepted += as.GetState().GetAccepted()
+		if as.GetMpGracefulRestart().GetState().GetReceived() {
+			st.GracefulRestart = true
+		}
+	}
+	gr := p.GetGracefulRestart()
+	st.PeerRestarting = gr.GetPeerRestarting()
+	st.LocalRestarting = gr.GetLocalRestarting()
+	if p.GetBfd().GetEnabled() {
+		st.BFD = bfdState(ps.GetBfdState().GetSessionState())
 	}
 	return st
+}
+
+// bfdState names a BFD session state as status shows it.
+func bfdState(s api.BfdSessionState) string {
+	switch s {
+	case api.BfdSessionState_BFD_SESSION_STATE_UP:
+		return "up"
+	case api.BfdSessionState_BFD_SESSION_STATE_INIT:
+		return "init"
+	case api.BfdSessionState_BFD_SESSION_STATE_ADMIN_DOWN:
+		return "admin-down"
+	}
+	return "down"
 }
 
 // SetConnected announces exactly the given prefixes as connected routes

@@ -374,7 +374,7 @@ xdprouter_bgp_received_prefixes{peer="127.0.0.2"} 2
 xdprouter_bgp_received_prefixes{peer="127.0.0.3"} 2
 xdprouter_bgp_received_prefixes{peer="127.0.0.4"} 0
 `
-		if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "xdprouter_bgp_peer_up", "xdprouter_bgp_received_prefixes"); err != nil {
 			t.Error(err)
 		}
 	})

@@ -31,9 +31,11 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/xdprouter/xdprouter/config"
 )
@@ -153,9 +155,19 @@ func translateNeighbor(cfg *config.Config, n *config.Neighbor) *api.Peer {
 			families = []string{config.FamilyIPv6Unicast}
 		}
 	}
+	gr := translateGracefulRestart(n)
+	peer.GracefulRestart = gr
+	peer.Bfd = translateBFD(n)
 	for _, name := range families {
 		f := family(name)
 		as := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f, Enabled: true}}
+		if gr != nil {
+			as.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+			if gr.LonglivedEnabled {
+				as.LongLivedGracefulRestart = &api.LongLivedGracefulRestart{Config: &api.LongLivedGracefulRestartConfig{
+					Enabled: true, RestartTime: uint32(n.LongLivedStaleTime)}}
+			}
+		}
 		if n.MaxPrefixes > 0 {
 			// Exceeding the limit sends a Cease/max-prefixes NOTIFICATION and
 			// leaves the session administratively down (GoBGP's PFX_CT state)
@@ -166,6 +178,75 @@ func translateNeighbor(cfg *config.Config, n *config.Neighbor) *api.Peer {
 		peer.AfiSafis = append(peer.AfiSafis, as)
 	}
 	return peer
+}
+
+// translateGracefulRestart returns the neighbor's graceful-restart
+// settings (RFC 4724, RFC 9494), nil when off. GoBGP advertises the
+// capability with every configured family (not helper-only: both roles).
+// It sets the restart-state and forwarding-state bits together, from
+// LocalRestarting, which Start sets only when the data plane survived
+// (see restarting); without it both bits are clear, and a neighbor drops
+// our stale routes as soon as the session is back (RFC 4724 4.2).
+//
+// The selection deferral time (how long a restarting speaker waits for
+// its neighbors' End-of-RIB before it announces) is the restart time:
+// the neighbors keep our stale routes at least that long.
+//
+// NotificationEnabled (RFC 8538) stays off: a neighbor that ends the
+// session with a NOTIFICATION (an operator's shutdown, a deconfiguration)
+// is flushed at once, as without graceful restart; only a session that
+// dies (TCP reset or close without NOTIFICATION, hold timer) is helped.
+func translateGracefulRestart(n *config.Neighbor) *api.GracefulRestart {
+	if !n.GracefulRestart {
+		return nil
+	}
+	rt := n.RestartTime
+	if rt == 0 {
+		rt = config.DefaultRestartTime
+	}
+	return &api.GracefulRestart{
+		Enabled:          true,
+		RestartTime:      uint32(rt),
+		DeferralTime:     uint32(rt),
+		LonglivedEnabled: n.LongLivedStaleTime > 0,
+	}
+}
+
+// translateBFD returns the neighbor's BFD settings (GoBGP takes the
+// intervals in microseconds), nil when off. GoBGP resets the BGP session
+// (a hard reset: Cease, no graceful restart) when the BFD session expires
+// or the neighbor signals it down.
+func translateBFD(n *config.Neighbor) *api.BfdPeerConfig {
+	if !n.BFD {
+		return nil
+	}
+	or := func(v, def uint64) uint32 {
+		if v == 0 {
+			v = def
+		}
+		return uint32(v)
+	}
+	return &api.BfdPeerConfig{
+		Enabled:                  true,
+		DesiredMinimumTxInterval: or(n.BFDMinTx, config.DefaultBFDInterval) * 1000,
+		RequiredMinimumReceive:   or(n.BFDMinRx, config.DefaultBFDInterval) * 1000,
+		DetectionMultiplier:      or(n.BFDMultiplier, config.DefaultBFDMultiplier),
+	}
+}
+
+// restarting returns peer as added by a speaker whose data plane
+// survived a restart: with graceful restart negotiated, GoBGP then
+// advertises the restart-state and forwarding-state bits, so the neighbor
+// keeps forwarding to us on our stale routes until our End-of-RIB.
+// GoBGP holds our announcements back until every neighbor has sent its
+// End-of-RIB (or the deferral time passed), and clears the state itself.
+func restarting(peer *api.Peer) *api.Peer {
+	if !peer.GetGracefulRestart().GetEnabled() {
+		return peer
+	}
+	c := proto.Clone(peer).(*api.Peer)
+	c.GracefulRestart.LocalRestarting = true
+	return c
 }
 
 func translateDefinedSets(cfg *config.Config) []*api.DefinedSet {
@@ -362,4 +443,31 @@ func familyOf(p netip.Prefix) bgp.Family {
 		return bgp.RF_IPv4_UC
 	}
 	return bgp.RF_IPv6_UC
+}
+
+// staleMargin is added to the longest restart time for StaleBound.
+const staleMargin = 30 * time.Second
+
+// StaleBound is how long, at most, the routes a previous instance left in
+// the kernel and XDP should wait for BGP to re-learn them before they are
+// swept, when Options.OnInitialSync does not come first (a neighbor is
+// down or sends no End-of-RIB): the longest restart-time of a neighbor
+// with graceful restart, plus staleMargin for the table to arrive after
+// the session is back; staleMargin alone without graceful restart.
+// Neighbors keep our routes that long (their restart timer), and GoBGP
+// waits as long for End-of-RIBs before it announces (deferral time).
+func StaleBound(cfg *config.Config) time.Duration {
+	var longest uint64
+	for i := range cfg.Neighbors {
+		n := &cfg.Neighbors[i]
+		if !n.GracefulRestart {
+			continue
+		}
+		rt := n.RestartTime
+		if rt == 0 {
+			rt = config.DefaultRestartTime
+		}
+		longest = max(longest, rt)
+	}
+	return time.Duration(longest)*time.Second + staleMargin
 }

@@ -78,6 +78,7 @@ func TestMinimal(t *testing.T) {
 		Import: "accept-all", Export: "reject-all", MaxPrefixes: 1500000,
 		Port: 179, Families: []string{"ipv4-unicast"},
 		HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 120, MaxPrefixesWarning: 90,
+		GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3,
 	}
 	if !reflect.DeepEqual(n, want) {
 		t.Errorf("neighbor:\n got %+v\nwant %+v", n, want)
@@ -119,15 +120,15 @@ hold-time = 0
 		Dataplane: Dataplane{XDPMode: "auto", PinPath: "/sys/fs/bpf/xdprouter", Lookup: "compiled", KeepOnExit: true},
 		FIB:       FIB{Table: 254, Metric: 20, Protocol: 200, NexthopObjects: true, KeepRoutesOnExit: true},
 		Runtime:   Runtime{GCPercent: 100},
-		BGP:       BGP{ListenPort: 179},
+		BGP:       BGP{ListenPort: 179, GracefulRestart: true, RestartTime: 120},
 		Networks:  []Network{{Prefix: "198.51.100.0/24"}},
 		Neighbors: []Neighbor{
 			{Address: "192.0.2.1", PeerASN: 65001, Import: "reject-all", Export: "reject-all", Port: 179,
-				Families: []string{"ipv4-unicast"}, HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 120, MaxPrefixesWarning: 90},
+				Families: []string{"ipv4-unicast"}, HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 120, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3},
 			{Address: "2001:db8::2", PeerASN: 65000, Import: "accept-all", Export: "accept-all", Port: 179,
-				Families: []string{"ipv6-unicast"}, HoldTime: 30, KeepaliveInterval: 10, ConnectRetry: 120, MaxPrefixesWarning: 90},
+				Families: []string{"ipv6-unicast"}, HoldTime: 30, KeepaliveInterval: 10, ConnectRetry: 120, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3},
 			{Address: "2001:db8::3", PeerASN: 65000, Import: "accept-all", Export: "accept-all", Port: 179,
-				Families: []string{"ipv6-unicast"}, HoldTime: 0, KeepaliveInterval: 0, ConnectRetry: 120, MaxPrefixesWarning: 90},
+				Families: []string{"ipv6-unicast"}, HoldTime: 0, KeepaliveInterval: 0, ConnectRetry: 120, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3},
 		},
 	}
 	if !c.Equal(&want) {
@@ -135,6 +136,42 @@ hold-time = 0
 	}
 	if got := c.NetworkPrefixes(); !reflect.DeepEqual(got, []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}) {
 		t.Errorf("NetworkPrefixes() = %v", got)
+	}
+}
+
+// TestGracefulRestartInherited: a neighbor takes the [bgp] graceful-restart
+// settings unless it sets its own.
+func TestGracefulRestartInherited(t *testing.T) {
+	src := `[router]
+asn = 65000
+router-id = "192.0.2.254"
+
+[bgp]
+graceful-restart = false
+restart-time = 300
+long-lived-stale-time = 0
+
+[[neighbor]]
+address = "192.0.2.1"
+peer-asn = 65001
+
+[[neighbor]]
+address = "192.0.2.2"
+peer-asn = 65001
+graceful-restart = true
+restart-time = 60
+long-lived-stale-time = 86400
+`
+	c, err := Parse([]byte(src), "gr.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.Neighbors[0], c.Neighbors[1]
+	if a.GracefulRestart || a.RestartTime != 300 || a.LongLivedStaleTime != 0 {
+		t.Errorf("inherited: graceful-restart %v restart-time %d long-lived %d, want false 300 0", a.GracefulRestart, a.RestartTime, a.LongLivedStaleTime)
+	}
+	if !b.GracefulRestart || b.RestartTime != 60 || b.LongLivedStaleTime != 86400 {
+		t.Errorf("own: graceful-restart %v restart-time %d long-lived %d, want true 60 86400", b.GracefulRestart, b.RestartTime, b.LongLivedStaleTime)
 	}
 }
 
@@ -429,6 +466,45 @@ address = "192.0.2.1"
 peer-asn = 1
 max-prefixes-restart = 9999999 #<
 `, key: "neighbor[0].max-prefixes-restart", msg: "up to 604800 seconds"},
+	{name: "restart-time zero", body: `[[neighbor]]
+address = "192.0.2.1"
+peer-asn = 1
+restart-time = 0 #<
+`, key: "neighbor[0].restart-time", msg: "1..4095"},
+	{name: "bgp restart-time too long", body: `[bgp]
+restart-time = 4096 #<
+`, key: "bgp.restart-time", msg: "1..4095"},
+	{name: "long-lived-stale-time too long", body: `[bgp]
+long-lived-stale-time = 16777216 #<
+`, key: "bgp.long-lived-stale-time", msg: "up to 16777215"},
+	{name: "long-lived without graceful restart", body: `[[neighbor]]
+address = "192.0.2.1"
+peer-asn = 1
+graceful-restart = false
+long-lived-stale-time = 3600 #<
+`, key: "neighbor[0].long-lived-stale-time", msg: "needs graceful-restart = true"},
+	{name: "bfd-min-rx too small", body: `[[neighbor]]
+address = "192.0.2.1"
+peer-asn = 1
+bfd = true
+bfd-min-rx = 5 #<
+`, key: "neighbor[0].bfd-min-rx", msg: "10..60000 milliseconds"},
+	{name: "bfd-min-tx too large", body: `[[neighbor]]
+address = "192.0.2.1"
+peer-asn = 1
+bfd-min-tx = 60001 #<
+`, key: "neighbor[0].bfd-min-tx", msg: "10..60000 milliseconds"},
+	{name: "bfd-multiplier zero", body: `[[neighbor]]
+address = "192.0.2.1"
+peer-asn = 1
+bfd-multiplier = 0 #<
+`, key: "neighbor[0].bfd-multiplier", msg: "1..255"},
+	{name: "bfd with multihop", body: `[[neighbor]]
+address = "192.0.2.1"
+peer-asn = 1
+multihop = 2
+bfd = true #<
+`, key: "neighbor[0].bfd", msg: "single-hop"},
 	{name: "prefix-set range below length", body: `[[prefix-set]]
 name = "a"
 prefixes = [

@@ -25,10 +25,18 @@ import "strconv"
 //	              gc-percent          100
 //	[bgp]         listen-port         179 (-1: do not listen)
 //	              listen-addresses    [] (all addresses)
+//	              graceful-restart    true
+//	              restart-time        120
+//	              long-lived-stale-time 0 (off)
 //	[[neighbor]]  port                179
 //	              hold-time           90
 //	              keepalive-interval  hold-time / 3
 //	              connect-retry       120
+//	              graceful-restart, restart-time, long-lived-stale-time:
+//	                                  the [bgp] values
+//	              bfd                 false
+//	              bfd-min-rx, bfd-min-tx 300 (ms)
+//	              bfd-multiplier      3
 //	              families            ["ipv4-unicast"] for an IPv4 address,
 //	                                  ["ipv6-unicast"] for an IPv6 address
 //	              import, export      "reject-all" for eBGP (peer-asn differs
@@ -48,6 +56,15 @@ const (
 	DefaultHoldTime      = 90
 	DefaultConnectRetry  = 120
 	DefaultGCPercent     = 100
+	// DefaultRestartTime is the graceful-restart time advertised to peers
+	// (seconds): how long they keep our routes while we restart. RFC 4724
+	// suggests at most the hold time; 120 (FRR's and BIRD's default) covers
+	// a daemon restart with a full table to re-learn.
+	DefaultRestartTime = 120
+	// BFD defaults: 300 ms intervals, detection after 3 missed packets
+	// (0.9 s), as FRR's.
+	DefaultBFDInterval   = 300
+	DefaultBFDMultiplier = 3
 	// DefaultMaxPrefixesWarning is where a peer's prefix count is logged
 	// as near its max-prefixes, in percent.
 	DefaultMaxPrefixesWarning = 90
@@ -146,6 +163,12 @@ func (c *Config) applyDefaults() {
 	if c.BGP.ListenPort == 0 && !set("bgp.listen-port") {
 		c.BGP.ListenPort = DefaultBGPPort
 	}
+	if !set("bgp.graceful-restart") {
+		c.BGP.GracefulRestart = true
+	}
+	if c.BGP.RestartTime == 0 && !set("bgp.restart-time") {
+		c.BGP.RestartTime = DefaultRestartTime
+	}
 	for i := range c.Neighbors {
 		n := &c.Neighbors[i]
 		key := func(k string) string { return "neighbor[" + strconv.Itoa(i) + "]." + k }
@@ -160,6 +183,24 @@ func (c *Config) applyDefaults() {
 		}
 		if n.ConnectRetry == 0 && !set(key("connect-retry")) {
 			n.ConnectRetry = DefaultConnectRetry
+		}
+		if !set(key("graceful-restart")) {
+			n.GracefulRestart = c.BGP.GracefulRestart
+		}
+		if n.RestartTime == 0 && !set(key("restart-time")) {
+			n.RestartTime = c.BGP.RestartTime
+		}
+		if n.LongLivedStaleTime == 0 && !set(key("long-lived-stale-time")) {
+			n.LongLivedStaleTime = c.BGP.LongLivedStaleTime
+		}
+		if n.BFDMinRx == 0 && !set(key("bfd-min-rx")) {
+			n.BFDMinRx = DefaultBFDInterval
+		}
+		if n.BFDMinTx == 0 && !set(key("bfd-min-tx")) {
+			n.BFDMinTx = DefaultBFDInterval
+		}
+		if n.BFDMultiplier == 0 && !set(key("bfd-multiplier")) {
+			n.BFDMultiplier = DefaultBFDMultiplier
 		}
 		if n.MaxPrefixesWarning == 0 && !set(key("max-prefixes-warning")) {
 			n.MaxPrefixesWarning = DefaultMaxPrefixesWarning

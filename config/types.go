@@ -112,6 +112,11 @@ type BGP struct {
 	// load (GoBGP's RIB is read for every received path). Default false.
 	PIC                   bool `toml:"pic"`
 	RedistributeConnected bool `toml:"redistribute-connected"`
+	// Graceful restart (RFC 4724) defaults for every neighbor; a neighbor
+	// may override each. See Neighbor.GracefulRestart.
+	GracefulRestart    bool   `toml:"graceful-restart"`      // default true
+	RestartTime        uint64 `toml:"restart-time"`          // seconds, default 120
+	LongLivedStaleTime uint64 `toml:"long-lived-stale-time"` // seconds, RFC 9494; default 0 (off)
 }
 
 // Network is a prefix originated into BGP.
@@ -143,6 +148,30 @@ type Neighbor struct {
 	HoldTime          uint64 `toml:"hold-time"`          // seconds, default 90
 	KeepaliveInterval uint64 `toml:"keepalive-interval"` // seconds, default hold-time/3
 	ConnectRetry      uint64 `toml:"connect-retry"`      // seconds, default 120
+
+	// GracefulRestart negotiates BGP graceful restart (RFC 4724) with the
+	// neighbor, both roles: while the neighbor restarts, its routes stay
+	// installed (marked stale) until its End-of-RIB or RestartTime; while
+	// we restart with the data plane preserved, it keeps ours. Default:
+	// [bgp] graceful-restart (true).
+	GracefulRestart bool `toml:"graceful-restart"`
+	// RestartTime is the restart time we advertise (seconds, 1..4095):
+	// how long the neighbor keeps our routes while we restart. Default
+	// [bgp] restart-time (120).
+	RestartTime uint64 `toml:"restart-time"`
+	// LongLivedStaleTime enables long-lived graceful restart (RFC 9494):
+	// after the restart time, stale routes are kept this many seconds more
+	// (up to 16777215) at the lowest preference. 0: off. Default [bgp]
+	// long-lived-stale-time (0).
+	LongLivedStaleTime uint64 `toml:"long-lived-stale-time"`
+
+	// BFD (RFC 5880/5881 single hop, GoBGP's): when the BFD session goes
+	// down the BGP session is reset at once, without waiting for the hold
+	// timer. Intervals in milliseconds; defaults 300 / 300 / 3.
+	BFD           bool   `toml:"bfd"`
+	BFDMinRx      uint64 `toml:"bfd-min-rx"`
+	BFDMinTx      uint64 `toml:"bfd-min-tx"`
+	BFDMultiplier uint64 `toml:"bfd-multiplier"`
 }
 
 // PrefixSet is a named list of prefixes with optional mask-length ranges,

@@ -18,6 +18,14 @@ const (
 	maxASN      = math.MaxUint32 - 1 // 4294967295 is reserved (RFC 7300)
 	maxHoldTime = math.MaxUint16     // the OPEN message field is 16 bits
 	maxRestart  = 7 * 24 * 3600      // a week: beyond it, a typo
+	// maxGRTime is the largest graceful-restart time: a 12-bit field of
+	// the capability (RFC 4724 3).
+	maxGRTime = 4095
+	// maxLLGRTime is the largest long-lived stale time: 24 bits (RFC 9494 3).
+	maxLLGRTime = 1<<24 - 1
+	// BFD intervals (ms): the wire carries microseconds in 32 bits; below
+	// 10 ms a Go timer on a loaded host misfires.
+	minBFDInterval, maxBFDInterval = 10, 60000
 )
 
 // Validate checks the whole config and returns every problem joined with
@@ -218,6 +226,17 @@ func (v *validator) bgp() {
 		if _, err := netip.ParseAddr(a); err != nil {
 			v.errf(indexPath("bgp.listen-addresses", i), "%q is not an IP address", a)
 		}
+	}
+	v.gracefulRestart("bgp.", b.RestartTime, b.LongLivedStaleTime)
+}
+
+// gracefulRestart checks restart-time and long-lived-stale-time under base.
+func (v *validator) gracefulRestart(base string, restart, llgr uint64) {
+	if restart < 1 || restart > maxGRTime {
+		v.errf(base+"restart-time", "must be 1..%d seconds (12 bits in the capability), got %d", maxGRTime, restart)
+	}
+	if llgr > maxLLGRTime {
+		v.errf(base+"long-lived-stale-time", "must be 0 (off) or up to %d seconds (24 bits in the capability), got %d", maxLLGRTime, llgr)
 	}
 }
 
@@ -539,6 +558,24 @@ func (v *validator) neighbors() {
 		}
 		if n.MaxPrefixesRestart > maxRestart {
 			v.errf(base+"max-prefixes-restart", "must be 0 (stay down until enabled) or up to %d seconds, got %d", maxRestart, n.MaxPrefixesRestart)
+		}
+		v.gracefulRestart(base, n.RestartTime, n.LongLivedStaleTime)
+		if n.LongLivedStaleTime > 0 && !n.GracefulRestart {
+			v.errf(base+"long-lived-stale-time", "needs graceful-restart = true (long-lived graceful restart extends it), got %d with graceful-restart = false", n.LongLivedStaleTime)
+		}
+		for _, b := range []struct {
+			key string
+			ms  uint64
+		}{{"bfd-min-rx", n.BFDMinRx}, {"bfd-min-tx", n.BFDMinTx}} {
+			if b.ms < minBFDInterval || b.ms > maxBFDInterval {
+				v.errf(base+b.key, "must be %d..%d milliseconds, got %d", minBFDInterval, maxBFDInterval, b.ms)
+			}
+		}
+		if n.BFDMultiplier < 1 || n.BFDMultiplier > 255 {
+			v.errf(base+"bfd-multiplier", "must be 1..255 (missed packets before BFD declares the neighbor down), got %d", n.BFDMultiplier)
+		}
+		if n.BFD && n.Multihop > 0 {
+			v.errf(base+"bfd", "is single-hop BFD (RFC 5881): not with multihop = %d", n.Multihop)
 		}
 	}
 }

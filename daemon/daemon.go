@@ -31,10 +31,6 @@ import (
 	xsync "github.com/xdprouter/xdprouter/sync"
 )
 
-// staleAfter is how long routes a previous instance left in the kernel are
-// kept while BGP re-learns them.
-const staleAfter = 30 * time.Second
-
 // auditEvery is how often the XDP maps are checked against sync's state.
 const auditEvery = 5 * time.Minute
 
@@ -73,6 +69,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	var (
 		speaker *bgp.Speaker
 		syncer  *xsync.Syncer
+		dp      *bpf.Datapath
 	)
 	if cfg.BGPEnabled() {
 		speaker, err = bgp.New(bgp.Options{Config: cfg, Logger: log, OnBest: func(us []bgp.PathUpdate) {
@@ -81,7 +78,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 				best[i] = xsync.BestPath{Prefix: u.Prefix, NextHops: u.NextHops, Peer: u.Peer, Backup: u.Backup, BackupPeer: u.BackupPeer}
 			}
 			syncer.Best(best)
-		}, Backup: cfg.BGP.PIC, OnPeerDropped: func(a netip.Addr) { syncer.PeerDropped(a) }})
+		}, Backup: cfg.BGP.PIC, OnPeerDropped: func(a netip.Addr) { syncer.PeerDropped(a) },
+			// Graceful restart: the F bit only when the pinned data plane
+			// really survived; sessions closed without NOTIFICATION when it
+			// outlives us; the previous instance's routes swept as soon as
+			// every neighbor sent End-of-RIB (StaleAfter the upper bound).
+			ForwardingPreserved: func() bool { return dp != nil && dp.Preserved() },
+			GracefulStop:        cfg.Dataplane.KeepOnExit,
+			OnInitialSync:       func() { syncer.SweepStale() }})
 		if err != nil {
 			return err
 		}
@@ -90,7 +94,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	if err := ensureBPFFS(cfg.Dataplane.PinPath); err != nil {
 		return err
 	}
-	dp, err := bpf.Load(bpf.Options{PinPath: cfg.Dataplane.PinPath, Lookup: lookup})
+	dp, err = bpf.Load(bpf.Options{PinPath: cfg.Dataplane.PinPath, Lookup: lookup})
 	if err != nil {
 		return fmt.Errorf("load XDP program: %w", err)
 	}
@@ -166,7 +170,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		log.Info("XDP attached", "interface", name, "ifindex", ifindex, "mode", eff)
 	}
 	if speaker != nil {
-		opts.StaleAfter = staleAfter
+		opts.StaleAfter = bgp.StaleBound(cfg)
 		opts.OnConnected = func(ps []netip.Prefix) {
 			if err := speaker.SetConnected(ps); err != nil {
 				log.Error("redistribute connected", "err", err)

@@ -32,6 +32,8 @@ func (st *state) kernelEvent(ev any) {
 	case peerDropped:
 		st.peerDown[ev.addr] = st.clock()
 		st.groupsDirty = true
+	case sweepRequest:
+		st.sweepRequested()
 	}
 }
 
@@ -125,7 +127,8 @@ func (st *state) snapshot(s *route.Snapshot) {
 		st.countFIB(r.Prefix, 1)
 		st.markDirty(r.Prefix) // mirrored into XDP as it is until confirmed
 	}
-	if st.opt.StaleAfter == 0 {
+	if st.opt.StaleAfter == 0 || st.sweepWanted {
+		st.sweepWanted = false
 		st.sweepStale()
 	}
 }

@@ -63,6 +63,7 @@ type state struct {
 	log *slog.Logger
 
 	haveSnapshot   bool
+	sweepWanted    bool // SweepStale before the first snapshot (sweep.go)
 	entries        *entryTable
 	dirty          *prefixSet
 	failed         map[netip.Prefix]struct{}

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/xdprouter/xdprouter/api"
+	"github.com/xdprouter/xdprouter/bgp"
 	"github.com/xdprouter/xdprouter/bpf"
 	"github.com/xdprouter/xdprouter/config"
 	xsync "github.com/xdprouter/xdprouter/sync"
@@ -150,9 +151,10 @@ func printText(w io.Writer, v any) {
 		fmt.Fprintf(w, "\nROUTES\tIPV4\tIPV6\nxdp\t%d\t%d\nkernel\t%d\t%d\npending\t%d\t\nfailed\t%d\t\n",
 			r.XDP4, r.XDP6, r.FIB4, r.FIB6, r.Pending, r.Failed)
 		if len(v.Peers) > 0 {
-			fmt.Fprintln(w, "\nPEER\tASN\tSTATE\tUPTIME\tRECEIVED\tACCEPTED\tDESCRIPTION")
+			fmt.Fprintln(w, "\nPEER\tASN\tSTATE\tUPTIME\tRECEIVED\tACCEPTED\tGR\tBFD\tDESCRIPTION")
 			for _, p := range v.Peers {
-				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%d\t%s\n", p.Address, p.ASN, p.State, p.Uptime.Round(1e9), p.Received, p.Accepted, p.Description)
+				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", p.Address, p.ASN, p.State, p.Uptime.Round(1e9), p.Received, p.Accepted,
+					grState(p), dash(p.BFD), p.Description)
 			}
 		}
 		var redirect, pass, drop uint64
@@ -247,4 +249,26 @@ func kernelCol(r xsync.RouteInfo) string {
 		return "(own)"
 	}
 	return yes(r.InKernel)
+}
+
+// grState sums up a peer's graceful restart for status: "restarting"
+// (its routes are kept, stale), "syncing" (we restarted and wait for its
+// End-of-RIB), "yes" (negotiated), "-".
+func grState(p bgp.PeerStatus) string {
+	switch {
+	case p.PeerRestarting:
+		return "restarting"
+	case p.LocalRestarting:
+		return "syncing"
+	case p.GracefulRestart:
+		return "yes"
+	}
+	return "-"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
