@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	}
 	opts := xsync.Options{
 		Datapath: dp, FIB: table, Log: log, Metric: cfg.FIB.Metric,
-		OnApply:           func(d time.Duration) { collector.ObserveApply(d) },
+		OnApply: func(d time.Duration) { collector.ObserveApply(d) },
 		// With pinned maps of another layout, the old program forwards
 		// until the new maps hold the kernel's state.
 		OnFirstApply: func() {

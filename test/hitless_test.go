@@ -2,13 +2,13 @@ package test
 
 import (
 	"context"
-	"os/exec"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
