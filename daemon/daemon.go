@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -91,7 +92,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		}
 	}
 
-	if err := ensureBPFFS(cfg.Dataplane.PinPath); err != nil {
+	if err := ensureBPFFS(cfg.Dataplane.PinPath, log); err != nil {
 		return err
 	}
 	dp, err = bpf.Load(bpf.Options{PinPath: cfg.Dataplane.PinPath, Lookup: lookup})
@@ -270,7 +271,7 @@ func resolvePorts(names []string) ([]port, error) {
 // ensureBPFFS makes sure the pin path's parent is a bpf filesystem. The
 // standard /sys/fs/bpf is mounted if needed (it is not inside `ip netns
 // exec`, which remounts /sys); other places must be mounted by the operator.
-func ensureBPFFS(pin string) error {
+func ensureBPFFS(pin string, log *slog.Logger) error {
 	if pin == "" {
 		return nil
 	}
@@ -284,6 +285,12 @@ func ensureBPFFS(pin string) error {
 	}
 	if err := unix.Mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"); err != nil {
 		return fmt.Errorf("dataplane.pin-path %s: mount bpffs on /sys/fs/bpf: %w", pin, err)
+	}
+	self, err1 := os.Readlink("/proc/self/ns/mnt")
+	pid1, err2 := os.Readlink("/proc/1/ns/mnt")
+	if err1 == nil && err2 == nil && self != pid1 {
+		// E.g. under `ip netns exec`, whose /sys is the command's own.
+		log.Warn("mounted bpffs on /sys/fs/bpf in a mount namespace of this process's own: the pinned dataplane will not outlive it (mount a bpffs that persists and point dataplane.pin-path there)", "pin-path", pin)
 	}
 	return nil
 }
