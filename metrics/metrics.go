@@ -38,6 +38,8 @@ var (
 		"BGP routes the kernel refused for good (XDP keeps what the kernel has; retried when the route changes).", nil, nil)
 	refusedDesc = prometheus.NewDesc("xdprouter_sync_refused_routes",
 		"Routes passed to the kernel in XDP because the next-hop group or next-hop map is full.", nil, nil)
+	staleDesc = prometheus.NewDesc("xdprouter_sync_stale_routes",
+		"Routes a previous instance left (kept as they were) that BGP has not re-learned yet; swept at End-of-RIB or the stale timer.", nil, nil)
 	repairsDesc = prometheus.NewDesc("xdprouter_sync_repairs_total",
 		"XDP map entries the periodic audit found different from sync's state and rewrote.", nil, nil)
 	writesDesc = prometheus.NewDesc("xdprouter_route_writes_total",
@@ -70,7 +72,7 @@ func (c *Collector) ObserveApply(d time.Duration) { c.apply.Observe(d.Seconds())
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{packetsDesc, bytesDesc, routesDesc, pendingDesc, failedDesc, rejectedDesc, refusedDesc, repairsDesc, writesDesc, nexthopWritesDesc, scrapeErrDesc} {
+	for _, d := range []*prometheus.Desc{packetsDesc, bytesDesc, routesDesc, pendingDesc, failedDesc, rejectedDesc, refusedDesc, staleDesc, repairsDesc, writesDesc, nexthopWritesDesc, scrapeErrDesc} {
 		ch <- d
 	}
 	c.apply.Describe(ch)
@@ -98,6 +100,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(failedDesc, prometheus.GaugeValue, float64(n.Failed))
 	ch <- prometheus.MustNewConstMetric(rejectedDesc, prometheus.GaugeValue, float64(n.Rejected))
 	ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.GaugeValue, float64(n.Refused))
+	ch <- prometheus.MustNewConstMetric(staleDesc, prometheus.GaugeValue, float64(n.Stale))
 	ch <- prometheus.MustNewConstMetric(repairsDesc, prometheus.CounterValue, float64(n.Repairs))
 	ch <- prometheus.MustNewConstMetric(writesDesc, prometheus.CounterValue, float64(n.FIBInstalls), "kernel", "install")
 	ch <- prometheus.MustNewConstMetric(writesDesc, prometheus.CounterValue, float64(n.FIBDeletes), "kernel", "delete")

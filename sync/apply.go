@@ -126,7 +126,7 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 		}
 		if id == e.ours {
 			st.ourLists.put(id)
-			e.setStale(false)
+			st.setStale(e, false)
 			continue
 		}
 		adds = append(adds, add{p, e, id})
@@ -164,7 +164,7 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 			st.countFIB(a.p, 1)
 		}
 		a.e.ours = a.id
-		a.e.setStale(false)
+		st.setStale(a.e, false)
 	}
 	if len(rejected) > 0 {
 		// Reported once: not retried until the wanted route changes.

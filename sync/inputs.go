@@ -123,7 +123,7 @@ func (st *state) snapshot(s *route.Snapshot) {
 		} else {
 			e.ours = st.ourLists.get(r.NextHops)
 		}
-		e.setStale(true)
+		st.setStale(e, true)
 		st.countFIB(r.Prefix, 1)
 		st.markDirty(r.Prefix) // mirrored into XDP as it is until confirmed
 	}
@@ -183,7 +183,7 @@ func sameRoute(a, b route.Route) bool {
 func (st *state) sweepStale() {
 	for p, e := range st.entries.all() {
 		if e.isStale() {
-			e.setStale(false)
+			st.setStale(e, false)
 			st.markDirty(p)
 		}
 	}

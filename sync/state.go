@@ -232,9 +232,23 @@ func (st *state) forgetOurs(p netip.Prefix, e *entry) {
 	}
 	st.ourLists.put(e.ours)
 	e.ours = 0
-	e.setStale(false)
+	st.setStale(e, false)
 	st.countFIB(p, -1)
 	st.markDirty(p)
+}
+
+// setStale marks e's route of ours as a previous instance's (or not),
+// keeping count.
+func (st *state) setStale(e *entry, b bool) {
+	if e.isStale() == b {
+		return
+	}
+	if b {
+		st.counts.Stale++
+	} else {
+		st.counts.Stale--
+	}
+	e.setStale(b)
 }
 
 func (st *state) countXDP(p netip.Prefix, n int) {

@@ -367,6 +367,7 @@ type Counts struct {
 	Failed     int // changes whose last apply failed (retried every second)
 	Rejected   int // BGP routes the kernel refused for good (not retried until they change)
 	Refused    int // routes passed to the kernel in XDP because the group or next-hop map is full
+	Stale      int // routes a previous instance left that BGP has not re-learned (yet)
 	// Writes since start: kernel routes installed (created or replaced)
 	// and deleted, XDP route entries written and deleted; XDP entries
 	// found wrong by the audit and rewritten.

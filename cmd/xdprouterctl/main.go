@@ -150,6 +150,9 @@ func printText(w io.Writer, v any) {
 		r := v.Routes
 		fmt.Fprintf(w, "\nROUTES\tIPV4\tIPV6\nxdp\t%d\t%d\nkernel\t%d\t%d\npending\t%d\t\nfailed\t%d\t\n",
 			r.XDP4, r.XDP6, r.FIB4, r.FIB6, r.Pending, r.Failed)
+		if r.Stale > 0 {
+			fmt.Fprintf(w, "stale\t%d\t(left by the previous instance, not re-learned yet)\n", r.Stale)
+		}
 		if len(v.Peers) > 0 {
 			fmt.Fprintln(w, "\nPEER\tASN\tSTATE\tUPTIME\tRECEIVED\tACCEPTED\tGR\tBFD\tDESCRIPTION")
 			for _, p := range v.Peers {
