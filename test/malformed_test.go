@@ -142,6 +142,12 @@ var rawCases = []rawCase{
 			attrs := raw.Concat(e.good(), raw.AttrWithLength(raw.FlagOptional, raw.AttrMED, 8, []byte{0, 0, 0, 1}))
 			return raw.Update(nil, attrs, e.nlri())
 		}},
+	// The other conflict of RFC 7606 section 4: fewer than 3 octets left
+	// for an attribute. Here GoBGP goes on to the NLRI and withdraws them.
+	{name: "attr-fewer-than-3-octets-left", carriesV: true, want: treatAsWithdraw,
+		msg: func(e rawEnv) []byte {
+			return raw.Update(nil, raw.Concat(e.good(), []byte{raw.FlagOptional, raw.AttrMED}), e.nlri())
+		}},
 	{name: "attr-length-overruns-message", want: treatAsWithdraw,
 		msg: func(e rawEnv) []byte {
 			// As above with no NLRI: the attribute overruns the message.
