@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 BIN     := bin
 DURATION ?= 30s
 
-.PHONY: all build generate test unit lint lab bench deps fuzz clean
+.PHONY: all build generate test unit lint lab bench deps fuzz fuzz-brief clean
 
 all: build
 
@@ -34,8 +34,24 @@ lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt: $$bad"; exit 1; fi
 	$(GO) vet ./...
 
+# Every fuzz target, FUZZTIME each (go test fuzzes one target at a time):
+# the XDP program (needs root), the config loader and the API's parsers.
+# Their seed corpora (and testdata/fuzz) run in every go test anyway.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := bpf:FuzzXDP \
+	config:FuzzParse config:FuzzLoad config:FuzzScanLines \
+	config:FuzzPrefixSetEntry config:FuzzNeighborSetEntry \
+	api:FuzzParsePrefix api:FuzzHandler
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzXDP -fuzztime 60s ./bpf/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t#*:}; \
+		echo "fuzz $$fn in ./$$pkg/ for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg/; \
+	done
+
+# CI: each target briefly.
+fuzz-brief:
+	$(MAKE) fuzz FUZZTIME=10s
 
 # Each benchmark runs its baseline in the same run and prints ratios:
 # XDP lookup cost by table size, batched vs per-route netlink writes,

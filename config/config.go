@@ -141,7 +141,17 @@ func Parse(data []byte, name string) (*Config, error) {
 		return nil, typeError(err, name, doc, pos)
 	}
 
-	errs := unknownKeys(md.Undecoded(), name, pos)
+	// The library matches keys to fields ignoring case: "Peer-ASN" would
+	// set peer-asn, and with both spellings in one table which value wins
+	// changes from one run to the next. Keys are spelled as the schema
+	// spells them; any other spelling is an unknown key.
+	unknown := md.Undecoded()
+	for _, k := range md.Keys() {
+		if _, ok := fieldType(reflect.TypeOf(Config{}), k); !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	errs := unknownKeys(unknown, name, pos)
 	c.applyDefaults()
 	errs = append(errs, c.problems()...)
 	if len(errs) > 0 {

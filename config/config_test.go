@@ -955,3 +955,29 @@ func TestGRPCListen(t *testing.T) {
 		}
 	}
 }
+
+// Keys are case-sensitive: the TOML library matches fields ignoring case,
+// which accepted "nAme" as name and, with both in one table, kept either
+// value depending on map order (found by FuzzParse).
+func TestKeysAreCaseSensitive(t *testing.T) {
+	src := header + `[[policy]]
+nAme = "0"
+name = "7"
+[[neighbor]]
+address = "192.0.2.1"
+Peer-ASN = 65001
+`
+	for range 20 {
+		_, err := Parse([]byte(src), "x.toml")
+		errs := allErrors(t, err)
+		var keys []string
+		for _, e := range errs {
+			if e.Msg == "unknown key" {
+				keys = append(keys, fmt.Sprintf("%s@%d", e.Key, e.Line))
+			}
+		}
+		if strings.Join(keys, " ") != "policy[0].nAme@5 neighbor[0].Peer-ASN@9" {
+			t.Fatalf("unknown keys %v; all errors: %v", keys, err)
+		}
+	}
+}
