@@ -61,7 +61,8 @@ fuzz-brief:
 # convergence and churn of xdprouterd vs BIRD 2 (BenchmarkConvergence,
 # BenchmarkChurn; docs/BENCHMARKS.md), and the forwarding gap when the
 # preferred upstream's link fails, xdprouterd with PIC vs BIRD 2 with kernel
-# forwarding (BenchmarkFailover). BENCH=quick runs only the BGP ones, with
+# forwarding (BenchmarkFailover), and frames lost across a kill -9 and
+# restart of xdprouterd with a full table, pinned vs not (BenchmarkRestart). BENCH=quick runs only the BGP ones, with
 # small tables (a few minutes); CONVERGENCE_ONLY=1 runs convergence and
 # churn at full size without the others.
 ifeq ($(BENCH),quick)
@@ -82,6 +83,7 @@ endif
 	$(BENCH_BGP_ENV) $(GO) test -run '^$$' -bench '^Benchmark(Convergence|Churn)$$' -benchtime 1x -timeout 40m ./test/bench/
 ifeq ($(CONVERGENCE_ONLY),)
 	$(BENCH_FAILOVER_ENV) $(GO) test -run '^$$' -bench '^BenchmarkFailover$$' -benchtime 1x -timeout 40m ./test/bench/
+	$(BENCH_BGP_ENV) $(GO) test -run '^$$' -bench '^BenchmarkRestart$$' -benchtime 1x -timeout 40m ./test/bench/
 endif
 
 # The demo: a BGP upstream, a client and xdprouterd in namespaces.

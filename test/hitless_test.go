@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	gosync "sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -112,12 +110,8 @@ func diffMaps(a, b map[string]map[string]string) string {
 // connected route, and to dst4, a BGP route via h2) at a steady rate and
 // counts what h2 received (its Udp NoPorts: nothing listens on port 9).
 type flow struct {
+	*lab.Flow
 	r    *router
-	fd   int
-	sent atomic.Uint64
-	done chan struct{}
-	wg   gosync.WaitGroup
-	err  error
 	base uint64
 }
 
@@ -177,72 +171,23 @@ func (r *router) startFlow(pps float64) *flow {
 		frames = append(frames, trafficgen.Config{SrcMAC: src, DstMAC: dst, Src: netip.MustParseAddr(lab.H1v4),
 			Dst: netip.MustParseAddr(d), Mode: trafficgen.Fixed}.Frame())
 	}
-	f := &flow{r: r, fd: -1, done: make(chan struct{}), base: r.udpNoPorts("h2")}
-	var ifindex int
-	err := r.Do("h1", func() error {
-		l, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		ifindex = l.Index
-		f.fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0) // protocol 0: receives nothing
-		return err
-	})
+	base := r.udpNoPorts("h2")
+	lf, err := r.StartFlow("h1", "eth0", frames, pps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifindex}
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		start := time.Now()
-		var n uint64
-		for {
-			select {
-			case <-f.done:
-				return
-			default:
-			}
-			// The sender's clock: what is due every millisecond.
-			for due := uint64(time.Since(start).Seconds() * pps); n < due; n++ {
-				if err := unix.Sendto(f.fd, frames[n%2], 0, sa); err != nil {
-					if errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.EAGAIN) {
-						break
-					}
-					f.err = err
-					return
-				}
-				f.sent.Add(1)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}()
-	t.Cleanup(f.stop)
-	return f
-}
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-func (f *flow) stop() {
-	select {
-	case <-f.done:
-		return
-	default:
-	}
-	close(f.done)
-	f.wg.Wait()
-	unix.Close(f.fd)
+	t.Cleanup(func() { _ = lf.Stop() })
+	return &flow{Flow: lf, r: r, base: base}
 }
 
 // lost stops the flow and returns how many frames h2 did not receive,
 // once its counter has caught up (or stayed still for a while).
 func (f *flow) lost() (sent, lost int64) {
 	f.r.t.Helper()
-	f.stop()
-	if f.err != nil {
-		f.r.t.Fatalf("sender: %v", f.err)
+	if err := f.Stop(); err != nil {
+		f.r.t.Fatalf("sender: %v", err)
 	}
-	sent = int64(f.sent.Load())
+	sent = int64(f.Sent())
 	var last uint64
 	stillSince := time.Now()
 	_ = lab.PollEvery(context.Background(), 10*time.Second, 10*time.Millisecond, func() error {
@@ -374,7 +319,7 @@ func TestHitlessRestart(t *testing.T) {
 		// Some traffic before, while the daemon is gone, and after.
 		waitSent := func(n uint64) {
 			r.poll(10*time.Second, func() error {
-				if f.sent.Load() < n {
+				if f.Sent() < n {
 					return errors.New("sending")
 				}
 				return nil
@@ -382,11 +327,11 @@ func TestHitlessRestart(t *testing.T) {
 		}
 		waitSent(2000)
 		rs.stop()
-		dead := f.sent.Load()
+		dead := f.Sent()
 		waitSent(dead + 20000) // about a second without a daemon
 		r.start(cfg)
 		r.settled("after " + rs.name)
-		waitSent(f.sent.Load() + 2000)
+		waitSent(f.Sent() + 2000)
 		sent, lost := f.lost()
 		if err := mon.Stop(5 * time.Second); err != nil && !isExit(err) {
 			t.Errorf("ip monitor: %v", err)
