@@ -222,28 +222,58 @@ func batchDelete[K any](m *ebpf.Map, keys []K, name func(K) string) (int, error)
 // prefixes with 4-byte addresses.
 func (d *Datapath) Routes() ([]route.Entry, error) {
 	var out []route.Entry
-	var (
-		k4  fwdLpmV4Key
-		k6  fwdLpmV6Key
-		val fwdRouteVal
-	)
-	it := d.objs.RoutesV4.Iterate()
-	for it.Next(&k4, &val) {
-		p := netip.PrefixFrom(netip.AddrFrom4(fromNativeU32(k4.Addr)), int(k4.Prefixlen)).Masked()
-		out = append(out, route.Entry{Prefix: p, Kind: route.Kind(val.Type), Group: val.Nhg})
+	err := readRoutes(d.objs.RoutesV4, func(k fwdLpmV4Key, v fwdRouteVal) {
+		p := netip.PrefixFrom(netip.AddrFrom4(fromNativeU32(k.Addr)), int(k.Prefixlen)).Masked()
+		out = append(out, route.Entry{Prefix: p, Kind: route.Kind(v.Type), Group: v.Nhg})
+	})
+	if err != nil {
+		return nil, err
 	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("map %s: iterate: %w", d.objs.RoutesV4, err)
-	}
-	it = d.objs.RoutesV6.Iterate()
-	for it.Next(&k6, &val) {
-		p := netip.PrefixFrom(netip.AddrFrom16(k6.Addr), int(k6.Prefixlen)).Masked()
-		out = append(out, route.Entry{Prefix: p, Kind: route.Kind(val.Type), Group: val.Nhg})
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("map %s: iterate: %w", d.objs.RoutesV6, err)
+	err = readRoutes(d.objs.RoutesV6, func(k fwdLpmV6Key, v fwdRouteVal) {
+		p := netip.PrefixFrom(netip.AddrFrom16(k.Addr), int(k.Prefixlen)).Masked()
+		out = append(out, route.Entry{Prefix: p, Kind: route.Kind(v.Type), Group: v.Nhg})
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// readRoutes reads every entry of a route map: in batches where the
+// kernel has them (a full table in about a second, against 5 s one entry
+// at a time here).
+func readRoutes[K any](m *ebpf.Map, f func(K, fwdRouteVal)) error {
+	keys := make([]K, 4096)
+	vals := make([]fwdRouteVal, len(keys))
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		for i := range n {
+			f(keys[i], vals[i])
+		}
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			return nil // the end
+		case errors.Is(err, ebpf.ErrNotSupported):
+			if n > 0 {
+				return fmt.Errorf("map %s: batch lookup stopped after %d: %w", m, n, err)
+			}
+			var (
+				k K
+				v fwdRouteVal
+			)
+			it := m.Iterate()
+			for it.Next(&k, &v) {
+				f(k, v)
+			}
+			if err := it.Err(); err != nil {
+				return fmt.Errorf("map %s: iterate: %w", m, err)
+			}
+			return nil
+		case err != nil:
+			return fmt.Errorf("map %s: batch lookup: %w", m, err)
+		}
+	}
 }
 
 // SetGroup sets next-hop group id to the given next-hop ids (at most
