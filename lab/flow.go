@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -86,3 +88,25 @@ func (f *Flow) Stop() error {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// SNMPCounter returns counter name of protocol proto ("Ip", "Udp", ...)
+// from the text of a /proc/net/snmp.
+func SNMPCounter(snmp, proto, name string) (uint64, error) {
+	var names []string
+	for _, ln := range strings.Split(snmp, "\n") {
+		f := strings.Fields(ln)
+		if len(f) < 2 || f[0] != proto+":" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == name && i < len(f) {
+				return strconv.ParseUint(f[i], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("snmp: no %s %s", proto, name)
+}

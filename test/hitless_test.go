@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -140,25 +139,11 @@ func (r *router) udpNoPorts(role string) uint64 {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	var names []string
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || f[0] != "Udp:" {
-			continue
-		}
-		if names == nil {
-			names = f
-			continue
-		}
-		for i, n := range names {
-			if n == "NoPorts" && i < len(f) {
-				v, _ := strconv.ParseUint(f[i], 10, 64)
-				return v
-			}
-		}
+	n, err := lab.SNMPCounter(out, "Udp", "NoPorts")
+	if err != nil {
+		r.t.Fatalf("%s: %v", role, err)
 	}
-	r.t.Fatalf("no Udp NoPorts in %s's /proc/net/snmp", role)
-	return 0
+	return n
 }
 
 // startFlow starts sending at pps.

@@ -1066,23 +1066,7 @@ func inAddrErrors(pid int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var names []string
-	for _, ln := range strings.Split(string(b), "\n") {
-		f := strings.Fields(ln)
-		if len(f) < 2 || f[0] != "Ip:" {
-			continue
-		}
-		if names == nil {
-			names = f
-			continue
-		}
-		for i, n := range names {
-			if n == "InAddrErrors" && i < len(f) {
-				return strconv.ParseUint(f[i], 10, 64)
-			}
-		}
-	}
-	return 0, errors.New("snmp: no Ip: InAddrErrors")
+	return lab.SNMPCounter(string(b), "Ip", "InAddrErrors")
 }
 
 // diagnose collects what explains frames that did not reach A.
