@@ -27,6 +27,7 @@ package bgp
 // it too: nothing it sends is accepted, nothing is sent to it.
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -140,6 +141,10 @@ func translateNeighbor(cfg *config.Config, n *config.Neighbor) *api.Peer {
 			HoldTime:          n.HoldTime,
 			KeepaliveInterval: n.KeepaliveInterval,
 			ConnectRetry:      n.ConnectRetry,
+			// After a Cease/administrative reset (BFD down, our reset)
+			// GoBGP idles this long, refusing connections too; 0 means
+			// its default, 30 s.
+			IdleHoldTimeAfterReset: cmp.Or(n.IdleHoldAfterReset, config.DefaultIdleHoldAfterReset),
 		}},
 	}
 	if la, err := netip.ParseAddr(n.LocalAddress); err == nil {

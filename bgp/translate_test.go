@@ -104,7 +104,7 @@ func TestTranslate(t *testing.T) {
 		{"peer with every option", p.peers[0], &api.Peer{
 			Conf:         &api.PeerConf{NeighborAddress: "192.0.2.1", PeerAsn: 65001, Description: "upstream-a", AuthPassword: "s3cret"},
 			Transport:    &api.Transport{PassiveMode: true, RemotePort: 1179, LocalAddress: "192.0.2.254"},
-			Timers:       &api.Timers{Config: &api.TimersConfig{HoldTime: 9, KeepaliveInterval: 3, ConnectRetry: 5}},
+			Timers:       &api.Timers{Config: &api.TimersConfig{HoldTime: 9, KeepaliveInterval: 3, ConnectRetry: 5, IdleHoldTimeAfterReset: 5}},
 			EbgpMultihop: &api.EbgpMultihop{Enabled: true, MultihopTtl: 2},
 			AfiSafis: []*api.AfiSafi{
 				{Config: &api.AfiSafiConfig{Family: v4, Enabled: true}, PrefixLimits: &api.PrefixLimit{Family: v4, MaxPrefixes: 1500000}},
@@ -114,13 +114,13 @@ func TestTranslate(t *testing.T) {
 		{"ibgp peer with defaults", p.peers[1], &api.Peer{
 			Conf:      &api.PeerConf{NeighborAddress: "192.0.2.2", PeerAsn: 65000},
 			Transport: &api.Transport{},
-			Timers:    &api.Timers{Config: &api.TimersConfig{}},
+			Timers:    &api.Timers{Config: &api.TimersConfig{IdleHoldTimeAfterReset: config.DefaultIdleHoldAfterReset}},
 			AfiSafis:  []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: v4, Enabled: true}}},
 		}},
 		{"v6 peer family from address", p.peers[2], &api.Peer{
 			Conf:      &api.PeerConf{NeighborAddress: "2001:db8::2", PeerAsn: 65002},
 			Transport: &api.Transport{},
-			Timers:    &api.Timers{Config: &api.TimersConfig{}},
+			Timers:    &api.Timers{Config: &api.TimersConfig{IdleHoldTimeAfterReset: config.DefaultIdleHoldAfterReset}},
 			AfiSafis:  []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: v6, Enabled: true}}},
 		}},
 		{"prefix set with and without range", set("bogons"), &api.DefinedSet{

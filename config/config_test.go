@@ -77,7 +77,7 @@ func TestMinimal(t *testing.T) {
 		Address: "192.0.2.1", PeerASN: 65001, Description: "upstream-a",
 		Import: "accept-all", Export: "reject-all", MaxPrefixes: 1500000,
 		Port: 179, Families: []string{"ipv4-unicast"},
-		HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 120, MaxPrefixesWarning: 90,
+		HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 120, IdleHoldAfterReset: 5, MaxPrefixesWarning: 90,
 		GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3,
 	}
 	if !reflect.DeepEqual(n, want) {
@@ -124,11 +124,11 @@ hold-time = 0
 		Networks:  []Network{{Prefix: "198.51.100.0/24"}},
 		Neighbors: []Neighbor{
 			{Address: "192.0.2.1", PeerASN: 65001, Import: "reject-all", Export: "reject-all", Port: 179,
-				Families: []string{"ipv4-unicast"}, HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 120, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3},
+				Families: []string{"ipv4-unicast"}, HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 120, IdleHoldAfterReset: 5, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3},
 			{Address: "2001:db8::2", PeerASN: 65000, Import: "accept-all", Export: "accept-all", Port: 179,
-				Families: []string{"ipv6-unicast"}, HoldTime: 30, KeepaliveInterval: 10, ConnectRetry: 120, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3},
+				Families: []string{"ipv6-unicast"}, HoldTime: 30, KeepaliveInterval: 10, ConnectRetry: 120, IdleHoldAfterReset: 5, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3},
 			{Address: "2001:db8::3", PeerASN: 65000, Import: "accept-all", Export: "accept-all", Port: 179,
-				Families: []string{"ipv6-unicast"}, HoldTime: 0, KeepaliveInterval: 0, ConnectRetry: 120, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3},
+				Families: []string{"ipv6-unicast"}, HoldTime: 0, KeepaliveInterval: 0, ConnectRetry: 120, IdleHoldAfterReset: 5, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3},
 		},
 	}
 	if !c.Equal(&want) {
@@ -499,6 +499,11 @@ address = "192.0.2.1"
 peer-asn = 1
 bfd-multiplier = 0 #<
 `, key: "neighbor[0].bfd-multiplier", msg: "1..255"},
+	{name: "idle-hold-after-reset too large", body: `[[neighbor]]
+address = "192.0.2.1"
+peer-asn = 1
+idle-hold-after-reset = 3601 #<
+`, key: "neighbor[0].idle-hold-after-reset", msg: "1..3600 seconds"},
 	{name: "bfd with multihop", body: `[[neighbor]]
 address = "192.0.2.1"
 peer-asn = 1

@@ -55,7 +55,10 @@ const (
 	DefaultBGPPort       = 179
 	DefaultHoldTime      = 90
 	DefaultConnectRetry  = 120
-	DefaultGCPercent     = 100
+	// DefaultIdleHoldAfterReset: seconds idle after a reset (BFD down)
+	// before the session may come back.
+	DefaultIdleHoldAfterReset = 5
+	DefaultGCPercent          = 100
 	// DefaultRestartTime is the graceful-restart time advertised to peers
 	// (seconds): how long they keep our routes while we restart. RFC 4724
 	// suggests at most the hold time; 120 (FRR's and BIRD's default) covers
@@ -183,6 +186,9 @@ func (c *Config) applyDefaults() {
 		}
 		if n.ConnectRetry == 0 && !set(key("connect-retry")) {
 			n.ConnectRetry = DefaultConnectRetry
+		}
+		if n.IdleHoldAfterReset == 0 && !set(key("idle-hold-after-reset")) {
+			n.IdleHoldAfterReset = DefaultIdleHoldAfterReset
 		}
 		if !set(key("graceful-restart")) {
 			n.GracefulRestart = c.BGP.GracefulRestart

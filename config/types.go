@@ -148,6 +148,11 @@ type Neighbor struct {
 	HoldTime          uint64 `toml:"hold-time"`          // seconds, default 90
 	KeepaliveInterval uint64 `toml:"keepalive-interval"` // seconds, default hold-time/3
 	ConnectRetry      uint64 `toml:"connect-retry"`      // seconds, default 120
+	// IdleHoldAfterReset is how long (seconds, 1..3600) the session stays
+	// idle, refusing the neighbor's connections too, after we reset it:
+	// a BFD failure, max-prefixes, an operator's reset. Default (and 0) 5;
+	// GoBGP's own default is 30.
+	IdleHoldAfterReset uint64 `toml:"idle-hold-after-reset"`
 
 	// GracefulRestart negotiates BGP graceful restart (RFC 4724) with the
 	// neighbor, both roles: while the neighbor restarts, its routes stay

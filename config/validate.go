@@ -17,7 +17,9 @@ import (
 const (
 	maxASN      = math.MaxUint32 - 1 // 4294967295 is reserved (RFC 7300)
 	maxHoldTime = math.MaxUint16     // the OPEN message field is 16 bits
-	maxRestart  = 7 * 24 * 3600      // a week: beyond it, a typo
+	// Idle hold after a reset (s); 0 takes the default.
+	maxIdleHoldAfterReset = 3600
+	maxRestart            = 7 * 24 * 3600 // a week: beyond it, a typo
 	// maxGRTime is the largest graceful-restart time: a 12-bit field of
 	// the capability (RFC 4724 3).
 	maxGRTime = 4095
@@ -549,6 +551,9 @@ func (v *validator) neighbors() {
 			v.errf(base+"keepalive-interval", "must be 0 when hold-time is 0, got %d", n.KeepaliveInterval)
 		case n.HoldTime != 0 && n.KeepaliveInterval >= n.HoldTime:
 			v.errf(base+"keepalive-interval", "must be less than hold-time (%d), got %d", n.HoldTime, n.KeepaliveInterval)
+		}
+		if n.IdleHoldAfterReset > maxIdleHoldAfterReset {
+			v.errf(base+"idle-hold-after-reset", "must be 1..%d seconds, got %d", maxIdleHoldAfterReset, n.IdleHoldAfterReset)
 		}
 		if n.ConnectRetry == 0 {
 			v.errf(base+"connect-retry", "must be at least 1 second")

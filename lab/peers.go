@@ -52,7 +52,11 @@ type BGPPeer struct {
 	// Multihop keeps BIRD's sessions up while the shared link flaps (a
 	// directly connected session ends when its interface goes down).
 	Multihop bool
-	Dir      string // config and sockets
+	// GracefulRestart configures graceful restart on an FRR peer (StartFRR:
+	// `bgp graceful-restart`, with the forwarding state preserved across a
+	// restart of bgpd). BIRD configs say so themselves.
+	GracefulRestart bool
+	Dir             string // config and sockets
 }
 
 // StartBIRD runs BIRD 2 in p.Role's namespace, in the foreground (the lab
@@ -117,6 +121,9 @@ func (l *Lab) StartFRR(p BGPPeer) (*Proc, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "frr defaults traditional\nhostname %s\nlog stdout informational\n!\nrouter bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n no bgp network import-check\n no bgp default ipv4-unicast\n",
 		p.Role, p.ASN, p.RouterID)
+	if p.GracefulRestart {
+		b.WriteString(" bgp graceful-restart\n bgp graceful-restart preserve-fw-state\n")
+	}
 	for _, n := range p.Peers {
 		fmt.Fprintf(&b, " neighbor %s remote-as %d\n neighbor %s update-source %s\n", n.Remote, n.RemoteASN, n.Remote, n.Local)
 	}

@@ -253,3 +253,72 @@ action = "accept"
 		t.Errorf("BIRD does not show our forwarding state preserved:\n%s", out)
 	}
 }
+
+// TestGRFRRRestarts is TestGRBIRDRestarts with FRR 8's bgpd as the
+// neighbor (`bgp graceful-restart`, forwarding state preserved): bgpd is
+// killed (SIGKILL by PID) and started again; our kernel routes and XDP keep
+// forwarding to it throughout, and after its End-of-RIB what it no longer
+// announces is gone and nothing is stale.
+func TestGRFRRRestarts(t *testing.T) {
+	needBinary(t, lab.FRRBin+"/bgpd")
+	r := newLab(t)
+	const n4, n6 = 1000, 100
+	table := announced(n4, n6)
+	p := r.peer(up1, table)
+	p.GracefulRestart = true
+	startFRR := func() *lab.Proc {
+		t.Helper()
+		frr, err := r.StartFRR(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("bgpd output:\n%s", frr.Out.String())
+			}
+		})
+		return frr
+	}
+	frr := startFRR()
+	r.start(neighbors("", up1)) // graceful-restart is on by default
+	r.waitRoutes("learned from FRR", n4, n6)
+	r.peersWhere(10*time.Second, "graceful restart negotiated", func(ps bgp.PeerStatus) bool { return ps.Up && ps.GracefulRestart })
+	r.pingXDP(dst4)
+
+	if err := frr.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r.poll(10*time.Second, func() error {
+		if exited, _ := frr.Exited(); !exited {
+			return fmt.Errorf("bgpd still running")
+		}
+		return nil
+	})
+	// The sessions are gone, the neighbor is restarting; everything stays
+	// installed and XDP still forwards.
+	r.peersWhere(30*time.Second, "FRR restarting", func(ps bgp.PeerStatus) bool { return !ps.Up && ps.PeerRestarting })
+	for range 3 {
+		s := r.status()
+		k4, k6 := r.kernelBGPRoutes()
+		if k4 != n4 || k6 != n6 || s.Routes.XDP4 < n4 || s.Routes.XDP6 < n6 {
+			t.Fatalf("while FRR restarts: kernel %d+%d, xdp %d+%d; want %d+%d kept", k4, k6, s.Routes.XDP4, s.Routes.XDP6, n4, n6)
+		}
+		r.pingXDP(dst4)
+		r.pingXDP(dst6)
+	}
+	if m := r.metrics(); !strings.Contains(m, fmt.Sprintf("xdprouter_bgp_peer_restarting{peer=%q} 1", up1.v4())) {
+		t.Errorf("metrics do not show %s restarting", up1.v4())
+	}
+
+	// bgpd comes back with one IPv4 prefix fewer: after its End-of-RIB
+	// that one is gone, the rest stays. dst4 lives in table[0].
+	p.Prefixes = append([]netip.Prefix{table[0]}, table[2:]...)
+	startFRR()
+	r.waitRoutes("after FRR's End-of-RIB", n4-1, n6)
+	r.peersWhere(30*time.Second, "FRR back, nothing stale", func(ps bgp.PeerStatus) bool { return ps.Up && !ps.PeerRestarting })
+	if k4, _ := r.kernelBGPRoutes(); k4 != n4-1 {
+		t.Errorf("kernel has %d IPv4 BGP routes, want %d", k4, n4-1)
+	}
+	r.pingXDP(dst4)
+	r.pingXDP(dst6)
+}

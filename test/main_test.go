@@ -4,6 +4,7 @@
 package test
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -105,7 +106,8 @@ func (r *router) start(extra string) {
 		}
 	}
 	r.config = cfg
-	p, err := r.Start("r", "xdprouterd", filepath.Join(bin, "xdprouterd"), "--config", cfg, "--log-level", "info")
+	level := cmp.Or(os.Getenv("XDPROUTER_TEST_LOG_LEVEL"), "info") // debug: GoBGP's BFD and FSM transitions
+	p, err := r.Start("r", "xdprouterd", filepath.Join(bin, "xdprouterd"), "--config", cfg, "--log-level", level)
 	if err != nil {
 		t.Fatal(err)
 	}
