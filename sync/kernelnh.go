@@ -211,10 +211,19 @@ func (st *state) releaseSingle(x *ksingle) {
 		return
 	}
 	delete(st.ksingles, x.nh)
-	if x.written {
-		st.kdelete = append(st.kdelete, x.id)
+	st.freeKernelID(x.id, x.written)
+}
+
+// freeKernelID returns id to the pool; one still in the kernel only once
+// deleteKernelNexthops has deleted it: handed out earlier, in the same
+// apply, to a new object, the queued delete would take that object (and
+// the routes by it) with it.
+func (st *state) freeKernelID(id uint32, written bool) {
+	if written {
+		st.kdelete = append(st.kdelete, id)
+		return
 	}
-	st.knhIDs.put(x.id - kernelNexthopBase)
+	st.knhIDs.put(id - kernelNexthopBase)
 }
 
 // releaseUnlisted frees kernel groups no route of ours names (created for
@@ -226,13 +235,10 @@ func (st *state) releaseUnlisted() {
 		}
 		delete(st.kgroups, key)
 		delete(st.kgroupByID, g.id)
-		if g.written {
-			st.kdelete = append(st.kdelete, g.id)
-		}
+		st.freeKernelID(g.id, g.written)
 		for _, x := range g.singles {
 			st.releaseSingle(x)
 		}
-		st.knhIDs.put(g.id - kernelNexthopBase)
 	}
 }
 
@@ -274,6 +280,13 @@ func (st *state) deleteKernelNexthops() {
 		}
 	}
 	st.counts.NexthopWrites += uint64(len(ops))
+	for _, id := range st.kdelete {
+		// Ours (a previous instance's too: new ids start above those);
+		// free now that the kernel has deleted them (or never had them).
+		if id > kernelNexthopBase {
+			st.knhIDs.put(id - kernelNexthopBase)
+		}
+	}
 	st.kdelete = st.kdelete[:0]
 }
 
