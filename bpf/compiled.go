@@ -107,6 +107,9 @@ func newCompiled(m *fwdMaps, v *fwdVariables, mode LookupMode) (*compiled, error
 }
 
 func (c *compiled) close() {
+	if c == nil {
+		return // Load failed before it was made
+	}
 	if c.stop != nil {
 		close(c.stop)
 		<-c.done
