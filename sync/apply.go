@@ -146,7 +146,10 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 				if g := st.kgroupByID[nhid]; g != nil {
 					g.written = false
 				}
-				st.fail(a.p, err)
+				// Expected after a link went down (the kernel deletes
+				// groups without telling): retried, not an error.
+				st.failed[a.p] = struct{}{}
+				st.log.Debug("install by a kernel nexthop group failed: rewriting the group", "prefix", a.p, "err", err)
 				continue
 			}
 			if errors.Is(err, route.ErrRejected) {
