@@ -56,14 +56,29 @@ type BGPPeer struct {
 	// `bgp graceful-restart`, with the forwarding state preserved across a
 	// restart of bgpd). BIRD configs say so themselves.
 	GracefulRestart bool
-	Dir             string // config and sockets
+	// BIRDTop is added to a BIRD config before the protocols (e.g.
+	// "protocol bfd {}"), BIRDBGP to every bgp protocol (e.g. timers).
+	BIRDTop, BIRDBGP string
+	Dir              string // config and sockets
 }
 
 // StartBIRD runs BIRD 2 in p.Role's namespace, in the foreground (the lab
 // stops it by PID).
 func (l *Lab) StartBIRD(p BGPPeer) (*Proc, error) {
+	conf := filepath.Join(p.Dir, "bird.conf")
+	if err := os.WriteFile(conf, []byte(p.BIRDConfig()), 0o644); err != nil {
+		return nil, err
+	}
+	if _, err := exec.LookPath("bird"); err != nil {
+		return nil, errors.New("bird not installed (apt-get install bird2, or make deps)")
+	}
+	return l.Start(p.Role, "bird", "bird", "-f", "-c", conf, "-s", filepath.Join(p.Dir, "bird.ctl"), "-P", filepath.Join(p.Dir, "bird.pid"))
+}
+
+// BIRDConfig is the BIRD 2 configuration StartBIRD runs p with.
+func (p BGPPeer) BIRDConfig() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "router id %s;\nprotocol device {}\n", p.RouterID)
+	fmt.Fprintf(&b, "router id %s;\nprotocol device {}\n%s\n", p.RouterID, p.BIRDTop)
 	for _, fam := range []string{"ipv4", "ipv6"} {
 		fmt.Fprintf(&b, "protocol static static_%s {\n  %s;\n", fam, fam)
 		for _, pf := range p.Prefixes {
@@ -90,21 +105,17 @@ func (l *Lab) StartBIRD(p BGPPeer) (*Proc, error) {
 		if len(p.Via) > 0 {
 			nhSelf = ""
 		}
-		multihop := ""
+		extra := ""
 		if p.Multihop {
-			multihop = "  multihop 2;\n"
+			extra = "  multihop 2;\n"
+		}
+		if p.BIRDBGP != "" {
+			extra += "  " + p.BIRDBGP + "\n"
 		}
 		fmt.Fprintf(&b, "protocol bgp peer%d {\n  local %s as %d;\n  neighbor %s as %d;\n%s  %s { import all; export all;%s };\n}\n",
-			i, n.Local, p.ASN, n.Remote, n.RemoteASN, multihop, fam, nhSelf)
+			i, n.Local, p.ASN, n.Remote, n.RemoteASN, extra, fam, nhSelf)
 	}
-	conf := filepath.Join(p.Dir, "bird.conf")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
-		return nil, err
-	}
-	if _, err := exec.LookPath("bird"); err != nil {
-		return nil, errors.New("bird not installed (apt-get install bird2, or make deps)")
-	}
-	return l.Start(p.Role, "bird", "bird", "-f", "-c", conf, "-s", filepath.Join(p.Dir, "bird.ctl"), "-P", filepath.Join(p.Dir, "bird.pid"))
+	return b.String()
 }
 
 // BirdC runs a birdc command against a peer started by StartBIRD.

@@ -33,28 +33,7 @@ import (
 // the protocol is enabled (defaults: 5 s connect delay, 120 s connect
 // retry, 60-300 s error wait).
 func fastBIRDConf(p lab.BGPPeer) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "router id %s;\nprotocol device {}\n", p.RouterID)
-	for _, fam := range []string{"ipv4", "ipv6"} {
-		fmt.Fprintf(&b, "protocol static static_%s {\n  %s;\n", fam, fam)
-		for _, pf := range p.Prefixes {
-			if pf.Addr().Is4() == (fam == "ipv4") {
-				fmt.Fprintf(&b, "  route %s blackhole;\n", pf)
-			}
-		}
-		b.WriteString("}\n")
-	}
-	for i, n := range p.Peers {
-		fam := "ipv4"
-		if n.Remote.Is6() {
-			fam = "ipv6"
-		}
-		fmt.Fprintf(&b, "protocol bgp peer%d {\n  local %s as %d;\n  neighbor %s as %d;\n"+
-			"  connect delay time 1;\n  connect retry time 1;\n  error wait time 1, 2;\n"+
-			"  %s { import all; export all; next hop self; };\n}\n",
-			i, n.Local, p.ASN, n.Remote, n.RemoteASN, fam)
-	}
-	return b.String()
+	return birdConf(p, "", "connect delay time 1; connect retry time 1; error wait time 1, 2;")
 }
 
 // startFastBIRD runs BIRD for p with fastBIRDConf.

@@ -18,26 +18,8 @@ import (
 // added to every bgp protocol and top added before them (e.g. "protocol
 // bfd {}").
 func birdConf(p lab.BGPPeer, top, extra string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "router id %s;\nprotocol device {}\n%s\n", p.RouterID, top)
-	for _, fam := range []string{"ipv4", "ipv6"} {
-		fmt.Fprintf(&b, "protocol static static_%s {\n  %s;\n", fam, fam)
-		for _, pf := range p.Prefixes {
-			if pf.Addr().Is4() == (fam == "ipv4") {
-				fmt.Fprintf(&b, "  route %s blackhole;\n", pf)
-			}
-		}
-		b.WriteString("}\n")
-	}
-	for i, n := range p.Peers {
-		fam := "ipv4"
-		if n.Remote.Is6() {
-			fam = "ipv6"
-		}
-		fmt.Fprintf(&b, "protocol bgp peer%d {\n  local %s as %d;\n  neighbor %s as %d;\n  %s\n  %s { import all; export all; next hop self; };\n}\n",
-			i, n.Local, p.ASN, n.Remote, n.RemoteASN, extra, fam)
-	}
-	return b.String()
+	p.BIRDTop, p.BIRDBGP = top, extra
+	return p.BIRDConfig()
 }
 
 // startBIRD runs BIRD with conf in p's namespace; args go before -c
