@@ -26,6 +26,24 @@ const (
 	dst4, dst6 = "100.64.0.1", "2001:db8:1000::1"
 )
 
+// exportOurs originates 192.0.2.0/24 and exports only it (with
+// `export = "announce-ours"` on a neighbor).
+const exportOurs = `
+[[network]]
+prefix = "192.0.2.0/24"
+
+[[prefix-set]]
+name = "ours"
+prefixes = ["192.0.2.0/24"]
+
+[[policy]]
+name = "announce-ours"
+[[policy.statement]]
+name = "ours"
+match-prefix-set = "ours"
+action = "accept"
+`
+
 func announced(n4, n6 int) []netip.Prefix { return lab.Table(n4, n6) }
 
 // upstream describes a peer host on r's eth<port>.
@@ -151,21 +169,7 @@ func TestBGPWithBIRD(t *testing.T) {
 		t.Fatal(err)
 	}
 	// We originate one prefix and export only it (an export policy).
-	export := `
-[[network]]
-prefix = "192.0.2.0/24"
-
-[[prefix-set]]
-name = "ours"
-prefixes = ["192.0.2.0/24"]
-
-[[policy]]
-name = "announce-ours"
-[[policy.statement]]
-name = "ours"
-match-prefix-set = "ours"
-action = "accept"
-`
+	export := exportOurs
 	r.start(neighbors(`export = "announce-ours"`, up1) + export)
 	r.waitRoutes("learned from BIRD", nV4, nV6)
 	r.poll(10*time.Second, func() error {

@@ -153,24 +153,7 @@ func TestGROwnRestart(t *testing.T) {
 	r.edit = func(s string) string {
 		return strings.Replace(s, `pin-path = ""`, fmt.Sprintf("pin-path = %q", pin), 1)
 	}
-	export := `
-[fib]
-keep-routes-on-exit = true
-
-[[network]]
-prefix = "192.0.2.0/24"
-
-[[prefix-set]]
-name = "ours"
-prefixes = ["192.0.2.0/24"]
-
-[[policy]]
-name = "announce-ours"
-[[policy.statement]]
-name = "ours"
-match-prefix-set = "ours"
-action = "accept"
-`
+	export := "\n[fib]\nkeep-routes-on-exit = true\n" + exportOurs
 	cfg := neighbors(`export = "announce-ours"`, up1) + export
 	r.start(cfg)
 	r.waitRoutes("first start", 100, 10)
