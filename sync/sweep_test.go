@@ -2,11 +2,13 @@ package sync
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/xdprouter/xdprouter/lab"
 	"github.com/xdprouter/xdprouter/route"
 )
 
@@ -74,11 +76,13 @@ func TestSweepStaleOnRequest(t *testing.T) {
 
 func waitCounts(t *testing.T, s *Syncer, ok func(Counts) bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok(s.Counts()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: counts %+v", what, s.Counts())
+	err := lab.PollEvery(context.Background(), 10*time.Second, time.Millisecond, func() error {
+		if !ok(s.Counts()) {
+			return fmt.Errorf("%s: counts %+v", what, s.Counts())
 		}
-		time.Sleep(time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
