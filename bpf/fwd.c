@@ -422,6 +422,20 @@ static __always_inline int v4_special(__u32 daddr /* host order */)
 	       (daddr & 0xff000000) == 0x7f000000;    /* 127.0.0.0/8 */
 }
 
+/*
+ * Sources the kernel drops as martian whatever its settings (fib_validate
+ * source aside: ip_route_input_slow): 0.0.0.0/8, 127.0.0.0/8, multicast
+ * and the limited broadcast. XDP drops them too, so that forwarding in XDP
+ * does not let through what the kernel would not.
+ */
+static __always_inline int v4_martian_src(__u32 saddr)
+{
+	return (saddr & 0xff000000) == 0x00000000 || /* 0.0.0.0/8 */
+	       (saddr & 0xff000000) == 0x7f000000 || /* 127.0.0.0/8 */
+	       (saddr & 0xf0000000) == 0xe0000000 || /* 224.0.0.0/4 */
+	       saddr == 0xffffffff;
+}
+
 static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
 				  __u64 bytes)
 {
@@ -439,6 +453,8 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 		return count(STAT_PASS_LINKLOCAL_MCAST, bytes, XDP_PASS);
 	if (hlen != sizeof(*iph))
 		return count(STAT_PASS_IP_OPTIONS, bytes, XDP_PASS);
+	if (v4_martian_src(bpf_ntohl(iph->saddr)))
+		return count(STAT_DROP_MARTIAN_SRC, bytes, XDP_DROP);
 
 	struct route_val route, *rt = &route;
 	if (!route_v4(iph->daddr, rt))
@@ -508,6 +524,23 @@ static __always_inline int ipv6_ext(__u8 nexthdr)
 	return 0;
 }
 
+/*
+ * Sources the kernel drops on receive (ip6_rcv_core): multicast, the
+ * loopback address and IPv4-mapped addresses (RFC 4291 2.5.5.2).
+ */
+static __always_inline int v6_martian_src(struct in6_addr *a)
+{
+	__u32 w0 = bpf_ntohl(a->in6_u.u6_addr32[0]);
+
+	if ((w0 & 0xff000000) == 0xff000000) /* ff00::/8 */
+		return 1;
+	if (w0 != 0 || a->in6_u.u6_addr32[1] != 0)
+		return 0;
+	__u32 w2 = bpf_ntohl(a->in6_u.u6_addr32[2]);
+	return w2 == 0xffff || /* ::ffff:0:0/96 */
+	       (w2 == 0 && bpf_ntohl(a->in6_u.u6_addr32[3]) == 1); /* ::1 */
+}
+
 static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
 				  __u64 bytes)
 {
@@ -526,6 +559,8 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 		return count(STAT_PASS_LINKLOCAL_MCAST, bytes, XDP_PASS);
 	if (ipv6_ext(ip6->nexthdr))
 		return count(STAT_PASS_IPV6_EXT, bytes, XDP_PASS);
+	if (v6_martian_src(&ip6->saddr))
+		return count(STAT_DROP_MARTIAN_SRC, bytes, XDP_DROP);
 
 	struct route_val route, *rt = &route;
 	if (!route_v6(&ip6->daddr, rt))

@@ -155,8 +155,9 @@ const (
 	fwdStatSTAT_PASS_EGRESS          fwdStat = 14
 	fwdStatSTAT_PASS_OTHER_HOST      fwdStat = 15
 	fwdStatSTAT_PASS_KERNEL_ROUTE    fwdStat = 16
-	fwdStatSTAT_ABORTED              fwdStat = 17
-	fwdStatSTAT__MAX                 fwdStat = 18
+	fwdStatSTAT_DROP_MARTIAN_SRC     fwdStat = 17
+	fwdStatSTAT_ABORTED              fwdStat = 18
+	fwdStatSTAT__MAX                 fwdStat = 19
 )
 
 // Names of all BPF objects in the ELF.

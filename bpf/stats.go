@@ -31,6 +31,7 @@ const (
 	ReasonEgressNotXDP       = "egress_not_xdp"
 	ReasonOtherHost          = "other_host"
 	ReasonKernelRoute        = "kernel_route"
+	ReasonMartianSource      = "martian_source"
 )
 
 type statName struct{ action, reason string }
@@ -54,6 +55,7 @@ var statNames = [fwdStatSTAT__MAX]statName{
 	fwdStatSTAT_PASS_EGRESS:          {ActionPass, ReasonEgressNotXDP},
 	fwdStatSTAT_PASS_OTHER_HOST:      {ActionPass, ReasonOtherHost},
 	fwdStatSTAT_PASS_KERNEL_ROUTE:    {ActionPass, ReasonKernelRoute},
+	fwdStatSTAT_DROP_MARTIAN_SRC:     {ActionDrop, ReasonMartianSource},
 	fwdStatSTAT_ABORTED:              {ActionAborted, ""},
 }
 
