@@ -78,32 +78,7 @@ func TestGRBIRDRestarts(t *testing.T) {
 	r.peersWhere(10*time.Second, "graceful restart negotiated", func(ps bgp.PeerStatus) bool { return ps.Up && ps.GracefulRestart })
 	r.pingXDP(dst4)
 
-	if err := bird.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if exited, _ := bird.Exited(); !exited {
-		_ = lab.Poll(t.Context(), 10*time.Second, func() error {
-			if exited, _ := bird.Exited(); !exited {
-				return fmt.Errorf("bird still running")
-			}
-			return nil
-		})
-	}
-	// The sessions are gone, the neighbor is restarting; everything stays
-	// installed and XDP still forwards.
-	r.peersWhere(30*time.Second, "BIRD restarting", func(ps bgp.PeerStatus) bool { return !ps.Up && ps.PeerRestarting })
-	for range 3 {
-		s := r.status()
-		k4, k6 := r.kernelBGPRoutes()
-		if k4 != n4 || k6 != n6 || s.Routes.XDP4 < n4 || s.Routes.XDP6 < n6 {
-			t.Fatalf("while BIRD restarts: kernel %d+%d, xdp %d+%d; want %d+%d kept", k4, k6, s.Routes.XDP4, s.Routes.XDP6, n4, n6)
-		}
-		r.pingXDP(dst4)
-		r.pingXDP(dst6)
-	}
-	if m := r.metrics(); !strings.Contains(m, fmt.Sprintf("xdprouter_bgp_peer_restarting{peer=%q} 1", up1.v4())) {
-		t.Errorf("metrics do not show %s restarting", up1.v4())
-	}
+	r.peerRestartKeepsRoutes("BIRD", bird, n4, n6)
 
 	// BIRD comes back (graceful restart recovery) with one IPv4 prefix
 	// fewer: after its End-of-RIB that one is gone, the rest stays.
@@ -118,24 +93,35 @@ func TestGRBIRDRestarts(t *testing.T) {
 	r.pingXDP(dst4)
 }
 
-// mountBPFFS mounts a bpf filesystem for pins that outlive the daemon:
-// `ip netns exec` gives each process a fresh /sys, but mounts of the root
-// mount namespace propagate into it.
-func mountBPFFS(t *testing.T) string {
+// peerRestartKeepsRoutes kills peer (SIGKILL, its restart in graceful
+// restart terms) and checks that while it is gone its n4+n6 routes stay
+// in the kernel and XDP, XDP forwards to them, and the metrics say the
+// neighbor is restarting.
+func (r *router) peerRestartKeepsRoutes(name string, peer *lab.Proc, n4, n6 int) {
+	t := r.t
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "bpf")
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	if err := peer.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
-		t.Skipf("mount bpffs on %s: %v", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
+	r.poll(10*time.Second, func() error {
+		if exited, _ := peer.Exited(); !exited {
+			return fmt.Errorf("%s still running", name)
 		}
+		return nil
 	})
-	return dir
+	r.peersWhere(30*time.Second, name+" restarting", func(ps bgp.PeerStatus) bool { return !ps.Up && ps.PeerRestarting })
+	for range 3 {
+		s := r.status()
+		k4, k6 := r.kernelBGPRoutes()
+		if k4 != n4 || k6 != n6 || s.Routes.XDP4 < n4 || s.Routes.XDP6 < n6 {
+			t.Fatalf("while %s restarts: kernel %d+%d, xdp %d+%d; want %d+%d kept", name, k4, k6, s.Routes.XDP4, s.Routes.XDP6, n4, n6)
+		}
+		r.pingXDP(dst4)
+		r.pingXDP(dst6)
+	}
+	if m := r.metrics(); !strings.Contains(m, fmt.Sprintf("xdprouter_bgp_peer_restarting{peer=%q} 1", up1.v4())) {
+		t.Errorf("metrics do not show %s restarting", up1.v4())
+	}
 }
 
 // TestGROwnRestart: xdprouterd restarts with the data plane pinned and the
@@ -147,12 +133,9 @@ func mountBPFFS(t *testing.T) string {
 func TestGROwnRestart(t *testing.T) {
 	needBinary(t, "/usr/sbin/bird")
 	r := newLab(t)
-	pin := filepath.Join(mountBPFFS(t), "xdprouter")
+	r.pinned()
 	p := r.peer(up1, announced(100, 10))
 	r.startBIRD(p, birdConf(p, "", "graceful restart on;"))
-	r.edit = func(s string) string {
-		return strings.Replace(s, `pin-path = ""`, fmt.Sprintf("pin-path = %q", pin), 1)
-	}
 	export := "\n[fib]\nkeep-routes-on-exit = true\n" + exportOurs
 	cfg := neighbors(`export = "announce-ours"`, up1) + export
 	r.start(cfg)
@@ -250,30 +233,7 @@ func TestGRFRRRestarts(t *testing.T) {
 	r.peersWhere(10*time.Second, "graceful restart negotiated", func(ps bgp.PeerStatus) bool { return ps.Up && ps.GracefulRestart })
 	r.pingXDP(dst4)
 
-	if err := frr.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	r.poll(10*time.Second, func() error {
-		if exited, _ := frr.Exited(); !exited {
-			return fmt.Errorf("bgpd still running")
-		}
-		return nil
-	})
-	// The sessions are gone, the neighbor is restarting; everything stays
-	// installed and XDP still forwards.
-	r.peersWhere(30*time.Second, "FRR restarting", func(ps bgp.PeerStatus) bool { return !ps.Up && ps.PeerRestarting })
-	for range 3 {
-		s := r.status()
-		k4, k6 := r.kernelBGPRoutes()
-		if k4 != n4 || k6 != n6 || s.Routes.XDP4 < n4 || s.Routes.XDP6 < n6 {
-			t.Fatalf("while FRR restarts: kernel %d+%d, xdp %d+%d; want %d+%d kept", k4, k6, s.Routes.XDP4, s.Routes.XDP6, n4, n6)
-		}
-		r.pingXDP(dst4)
-		r.pingXDP(dst6)
-	}
-	if m := r.metrics(); !strings.Contains(m, fmt.Sprintf("xdprouter_bgp_peer_restarting{peer=%q} 1", up1.v4())) {
-		t.Errorf("metrics do not show %s restarting", up1.v4())
-	}
+	r.peerRestartKeepsRoutes("FRR", frr, n4, n6)
 
 	// bgpd comes back with one IPv4 prefix fewer: after its End-of-RIB
 	// that one is gone, the rest stays. dst4 lives in table[0].

@@ -78,12 +78,10 @@ import (
 	"strconv"
 	"strings"
 	gosync "sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/xdprouter/xdprouter/api"
 	"github.com/xdprouter/xdprouter/bpf"
@@ -252,7 +250,6 @@ type foRig struct {
 	n        int
 	upA, upB *lab.Proc
 	rA, rB   int // r's ifindexes of eth2 (A) and eth3 (B)
-	h1If     int
 	h1MAC    net.HardwareAddr
 	rMAC     net.HardwareAddr // r's eth1
 	logAt    int              // length of the router's output at the failure
@@ -389,7 +386,7 @@ func (g *foRig) learnPorts() error {
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return err
 	}
-	g.rA, g.rB, g.rMAC, g.h1If, g.h1MAC = a.Index, bb.Index, r1.HardwareAddr, h1.Index, h1.HardwareAddr
+	g.rA, g.rB, g.rMAC, g.h1MAC = a.Index, bb.Index, r1.HardwareAddr, h1.HardwareAddr
 	return nil
 }
 
@@ -647,11 +644,11 @@ func (g *foRig) run(b *testing.B, dsts []netip.Addr, pps float64) (failover, err
 		frames[i] = trafficgen.Config{SrcMAC: g.h1MAC, DstMAC: g.rMAC, Src: netip.MustParseAddr(lab.H1v4), Dst: d, Mode: trafficgen.Fixed}.Frame()
 		frames[i][35] = byte(i) // UDP source port: flows differ
 	}
-	snd, err := g.newSender(frames, pps)
+	snd, err := g.l.StartFlow("h1", "eth0", frames, pps)
 	if err != nil {
 		return f, err
 	}
-	defer snd.stop()
+	defer snd.Stop()
 	smp := g.newSampler(snd)
 	defer smp.stop()
 
@@ -659,9 +656,9 @@ func (g *foRig) run(b *testing.B, dsts []netip.Addr, pps float64) (failover, err
 	// sender pauses around it so that the counters settle: the loss
 	// counted from then on is exact.
 	settled := func() foSample {
-		snd.paused.Store(true)
+		snd.Pause()
 		p := quiescent(b, smp)
-		snd.paused.Store(false)
+		snd.Resume()
 		return p
 	}
 	time.Sleep(300 * time.Millisecond) // warm-up traffic (a measured window, not a wait)
@@ -733,11 +730,11 @@ func (g *foRig) run(b *testing.B, dsts []netip.Addr, pps float64) (failover, err
 		return f, probeErr
 	}
 	running := smp.now()
-	snd.stop()
+	sendErr := snd.Stop()
 	quiescent(b, smp)
 	smp.stop()
-	if snd.err != nil {
-		return f, snd.err
+	if sendErr != nil {
+		return f, sendErr
 	}
 	if smp.err != nil {
 		return f, smp.err
@@ -917,82 +914,6 @@ func recovery(ss []foSample, t0 time.Time) (time.Duration, int64) {
 
 // sender sends frames round robin from h1's eth0 at a paced rate; it can
 // pause (so that the counters settle) and resume.
-type sender struct {
-	fd     int
-	sent   atomic.Uint64
-	paused atomic.Bool
-	done   chan struct{}
-	wg     gosync.WaitGroup
-	once   gosync.Once
-	err    error
-}
-
-// newSender opens an AF_PACKET socket on h1's eth0 (it stays in h1's
-// namespace) and starts sending frames at pps: due frames are sent every
-// ~100 µs, at most 2 ms worth at once after a stall (the rate is measured,
-// not assumed).
-func (g *foRig) newSender(frames [][]byte, pps float64) (*sender, error) {
-	s := &sender{fd: -1, done: make(chan struct{})}
-	err := g.l.Do("h1", func() error {
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0) // protocol 0: receives nothing
-		if err != nil {
-			return fmt.Errorf("AF_PACKET socket: %w", err)
-		}
-		s.fd = fd
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: g.h1If}
-	burst := uint64(pps * 0.002)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		start := time.Now()
-		var sent uint64 // since start
-		for i := 0; ; {
-			select {
-			case <-s.done:
-				return
-			default:
-			}
-			if s.paused.Load() {
-				start, sent = time.Now(), 0
-				time.Sleep(100 * time.Microsecond) // paused: the pacing clock idles
-				continue
-			}
-			due := uint64(time.Since(start).Seconds() * pps)
-			if due > sent+burst {
-				sent = due - burst // skip what a stall missed
-			}
-			for ; sent < due; sent++ {
-				if err := unix.Sendto(s.fd, frames[i], 0, sa); err != nil {
-					if errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.EAGAIN) {
-						break
-					}
-					s.err = fmt.Errorf("send: %w", err)
-					return
-				}
-				s.sent.Add(1)
-				i = (i + 1) % len(frames)
-			}
-			time.Sleep(100 * time.Microsecond) // the pacing clock: send what is due every 0.1 ms
-		}
-	}()
-	return s, nil
-}
-
-func (s *sender) stop() {
-	s.once.Do(func() {
-		close(s.done)
-		s.wg.Wait()
-		unix.Close(s.fd)
-	})
-}
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
 // sampler records h1's sent count and A's and B's receive counters every
 // failoverSample.
 type sampler struct {
@@ -1004,14 +925,14 @@ type sampler struct {
 	once gosync.Once
 }
 
-func (g *foRig) newSampler(snd *sender) *sampler {
+func (g *foRig) newSampler(snd *lab.Flow) *sampler {
 	sm := &sampler{done: make(chan struct{})}
 	pa, pb := g.upA.Cmd.Process.Pid, g.upB.Cmd.Process.Pid
 	read := func() foSample {
 		// Receivers first: a frame counted there was counted as sent.
 		a, err1 := inAddrErrors(pa)
 		bb, err2 := inAddrErrors(pb)
-		s := foSample{t: time.Now(), sent: snd.sent.Load(), a: a, b: bb}
+		s := foSample{t: time.Now(), sent: snd.Sent(), a: a, b: bb}
 		if err := errors.Join(err1, err2); err != nil {
 			sm.mu.Lock()
 			sm.err = err
