@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
@@ -41,7 +40,7 @@ func TestRuntimeNeighborDefaultDeny(t *testing.T) {
 	}
 	runtimePeer := func() (st PeerStatus) {
 		err := e.server().ListPeer(context.Background(), &api.ListPeerRequest{Address: "127.0.0.3"}, func(p *api.Peer) {
-			st = peerStatus(p, time.Now())
+			st = peerStatus(p)
 		})
 		if err != nil {
 			t.Fatal(err)

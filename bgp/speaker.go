@@ -82,7 +82,8 @@ type PeerStatus struct {
 	ASN         uint32
 	State       string // idle, connect, active, opensent, openconfirm, established; admin-down or max-prefixes when shut down
 	Up          bool
-	Uptime      time.Duration // since the session was established; 0 when down
+	Uptime      time.Duration // since the session was established, at the time of the call; 0 when down
+	Established time.Time     // when the session was established (whole seconds); zero when down
 	Received    uint64        // prefixes in Adj-RIB-In
 	Accepted    uint64        // GoBGP's count: of those, not rejected on receipt (AS loop); import policy runs later
 	// GracefulRestart: the neighbor advertised graceful restart for at
@@ -464,7 +465,7 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	var out []PeerStatus
 	start := time.Now()
 	err := srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
-		st := peerStatus(p, time.Now())
+		st := peerStatus(p)
 		if d, ok := desc[st.Address]; ok {
 			st.Description = d
 		}
@@ -478,14 +479,26 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	s.peers, s.peersAt = out, time.Now()
 	s.peersAge = min(max(peersMinAge, peersWalkShare*time.Since(start)), peersMaxAge)
 	s.mu.Unlock()
-	return slices.Clone(out), nil
+	return withUptime(out, time.Now()), nil
+}
+
+// withUptime returns a copy of peers with Uptime as of now: a cached walk
+// is up to peersAge old, its sessions are not.
+func withUptime(peers []PeerStatus, now time.Time) []PeerStatus {
+	out := slices.Clone(peers)
+	for i := range out {
+		if out[i].Up && !out[i].Established.IsZero() {
+			out[i].Uptime = now.Sub(out[i].Established).Truncate(time.Second)
+		}
+	}
+	return out
 }
 
 func (s *Speaker) cachedPeers() ([]PeerStatus, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.srv != nil && s.peers != nil && time.Since(s.peersAt) < max(s.peersAge, peersMinAge) {
-		return slices.Clone(s.peers), true
+		return withUptime(s.peers, time.Now()), true
 	}
 	return nil, false
 }
@@ -503,7 +516,7 @@ const (
 	peersWalkShare = 20
 )
 
-func peerStatus(p *api.Peer, now time.Time) PeerStatus {
+func peerStatus(p *api.Peer) PeerStatus {
 	var st PeerStatus
 	if c := p.GetConf(); c != nil {
 		st.Address, _ = netip.ParseAddr(c.NeighborAddress)
@@ -521,7 +534,7 @@ func peerStatus(p *api.Peer, now time.Time) PeerStatus {
 	st.Up = ps.GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED
 	if st.Up {
 		if up := p.GetTimers().GetState().GetUptime(); up != nil {
-			st.Uptime = now.Sub(up.AsTime()).Truncate(time.Second)
+			st.Established = up.AsTime()
 		}
 	}
 	for _, as := range p.GetAfiSafis() {
