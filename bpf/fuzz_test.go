@@ -14,11 +14,13 @@ const maxTestFrame = 3000
 // parsed is the Go oracle's view of a frame: what must hold for the
 // program to drop or redirect it.
 type parsed struct {
-	ok      bool // well-formed IP packet without options/extension headers
-	v6      bool
-	dst     netip.Addr
-	martian bool // a source the kernel drops
-	ttl     uint8
+	ok         bool // well-formed IP packet without options/extension headers
+	wellFormed bool // well-formed IP packet, options or extension headers allowed
+	v6         bool
+	dst        netip.Addr
+	martian    bool // a source the kernel drops
+	martianDst bool // a destination the kernel drops
+	ttl        uint8
 	l3Len   int
 	hdrLen  int
 	special bool // link-local, multicast, loopback, ...
@@ -32,17 +34,23 @@ func parseFrame(b []byte) parsed {
 	l3 := b[14:]
 	switch binary.BigEndian.Uint16(b[12:]) {
 	case 0x0800:
-		if len(l3) < 20 || l3[0]>>4 != 4 || l3[0]&0xf != 5 {
+		if len(l3) < 20 || l3[0]>>4 != 4 || l3[0]&0xf < 5 {
 			return p
 		}
 		tot := int(binary.BigEndian.Uint16(l3[2:]))
-		if tot < 20 || tot > len(l3) {
+		if tot < int(l3[0]&0xf)*4 || tot > len(l3) {
 			return p
 		}
 		p.dst = netip.AddrFrom4([4]byte(l3[16:20]))
 		s := l3[12:16]
 		p.martian = s[0] == 0 || s[0] == 127 || s[0]&0xf0 == 224 || [4]byte(s) == [4]byte{255, 255, 255, 255}
+		p.martianDst = martianDst(p.dst) && !(p.dst.IsUnspecified() && [4]byte(s) == [4]byte{})
 		p.ttl, p.l3Len, p.hdrLen = l3[8], tot, 20
+		p.wellFormed = true
+		if l3[0]&0xf != 5 {
+			p.special = specialDst(p.dst)
+			return p
+		}
 	case 0x86dd:
 		if len(l3) < 40 || l3[0]>>4 != 6 {
 			return p
@@ -51,15 +59,19 @@ func parseFrame(b []byte) parsed {
 		if 40+plen > len(l3) {
 			return p
 		}
-		switch l3[6] {
-		case 0, 43, 44, 60, 135, 139, 140:
-			return p
-		}
 		p.v6 = true
 		p.dst = netip.AddrFrom16([16]byte(l3[24:40]))
 		s := netip.AddrFrom16([16]byte(l3[8:24]))
-		p.martian = s.IsMulticast() || s == netip.IPv6Loopback() || s.Is4In6()
+		// A link-local source is passed before the martian check.
+		p.martian = !s.IsLinkLocalUnicast() && (s.IsMulticast() || s == netip.IPv6Loopback() || s.Is4In6())
+		p.martianDst = martianDst(p.dst)
 		p.ttl, p.l3Len, p.hdrLen = l3[7], 40+plen, 40
+		p.wellFormed = true
+		switch l3[6] {
+		case 0, 43, 44, 60, 135, 139, 140:
+			p.special = specialDst(p.dst)
+			return p
+		}
 	default:
 		return p
 	}
@@ -114,14 +126,14 @@ func FuzzXDP(f *testing.F) {
 				t.Fatalf("passed frame modified:\n%x\n%x", in, out)
 			}
 		case xdpDrop:
-			if !pf.ok || pf.special && !pf.martian {
-				t.Fatalf("dropped a frame that is not a well-formed routable packet (nor from a martian source): %+v\n%x", pf, in)
+			if !pf.wellFormed || !(pf.martianDst || !pf.special && (pf.martian || pf.ok)) {
+				t.Fatalf("dropped a frame that is not a well-formed routable packet (nor from a martian source or to a martian destination): %+v\n%x", pf, in)
 			}
 			if !bytes.Equal(out, in) {
 				t.Fatalf("dropped frame modified")
 			}
 		case xdpRedirect:
-			if !pf.ok || pf.special || pf.martian || pf.ttl <= 1 || pf.l3Len > 1500 {
+			if !pf.ok || pf.special || pf.martian || pf.martianDst || pf.ttl <= 1 || pf.l3Len > 1500 {
 				t.Fatalf("redirected a frame that must not be forwarded: %+v\n%x", pf, in)
 			}
 			if len(out) != len(in) {

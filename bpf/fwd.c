@@ -123,6 +123,68 @@ struct {
 	__type(value, struct counter);
 } stats SEC(".maps");
 
+/* Filters: see fwd.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct filter_meta);
+} filter_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, FT__SIZE); /* two banks of pairs */
+	__type(key, __u32);
+	__type(value, struct lpm_pair);
+} filter_class SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 2 * FILTER_CLASSES);
+	__type(key, __u32);
+	__type(value, struct filter_bits);
+} filter_bitmaps SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 2 * 4 * (FILTER_MAX + 1));
+	__type(key, struct filter_key);
+	__type(value, __u32);
+} filter_prefixes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * (DEFAULT_MAX_IFACES + 1));
+	__type(key, struct filter_port_key);
+	__type(value, __u32);
+} filter_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 2 * FILTER_MAX);
+	__type(key, __u32);
+	__type(value, struct filter_rule);
+} filter_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FILTER_MAX);
+	__type(key, __u32);
+	__type(value, struct filter_counter);
+} filter_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FILTER_MAX);
+	__type(key, __u32);
+	__type(value, struct filter_bucket);
+} filter_buckets SEC(".maps");
+
 /*
  * Keep the enums in BTF so that bpf2go can export them (-type): enum
  * constants used only in expressions leave no type information behind.
@@ -134,6 +196,12 @@ struct enum_anchor {
 	enum nh_flags nh_flags;
 	struct lpm_pair lpm_pair;
 	struct lpm_node lpm_node;
+	enum urpf_mode urpf_mode;
+	enum filter_field filter_field;
+	enum filter_table filter_table;
+	enum filter_frag filter_frag;
+	enum filter_action filter_action;
+	enum filter_flags filter_flags;
 };
 const volatile struct enum_anchor enum_anchor __attribute__((unused));
 
@@ -413,13 +481,338 @@ static __always_inline int route_v6(struct in6_addr *daddr, struct route_val *rt
 	return lpm_leaf(e, rt);
 }
 
+/* Trailing zero bits of a non-zero x. */
+static __always_inline __u32 ctz64(__u64 x)
+{
+	return popcnt64((x & -x) - 1);
+}
+
+/* The packet fields filters match on (see filter_parse_*). */
+struct filter_pkt {
+	__u32 dport, sport;         /* 65536: none */
+	__u32 icmp_type, icmp_code; /* 256: none */
+	__u32 tcp_flags;            /* 256: none */
+	__u32 len;
+	__u32 ingress;
+	__u64 bytes;
+	__u8 saddr[16], daddr[16]; /* IPv4: the first 4 bytes */
+	__u8 proto, dscp, frag, v6;
+};
+
+/* What the filters decided, for the forwarder. */
+enum filter_verdict {
+	FV_FORWARD = 0, /* no rule stopped it */
+	FV_DROP,
+	FV_PASS,
+	FV_RATE_DROP,
+};
+
+static __always_inline __u32 filter_class_at(__u32 bank, __u32 idx)
+{
+	__u32 i = bank * FT__SIZE + idx, k = i >> 1;
+	struct lpm_pair *p = bpf_map_lookup_elem(&filter_class, &k);
+
+	return p ? p->v[i & 1] : 0;
+}
+
+static __always_inline struct filter_bits *filter_bitmap(__u32 bank, __u32 class)
+{
+	__u32 k = bank * FILTER_CLASSES + (class & (FILTER_CLASSES - 1));
+
+	return bpf_map_lookup_elem(&filter_bitmaps, &k);
+}
+
+/*
+ * acc &= a | b (b may be a again); 0 when no rule is left. All words,
+ * whatever the rule count: no branch for the verifier to multiply.
+ */
+static __always_inline int filter_and(struct filter_bits *acc, struct filter_bits *a,
+				      struct filter_bits *b)
+{
+	__u64 any = 0;
+
+	if (!a || !b)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < FILTER_WORDS; i++) {
+		acc->w[i] &= a->w[i] | b->w[i];
+		any |= acc->w[i];
+	}
+	return any != 0;
+}
+
+static __always_inline int filter_field(struct filter_bits *acc, __u32 bank, __u32 idx)
+{
+	struct filter_bits *b = filter_bitmap(bank, filter_class_at(bank, idx));
+
+	return filter_and(acc, b, b);
+}
+
+static __always_inline int filter_prefix(struct filter_bits *acc, __u32 bank, __u32 tag,
+					 const __u8 *addr, int v6)
+{
+	struct filter_key key = { .prefixlen = v6 ? 32 + 128 : 32 + 32, .tag = bank << 2 | tag };
+
+	__builtin_memcpy(key.addr, addr, 16);
+	__u32 *c = bpf_map_lookup_elem(&filter_prefixes, &key);
+	struct filter_bits *b = filter_bitmap(bank, c ? *c : 0);
+	return filter_and(acc, b, b);
+}
+
+/* A GCRA token bucket per CPU: 1 if the packet conforms to the rate. */
+static __always_inline int filter_conform(struct filter_rule *r, __u64 bytes)
+{
+	__u32 slot = r->slot;
+	struct filter_bucket *b = bpf_map_lookup_elem(&filter_buckets, &slot);
+
+	if (!b)
+		return 1;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 units = r->flags & FR_F_BYTES ? bytes : 1;
+	__u64 cost = units * r->ps_per_unit / 1000;
+	__u64 tat = b->tat > now ? b->tat : now;
+	if (tat + cost > now + r->burst_ns)
+		return 0;
+	b->tat = tat + cost;
+	return 1;
+}
+
+/*
+ * Index of the lowest set bit of acc, FILTER_MAX if none. Global: the
+ * verifier checks it once, not once per path of its callers.
+ */
+__noinline int filter_first(struct filter_bits *acc)
+{
+	if (!acc)
+		return FILTER_MAX;
+	for (int i = 0; i < FILTER_WORDS; i++) {
+		__u64 w = acc->w[i];
+		if (w) {
+			acc->w[i] = w & (w - 1);
+			return i * 64 + ctz64(w);
+		}
+	}
+	return FILTER_MAX;
+}
+
+/* The bitmap of the rules p matches (all ones: start of the AND). */
+__noinline int filter_match(struct filter_pkt *p, struct filter_bits *acc, __u32 bank, __u32 fields)
+{
+	if (!p || !acc)
+		return 0;
+	bank &= 1;
+	/* Rules of one family have no bit in the other family's prefixes. */
+	if ((fields & (1 << FF_DST)) && !filter_prefix(acc, bank, 0 | (p->v6 & 1), p->daddr, p->v6))
+		return 0;
+	if ((fields & (1 << FF_SRC)) && !filter_prefix(acc, bank, 2 | (p->v6 & 1), p->saddr, p->v6))
+		return 0;
+	if ((fields & (1 << FF_PROTO)) && !filter_field(acc, bank, FT_PROTO + p->proto))
+		return 0;
+	if ((fields & (1 << FF_DPORT)) && !filter_field(acc, bank, FT_DPORT + (p->dport & 0x1ffff)))
+		return 0;
+	if ((fields & (1 << FF_SPORT)) && !filter_field(acc, bank, FT_SPORT + (p->sport & 0x1ffff)))
+		return 0;
+	if (fields & (1 << FF_PORT)) { /* the source or the destination port */
+		struct filter_bits *a = filter_bitmap(bank, filter_class_at(bank, FT_PORT + (p->sport & 0x1ffff)));
+		struct filter_bits *b = filter_bitmap(bank, filter_class_at(bank, FT_PORT + (p->dport & 0x1ffff)));
+		if (!filter_and(acc, a, b))
+			return 0;
+	}
+	if ((fields & (1 << FF_ICMP_TYPE)) && !filter_field(acc, bank, FT_ICMP_TYPE + (p->icmp_type & 0x1ff)))
+		return 0;
+	if ((fields & (1 << FF_ICMP_CODE)) && !filter_field(acc, bank, FT_ICMP_CODE + (p->icmp_code & 0x1ff)))
+		return 0;
+	if ((fields & (1 << FF_TCP_FLAGS)) && !filter_field(acc, bank, FT_TCP_FLAGS + (p->tcp_flags & 0x1ff)))
+		return 0;
+	if ((fields & (1 << FF_DSCP)) && !filter_field(acc, bank, FT_DSCP + (p->dscp & 63)))
+		return 0;
+	if ((fields & (1 << FF_FRAG)) && !filter_field(acc, bank, FT_FRAG + (p->frag & 3)))
+		return 0;
+	if ((fields & (1 << FF_LEN)) && !filter_field(acc, bank, FT_LEN + (p->len & 0xffff)))
+		return 0;
+	if (fields & (1 << FF_INGRESS)) {
+		struct filter_port_key pk = { .bank = bank, .ifindex = p->ingress };
+		__u32 *c = bpf_map_lookup_elem(&filter_ports, &pk);
+		if (!c) {
+			pk.ifindex = 0;
+			c = bpf_map_lookup_elem(&filter_ports, &pk);
+		}
+		struct filter_bits *b = filter_bitmap(bank, c ? *c : 0);
+		if (!filter_and(acc, b, b))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Classifies the packet and applies the matching rules in order: the
+ * first terminal action decides. Returns the verdict (enum
+ * filter_verdict) | (1 + key of the last rule that let the packet
+ * through with a DSCP or a redirect) << 8.
+ */
+__noinline int filter(struct filter_pkt *p)
+{
+	__u32 zero = 0;
+	struct filter_meta *m = bpf_map_lookup_elem(&filter_state, &zero);
+
+	if (!p || !m)
+		return FV_FORWARD;
+	__u32 bank = m->bank & 1;
+	if (m->rules[bank] == 0)
+		return FV_FORWARD;
+	struct filter_bits acc;
+#pragma unroll
+	for (int i = 0; i < FILTER_WORDS; i++)
+		acc.w[i] = ~0ULL;
+	if (!filter_match(p, &acc, bank, m->fields[bank]))
+		return FV_FORWARD;
+
+	int keep = 0;
+	for (int n = 0; n < FILTER_MATCHES; n++) {
+		__u32 idx = filter_first(&acc);
+		if (idx >= FILTER_MAX)
+			break;
+		__u32 k = bank * FILTER_MAX + idx;
+		struct filter_rule *r = bpf_map_lookup_elem(&filter_rules, &k);
+		if (!r)
+			break;
+		__u32 slot = r->slot;
+		struct filter_counter *c = bpf_map_lookup_elem(&filter_counters, &slot);
+		if (c) {
+			c->packets++;
+			c->bytes += p->bytes;
+		}
+		__u8 action = r->action, flags = r->flags;
+		if (action == FA_DROP)
+			return FV_DROP;
+		if (action == FA_PASS)
+			return FV_PASS;
+		if (action == FA_COUNT)
+			continue;
+		if (action == FA_RATE_LIMIT && !filter_conform(r, p->bytes)) {
+			if (c)
+				c->dropped++;
+			return FV_RATE_DROP;
+		}
+		if (flags & (FR_F_REMARK | FR_F_REDIRECT))
+			keep = (k + 1) << 8;
+		if (!(flags & FR_F_CONTINUE))
+			break;
+	}
+	return keep | FV_FORWARD;
+}
+
+/* The rule filter() kept for its DSCP or redirect, or NULL. */
+static __always_inline struct filter_rule *filter_kept(int v)
+{
+	__u32 k = (__u32)v >> 8;
+
+	if (k == 0)
+		return 0;
+	k--;
+	return bpf_map_lookup_elem(&filter_rules, &k);
+}
+
+/* The stat and action of a filter verdict; -1: go on. */
+static __always_inline int filter_stat(int v)
+{
+	switch (v & 0xff) {
+	case FV_DROP:
+		return STAT_DROP_FILTER;
+	case FV_PASS:
+		return STAT_PASS_FILTER;
+	case FV_RATE_DROP:
+		return STAT_DROP_RATE_LIMIT;
+	}
+	return -1;
+}
+
+/* L4 fields of a packet at l4 (proto, no fragment offset) for filters. */
+static __always_inline void filter_l4(struct filter_pkt *p, void *l4, void *data_end)
+{
+	if (p->frag == FRAG_LATER)
+		return;
+	if (has_ports(p->proto) && l4 + 4 <= data_end) {
+		p->sport = bpf_ntohs(*(__be16 *)l4);
+		p->dport = bpf_ntohs(*(__be16 *)(l4 + 2));
+		if (p->proto == IPPROTO_TCP && l4 + 14 <= data_end)
+			p->tcp_flags = *(__u8 *)(l4 + 13);
+	} else if ((p->proto == IPPROTO_ICMP && !p->v6) || (p->proto == 58 && p->v6)) {
+		if (l4 + 2 <= data_end) {
+			p->icmp_type = *(__u8 *)l4;
+			p->icmp_code = *(__u8 *)(l4 + 1);
+		}
+	}
+}
+
+static __always_inline void filter_pkt_init(struct filter_pkt *p)
+{
+	p->sport = p->dport = 65536;
+	p->icmp_type = p->icmp_code = p->tcp_flags = 256;
+}
+
+/* Replace a 16-bit word covered by an IPv4 header checksum (RFC 1624). */
+static __always_inline void csum_replace2(__u16 *check, __u16 old, __u16 new)
+{
+	__u32 c = (__u16)~*check + (__u16)~old + new;
+
+	c = (c & 0xffff) + (c >> 16);
+	c = (c & 0xffff) + (c >> 16);
+	*check = ~c;
+}
+
+/*
+ * uRPF (RFC 3704) with the source's route rt (found: whether there is
+ * one): -1 if the packet may go on, else the stat to count.
+ */
+static __always_inline int urpf(struct route_val *rt, int found, __u32 in, __u8 mode)
+{
+	if (!found)
+		return STAT_DROP_URPF;
+	switch (rt->type) {
+	case ROUTE_UNICAST:
+		break;
+	case ROUTE_BLACKHOLE: /* source-based RTBH */
+		return STAT_DROP_BLACKHOLE_SRC;
+	case ROUTE_KERNEL: /* its interface is the kernel's to know */
+		return mode == URPF_LOOSE ? -1 : STAT_PASS_URPF_KERNEL;
+	default: /* local, unreachable: the kernel's fib_validate_source fails */
+		return STAT_DROP_URPF;
+	}
+	if (mode == URPF_LOOSE)
+		return -1;
+	__u32 gid = rt->nhg;
+	struct nhg *g = bpf_map_lookup_elem(&nhgs, &gid);
+	if (!g)
+		return STAT_DROP_URPF;
+	/* ECMP: any member's port will do, as in the kernel. */
+	for (int i = 0; i < MAX_ECMP; i++) {
+		if (i >= g->count)
+			break;
+		__u32 id = g->nh[i];
+		struct nexthop *nh = bpf_map_lookup_elem(&nexthops, &id);
+		if (nh && nh->ifindex == in)
+			return -1;
+	}
+	return STAT_DROP_URPF;
+}
+
 static __always_inline int v4_special(__u32 daddr /* host order */)
 {
 	return (daddr & 0xf0000000) == 0xe0000000 || /* 224.0.0.0/4 multicast */
 	       daddr == 0xffffffff ||                 /* limited broadcast */
 	       (daddr & 0xffff0000) == 0xa9fe0000 ||  /* 169.254.0.0/16 */
-	       (daddr & 0xff000000) == 0x00000000 ||  /* 0.0.0.0/8 */
-	       (daddr & 0xff000000) == 0x7f000000;    /* 127.0.0.0/8 */
+	       daddr == 0;                            /* 0.0.0.0 from 0.0.0.0: broadcast input */
+}
+
+/*
+ * Destinations the kernel drops as martian (ip_route_input_slow, without
+ * route_localnet): 0.0.0.0/8 (but 0.0.0.0 from 0.0.0.0) and 127.0.0.0/8.
+ */
+static __always_inline int v4_martian_dst(__u32 daddr, __u32 saddr)
+{
+	return ((daddr & 0xff000000) == 0x00000000 && (daddr != 0 || saddr != 0)) ||
+	       (daddr & 0xff000000) == 0x7f000000;
 }
 
 /*
@@ -437,7 +830,7 @@ static __always_inline int v4_martian_src(__u32 saddr)
 }
 
 static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
-				  __u64 bytes)
+				  __u64 bytes, __u8 urpf_mode)
 {
 	struct iphdr *iph = (void *)(eth + 1);
 
@@ -449,17 +842,61 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 	    (void *)iph + tot > data_end)
 		return count(STAT_PASS_MALFORMED, bytes, XDP_PASS);
 
-	if (v4_special(bpf_ntohl(iph->daddr)))
+	/* Filters first: whatever XDP would pass to the kernel is filtered too. */
+	__u32 in = ctx->ingress_ifindex;
+	struct filter_pkt fp = {};
+	filter_pkt_init(&fp);
+	fp.proto = iph->protocol;
+	fp.dscp = iph->tos >> 2;
+	fp.len = tot;
+	if (iph->frag_off & bpf_htons(IPV4_OFFSET))
+		fp.frag = FRAG_LATER;
+	else if (iph->frag_off & bpf_htons(IPV4_MF))
+		fp.frag = FRAG_FIRST;
+	filter_l4(&fp, (void *)iph + (hlen & 0x3c), data_end);
+	fp.ingress = in;
+	fp.bytes = bytes;
+	__builtin_memcpy(fp.saddr, &iph->saddr, 4);
+	__builtin_memcpy(fp.daddr, &iph->daddr, 4);
+	int v = filter(&fp), s = filter_stat(v);
+	if (s >= 0)
+		return count(s, bytes, s == STAT_PASS_FILTER ? XDP_PASS : XDP_DROP);
+	struct filter_rule *fr = filter_kept(v);
+	if (fr && (fr->flags & FR_F_REMARK)) {
+		__u16 old = *(__u16 *)iph;
+		iph->tos = fr->dscp << 2 | (iph->tos & 3);
+		csum_replace2(&iph->check, old, *(__u16 *)iph);
+	}
+
+	__u32 daddr = bpf_ntohl(iph->daddr), saddr = bpf_ntohl(iph->saddr);
+	if (v4_martian_dst(daddr, saddr))
+		return count(STAT_DROP_MARTIAN_DST, bytes, XDP_DROP);
+	if (v4_special(daddr))
 		return count(STAT_PASS_LINKLOCAL_MCAST, bytes, XDP_PASS);
+	if (v4_martian_src(saddr))
+		return count(STAT_DROP_MARTIAN_SRC, bytes, XDP_DROP);
+	struct route_val route, *rt = &route;
+	if (urpf_mode) {
+		s = urpf(rt, route_v4(iph->saddr, rt), in, urpf_mode);
+		if (s >= 0)
+			return count(s, bytes, s == STAT_PASS_URPF_KERNEL ? XDP_PASS : XDP_DROP);
+	}
 	if (hlen != sizeof(*iph))
 		return count(STAT_PASS_IP_OPTIONS, bytes, XDP_PASS);
-	if (v4_martian_src(bpf_ntohl(iph->saddr)))
-		return count(STAT_DROP_MARTIAN_SRC, bytes, XDP_DROP);
 
-	struct route_val route, *rt = &route;
-	if (!route_v4(iph->daddr, rt))
-		return count(STAT_PASS_NO_ROUTE, bytes, XDP_PASS);
-	int s = route_stat(rt);
+	/* A redirect (Flowspec) forwards by the route to its address, if any. */
+	__be32 target = iph->daddr;
+	int found = 0;
+	if (fr && (fr->flags & FR_F_REDIRECT)) {
+		__builtin_memcpy(&target, &fr->redirect[12], 4);
+		found = route_v4(target, rt) && rt->type == ROUTE_UNICAST;
+	}
+	if (!found) {
+		target = iph->daddr;
+		if (!route_v4(target, rt))
+			return count(STAT_PASS_NO_ROUTE, bytes, XDP_PASS);
+	}
+	s = route_stat(rt);
 	if (s >= 0)
 		return count(s, bytes, s == STAT_DROP_BLACKHOLE ? XDP_DROP : XDP_PASS);
 	if (iph->ttl <= 1)
@@ -468,7 +905,7 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 	struct fwd_ctx fc = {};
 	fc.nkey.addr[10] = 0xff;
 	fc.nkey.addr[11] = 0xff;
-	__builtin_memcpy(&fc.nkey.addr[12], &iph->daddr, 4);
+	__builtin_memcpy(&fc.nkey.addr[12], &target, 4);
 	fc.pkt_len = tot;
 
 	__u32 ports = 0;
@@ -502,11 +939,16 @@ static __always_inline int v6_special(struct in6_addr *a)
 		return 1;
 	if ((w0 & 0xffc00000) == 0xfe800000) /* fe80::/10 link-local */
 		return 1;
-	if (w0 == 0 && a->in6_u.u6_addr32[1] == 0 && a->in6_u.u6_addr32[2] == 0) {
-		__u32 w3 = bpf_ntohl(a->in6_u.u6_addr32[3]);
-		return w3 == 0 || w3 == 1; /* :: and ::1 */
-	}
-	return 0;
+	/* :: (the kernel's own business) */
+	return w0 == 0 && a->in6_u.u6_addr32[1] == 0 && a->in6_u.u6_addr32[2] == 0 &&
+	       a->in6_u.u6_addr32[3] == 0;
+}
+
+/* The loopback address, which the kernel drops from the wire (ip6_rcv_core). */
+static __always_inline int v6_martian_dst(struct in6_addr *a)
+{
+	return a->in6_u.u6_addr32[0] == 0 && a->in6_u.u6_addr32[1] == 0 &&
+	       a->in6_u.u6_addr32[2] == 0 && a->in6_u.u6_addr32[3] == bpf_htonl(1);
 }
 
 static __always_inline int ipv6_ext(__u8 nexthdr)
@@ -542,7 +984,7 @@ static __always_inline int v6_martian_src(struct in6_addr *a)
 }
 
 static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
-				  __u64 bytes)
+				  __u64 bytes, __u8 urpf_mode)
 {
 	struct ipv6hdr *ip6 = (void *)(eth + 1);
 
@@ -552,27 +994,74 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 	if (ip6->version != 6 || (void *)(ip6 + 1) + plen > data_end)
 		return count(STAT_PASS_MALFORMED, bytes, XDP_PASS);
 
+	__u32 in = ctx->ingress_ifindex;
+	struct filter_pkt fp = {};
+	filter_pkt_init(&fp);
+	fp.v6 = 1;
+	fp.proto = ip6->nexthdr;
+	fp.dscp = (ip6->priority << 2 | ip6->flow_lbl[0] >> 6) >> 2;
+	fp.len = plen + sizeof(*ip6);
+	void *l4 = ip6 + 1;
+	if (ip6->nexthdr == 44 && l4 + 8 <= data_end) { /* fragment header */
+		__u16 off = bpf_ntohs(*(__be16 *)(l4 + 2));
+		fp.proto = *(__u8 *)l4;
+		fp.frag = off & 0xfff8 ? FRAG_LATER : (off & 1 ? FRAG_FIRST : FRAG_NONE);
+		l4 += 8;
+	}
+	if (!ipv6_ext(fp.proto))
+		filter_l4(&fp, l4, data_end);
+	fp.ingress = in;
+	fp.bytes = bytes;
+	__builtin_memcpy(fp.saddr, &ip6->saddr, 16);
+	__builtin_memcpy(fp.daddr, &ip6->daddr, 16);
+	int v = filter(&fp), s = filter_stat(v);
+	if (s >= 0)
+		return count(s, bytes, s == STAT_PASS_FILTER ? XDP_PASS : XDP_DROP);
+	struct filter_rule *fr = filter_kept(v);
+	if (fr && (fr->flags & FR_F_REMARK)) {
+		/* Traffic class: the low nibble of byte 0 and the high one of byte 1. */
+		__u8 tc = fr->dscp << 2 | (ip6->flow_lbl[0] >> 4 & 3);
+		ip6->priority = tc >> 4;
+		ip6->flow_lbl[0] = (tc & 0xf) << 4 | (ip6->flow_lbl[0] & 0xf);
+	}
+
+	if (v6_martian_dst(&ip6->daddr))
+		return count(STAT_DROP_MARTIAN_DST, bytes, XDP_DROP);
 	if (v6_special(&ip6->daddr))
 		return count(STAT_PASS_LINKLOCAL_MCAST, bytes, XDP_PASS);
 	/* A link-local source must not leave its link (RFC 4291 2.5.6). */
 	if ((bpf_ntohl(ip6->saddr.in6_u.u6_addr32[0]) & 0xffc00000) == 0xfe800000)
 		return count(STAT_PASS_LINKLOCAL_MCAST, bytes, XDP_PASS);
-	if (ipv6_ext(ip6->nexthdr))
-		return count(STAT_PASS_IPV6_EXT, bytes, XDP_PASS);
 	if (v6_martian_src(&ip6->saddr))
 		return count(STAT_DROP_MARTIAN_SRC, bytes, XDP_DROP);
-
 	struct route_val route, *rt = &route;
-	if (!route_v6(&ip6->daddr, rt))
-		return count(STAT_PASS_NO_ROUTE, bytes, XDP_PASS);
-	int s = route_stat(rt);
+	if (urpf_mode) {
+		s = urpf(rt, route_v6(&ip6->saddr, rt), in, urpf_mode);
+		if (s >= 0)
+			return count(s, bytes, s == STAT_PASS_URPF_KERNEL ? XDP_PASS : XDP_DROP);
+	}
+	if (ipv6_ext(ip6->nexthdr))
+		return count(STAT_PASS_IPV6_EXT, bytes, XDP_PASS);
+
+	struct in6_addr target = ip6->daddr;
+	int found = 0;
+	if (fr && (fr->flags & FR_F_REDIRECT)) {
+		__builtin_memcpy(&target, fr->redirect, 16);
+		found = route_v6(&target, rt) && rt->type == ROUTE_UNICAST;
+	}
+	if (!found) {
+		target = ip6->daddr;
+		if (!route_v6(&target, rt))
+			return count(STAT_PASS_NO_ROUTE, bytes, XDP_PASS);
+	}
+	s = route_stat(rt);
 	if (s >= 0)
 		return count(s, bytes, s == STAT_DROP_BLACKHOLE ? XDP_DROP : XDP_PASS);
 	if (ip6->hop_limit <= 1)
 		return count(STAT_PASS_TTL, bytes, XDP_PASS);
 
 	struct fwd_ctx fc = {};
-	__builtin_memcpy(fc.nkey.addr, &ip6->daddr, 16);
+	__builtin_memcpy(fc.nkey.addr, &target, 16);
 	fc.pkt_len = plen + sizeof(*ip6);
 
 	__u32 ports = l4_ports(ip6 + 1, data_end, plen, ip6->nexthdr);
@@ -623,7 +1112,8 @@ int xdp_fwd(struct xdp_md *ctx)
 	if (port && !mac_eq(eth->h_dest, port->mac))
 		return count(STAT_PASS_OTHER_HOST, bytes, XDP_PASS);
 
+	__u8 urpf_mode = port ? port->urpf : URPF_OFF;
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
-		return fwd_v4(ctx, eth, data_end, bytes);
-	return fwd_v6(ctx, eth, data_end, bytes);
+		return fwd_v4(ctx, eth, data_end, bytes, urpf_mode);
+	return fwd_v6(ctx, eth, data_end, bytes, urpf_mode);
 }

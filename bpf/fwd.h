@@ -127,8 +127,16 @@ struct neigh_val {
  */
 struct iface {
 	__u8 mac[6];
-	__u16 pad;
+	__u8 urpf; /* enum urpf_mode */
+	__u8 pad;
 	__u32 mtu;
+};
+
+/* Reverse-path check of a router port (RFC 3704), as rp_filter 1 and 2. */
+enum urpf_mode {
+	URPF_OFF = 0,
+	URPF_STRICT, /* the source's route must go out of the ingress port */
+	URPF_LOOSE,  /* the source must have a route */
 };
 
 /* One index per action/reason; the Go side names them (stats.go). */
@@ -152,12 +160,134 @@ enum stat {
 	STAT_PASS_KERNEL_ROUTE,
 	STAT_DROP_MARTIAN_SRC,
 	STAT_ABORTED,
+	STAT_DROP_MARTIAN_DST,
+	STAT_DROP_URPF,
+	STAT_DROP_BLACKHOLE_SRC,
+	STAT_PASS_URPF_KERNEL,
+	STAT_DROP_FILTER,
+	STAT_PASS_FILTER,
+	STAT_DROP_RATE_LIMIT,
 	STAT__MAX,
 };
 
 struct counter {
 	__u64 packets;
 	__u64 bytes;
+};
+
+/*
+ * Filters (filter/ compiles them; see its package comment). Each packet
+ * field maps to a class, each class to a bitmap of the rules matching it;
+ * the AND of the packet's bitmaps is the set of rules it matches, the
+ * lowest bit the first rule. Everything exists twice (banks): Go writes
+ * the bank packets do not use, then flips filter_meta.bank.
+ */
+#define FILTER_MAX 1024
+#define FILTER_WORDS (FILTER_MAX / 64)
+#define FILTER_CLASSES 32768 /* bitmaps per bank; class 0 matches nothing */
+#define FILTER_MATCHES 8     /* matching rules applied per packet, at most */
+
+enum filter_field {
+	FF_DST = 0,
+	FF_SRC,
+	FF_PROTO,
+	FF_DPORT,
+	FF_SPORT,
+	FF_PORT,
+	FF_ICMP_TYPE,
+	FF_ICMP_CODE,
+	FF_TCP_FLAGS,
+	FF_DSCP,
+	FF_FRAG,
+	FF_LEN,
+	FF_INGRESS,
+	FF__MAX,
+};
+
+/*
+ * Offsets of the value → class tables in a bank of filter_class (stored
+ * two per element). "None" entries: a packet without the field (no ports:
+ * not TCP/UDP/SCTP or a later fragment; not ICMP; not TCP).
+ */
+enum filter_table {
+	FT_PROTO = 0,                /* 256 */
+	FT_DPORT = FT_PROTO + 256,   /* 65536 ports + none */
+	FT_SPORT = FT_DPORT + 65537,
+	FT_PORT = FT_SPORT + 65537,
+	FT_ICMP_TYPE = FT_PORT + 65537, /* 256 + none */
+	FT_ICMP_CODE = FT_ICMP_TYPE + 257,
+	FT_TCP_FLAGS = FT_ICMP_CODE + 257, /* 256 + none */
+	FT_DSCP = FT_TCP_FLAGS + 257,      /* 64 */
+	FT_FRAG = FT_DSCP + 64,            /* enum filter_frag */
+	FT_LEN = FT_FRAG + 4,              /* 65536 */
+	FT__SIZE = FT_LEN + 65536,
+};
+
+enum filter_frag {
+	FRAG_NONE = 0,
+	FRAG_FIRST,
+	FRAG_LATER,
+};
+
+enum filter_action {
+	FA_NONE = 0,
+	FA_DROP,
+	FA_PASS,
+	FA_RATE_LIMIT,
+	FA_COUNT,
+	FA_ACCEPT,
+};
+
+enum filter_flags {
+	FR_F_CONTINUE = 1 << 0, /* later rules apply too */
+	FR_F_REMARK = 1 << 1,   /* rewrite DSCP */
+	FR_F_REDIRECT = 1 << 2, /* forward by the route to redirect */
+	FR_F_BYTES = 1 << 3,    /* the rate is in bytes, not packets */
+};
+
+struct filter_bits {
+	__u64 w[FILTER_WORDS];
+};
+
+/* Prefix → class; tag = bank << 2 | (source ? 2 : 0) | (IPv6 ? 1 : 0). */
+struct filter_key {
+	__u32 prefixlen; /* 32 + address bits */
+	__u32 tag;
+	__u8 addr[16];
+};
+
+struct filter_port_key {
+	__u32 bank;
+	__u32 ifindex; /* 0: ports not listed */
+};
+
+struct filter_rule {
+	__u8 action; /* enum filter_action */
+	__u8 flags;  /* enum filter_flags */
+	__u8 dscp;
+	__u8 pad;
+	__u32 slot;        /* counter and token bucket */
+	__u64 ps_per_unit; /* rate-limit: picoseconds per packet or byte, per CPU */
+	__u64 burst_ns;
+	__u8 redirect[16]; /* IPv4-mapped for IPv4 */
+};
+
+struct filter_meta {
+	__u32 bank;
+	__u32 pad;
+	__u32 fields[2]; /* per bank: bit (1 << enum filter_field) per field in use */
+	__u32 words[2];  /* per bank: bitmap words in use */
+	__u32 rules[2];  /* per bank: rules */
+};
+
+struct filter_counter {
+	__u64 packets;
+	__u64 bytes;
+	__u64 dropped; /* by the rule's rate limit */
+};
+
+struct filter_bucket {
+	__u64 tat; /* theoretical arrival time (GCRA), ns */
 };
 
 #endif /* XDPROUTER_FWD_H */

@@ -36,13 +36,134 @@ type fwdEnumAnchor struct {
 		LeafBase  uint32
 		ChildBase uint32
 	}
+	UrpfMode     uint32
+	FilterField  uint32
+	FilterTable  uint32
+	FilterFrag   uint32
+	FilterAction uint32
+	FilterFlags  uint32
 }
 
-type fwdIface struct {
+type fwdFilterAction uint32
+
+const (
+	fwdFilterActionFA_NONE       fwdFilterAction = 0
+	fwdFilterActionFA_DROP       fwdFilterAction = 1
+	fwdFilterActionFA_PASS       fwdFilterAction = 2
+	fwdFilterActionFA_RATE_LIMIT fwdFilterAction = 3
+	fwdFilterActionFA_COUNT      fwdFilterAction = 4
+	fwdFilterActionFA_ACCEPT     fwdFilterAction = 5
+)
+
+type fwdFilterBits struct {
+	_ structs.HostLayout
+	W [16]uint64
+}
+
+type fwdFilterBucket struct {
 	_   structs.HostLayout
-	Mac [6]uint8
-	Pad uint16
-	Mtu uint32
+	Tat uint64
+}
+
+type fwdFilterCounter struct {
+	_       structs.HostLayout
+	Packets uint64
+	Bytes   uint64
+	Dropped uint64
+}
+
+type fwdFilterField uint32
+
+const (
+	fwdFilterFieldFF_DST       fwdFilterField = 0
+	fwdFilterFieldFF_SRC       fwdFilterField = 1
+	fwdFilterFieldFF_PROTO     fwdFilterField = 2
+	fwdFilterFieldFF_DPORT     fwdFilterField = 3
+	fwdFilterFieldFF_SPORT     fwdFilterField = 4
+	fwdFilterFieldFF_PORT      fwdFilterField = 5
+	fwdFilterFieldFF_ICMP_TYPE fwdFilterField = 6
+	fwdFilterFieldFF_ICMP_CODE fwdFilterField = 7
+	fwdFilterFieldFF_TCP_FLAGS fwdFilterField = 8
+	fwdFilterFieldFF_DSCP      fwdFilterField = 9
+	fwdFilterFieldFF_FRAG      fwdFilterField = 10
+	fwdFilterFieldFF_LEN       fwdFilterField = 11
+	fwdFilterFieldFF_INGRESS   fwdFilterField = 12
+	fwdFilterFieldFF__MAX      fwdFilterField = 13
+)
+
+type fwdFilterFlags uint32
+
+const (
+	fwdFilterFlagsFR_F_CONTINUE fwdFilterFlags = 1
+	fwdFilterFlagsFR_F_REMARK   fwdFilterFlags = 2
+	fwdFilterFlagsFR_F_REDIRECT fwdFilterFlags = 4
+	fwdFilterFlagsFR_F_BYTES    fwdFilterFlags = 8
+)
+
+type fwdFilterFrag uint32
+
+const (
+	fwdFilterFragFRAG_NONE  fwdFilterFrag = 0
+	fwdFilterFragFRAG_FIRST fwdFilterFrag = 1
+	fwdFilterFragFRAG_LATER fwdFilterFrag = 2
+)
+
+type fwdFilterKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Tag       uint32
+	Addr      [16]uint8
+}
+
+type fwdFilterMeta struct {
+	_      structs.HostLayout
+	Bank   uint32
+	Pad    uint32
+	Fields [2]uint32
+	Words  [2]uint32
+	Rules  [2]uint32
+}
+
+type fwdFilterPortKey struct {
+	_       structs.HostLayout
+	Bank    uint32
+	Ifindex uint32
+}
+
+type fwdFilterRule struct {
+	_         structs.HostLayout
+	Action    uint8
+	Flags     uint8
+	Dscp      uint8
+	Pad       uint8
+	Slot      uint32
+	PsPerUnit uint64
+	BurstNs   uint64
+	Redirect  [16]uint8
+}
+
+type fwdFilterTable uint32
+
+const (
+	fwdFilterTableFT_PROTO     fwdFilterTable = 0
+	fwdFilterTableFT_DPORT     fwdFilterTable = 256
+	fwdFilterTableFT_SPORT     fwdFilterTable = 65793
+	fwdFilterTableFT_PORT      fwdFilterTable = 131330
+	fwdFilterTableFT_ICMP_TYPE fwdFilterTable = 196867
+	fwdFilterTableFT_ICMP_CODE fwdFilterTable = 197124
+	fwdFilterTableFT_TCP_FLAGS fwdFilterTable = 197381
+	fwdFilterTableFT_DSCP      fwdFilterTable = 197638
+	fwdFilterTableFT_FRAG      fwdFilterTable = 197702
+	fwdFilterTableFT_LEN       fwdFilterTable = 197706
+	fwdFilterTableFT__SIZE     fwdFilterTable = 263242
+)
+
+type fwdIface struct {
+	_    structs.HostLayout
+	Mac  [6]uint8
+	Urpf uint8
+	Pad  uint8
+	Mtu  uint32
 }
 
 type fwdLpmNode struct {
@@ -157,13 +278,36 @@ const (
 	fwdStatSTAT_PASS_KERNEL_ROUTE    fwdStat = 16
 	fwdStatSTAT_DROP_MARTIAN_SRC     fwdStat = 17
 	fwdStatSTAT_ABORTED              fwdStat = 18
-	fwdStatSTAT__MAX                 fwdStat = 19
+	fwdStatSTAT_DROP_MARTIAN_DST     fwdStat = 19
+	fwdStatSTAT_DROP_URPF            fwdStat = 20
+	fwdStatSTAT_DROP_BLACKHOLE_SRC   fwdStat = 21
+	fwdStatSTAT_PASS_URPF_KERNEL     fwdStat = 22
+	fwdStatSTAT_DROP_FILTER          fwdStat = 23
+	fwdStatSTAT_PASS_FILTER          fwdStat = 24
+	fwdStatSTAT_DROP_RATE_LIMIT      fwdStat = 25
+	fwdStatSTAT__MAX                 fwdStat = 26
+)
+
+type fwdUrpfMode uint32
+
+const (
+	fwdUrpfModeURPF_OFF    fwdUrpfMode = 0
+	fwdUrpfModeURPF_STRICT fwdUrpfMode = 1
+	fwdUrpfModeURPF_LOOSE  fwdUrpfMode = 2
 )
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	fwdMapFilterBitmaps  = "filter_bitmaps"
+	fwdMapFilterBuckets  = "filter_buckets"
+	fwdMapFilterClass    = "filter_class"
+	fwdMapFilterCounters = "filter_counters"
+	fwdMapFilterPorts    = "filter_ports"
+	fwdMapFilterPrefixes = "filter_prefixes"
+	fwdMapFilterRules    = "filter_rules"
+	fwdMapFilterState    = "filter_state"
 	fwdMapIfaces         = "ifaces"
 	fwdMapLpmLeaves4     = "lpm_leaves4"
 	fwdMapLpmLeaves6     = "lpm_leaves6"
@@ -234,22 +378,30 @@ type fwdProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fwdMapSpecs struct {
-	Ifaces     *ebpf.MapSpec `ebpf:"ifaces"`
-	LpmLeaves4 *ebpf.MapSpec `ebpf:"lpm_leaves4"`
-	LpmLeaves6 *ebpf.MapSpec `ebpf:"lpm_leaves6"`
-	LpmNodes4  *ebpf.MapSpec `ebpf:"lpm_nodes4"`
-	LpmNodes6  *ebpf.MapSpec `ebpf:"lpm_nodes6"`
-	LpmTop4    *ebpf.MapSpec `ebpf:"lpm_top4"`
-	LpmTop6    *ebpf.MapSpec `ebpf:"lpm_top6"`
-	Meta       *ebpf.MapSpec `ebpf:"meta"`
-	Neighbors  *ebpf.MapSpec `ebpf:"neighbors"`
-	Nexthops   *ebpf.MapSpec `ebpf:"nexthops"`
-	NhGateways *ebpf.MapSpec `ebpf:"nh_gateways"`
-	Nhgs       *ebpf.MapSpec `ebpf:"nhgs"`
-	RoutesV4   *ebpf.MapSpec `ebpf:"routes_v4"`
-	RoutesV6   *ebpf.MapSpec `ebpf:"routes_v6"`
-	Stats      *ebpf.MapSpec `ebpf:"stats"`
-	TxPorts    *ebpf.MapSpec `ebpf:"tx_ports"`
+	FilterBitmaps  *ebpf.MapSpec `ebpf:"filter_bitmaps"`
+	FilterBuckets  *ebpf.MapSpec `ebpf:"filter_buckets"`
+	FilterClass    *ebpf.MapSpec `ebpf:"filter_class"`
+	FilterCounters *ebpf.MapSpec `ebpf:"filter_counters"`
+	FilterPorts    *ebpf.MapSpec `ebpf:"filter_ports"`
+	FilterPrefixes *ebpf.MapSpec `ebpf:"filter_prefixes"`
+	FilterRules    *ebpf.MapSpec `ebpf:"filter_rules"`
+	FilterState    *ebpf.MapSpec `ebpf:"filter_state"`
+	Ifaces         *ebpf.MapSpec `ebpf:"ifaces"`
+	LpmLeaves4     *ebpf.MapSpec `ebpf:"lpm_leaves4"`
+	LpmLeaves6     *ebpf.MapSpec `ebpf:"lpm_leaves6"`
+	LpmNodes4      *ebpf.MapSpec `ebpf:"lpm_nodes4"`
+	LpmNodes6      *ebpf.MapSpec `ebpf:"lpm_nodes6"`
+	LpmTop4        *ebpf.MapSpec `ebpf:"lpm_top4"`
+	LpmTop6        *ebpf.MapSpec `ebpf:"lpm_top6"`
+	Meta           *ebpf.MapSpec `ebpf:"meta"`
+	Neighbors      *ebpf.MapSpec `ebpf:"neighbors"`
+	Nexthops       *ebpf.MapSpec `ebpf:"nexthops"`
+	NhGateways     *ebpf.MapSpec `ebpf:"nh_gateways"`
+	Nhgs           *ebpf.MapSpec `ebpf:"nhgs"`
+	RoutesV4       *ebpf.MapSpec `ebpf:"routes_v4"`
+	RoutesV6       *ebpf.MapSpec `ebpf:"routes_v6"`
+	Stats          *ebpf.MapSpec `ebpf:"stats"`
+	TxPorts        *ebpf.MapSpec `ebpf:"tx_ports"`
 }
 
 // fwdVariableSpecs contains global variables before they are loaded into the kernel.
@@ -280,26 +432,42 @@ func (o *fwdObjects) Close() error {
 //
 // It can be passed to loadFwdObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fwdMaps struct {
-	Ifaces     *ebpf.Map `ebpf:"ifaces"`
-	LpmLeaves4 *ebpf.Map `ebpf:"lpm_leaves4"`
-	LpmLeaves6 *ebpf.Map `ebpf:"lpm_leaves6"`
-	LpmNodes4  *ebpf.Map `ebpf:"lpm_nodes4"`
-	LpmNodes6  *ebpf.Map `ebpf:"lpm_nodes6"`
-	LpmTop4    *ebpf.Map `ebpf:"lpm_top4"`
-	LpmTop6    *ebpf.Map `ebpf:"lpm_top6"`
-	Meta       *ebpf.Map `ebpf:"meta"`
-	Neighbors  *ebpf.Map `ebpf:"neighbors"`
-	Nexthops   *ebpf.Map `ebpf:"nexthops"`
-	NhGateways *ebpf.Map `ebpf:"nh_gateways"`
-	Nhgs       *ebpf.Map `ebpf:"nhgs"`
-	RoutesV4   *ebpf.Map `ebpf:"routes_v4"`
-	RoutesV6   *ebpf.Map `ebpf:"routes_v6"`
-	Stats      *ebpf.Map `ebpf:"stats"`
-	TxPorts    *ebpf.Map `ebpf:"tx_ports"`
+	FilterBitmaps  *ebpf.Map `ebpf:"filter_bitmaps"`
+	FilterBuckets  *ebpf.Map `ebpf:"filter_buckets"`
+	FilterClass    *ebpf.Map `ebpf:"filter_class"`
+	FilterCounters *ebpf.Map `ebpf:"filter_counters"`
+	FilterPorts    *ebpf.Map `ebpf:"filter_ports"`
+	FilterPrefixes *ebpf.Map `ebpf:"filter_prefixes"`
+	FilterRules    *ebpf.Map `ebpf:"filter_rules"`
+	FilterState    *ebpf.Map `ebpf:"filter_state"`
+	Ifaces         *ebpf.Map `ebpf:"ifaces"`
+	LpmLeaves4     *ebpf.Map `ebpf:"lpm_leaves4"`
+	LpmLeaves6     *ebpf.Map `ebpf:"lpm_leaves6"`
+	LpmNodes4      *ebpf.Map `ebpf:"lpm_nodes4"`
+	LpmNodes6      *ebpf.Map `ebpf:"lpm_nodes6"`
+	LpmTop4        *ebpf.Map `ebpf:"lpm_top4"`
+	LpmTop6        *ebpf.Map `ebpf:"lpm_top6"`
+	Meta           *ebpf.Map `ebpf:"meta"`
+	Neighbors      *ebpf.Map `ebpf:"neighbors"`
+	Nexthops       *ebpf.Map `ebpf:"nexthops"`
+	NhGateways     *ebpf.Map `ebpf:"nh_gateways"`
+	Nhgs           *ebpf.Map `ebpf:"nhgs"`
+	RoutesV4       *ebpf.Map `ebpf:"routes_v4"`
+	RoutesV6       *ebpf.Map `ebpf:"routes_v6"`
+	Stats          *ebpf.Map `ebpf:"stats"`
+	TxPorts        *ebpf.Map `ebpf:"tx_ports"`
 }
 
 func (m *fwdMaps) Close() error {
 	return _FwdClose(
+		m.FilterBitmaps,
+		m.FilterBuckets,
+		m.FilterClass,
+		m.FilterCounters,
+		m.FilterPorts,
+		m.FilterPrefixes,
+		m.FilterRules,
+		m.FilterState,
 		m.Ifaces,
 		m.LpmLeaves4,
 		m.LpmLeaves6,

@@ -6,4 +6,4 @@
 // changing fwd.c or fwd.h (CI regenerates and fails on a diff).
 package bpf
 
-//go:generate go tool bpf2go -target amd64 -type lpm_v4_key -type lpm_v6_key -type route_val -type route_type -type nhg -type nexthop -type nh_flags -type neigh_key -type neigh_val -type iface -type stat -type counter -type lpm_pair -type lpm_node -type nh_gateway -type pin_meta fwd fwd.c -- -I/usr/include/x86_64-linux-gnu -O2 -g -Wall
+//go:generate go tool bpf2go -target amd64 -type lpm_v4_key -type lpm_v6_key -type route_val -type route_type -type nhg -type nexthop -type nh_flags -type neigh_key -type neigh_val -type iface -type stat -type counter -type lpm_pair -type lpm_node -type nh_gateway -type pin_meta -type urpf_mode -type filter_field -type filter_table -type filter_frag -type filter_action -type filter_flags -type filter_bits -type filter_key -type filter_port_key -type filter_rule -type filter_meta -type filter_counter -type filter_bucket fwd fwd.c -- -I/usr/include/x86_64-linux-gnu -O2 -g -Wall

@@ -49,6 +49,9 @@ func (d *Datapath) Lookup(dst netip.Addr) (Decision, error) {
 	// An IPv4-mapped address stays IPv6, like the packet that carries it.
 	dst = dst.WithZone("")
 	pass := func(reason string) Decision { return Decision{Action: ActionPass, Reason: reason} }
+	if martianDst(dst) {
+		return Decision{Action: ActionDrop, Reason: ReasonMartianDest}, nil
+	}
 	if specialDst(dst) {
 		return pass(ReasonLinkLocalMulticast), nil
 	}
@@ -160,16 +163,25 @@ func (d *Datapath) candidate(id uint32, dst netip.Addr) (Candidate, error) {
 	return c, nil
 }
 
+// martianDst mirrors v4_martian_dst() and v6_martian_dst() in fwd.c, for
+// a source that is not 0.0.0.0.
+func martianDst(a netip.Addr) bool {
+	if a.Is4() {
+		b := a.As4()
+		return b[0] == 0 || b[0] == 127
+	}
+	return a == netip.IPv6Loopback()
+}
+
 // specialDst mirrors v4_special() and v6_special() in fwd.c.
 func specialDst(a netip.Addr) bool {
 	if a.Is4() {
 		b := a.As4()
 		return b[0]&0xf0 == 224 || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) ||
-			(b[0] == 169 && b[1] == 254) || b[0] == 0 || b[0] == 127
+			(b[0] == 169 && b[1] == 254) || a == netip.IPv4Unspecified()
 	}
 	b := a.As16()
-	return b[0] == 0xff || (b[0] == 0xfe && b[1]&0xc0 == 0x80) ||
-		a == netip.IPv6Unspecified() || a == netip.IPv6Loopback()
+	return b[0] == 0xff || (b[0] == 0xfe && b[1]&0xc0 == 0x80) || a == netip.IPv6Unspecified()
 }
 
 // lpm finds the longest prefix matching a, like the XDP program's lookup,

@@ -32,6 +32,12 @@ const (
 	ReasonOtherHost          = "other_host"
 	ReasonKernelRoute        = "kernel_route"
 	ReasonMartianSource      = "martian_source"
+	ReasonMartianDest        = "martian_destination"
+	ReasonURPF               = "urpf"
+	ReasonBlackholeSource    = "blackhole_source"
+	ReasonURPFKernelRoute    = "urpf_kernel_route"
+	ReasonFilter             = "filter"
+	ReasonRateLimit          = "rate_limit"
 )
 
 type statName struct{ action, reason string }
@@ -57,6 +63,13 @@ var statNames = [fwdStatSTAT__MAX]statName{
 	fwdStatSTAT_PASS_KERNEL_ROUTE:    {ActionPass, ReasonKernelRoute},
 	fwdStatSTAT_DROP_MARTIAN_SRC:     {ActionDrop, ReasonMartianSource},
 	fwdStatSTAT_ABORTED:              {ActionAborted, ""},
+	fwdStatSTAT_DROP_MARTIAN_DST:     {ActionDrop, ReasonMartianDest},
+	fwdStatSTAT_DROP_URPF:            {ActionDrop, ReasonURPF},
+	fwdStatSTAT_DROP_BLACKHOLE_SRC:   {ActionDrop, ReasonBlackholeSource},
+	fwdStatSTAT_PASS_URPF_KERNEL:     {ActionPass, ReasonURPFKernelRoute},
+	fwdStatSTAT_DROP_FILTER:          {ActionDrop, ReasonFilter},
+	fwdStatSTAT_PASS_FILTER:          {ActionPass, ReasonFilter},
+	fwdStatSTAT_DROP_RATE_LIMIT:      {ActionDrop, ReasonRateLimit},
 }
 
 // StatCounter is one forwarding outcome of the XDP program, summed over all
