@@ -114,7 +114,7 @@ func (w *Watcher) Recheck() {
 		log.Warn(f.Message(), "kind", f.Kind, "count", f.Count)
 	}
 	if len(fs) == 0 && err == nil {
-		log.Info("XDP bypasses no netfilter forward/prerouting chain, ip rule or rp_filter here")
+		log.Info("no kernel policy here that XDP would bypass: no netfilter forward, prerouting or port ingress chain, extra ip rule or rp_filter on the ports")
 	}
 	if w.OnChange != nil {
 		w.OnChange(slices.Clone(fs))
