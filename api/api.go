@@ -15,6 +15,7 @@ import (
 
 	"github.com/xdprouter/xdprouter/bgp"
 	"github.com/xdprouter/xdprouter/bpf"
+	"github.com/xdprouter/xdprouter/bypass"
 	xsync "github.com/xdprouter/xdprouter/sync"
 )
 
@@ -35,6 +36,9 @@ type Status struct {
 	Routes     xsync.Counts      `json:"routes"`
 	Peers      []bgp.PeerStatus  `json:"peers"`
 	Stats      []bpf.StatCounter `json:"stats"`
+	// Bypass is the kernel policy (netfilter, ip rules, rp_filter) that
+	// packets XDP forwards do not meet.
+	Bypass []bypass.Finding `json:"bypass,omitempty"`
 }
 
 // Lookup is the route lookup structure XDP walks, and why it is the trie
@@ -57,6 +61,7 @@ type Backend struct {
 	Sync       *xsync.Syncer
 	BGP        *bgp.Speaker // nil when BGP is off
 	Interfaces []Interface
+	Bypass     *bypass.Watcher // nil: not watched
 }
 
 // Handler serves /api/v1/{status,routes,lookup,nexthops,neighbors,stats}.
@@ -86,6 +91,9 @@ func Handler(b Backend) http.Handler {
 			return
 		}
 		st.Stats = stats
+		if b.Bypass != nil {
+			st.Bypass = b.Bypass.Findings()
+		}
 		reply(w, st)
 	})
 	mux.HandleFunc("GET /api/v1/routes", func(w http.ResponseWriter, r *http.Request) {

@@ -26,6 +26,7 @@ import (
 	"github.com/xdprouter/xdprouter/api"
 	"github.com/xdprouter/xdprouter/bgp"
 	"github.com/xdprouter/xdprouter/bpf"
+	"github.com/xdprouter/xdprouter/bypass"
 	"github.com/xdprouter/xdprouter/config"
 	"github.com/xdprouter/xdprouter/fib"
 	"github.com/xdprouter/xdprouter/metrics"
@@ -180,8 +181,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	}
 	syncer = xsync.New(opts)
 	collector = metrics.New(dp, syncer)
+	// Netfilter, ip rules and rp_filter of this namespace, which packets
+	// XDP forwards never meet: logged, counted and in status.
+	bypassed := &bypass.Watcher{Ports: opts.Ports, Log: log.With("component", "bypass")}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(collector)
+	reg.MustRegister(collector, metrics.NewBypass(bypassed))
 	if speaker != nil {
 		reg.MustRegister(speaker.Collector())
 	}
@@ -199,7 +203,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		log.Info("XDP detached from a port no longer configured", "ifindex", ifindex)
 	}
 
-	backend := api.Backend{Datapath: dp, Sync: syncer, BGP: speaker, Interfaces: ifaces}
+	backend := api.Backend{Datapath: dp, Sync: syncer, BGP: speaker, Interfaces: ifaces, Bypass: bypassed}
 	srv := &http.Server{Handler: newMux(cfg.API, reg, api.Handler(backend)), ReadHeaderTimeout: 5 * time.Second}
 
 	c := components{
@@ -222,6 +226,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 			return nil
 		},
 		keepRoutes: cfg.FIB.KeepRoutesOnExit,
+		background: []func(context.Context) error{bypassed.Run},
 	}
 	if speaker != nil {
 		c.bgp = speaker

@@ -52,6 +52,7 @@ type components struct {
 	serve      func(context.Context) error             // HTTP API until ctx ends
 	reload     func(context.Context)                   // SIGHUP handling until ctx ends; may be nil
 	keepRoutes bool                                    // fib.keep-routes-on-exit
+	background []func(context.Context) error           // run until ctx ends (e.g. the bypass watcher)
 	handles    []closer                                // closed last, in order (FIB, then data path)
 }
 
@@ -71,6 +72,9 @@ func (c components) run(ctx context.Context) error {
 	g.Go(func() error { return c.watch(gctx, events) })
 	g.Go(func() error { return c.sync.Run(syncCtx, events) })
 	g.Go(func() error { return c.serve(gctx) })
+	for _, f := range c.background {
+		g.Go(func() error { return f(gctx) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		if c.bgp != nil {

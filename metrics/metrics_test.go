@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/xdprouter/xdprouter/bpf"
+	"github.com/xdprouter/xdprouter/bypass"
 	xsync "github.com/xdprouter/xdprouter/sync"
 )
 
@@ -63,6 +64,33 @@ xdprouter_xdp_packets_total{action="redirect",reason=""} 10
 # TYPE xdprouter_scrape_errors_total counter
 xdprouter_scrape_errors_total 1
 `), "xdprouter_scrape_errors_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+type fakeFindings []bypass.Finding
+
+func (f fakeFindings) Findings() []bypass.Finding { return f }
+
+func TestBypassCollector(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewBypass(fakeFindings{
+		{Kind: bypass.KindNFTForward, Detail: "a", Count: 3},
+		{Kind: bypass.KindNFTForward, Detail: "b", Count: 1},
+		{Kind: bypass.KindIPRule, Detail: "c", Count: 1},
+	}))
+	want := `
+# HELP xdprouter_bypassed_policy Kernel policy not applied to packets XDP forwards, by kind: rules of netfilter chains (a drop policy counts as one), ip rules, ports with rp_filter; 0 when none.
+# TYPE xdprouter_bypassed_policy gauge
+xdprouter_bypassed_policy{kind="ip-rule"} 1
+xdprouter_bypassed_policy{kind="iptables-forward"} 0
+xdprouter_bypassed_policy{kind="iptables-legacy"} 0
+xdprouter_bypassed_policy{kind="nftables-forward"} 4
+xdprouter_bypassed_policy{kind="nftables-ingress"} 0
+xdprouter_bypassed_policy{kind="nftables-prerouting"} 0
+xdprouter_bypassed_policy{kind="rp-filter"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "xdprouter_bypassed_policy"); err != nil {
 		t.Error(err)
 	}
 }

@@ -12,12 +12,14 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/xdprouter/xdprouter/api"
 	"github.com/xdprouter/xdprouter/bgp"
 	"github.com/xdprouter/xdprouter/bpf"
+	"github.com/xdprouter/xdprouter/bypass"
 	"github.com/xdprouter/xdprouter/config"
 	xsync "github.com/xdprouter/xdprouter/sync"
 )
@@ -25,7 +27,8 @@ import (
 const usage = `usage: xdprouterctl [--config FILE] [--api ADDR] [--json] COMMAND [ARG]
 
 commands:
-  status           interfaces, BGP peers, routes per sink, pending changes
+  status           interfaces, BGP peers, routes per sink, pending changes,
+                   kernel policy XDP bypasses
   routes [PREFIX]  routes (all, or those overlapping PREFIX or ADDRESS)
   lookup ADDR      what XDP does with a packet to ADDR
   nexthops         next-hop groups and their members
@@ -172,6 +175,7 @@ func printText(w io.Writer, v any) {
 			}
 		}
 		fmt.Fprintf(w, "\nXDP packets: redirect %d, pass %d, drop %d\n", redirect, pass, drop)
+		printBypass(w, v.Bypass)
 	case []xsync.RouteInfo:
 		fmt.Fprintln(w, "PREFIX\tSOURCE\tKIND\tMETRIC\tNEXT HOPS\tXDP\tKERNEL\tNOTE")
 		for _, r := range v {
@@ -226,6 +230,25 @@ func printText(w io.Writer, v any) {
 		for _, s := range v {
 			fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", s.Action, s.Reason, s.Packets, s.Bytes)
 		}
+	}
+}
+
+// printBypass lists the kernel policy XDP does not apply, then what to do
+// about each kind.
+func printBypass(w io.Writer, fs []bypass.Finding) {
+	if len(fs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nnot honoured by XDP (packets it forwards skip these):")
+	var hints []string
+	for _, f := range fs {
+		fmt.Fprintf(w, "  %s\t%s\n", f.Kind, f.Detail)
+		if h := f.Remedy(); !slices.Contains(hints, h) {
+			hints = append(hints, h)
+		}
+	}
+	for _, h := range hints {
+		fmt.Fprintf(w, "  -> %s\n", h)
 	}
 }
 

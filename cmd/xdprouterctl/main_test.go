@@ -6,6 +6,9 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/xdprouter/xdprouter/api"
+	"github.com/xdprouter/xdprouter/bypass"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -37,5 +40,28 @@ func TestUsageErrors(t *testing.T) {
 		if !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%v: stderr %q lacks %q", tc.args, stderr.String(), tc.want)
 		}
+	}
+}
+
+func TestStatusBypass(t *testing.T) {
+	var b bytes.Buffer
+	printText(&b, &api.Status{})
+	if strings.Contains(b.String(), "not honoured") {
+		t.Errorf("section without findings:\n%s", b.String())
+	}
+	b.Reset()
+	printText(&b, &api.Status{Bypass: []bypass.Finding{
+		{Kind: bypass.KindNFTForward, Detail: "nftables chain inet t fw (hook forward, 1 rule)", Count: 1},
+		{Kind: bypass.KindIPTForward, Detail: "iptables (nf_tables) table filter chain FORWARD (1 rule)", Count: 1},
+		{Kind: bypass.KindRPFilter, Detail: "rp_filter=1 (strict) on eth1 (all=0, eth1=1)", Count: 1},
+	}})
+	out := b.String()
+	for _, s := range []string{"not honoured by XDP", "nftables chain inet t fw", "rp_filter=1 (strict) on eth1", `[[filter]]`, `urpf = "strict"`} {
+		if !strings.Contains(out, s) {
+			t.Errorf("status lacks %q:\n%s", s, out)
+		}
+	}
+	if n := strings.Count(out, "[[filter]] rules"); n != 1 {
+		t.Errorf("the filter hint %d times, want once:\n%s", n, out)
 	}
 }
