@@ -21,8 +21,8 @@ type fibWant struct {
 	action    fibAction
 	blackhole bool // a blackhole route of ours (BGP RTBH), no next hops
 	nhs       []route.NextHop
-	set      *bgpSet // the BGP set installed
-	shadowed string  // why a usable BGP path is not installed
+	set       *bgpSet // the BGP set installed
+	shadowed  string  // why a usable BGP path is not installed
 }
 
 // wantFIB is our route wanted in the kernel for e.
