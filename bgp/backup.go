@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/osrg/gobgp/v4/api"
@@ -79,6 +80,7 @@ const backupRetry = time.Second
 type backupTracker struct {
 	srv  *server.BgpServer
 	log  *slog.Logger
+	rule *atomic.Pointer[blackholeRule] // which paths are blackholes (bogon.go)
 	wake chan struct{}
 
 	mu       sync.Mutex
@@ -89,8 +91,11 @@ type backupTracker struct {
 
 var backupFamilies = [2]bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC}
 
-func newBackupTracker(srv *server.BgpServer, log *slog.Logger) *backupTracker {
-	b := &backupTracker{srv: srv, log: log, wake: make(chan struct{}, 1)}
+func newBackupTracker(srv *server.BgpServer, log *slog.Logger, rule *atomic.Pointer[blackholeRule]) *backupTracker {
+	if rule == nil {
+		rule = new(atomic.Pointer[blackholeRule])
+	}
+	b := &backupTracker{srv: srv, log: log, rule: rule, wake: make(chan struct{}, 1)}
 	for i := range b.dirty {
 		b.dirty[i] = make(map[netip.Prefix]struct{})
 	}
@@ -299,13 +304,14 @@ func (b *backupTracker) query(fam bgp.Family, prefixes []netip.Prefix) ([]PathUp
 	}
 	out := make([]PathUpdate, 0, len(prefixes))
 	seen := make(map[netip.Prefix]bool, len(prefixes))
+	rule := b.rule.Load()
 	err := b.srv.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: fam, Prefixes: lp},
 		func(nlri bgp.NLRI, paths []*apiutil.Path) {
 			n, ok := nlri.(*bgp.IPAddrPrefix)
 			if !ok {
 				return
 			}
-			u := selectPaths(n.Prefix.Masked(), paths)
+			u := selectPaths(n.Prefix.Masked(), paths, rule, b.log)
 			seen[u.Prefix] = true
 			out = append(out, u)
 		})
@@ -322,6 +328,7 @@ func (b *backupTracker) query(fam bgp.Family, prefixes []netip.Prefix) ([]PathUp
 
 // walk emits an update for every prefix of the global RIB.
 func (b *backupTracker) walk(emit func([]PathUpdate)) error {
+	rule := b.rule.Load()
 	for _, fam := range backupFamilies {
 		var out []PathUpdate
 		err := b.srv.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: fam},
@@ -330,7 +337,7 @@ func (b *backupTracker) walk(emit func([]PathUpdate)) error {
 				if !ok {
 					return
 				}
-				out = append(out, selectPaths(n.Prefix.Masked(), paths))
+				out = append(out, selectPaths(n.Prefix.Masked(), paths, rule, b.log))
 				if len(out) == backupBatch {
 					emit(out)
 					out = nil
@@ -351,8 +358,8 @@ func (b *backupTracker) walk(emit func([]PathUpdate)) error {
 // or every member of the multipath set). The primary is empty when the best
 // path is ours (nothing to install), and then so is the backup. The backup
 // is the first later path with a usable next hop that is not one of the
-// primary's.
-func selectPaths(pfx netip.Prefix, paths []*apiutil.Path) PathUpdate {
+// primary's. The update is a blackhole if a primary path is one (rule).
+func selectPaths(pfx netip.Prefix, paths []*apiutil.Path, rule *blackholeRule, log *slog.Logger) PathUpdate {
 	u := PathUpdate{Prefix: pfx}
 	if len(paths) == 0 || !paths[0].Best || isLocal(paths[0]) {
 		return u
@@ -370,6 +377,7 @@ func selectPaths(pfx netip.Prefix, paths []*apiutil.Path) PathUpdate {
 			lowest, u.Peer = nh, p.PeerAddress
 		}
 		u.NextHops = append(u.NextHops, nh)
+		u.Blackhole = u.Blackhole || isBlackhole(rule, p, pfx, log)
 	}
 	if len(u.NextHops) == 0 {
 		return u

@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
@@ -274,7 +275,7 @@ func TestSelectPaths(t *testing.T) {
 		}, []string{"192.0.2.4", "192.0.2.5"}, "192.0.2.6"},
 	}
 	for _, c := range cases {
-		u := selectPaths(netip.MustParsePrefix(pfx), c.paths)
+		u := selectPaths(netip.MustParsePrefix(pfx), c.paths, nil, slog.New(slog.DiscardHandler))
 		wantB := []netip.Addr(nil)
 		if c.backup != "" {
 			wantB = addrs(c.backup)

@@ -28,6 +28,9 @@ package bgp
 //  7. [[network]]: originate the new prefixes, withdraw the removed ones;
 //     connected prefixes are re-applied (redistribute-connected may change,
 //     and a prefix leaving [[network]] may still be connected).
+//  8. A changed blackhole rule (accept-blackhole, blackhole-communities):
+//     the best paths carrying a blackhole community are emitted again, as
+//     blackholes or not (see bogon.go).
 //
 // Why not SetPolicies alone: in GoBGP v4 it ignores the request's
 // assignments and re-applies the current ones by name; a name the new
@@ -91,6 +94,7 @@ func (s *Speaker) Reload(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("bgp: reload refused: %w", err)
 	}
 	if s.srv == nil {
+		s.rule.Store(newBlackholeRule(cfg))
 		s.cfg, s.plan = cfg, np
 		s.networks = make(map[netip.Prefix]bool, len(np.networks))
 		for _, n := range np.networks {
@@ -315,6 +319,10 @@ func unionPolicies(op, np *plan) *api.SetPoliciesRequest {
 func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan) error {
 	op, srv := s.plan, s.srv
 	var errs []error
+	// The new blackhole rule applies to every path from now on: paths the
+	// policy changes below bring, and (step 8) those already installed.
+	oldRule, newRule := s.rule.Load(), newBlackholeRule(cfg)
+	s.rule.Store(newRule)
 	fail := func(err error) error {
 		errs = append(errs, err)
 		return fmt.Errorf("bgp: reload: %w", errors.Join(errs...))
@@ -474,6 +482,15 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 		delete(s.networks, n)
 		netRemoved = append(netRemoved, n)
 	}
+	// 8. Blackhole routes: a changed rule (accept-blackhole, the
+	// communities) re-decides the prefixes with tagged paths, which
+	// GoBGP reports no event for if their attributes stayed the same.
+	if !oldRule.equal(newRule) {
+		if err := s.rewalkBlackholes(oldRule, newRule); err != nil {
+			errs = append(errs, fmt.Errorf("re-evaluate blackhole routes: %w", err))
+		}
+	}
+
 	oldCfg := s.cfg
 	s.cfg = cfg // setConnectedLocked reads redistribute-connected
 	if err := s.setConnectedLocked(); err != nil {
@@ -495,6 +512,24 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 		"soft-reset-out", sortedAddrs(softOut), "policies-changed", policiesChanged,
 		"networks-added", netAdded, "networks-removed", netRemoved)
 	return nil
+}
+
+// rewalkBlackholes re-emits the best paths of the prefixes that have a
+// path tagged with a blackhole community of either rule. Callers hold s.mu.
+func (s *Speaker) rewalkBlackholes(old, cur *blackholeRule) error {
+	if s.backup != nil {
+		s.backup.requestResync() // its worker walks the whole RIB, in order
+		return nil
+	}
+	if s.best == nil {
+		return nil
+	}
+	tagged := func(p *apiutil.Path) bool { return old.tagged(p) || cur.tagged(p) }
+	return s.best.rewalk(s.srv, tagged, func(ups []PathUpdate) {
+		if !s.stopping.Load() {
+			s.onBest(ups)
+		}
+	})
 }
 
 func sortedAddrs(m map[netip.Addr]bool) []netip.Addr {

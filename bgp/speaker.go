@@ -122,7 +122,12 @@ type Speaker struct {
 	tripsMu sync.Mutex
 	trips   map[netip.Addr]uint64 // sessions shut down for max-prefixes, per peer
 
+	// rule decides which best paths are blackhole routes (bogon.go); the
+	// trackers read it, Reload replaces it.
+	rule atomic.Pointer[blackholeRule]
+
 	mu        sync.Mutex     // guards the fields below
+	best      *bestTracker   // without Options.Backup, while running
 	backup    *backupTracker // with Options.Backup, while running
 	backupRun chan struct{}  // closed when the backup worker has returned
 	cfg       *config.Config // the applied configuration; Reload replaces it
@@ -171,6 +176,7 @@ func New(opts Options) (*Speaker, error) {
 	for _, n := range p.networks {
 		s.networks[n] = true
 	}
+	s.rule.Store(newBlackholeRule(opts.Config))
 	return s, nil
 }
 
@@ -237,7 +243,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 		s.eor = eor
 	}
 	if s.withBackup {
-		b := newBackupTracker(srv, s.log)
+		b := newBackupTracker(srv, s.log, &s.rule)
 		if err := b.watch(wctx, eor); err != nil {
 			return fmt.Errorf("bgp: watch paths for backups: %w", err)
 		}
@@ -252,17 +258,16 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 		}()
 		s.backup, s.backupRun = b, done
 	} else {
-		tr := newBestTracker(p.global.UseMultiplePaths)
+		tr := newBestTracker(p.global.UseMultiplePaths, &s.rule, s.log)
 		cb := server.WatchEventMessageCallbacks{
 			OnBestPath: func(paths []*apiutil.Path, _ time.Time) {
 				if s.stopping.Load() {
 					return
 				}
-				if ups := tr.apply(paths); len(ups) > 0 {
-					onBest(ups)
-				}
+				tr.deliver(paths, onBest)
 			},
 		}
+		s.best = tr
 		opts := []server.WatchOption{server.WatchBestPath(true)}
 		if eor != nil {
 			// The same watch: End-of-RIBs come after the paths before them.
@@ -433,7 +438,7 @@ func (s *Speaker) stopLocked() {
 	}
 	s.srv.Stop() // StopBgp (waits for Serve and the FSMs) and gRPC stop
 	s.srv, s.cancel, s.peers = nil, nil, nil
-	s.backup, s.backupRun, s.eor = nil, nil, nil
+	s.best, s.backup, s.backupRun, s.eor = nil, nil, nil, nil
 	clear(s.connected)
 	s.log.Info("bgp speaker stopped")
 }

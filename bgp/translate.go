@@ -65,6 +65,7 @@ func translate(cfg *config.Config) (*plan, error) {
 		p.peers = append(p.peers, translateNeighbor(cfg, &cfg.Neighbors[i]))
 	}
 	pols, nsets, imp, exp := translatePolicies(cfg)
+	p.definedSets = append(p.definedSets, bogonDefinedSets(cfg)...)
 	p.definedSets = append(p.definedSets, nsets...)
 	p.policies = pols
 	p.importAssignment = imp
@@ -349,11 +350,16 @@ func translatePolicies(cfg *config.Config) (pols []*api.Policy, nsets []*api.Def
 			dir    string
 			name   string
 			assign *api.PolicyAssignment
+			pre    prelude
 		}{
-			{"import", importPolicy(cfg, n), imp},
-			{"export", exportPolicy(cfg, n), exp},
+			{"import", importPolicy(cfg, n), imp, func(pname string, scope func() *api.MatchSet) []*api.Statement {
+				return bogonImportStatements(cfg, n, pname, scope)
+			}},
+			{"export", exportPolicy(cfg, n), exp, func(pname string, scope func() *api.MatchSet) []*api.Statement {
+				return blackholeExportStatements(cfg, pname, scope)
+			}},
 		} {
-			pol := derivePolicy(d.dir, addr, d.name, byName, neighborSets)
+			pol := derivePolicy(d.dir, addr, d.name, byName, neighborSets, d.pre)
 			pols = append(pols, pol)
 			d.assign.Policies = append(d.assign.Policies, &api.Policy{Name: pol.Name})
 		}
@@ -370,9 +376,15 @@ func translatePolicies(cfg *config.Config) (pols []*api.Policy, nsets []*api.Def
 	return pols, nsets, imp, exp
 }
 
+// prelude returns the statements that start a derived policy (named
+// pname, scoped by scope) before the configured ones: the bogon filter on
+// import, the blackhole export filter (see bogon.go).
+type prelude func(pname string, scope func() *api.MatchSet) []*api.Statement
+
 // derivePolicy builds the policy evaluated for paths from (import) or to
-// (export) the neighbor addr.
-func derivePolicy(dir string, addr netip.Addr, name string, byName map[string]*config.Policy, neighborSets map[string][]netip.Prefix) *api.Policy {
+// (export) the neighbor addr: pre's statements (not for reject-all), the
+// configured policy's, then the neighbor's default.
+func derivePolicy(dir string, addr netip.Addr, name string, byName map[string]*config.Policy, neighborSets map[string][]netip.Prefix, pre prelude) *api.Policy {
 	pname := derivedPolicyName(dir, addr, name)
 	scope := func() *api.MatchSet {
 		return &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: neighborSetName(addr)}
@@ -384,14 +396,18 @@ func derivePolicy(dir string, addr netip.Addr, name string, byName map[string]*c
 			Actions:    &api.Actions{RouteAction: a},
 		}
 	}
-	if name == config.PolicyAcceptAll {
-		return &api.Policy{Name: pname, Statements: []*api.Statement{final(api.RouteAction_ROUTE_ACTION_ACCEPT)}}
-	}
 	p, ok := byName[name]
-	if !ok { // reject-all (validation leaves no other unknown name)
+	if !ok && name != config.PolicyAcceptAll { // reject-all (validation leaves no other unknown name)
 		return &api.Policy{Name: pname, Statements: []*api.Statement{final(api.RouteAction_ROUTE_ACTION_REJECT)}}
 	}
 	pol := &api.Policy{Name: pname}
+	if pre != nil {
+		pol.Statements = pre(pname, scope)
+	}
+	if name == config.PolicyAcceptAll {
+		pol.Statements = append(pol.Statements, final(api.RouteAction_ROUTE_ACTION_ACCEPT))
+		return pol
+	}
 	for i, st := range p.Statements {
 		mt, ra := matchType(st.MatchSetOptions), routeAction(st.Action)
 		if st.MatchNeighborSet != "" {

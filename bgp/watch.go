@@ -1,12 +1,17 @@
 package bgp
 
 import (
+	"context"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 
+	"github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
 )
 
 // PathUpdate is a change of the best path(s) of one prefix. NextHops empty =
@@ -21,12 +26,19 @@ import (
 // BackupPeer is the neighbor it came from. An update is then emitted
 // whenever the primary or the backup of a prefix may have changed. Without
 // Options.Backup both are always empty.
+//
+// Blackhole marks a remotely triggered blackhole route (RFC 7999): the
+// best path (with multipath, a member of the set) came from a neighbor
+// with accept-blackhole and carries one of [bgp] blackhole-communities.
+// Traffic to the prefix is to be dropped; NextHops still holds the next
+// hops as learned (not empty: not a withdrawal), not to be used.
 type PathUpdate struct {
 	Prefix     netip.Prefix
 	NextHops   []netip.Addr
 	Peer       netip.Addr
 	Backup     []netip.Addr
 	BackupPeer netip.Addr
+	Blackhole  bool
 }
 
 // pathKey identifies one path of a prefix: who sent it, with which path id.
@@ -45,20 +57,58 @@ type pathKey struct {
 // set, so the tracker keeps the members of each prefix (a short slice: a
 // full table must not cost a map per prefix). Repeats are passed on: the
 // sync layer's diff makes them free.
+//
+// rule decides which paths are blackhole routes; it may change (Reload),
+// then rewalk re-emits the prefixes it may decide differently for.
 type bestTracker struct {
 	multipath bool
+	rule      *atomic.Pointer[blackholeRule]
+	log       *slog.Logger
+
+	// emit is held while a batch is turned into updates and handed on,
+	// so that a rewalk's updates and the events' are emitted in order.
+	emit sync.Mutex
 
 	mu      sync.Mutex
 	members map[netip.Prefix][]member // multipath only
 }
 
 type member struct {
-	key pathKey
-	nh  netip.Addr
+	key       pathKey
+	nh        netip.Addr
+	blackhole bool
 }
 
-func newBestTracker(multipath bool) *bestTracker {
-	return &bestTracker{multipath: multipath, members: make(map[netip.Prefix][]member)}
+func newBestTracker(multipath bool, rule *atomic.Pointer[blackholeRule], log *slog.Logger) *bestTracker {
+	if rule == nil {
+		rule = new(atomic.Pointer[blackholeRule])
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &bestTracker{multipath: multipath, rule: rule, log: log, members: make(map[netip.Prefix][]member)}
+}
+
+// isBlackhole applies the current rule to a best path, logging a
+// blackhole community it ignores.
+func isBlackhole(r *blackholeRule, p *apiutil.Path, pfx netip.Prefix, log *slog.Logger) bool {
+	if r.blackhole(p) {
+		return true
+	}
+	if log.Enabled(context.Background(), slog.LevelDebug) && r.ignored(p) {
+		log.Debug("blackhole community ignored: neighbor has no accept-blackhole; a normal route", "prefix", pfx, "peer", p.PeerAddress)
+	}
+	return false
+}
+
+// deliver turns a batch of best paths into updates and hands them to fn,
+// in order with every other delivery.
+func (t *bestTracker) deliver(paths []*apiutil.Path, fn func([]PathUpdate)) {
+	t.emit.Lock()
+	defer t.emit.Unlock()
+	if ups := t.apply(paths); len(ups) > 0 {
+		fn(ups)
+	}
 }
 
 // pathPrefix returns the unicast prefix of a path, or false for anything else.
@@ -103,6 +153,7 @@ func usableNextHop(p *apiutil.Path) (netip.Addr, bool) {
 // apply processes one event batch and returns the changed prefixes.
 func (t *bestTracker) apply(paths []*apiutil.Path) []PathUpdate {
 	out := make([]PathUpdate, 0, len(paths))
+	rule := t.rule.Load()
 	if !t.multipath {
 		for _, p := range paths {
 			pfx, ok := pathPrefix(p)
@@ -112,6 +163,7 @@ func (t *bestTracker) apply(paths []*apiutil.Path) []PathUpdate {
 			u := PathUpdate{Prefix: pfx}
 			if nh, ok := usableNextHop(p); ok {
 				u.NextHops, u.Peer = []netip.Addr{nh}, p.PeerAddress
+				u.Blackhole = isBlackhole(rule, p, pfx, t.log)
 			}
 			out = append(out, u)
 		}
@@ -131,7 +183,7 @@ func (t *bestTracker) apply(paths []*apiutil.Path) []PathUpdate {
 		key := pathKey{peer: p.PeerAddress, id: p.RemoteID}
 		m := slices.DeleteFunc(t.members[pfx], func(x member) bool { return x.key == key })
 		if nh, ok := usableNextHop(p); ok {
-			m = append(m, member{key, nh})
+			m = append(m, member{key, nh, isBlackhole(rule, p, pfx, t.log)})
 		}
 		if len(m) == 0 {
 			delete(t.members, pfx)
@@ -146,10 +198,47 @@ func (t *bestTracker) apply(paths []*apiutil.Path) []PathUpdate {
 			if !u.Peer.IsValid() || x.nh == slices.MinFunc(u.NextHops, netip.Addr.Compare) {
 				u.Peer = x.key.peer
 			}
+			u.Blackhole = u.Blackhole || x.blackhole
 		}
 		slices.SortFunc(u.NextHops, netip.Addr.Compare)
 		u.NextHops = slices.Compact(u.NextHops)
 		out = append(out, u)
 	}
 	return out
+}
+
+// rewalk re-emits the best paths of every prefix in GoBGP's global RIB
+// that has a path tagged (old or new blackhole communities): after the
+// blackhole rule changed, these may be decided differently, and GoBGP
+// reports no event for a path whose attributes stayed the same. Held
+// against deliver, so that an event queued meanwhile is emitted after the
+// walk's (older) view: the last update of a prefix is always the newest.
+func (t *bestTracker) rewalk(srv *server.BgpServer, tagged func(*apiutil.Path) bool, fn func([]PathUpdate)) error {
+	t.emit.Lock()
+	defer t.emit.Unlock()
+	for _, fam := range []bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
+		var paths []*apiutil.Path
+		err := srv.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: fam},
+			func(_ bgp.NLRI, ps []*apiutil.Path) {
+				if !slices.ContainsFunc(ps, tagged) {
+					return
+				}
+				for _, p := range ps {
+					if !p.Best {
+						break // the best path, or the multipath set, comes first
+					}
+					paths = append(paths, p)
+					if !t.multipath {
+						break
+					}
+				}
+			})
+		if err != nil {
+			return err
+		}
+		if ups := t.apply(paths); len(ups) > 0 {
+			fn(ups)
+		}
+	}
+	return nil
 }

@@ -42,7 +42,7 @@ func ups(pairs ...any) []PathUpdate {
 }
 
 func TestBestTrackerSingle(t *testing.T) {
-	tr := newBestTracker(false)
+	tr := newBestTracker(false, nil, nil)
 	steps := []struct {
 		name  string
 		paths []*apiutil.Path
@@ -73,7 +73,7 @@ func TestBestTrackerSingle(t *testing.T) {
 }
 
 func TestBestTrackerMultipath(t *testing.T) {
-	tr := newBestTracker(true)
+	tr := newBestTracker(true, nil, nil)
 	steps := []struct {
 		name  string
 		paths []*apiutil.Path
@@ -122,11 +122,11 @@ func equalUpdates(a, b []PathUpdate) bool {
 // multipath, the member with the lowest next hop), which sync bounds
 // next-hop groups by.
 func TestBestTrackerPeer(t *testing.T) {
-	got := newBestTracker(false).apply([]*apiutil.Path{tpath(t, "10.0.0.0/24", "192.0.2.9", "192.0.2.1", false)})
+	got := newBestTracker(false, nil, nil).apply([]*apiutil.Path{tpath(t, "10.0.0.0/24", "192.0.2.9", "192.0.2.1", false)})
 	if len(got) != 1 || got[0].Peer != netip.MustParseAddr("192.0.2.1") {
 		t.Errorf("single: %+v, want peer 192.0.2.1", got)
 	}
-	got = newBestTracker(true).apply([]*apiutil.Path{
+	got = newBestTracker(true, nil, nil).apply([]*apiutil.Path{
 		tpath(t, "10.0.0.0/24", "192.0.2.8", "192.0.2.2", false),
 		tpath(t, "10.0.0.0/24", "192.0.2.7", "192.0.2.3", false),
 	})

@@ -120,8 +120,9 @@ hold-time = 0
 		Dataplane: Dataplane{XDPMode: "auto", PinPath: "/sys/fs/bpf/xdprouter", Lookup: "compiled", KeepOnExit: true},
 		FIB:       FIB{Table: 254, Metric: 20, Protocol: 200, NexthopObjects: true, KeepRoutesOnExit: true},
 		Runtime:   Runtime{GCPercent: 100},
-		BGP:       BGP{ListenPort: 179, GracefulRestart: true, RestartTime: 120},
-		Networks:  []Network{{Prefix: "198.51.100.0/24"}},
+		BGP: BGP{ListenPort: 179, GracefulRestart: true, RestartTime: 120,
+			BogonMaxLengthV4: 24, BogonMaxLengthV6: 48, BlackholeCommunities: []string{"65535:666"}},
+		Networks: []Network{{Prefix: "198.51.100.0/24"}},
 		Neighbors: []Neighbor{
 			{Address: "192.0.2.1", PeerASN: 65001, Import: "reject-all", Export: "reject-all", Port: 179,
 				Families: []string{"ipv4-unicast"}, HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 120, IdleHoldAfterReset: 5, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3},
@@ -483,6 +484,32 @@ peer-asn = 1
 graceful-restart = false
 long-lived-stale-time = 3600 #<
 `, key: "neighbor[0].long-lived-stale-time", msg: "needs graceful-restart = true"},
+	{name: "bogon-max-length-v4 too long", body: `[bgp]
+bogon-filter = true
+bogon-max-length-v4 = 33 #<
+`, key: "bgp.bogon-max-length-v4", msg: "8..32"},
+	{name: "bogon-max-length-v6 zero", body: `[bgp]
+bogon-max-length-v6 = 0 #<
+`, key: "bgp.bogon-max-length-v6", msg: "16..128"},
+	{name: "blackhole community malformed", body: `[bgp]
+blackhole-communities = [
+  "65535:666",
+  "65535:70000", #<
+]
+`, key: "bgp.blackhole-communities[1]", msg: "both parts 0..65535"},
+	{name: "blackhole community twice", body: `[bgp]
+blackhole-communities = [
+  "65000:666",
+  "65000:666", #<
+]
+`, key: "bgp.blackhole-communities[1]", msg: "listed twice"},
+	{name: "accept-blackhole without communities", body: `[bgp]
+blackhole-communities = []
+[[neighbor]]
+address = "192.0.2.1"
+peer-asn = 1
+accept-blackhole = true #<
+`, key: "neighbor[0].accept-blackhole", msg: "needs at least one community"},
 	{name: "bfd-min-rx too small", body: `[[neighbor]]
 address = "192.0.2.1"
 peer-asn = 1

@@ -28,6 +28,10 @@ import "strconv"
 //	              graceful-restart    true
 //	              restart-time        120
 //	              long-lived-stale-time 0 (off)
+//	              bogon-filter        false
+//	              bogon-max-length-v4 24
+//	              bogon-max-length-v6 48
+//	              blackhole-communities ["65535:666"] (RFC 7999 BLACKHOLE)
 //	[[neighbor]]  port                179
 //	              hold-time           90
 //	              keepalive-interval  hold-time / 3
@@ -37,6 +41,7 @@ import "strconv"
 //	              bfd                 false
 //	              bfd-min-rx, bfd-min-tx 300 (ms)
 //	              bfd-multiplier      3
+//	              accept-blackhole    false
 //	              families            ["ipv4-unicast"] for an IPv4 address,
 //	                                  ["ipv6-unicast"] for an IPv6 address
 //	              import, export      "reject-all" for eBGP (peer-asn differs
@@ -71,6 +76,12 @@ const (
 	// DefaultMaxPrefixesWarning is where a peer's prefix count is logged
 	// as near its max-prefixes, in percent.
 	DefaultMaxPrefixesWarning = 90
+	// Bogon filter length bounds: longer prefixes are not routed on the
+	// Internet (a /24 and a /48 are the longest commonly accepted).
+	DefaultBogonMaxLengthV4 = 24
+	DefaultBogonMaxLengthV6 = 48
+	// CommunityBlackhole is RFC 7999's BLACKHOLE well-known community.
+	CommunityBlackhole = "65535:666"
 )
 
 // UnixScheme prefixes a Unix socket path in api.grpc-listen (GoBGP's and
@@ -171,6 +182,15 @@ func (c *Config) applyDefaults() {
 	}
 	if c.BGP.RestartTime == 0 && !set("bgp.restart-time") {
 		c.BGP.RestartTime = DefaultRestartTime
+	}
+	if c.BGP.BogonMaxLengthV4 == 0 && !set("bgp.bogon-max-length-v4") {
+		c.BGP.BogonMaxLengthV4 = DefaultBogonMaxLengthV4
+	}
+	if c.BGP.BogonMaxLengthV6 == 0 && !set("bgp.bogon-max-length-v6") {
+		c.BGP.BogonMaxLengthV6 = DefaultBogonMaxLengthV6
+	}
+	if c.BGP.BlackholeCommunities == nil && !set("bgp.blackhole-communities") {
+		c.BGP.BlackholeCommunities = []string{CommunityBlackhole}
 	}
 	for i := range c.Neighbors {
 		n := &c.Neighbors[i]

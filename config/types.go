@@ -117,6 +117,19 @@ type BGP struct {
 	GracefulRestart    bool   `toml:"graceful-restart"`      // default true
 	RestartTime        uint64 `toml:"restart-time"`          // seconds, default 120
 	LongLivedStaleTime uint64 `toml:"long-lived-stale-time"` // seconds, RFC 9494; default 0 (off)
+
+	// BogonFilter rejects, on import from every neighbor and before its
+	// own import policy, routes to special-purpose and unallocated ranges
+	// (RFC 6890 and others, see bgp.Bogons) and their more-specifics, and
+	// routes longer than BogonMaxLengthV4 / BogonMaxLengthV6 (blackhole
+	// routes of neighbors with accept-blackhole excepted). Default false.
+	BogonFilter      bool `toml:"bogon-filter"`
+	BogonMaxLengthV4 int  `toml:"bogon-max-length-v4"` // 8..32, default 24
+	BogonMaxLengthV6 int  `toml:"bogon-max-length-v6"` // 16..128, default 48
+	// BlackholeCommunities mark remotely triggered blackhole routes (RFC
+	// 7999 BLACKHOLE, 65535:666, and operators' own): from a neighbor with
+	// accept-blackhole they become blackhole routes. Default ["65535:666"].
+	BlackholeCommunities []string `toml:"blackhole-communities"`
 }
 
 // Network is a prefix originated into BGP.
@@ -177,6 +190,13 @@ type Neighbor struct {
 	BFDMinRx      uint64 `toml:"bfd-min-rx"`
 	BFDMinTx      uint64 `toml:"bfd-min-tx"`
 	BFDMultiplier uint64 `toml:"bfd-multiplier"`
+
+	// AcceptBlackhole lets the neighbor send remotely triggered blackhole
+	// routes (RFC 7999): a route carrying one of [bgp]
+	// blackhole-communities is installed as a blackhole (dropped in XDP
+	// and the kernel), for any prefix length. Without it the community is
+	// ignored and the route is a normal one. Default false.
+	AcceptBlackhole bool `toml:"accept-blackhole"`
 }
 
 // PrefixSet is a named list of prefixes with optional mask-length ranges,

@@ -230,6 +230,39 @@ func (v *validator) bgp() {
 		}
 	}
 	v.gracefulRestart("bgp.", b.RestartTime, b.LongLivedStaleTime)
+	v.bogonFilter()
+}
+
+// bogonFilter checks the bogon filter and blackhole keys of [bgp].
+func (v *validator) bogonFilter() {
+	b := v.c.BGP
+	if b.BogonMaxLengthV4 < 8 || b.BogonMaxLengthV4 > 32 {
+		v.errf("bgp.bogon-max-length-v4", "must be 8..32 (longer IPv4 prefixes are rejected by bogon-filter), got %d", b.BogonMaxLengthV4)
+	}
+	if b.BogonMaxLengthV6 < 16 || b.BogonMaxLengthV6 > 128 {
+		v.errf("bgp.bogon-max-length-v6", "must be 16..128 (longer IPv6 prefixes are rejected by bogon-filter), got %d", b.BogonMaxLengthV6)
+	}
+	seen := map[string]int{}
+	for i, com := range b.BlackholeCommunities {
+		key := indexPath("bgp.blackhole-communities", i)
+		if msg := communityProblem(com); msg != "" {
+			v.errf(key, "%s", msg)
+			continue
+		}
+		if j, dup := seen[com]; dup {
+			v.errf(key, "%q is listed twice (also bgp.blackhole-communities[%d])", com, j)
+			continue
+		}
+		seen[com] = i
+	}
+	if len(b.BlackholeCommunities) > 0 {
+		return
+	}
+	for i, n := range v.c.Neighbors {
+		if n.AcceptBlackhole {
+			v.errf(indexPath("neighbor", i)+".accept-blackhole", "needs at least one community in bgp.blackhole-communities (default [%q])", CommunityBlackhole)
+		}
+	}
 }
 
 // gracefulRestart checks restart-time and long-lived-stale-time under base.

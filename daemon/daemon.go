@@ -77,7 +77,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		speaker, err = bgp.New(bgp.Options{Config: cfg, Logger: log, OnBest: func(us []bgp.PathUpdate) {
 			best := make([]xsync.BestPath, len(us))
 			for i, u := range us {
-				best[i] = xsync.BestPath{Prefix: u.Prefix, NextHops: u.NextHops, Peer: u.Peer, Backup: u.Backup, BackupPeer: u.BackupPeer}
+				best[i] = xsync.BestPath{Prefix: u.Prefix, NextHops: u.NextHops, Peer: u.Peer, Backup: u.Backup, BackupPeer: u.BackupPeer, Blackhole: u.Blackhole}
 			}
 			syncer.Best(best)
 		}, Backup: cfg.BGP.PIC, OnPeerDropped: func(a netip.Addr) { syncer.PeerDropped(a) },

@@ -49,6 +49,11 @@ type BGPPeer struct {
 	// Via are prefixes announced with a third-party next hop on the
 	// shared link (BIRD only): the address the router is told to use.
 	Via map[netip.Prefix]netip.Addr
+	// Tagged are prefixes announced with BGP communities ("65535:666"),
+	// from static protocols of their own, tagged_ipv4 and tagged_ipv6
+	// (BIRD only), so that a test can withdraw them alone
+	// (`birdc disable tagged_ipv4`).
+	Tagged map[netip.Prefix][]string
 	// Multihop keeps BIRD's sessions up while the shared link flaps (a
 	// directly connected session ends when its interface goes down).
 	Multihop bool
@@ -90,6 +95,20 @@ func (p BGPPeer) BIRDConfig() string {
 			if pf.Addr().Is4() == (fam == "ipv4") {
 				fmt.Fprintf(&b, "  route %s via %s;\n", pf, gw)
 			}
+		}
+		b.WriteString("}\n")
+	}
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		fmt.Fprintf(&b, "protocol static tagged_%s {\n  %s;\n", fam, fam)
+		for pf, coms := range p.Tagged {
+			if pf.Addr().Is4() != (fam == "ipv4") {
+				continue
+			}
+			var adds strings.Builder
+			for _, c := range coms {
+				fmt.Fprintf(&adds, " bgp_community.add((%s));", strings.Replace(c, ":", ",", 1))
+			}
+			fmt.Fprintf(&b, "  route %s blackhole {%s };\n", pf, adds.String())
 		}
 		b.WriteString("}\n")
 	}

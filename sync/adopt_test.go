@@ -48,7 +48,7 @@ func TestAdoptTouchesNothingRight(t *testing.T) {
 			case 2:
 				nhs = []netip.Addr{ip("10.0.1.2"), ip("10.0.2.2")}
 			}
-			r.st.setBGP(p, nhs, nil, peerA)
+			r.st.setBGP(p, nhs, nil, peerA, false)
 		}
 		r.st.apply(0)
 	}

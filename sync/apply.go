@@ -115,13 +115,17 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 		p, e, w := in.p, in.e, in.w
 		r := route.Route{Prefix: p, Kind: route.Unicast, NextHops: w.nhs, Metric: st.opt.Metric}
 		var id uint32
-		if st.opt.NexthopObjects {
+		if st.opt.NexthopObjects && !w.blackhole {
 			r.NHID = st.routeNHID(w.set, w.nhs)
 		}
-		if r.NHID != 0 {
+		switch {
+		case w.blackhole:
+			r.Kind, r.NextHops = route.Blackhole, nil
+			id = st.ourLists.getKey(blackholeListKey, nil)
+		case r.NHID != 0:
 			id = st.ourLists.getKey(objListKey(r.NHID), w.nhs)
 			st.kgroupByID[r.NHID].listed = true
-		} else {
+		default:
 			id = st.ourLists.get(w.nhs)
 		}
 		if id == e.ours {
@@ -153,7 +157,11 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 				continue
 			}
 			if errors.Is(err, route.ErrRejected) {
-				st.setRejected(a.p, a.e, rejection{route.Key(ops[i].Route.NextHops), err.Error()})
+				key := route.Key(ops[i].Route.NextHops)
+				if ops[i].Route.Kind == route.Blackhole {
+					key = blackholeListKey
+				}
+				st.setRejected(a.p, a.e, rejection{key, err.Error()})
 				rejected = append(rejected, err)
 				continue
 			}

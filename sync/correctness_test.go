@@ -209,7 +209,7 @@ func TestCountsDoNotWait(t *testing.T) {
 
 	r := newRig(t)
 	for i := range 100 {
-		r.st.setBGP(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), 32), []netip.Addr{ip("10.0.1.2")}, nil, peerA)
+		r.st.setBGP(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), 32), []netip.Addr{ip("10.0.1.2")}, nil, peerA, false)
 	}
 	eq(t, "more after a chunk", r.st.apply(30), true)
 	eq(t, "left", r.st.dirty.Len(), 70)
@@ -285,7 +285,7 @@ func TestGroupExhaustion(t *testing.T) {
 	// Ids 1..7: 2 for the connected routes, 5 for BGP.
 	r := newRigWith(t, Options{MaxGroups: 8, MaxGroupsPerPeer: 100, Log: slog.New(slog.NewTextHandler(&logs, nil)), now: func() time.Time { return now }})
 	for i := range 10 {
-		r.st.setBGP(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), 32), []netip.Addr{netip.AddrFrom4([4]byte{10, 0, 1, byte(10 + i)})}, nil, peerA)
+		r.st.setBGP(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), 32), []netip.Addr{netip.AddrFrom4([4]byte{10, 0, 1, byte(10 + i)})}, nil, peerA, false)
 	}
 	r.st.apply(0)
 	for _, e := range r.dp.routes {
@@ -301,7 +301,7 @@ func TestGroupExhaustion(t *testing.T) {
 	eq(t, "logged once", strings.Count(logs.String(), "XDP map full"), 1)
 	// Five withdrawn: after the cool-down the others get groups.
 	for i := range 5 {
-		r.st.setBGP(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), 32), nil, nil, peerA)
+		r.st.setBGP(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), 32), nil, nil, peerA, false)
 	}
 	r.st.apply(0)
 	now = now.Add(idCooldown)
@@ -326,17 +326,17 @@ func TestGroupsPerPeer(t *testing.T) {
 	r := newRigWith(t, Options{MaxGroupsPerPeer: 2, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	peerB := ip("10.0.1.2")
 	for i := range 4 {
-		r.st.setBGP(pfx(fmt.Sprintf("198.18.%d.0/24", i)), []netip.Addr{netip.AddrFrom4([4]byte{10, 0, 2, byte(10 + i)})}, nil, peerA)
+		r.st.setBGP(pfx(fmt.Sprintf("198.18.%d.0/24", i)), []netip.Addr{netip.AddrFrom4([4]byte{10, 0, 2, byte(10 + i)})}, nil, peerA, false)
 	}
-	r.st.setBGP(pfx("198.19.0.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerB)
+	r.st.setBGP(pfx("198.19.0.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerB, false)
 	r.st.apply(0)
 	eq(t, "refused", r.st.counts.Refused, 2)
 	eq(t, "other peer unaffected", r.dp.egress(t, "198.19.0.0/24"), []string{"2:" + mac1.String()})
 	eq(t, "refused still in the kernel", r.fib.via("198.18.3.0/24"), "[10.0.2.13@3]")
 	eq(t, "in XDP as kernel-only", r.dp.egress(t, "198.18.3.0/24"), []string{"kernel-only"})
 	eq(t, "logged once", strings.Count(logs.String(), "per peer"), 1)
-	r.st.setBGP(pfx("198.18.0.0/24"), nil, nil, peerA)
-	r.st.setBGP(pfx("198.18.1.0/24"), nil, nil, peerA)
+	r.st.setBGP(pfx("198.18.0.0/24"), nil, nil, peerA, false)
+	r.st.setBGP(pfx("198.18.1.0/24"), nil, nil, peerA, false)
 	r.st.apply(0)
 	r.st.retryFailed()
 	r.st.apply(0)

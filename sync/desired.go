@@ -18,26 +18,31 @@ const (
 )
 
 type fibWant struct {
-	action   fibAction
-	nhs      []route.NextHop
-	set      *bgpSet // the BGP set installed
-	shadowed string  // why a usable BGP path is not installed
+	action    fibAction
+	blackhole bool // a blackhole route of ours (BGP RTBH), no next hops
+	nhs       []route.NextHop
+	set       *bgpSet // the BGP set installed
+	shadowed  string  // why a usable BGP path is not installed
 }
 
 // wantFIB is our route wanted in the kernel for e.
 func (st *state) wantFIB(p netip.Prefix, e *entry) fibWant {
 	set := st.setsByID[e.bgpSet]
-	if set == nil || len(set.active()) == 0 {
+	if set == nil || (len(set.active()) == 0 && !set.blackhole) {
 		return fibWant{}
 	}
 	// Never replace an operator's route of the same metric.
 	if slices.ContainsFunc(e.kernelRoutes(), func(r route.Route) bool { return r.Metric == st.opt.Metric }) {
 		return fibWant{shadowed: "kernel route with metric " + strconv.Itoa(st.opt.Metric)}
 	}
-	if e.isRejected() && st.rejected[p].key == route.Key(set.active()) {
+	key := route.Key(set.active())
+	if set.blackhole {
+		key = blackholeListKey
+	}
+	if e.isRejected() && st.rejected[p].key == key {
 		return fibWant{action: fibKeep}
 	}
-	return fibWant{action: fibInstall, nhs: set.active(), set: set}
+	return fibWant{action: fibInstall, blackhole: set.blackhole, nhs: set.active(), set: set}
 }
 
 // xdpWant is what one prefix should look like in XDP.
@@ -77,6 +82,13 @@ func (st *state) wantXDP(e *entry, oursGone bool) xdpWant {
 	if !ours {
 		return xdpWant{}
 	}
+	if st.oursBlackhole(e) {
+		w := xdpWant{on: true, kind: route.Blackhole, source: "bgp", metric: st.opt.Metric}
+		if e.isStale() {
+			w.source = "bgp (previous instance)"
+		}
+		return w
+	}
 	nhs := st.ourLists.nhs(e.ours)
 	w := xdpWant{on: true, kind: route.Unicast, source: "bgp", metric: st.opt.Metric, members: nhs}
 	// The BGP set's own group while it is what the kernel has: a change of
@@ -91,4 +103,16 @@ func (st *state) wantXDP(e *entry, oursGone bool) xdpWant {
 		w.source = "bgp (previous instance)"
 	}
 	return w
+}
+
+// blackholeListKey is the list key of our blackhole routes in the kernel
+// (BGP RTBH): no next hops. It cannot be a route.Key (those end in ';')
+// nor an objListKey (digits after 'o').
+const blackholeListKey = "blackhole"
+
+// oursBlackhole reports whether our route of e in the kernel is a
+// blackhole.
+func (st *state) oursBlackhole(e *entry) bool {
+	l := st.ourLists.byID[e.ours]
+	return l != nil && l.key == blackholeListKey
 }

@@ -118,9 +118,12 @@ func (st *state) snapshot(s *route.Snapshot) {
 		if e.ours != 0 {
 			continue // two of ours with one metric cannot be: keep the first
 		}
-		if r.NHID != 0 {
+		switch {
+		case r.Kind == route.Blackhole:
+			e.ours = st.ourLists.getKey(blackholeListKey, nil)
+		case r.NHID != 0:
 			e.ours = st.ourLists.getKey(objListKey(r.NHID), r.NextHops)
-		} else {
+		default:
 			e.ours = st.ourLists.get(r.NextHops)
 		}
 		st.setStale(e, true)
@@ -361,11 +364,15 @@ func (st *state) neighbor(n route.Neighbor, deleted bool) {
 }
 
 // setBGP records the best path(s) of p, learned from peer, and the
-// backup next hops; empty nhs withdraws.
-func (st *state) setBGP(p netip.Prefix, nhs, backup []netip.Addr, peer netip.Addr) {
+// backup next hops; empty nhs withdraws. A blackhole route (RTBH) is
+// installed as a blackhole: its next hops are not used.
+func (st *state) setBGP(p netip.Prefix, nhs, backup []netip.Addr, peer netip.Addr, blackhole bool) {
 	e := st.entry(p)
 	var id uint32
-	if len(nhs) > 0 {
+	switch {
+	case len(nhs) > 0 && blackhole:
+		id = st.getBlackholeSet(peer)
+	case len(nhs) > 0:
 		id = st.getSet(nhs, backup, peer)
 	}
 	if e.bgpSet != 0 {

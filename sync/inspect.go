@@ -35,7 +35,7 @@ func (st *state) routeInfos(filter netip.Prefix) []RouteInfo {
 			for _, nh := range set.resolvedBackup {
 				ri.Backup = append(ri.Backup, st.nhString(nh))
 			}
-			ri.Unresolved = len(set.resolved) == 0
+			ri.Unresolved = len(set.resolved) == 0 && !set.blackhole
 			if ri.Error == "" {
 				ri.Error = set.why
 			}

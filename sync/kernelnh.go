@@ -372,8 +372,8 @@ func (st *state) routeNHID(s *bgpSet, nhs []route.NextHop) uint32 {
 }
 
 // usesKernelGroup reports whether s's routes go by a kernel group: not
-// with a backup (see above).
-func usesKernelGroup(s *bgpSet) bool { return s != nil && len(s.backup) == 0 }
+// with a backup (see above), nor blackholes (no next hops).
+func usesKernelGroup(s *bgpSet) bool { return s != nil && len(s.backup) == 0 && !s.blackhole }
 
 func (g *kgroup) writtenNHs() []route.NextHop {
 	out := make([]route.NextHop, len(g.singles))

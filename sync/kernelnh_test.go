@@ -22,7 +22,7 @@ func TestNexthopObjectsFollowResolution(t *testing.T) {
 	const n = 50
 	prefix := func(i int) netip.Prefix { return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 0}), 24) }
 	for i := range n {
-		r.st.setBGP(prefix(i), []netip.Addr{ip("172.16.0.1")}, nil, peerA)
+		r.st.setBGP(prefix(i), []netip.Addr{ip("172.16.0.1")}, nil, peerA, false)
 	}
 	r.st.apply(0)
 	id := r.fib.routes[prefix(0)].NHID
@@ -53,7 +53,7 @@ func TestNexthopObjectsFollowResolution(t *testing.T) {
 
 	// Withdrawn: routes gone, then the objects.
 	for i := range n {
-		r.st.setBGP(prefix(i), nil, nil, peerA)
+		r.st.setBGP(prefix(i), nil, nil, peerA, false)
 	}
 	r.st.apply(0)
 	eq(t, "bgp routes left", r.st.counts.FIB4, 0)
@@ -66,7 +66,7 @@ func TestNexthopObjectsFollowResolution(t *testing.T) {
 // by it.
 func TestNexthopObjectsLinkDown(t *testing.T) {
 	r := nhRig(t)
-	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerA)
+	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerA, false)
 	r.st.apply(0)
 	eq(t, "kernel via A", r.fib.via("198.18.0.0/24"), "[10.0.1.2@2]")
 	gid := r.fib.routes[pfx("198.18.0.0/24")].NHID
@@ -100,19 +100,19 @@ func TestNexthopObjectsLinkDown(t *testing.T) {
 // rewrites nothing in the kernel.
 func TestNexthopObjectsNotWithBackup(t *testing.T) {
 	r := nhRig(t)
-	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerA)
+	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerA, false)
 	r.st.apply(0)
 	if r.fib.routes[pfx("198.18.0.0/24")].NHID == 0 {
 		t.Fatal("without a backup: no nexthop group")
 	}
-	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{ip("10.0.1.2")}, []netip.Addr{ip("10.0.2.2")}, peerA)
+	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{ip("10.0.1.2")}, []netip.Addr{ip("10.0.2.2")}, peerA, false)
 	r.st.apply(0)
 	if got := r.fib.routes[pfx("198.18.0.0/24")].NHID; got != 0 {
 		t.Errorf("with a backup: by nexthop %d, want its next hops", got)
 	}
 	eq(t, "kernel via A", r.fib.via("198.18.0.0/24"), "[10.0.1.2@2]")
 	eq(t, "kernel objects left", fmt.Sprint(len(r.fib.singles), len(r.fib.nhGroups)), "0 0")
-	r.st.setBGP(pfx("198.18.1.0/24"), []netip.Addr{ip("10.0.1.2")}, []netip.Addr{ip("10.0.2.2")}, peerA)
+	r.st.setBGP(pfx("198.18.1.0/24"), []netip.Addr{ip("10.0.1.2")}, []netip.Addr{ip("10.0.2.2")}, peerA, false)
 	writes := r.fib.writes
 	r.st.apply(0)
 	eq(t, "one install for a new prefix of the set", r.fib.writes-writes, 1)
@@ -172,8 +172,8 @@ func TestNexthopObjectsLeftovers(t *testing.T) {
 // our nexthop objects, and nothing else.
 func TestNexthopObjectsRemovedOnExit(t *testing.T) {
 	r := nhRig(t)
-	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerA)
-	r.st.setBGP(pfx("198.18.1.0/24"), []netip.Addr{ip("10.0.1.2"), ip("10.0.2.2")}, nil, peerA)
+	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerA, false)
+	r.st.setBGP(pfx("198.18.1.0/24"), []netip.Addr{ip("10.0.1.2"), ip("10.0.2.2")}, nil, peerA, false)
 	r.st.apply(0)
 	eq(t, "kernel objects", fmt.Sprint(len(r.fib.singles), len(r.fib.nhGroups)), "2 2")
 	s := &Syncer{opt: r.st.opt, st: r.st, log: r.st.log}
@@ -190,13 +190,13 @@ func TestNexthopObjectsRemovedOnExit(t *testing.T) {
 // given up as rejected.
 func TestNexthopObjectsGroupGone(t *testing.T) {
 	r := nhRig(t)
-	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerA)
+	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerA, false)
 	r.st.apply(0)
 	gid := r.fib.routes[pfx("198.18.0.0/24")].NHID
 	// The kernel lost the group; a second prefix of the set is installed
 	// by it.
 	delete(r.fib.nhGroups, gid)
-	r.st.setBGP(pfx("198.18.1.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerA)
+	r.st.setBGP(pfx("198.18.1.0/24"), []netip.Addr{ip("10.0.1.2")}, nil, peerA, false)
 	r.st.apply(0)
 	eq(t, "not rejected", r.st.counts.Rejected, 0)
 	r.st.retryFailed()

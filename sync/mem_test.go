@@ -35,7 +35,7 @@ func BenchmarkStateMemory(b *testing.B) {
 		r.fib.discard = true
 		h0 := heapInUse()
 		for _, p := range tbl {
-			r.st.setBGP(p, []netip.Addr{ip("10.0.1.2")}, nil, peerA)
+			r.st.setBGP(p, []netip.Addr{ip("10.0.1.2")}, nil, peerA, false)
 		}
 		loading := heapInUse() - h0
 		for r.st.apply(4096) {

@@ -21,7 +21,7 @@ func TestPICBackupSwitch(t *testing.T) {
 		return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 0}), 24)
 	}
 	for i := range n {
-		r.st.setBGP(prefix(i), []netip.Addr{ip("10.0.1.2")}, []netip.Addr{ip("10.0.2.2")}, peerA)
+		r.st.setBGP(prefix(i), []netip.Addr{ip("10.0.1.2")}, []netip.Addr{ip("10.0.2.2")}, peerA, false)
 	}
 	r.st.apply(0)
 	viaA, viaB := []string{"2:" + mac1.String()}, []string{"3:" + mac2.String()}
@@ -63,7 +63,7 @@ func TestPICBackupSwitch(t *testing.T) {
 	// BGP converges: B becomes the primary, without backup. The routes
 	// move to B's own set (one write each, same forwarding).
 	for i := range n {
-		r.st.setBGP(prefix(i), []netip.Addr{ip("10.0.2.2")}, nil, peerA)
+		r.st.setBGP(prefix(i), []netip.Addr{ip("10.0.2.2")}, nil, peerA, false)
 	}
 	r.st.apply(0)
 	eq(t, "after convergence", r.dp.egress(t, "198.18.7.0/24"), viaB)
@@ -95,8 +95,8 @@ func TestPICPeerDropped(t *testing.T) {
 	now := time.Unix(1000, 0)
 	r := newRigWith(t, Options{now: func() time.Time { return now }})
 	a, b := ip("10.0.1.2"), ip("10.0.2.2")
-	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{a}, []netip.Addr{b}, a)
-	r.st.setBGP(pfx("198.18.1.0/24"), []netip.Addr{b}, []netip.Addr{a}, b)
+	r.st.setBGP(pfx("198.18.0.0/24"), []netip.Addr{a}, []netip.Addr{b}, a, false)
+	r.st.setBGP(pfx("198.18.1.0/24"), []netip.Addr{b}, []netip.Addr{a}, b, false)
 	r.st.apply(0)
 	viaA, viaB := []string{"2:" + mac1.String()}, []string{"3:" + mac2.String()}
 	eq(t, "primary A", r.dp.egress(t, "198.18.0.0/24"), viaA)

@@ -45,6 +45,24 @@ func (st *state) getSet(addrs, backup []netip.Addr, peer netip.Addr) uint32 {
 	return s.id
 }
 
+// blackholeSetKey is the key of the blackhole set: every other set has
+// at least one address, so a key that is not empty.
+const blackholeSetKey = ""
+
+// getBlackholeSet returns the set of BGP blackhole routes (RTBH): their
+// next hops are not used, so all of them share one set.
+func (st *state) getBlackholeSet(peer netip.Addr) uint32 {
+	s := st.sets[blackholeSetKey]
+	if s == nil {
+		s = &bgpSet{id: st.setIDs.get(), key: blackholeSetKey, peer: peer, blackhole: true}
+		st.sets[s.key] = s
+		st.setsByID[s.id] = s
+		st.admitSet(s)
+	}
+	s.refs++
+	return s.id
+}
+
 func sortedAddrs(addrs []netip.Addr) []netip.Addr {
 	if len(addrs) == 0 {
 		return nil
@@ -246,6 +264,9 @@ func (st *state) reresolve() {
 	st.resolveAll, st.kernelChanged, st.kernelChangedN = false, new(bart.Lite), 0
 	changed := map[uint32]bool{}
 	for _, s := range st.setsByID {
+		if s.blackhole {
+			continue // nothing to resolve
+		}
 		if !all && !slices.ContainsFunc(s.addrs, touched.Lookup) && !slices.ContainsFunc(s.backup, touched.Lookup) {
 			continue // no route that could reach one of its next hops changed
 		}

@@ -290,7 +290,7 @@ func BenchmarkReresolve(b *testing.B) {
 	for k := range prefixes {
 		j := k % sets
 		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{11 + byte(k>>16), byte(k >> 8), byte(k), 0}), 24)
-		st.setBGP(p, []netip.Addr{hop(2 * j), hop(2*j + 1)}, nil, peerA)
+		st.setBGP(p, []netip.Addr{hop(2 * j), hop(2*j + 1)}, nil, peerA, false)
 	}
 	st.reresolve()
 	changes := map[string]route.Route{

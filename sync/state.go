@@ -56,6 +56,9 @@ type bgpSet struct {
 	// peer had used all its sets then, so the set gets no XDP group.
 	peer      netip.Addr
 	overLimit bool
+	// blackhole: the set of BGP blackhole routes (RTBH, RFC 7999), one
+	// for all of them: no next hops, installed as blackholes.
+	blackhole bool
 }
 
 type state struct {

@@ -65,12 +65,17 @@ type FIB interface {
 // for none: XDP switches every route of the set to them as soon as no
 // primary next hop is usable (link down, neighbor failed), without
 // waiting for BGP.
+//
+// Blackhole makes the route a blackhole (BGP RTBH, RFC 7999): a kernel
+// blackhole route of ours and a drop in XDP; NextHops must still be
+// non-empty (empty withdraws) and are not used.
 type BestPath struct {
 	Prefix     netip.Prefix
 	NextHops   []netip.Addr
 	Peer       netip.Addr
 	Backup     []netip.Addr
 	BackupPeer netip.Addr
+	Blackhole  bool
 }
 
 // peerDropped is PeerDropped's input, queued in order with kernel events.
@@ -323,7 +328,7 @@ func (s *Syncer) applyPending() {
 	}
 	for p, b := range in {
 		s.st.peerSeen(b.Peer, b.BackupPeer)
-		s.st.setBGP(p, b.NextHops, b.Backup, b.Peer)
+		s.st.setBGP(p, b.NextHops, b.Backup, b.Peer, b.Blackhole)
 	}
 	chunk := s.opt.Chunk
 	if chunk <= 0 {

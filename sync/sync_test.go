@@ -326,7 +326,7 @@ func (r *rig) bgp(p string, nhs ...string) {
 	for _, n := range nhs {
 		as = append(as, ip(n))
 	}
-	r.st.setBGP(pfx(p), as, nil, peerA)
+	r.st.setBGP(pfx(p), as, nil, peerA, false)
 	r.st.apply(0)
 }
 
@@ -569,8 +569,8 @@ func TestBGPNextHopChange(t *testing.T) {
 func TestBGPSetReuse(t *testing.T) {
 	r := newRig(t)
 	r.bgp("198.51.100.0/24", "10.0.1.2")
-	r.st.setBGP(pfx("198.51.100.0/24"), []netip.Addr{ip("10.0.1.3")}, nil, peerA) // frees the set of 10.0.1.2
-	r.st.setBGP(pfx("198.51.101.0/24"), []netip.Addr{ip("10.0.2.2")}, nil, peerA) // a new set
+	r.st.setBGP(pfx("198.51.100.0/24"), []netip.Addr{ip("10.0.1.3")}, nil, peerA, false) // frees the set of 10.0.1.2
+	r.st.setBGP(pfx("198.51.101.0/24"), []netip.Addr{ip("10.0.2.2")}, nil, peerA, false) // a new set
 	r.st.apply(0)
 	eq(t, "new prefix", r.dp.egress(t, "198.51.101.0/24"), []string{"3:" + mac2.String()})
 	eq(t, "fib", r.fib.via("198.51.101.0/24"), "[10.0.2.2@3]")
