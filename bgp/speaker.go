@@ -23,6 +23,7 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/server"
 
 	"github.com/xdprouter/xdprouter/config"
+	"github.com/xdprouter/xdprouter/filter"
 )
 
 // ErrNotRunning is returned by calls that need a started speaker.
@@ -73,6 +74,13 @@ type Options struct {
 	// never sends End-of-RIB. Called from a GoBGP watcher goroutine:
 	// cheap, never blocking.
 	OnInitialSync func()
+	// OnFlowspec, when set, receives the complete set of Flowspec rules in
+	// force, in the order the filter applies them (RFC 8955 5.1), and the
+	// Flowspec routes rejected with their reasons, each time either
+	// changes (see flowspec.go): within a few milliseconds of the UPDATE.
+	// Called from one worker goroutine, never concurrently; the slices
+	// are the callee's. Not called once Stop begins.
+	OnFlowspec func(rules []filter.Rule, rejected []Rejected)
 }
 
 // PeerStatus is the state of one configured neighbor.
@@ -109,6 +117,7 @@ type Speaker struct {
 	preserved  func() bool
 	graceful   bool
 	onSync     func()
+	onFlowspec func([]filter.Rule, []Rejected)
 	syncOnce   sync.Once
 	eor        *eorTracker // with OnInitialSync, while running
 
@@ -125,6 +134,8 @@ type Speaker struct {
 	mu        sync.Mutex     // guards the fields below
 	backup    *backupTracker // with Options.Backup, while running
 	backupRun chan struct{}  // closed when the backup worker has returned
+	flowspec    *flowspecTracker // while running
+	flowspecRun chan struct{}    // closed when the Flowspec worker has returned
 	cfg       *config.Config // the applied configuration; Reload replaces it
 	plan      *plan          // cfg translated
 	srv       *server.BgpServer
@@ -164,6 +175,7 @@ func New(opts Options) (*Speaker, error) {
 		preserved:  opts.ForwardingPreserved,
 		graceful:   opts.GracefulStop,
 		onSync:     opts.OnInitialSync,
+		onFlowspec: opts.OnFlowspec,
 		plan:       p,
 		networks:   make(map[netip.Prefix]bool),
 		connected:  make(map[netip.Prefix]uuid.UUID),
@@ -230,6 +242,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("bgp: watch dropped paths: %w", err)
 		}
 	}
+	fs := s.startFlowspec(wctx, srv)
 	var eor *eorTracker
 	if s.onSync != nil {
 		eor = s.newInitialSync()
@@ -238,7 +251,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	}
 	if s.withBackup {
 		b := newBackupTracker(srv, s.log)
-		if err := b.watch(wctx, eor); err != nil {
+		if err := b.watch(wctx, eor, fs.observe); err != nil {
 			return fmt.Errorf("bgp: watch paths for backups: %w", err)
 		}
 		done := make(chan struct{})
@@ -258,6 +271,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 				if s.stopping.Load() {
 					return
 				}
+				fs.observe(paths)
 				if ups := tr.apply(paths); len(ups) > 0 {
 					onBest(ups)
 				}
@@ -420,6 +434,9 @@ func (s *Speaker) stopLocked() {
 	if s.backupRun != nil {
 		<-s.backupRun // its ListPath needs a serving server
 	}
+	if s.flowspecRun != nil {
+		<-s.flowspecRun // likewise
+	}
 	if s.graceful {
 		// No NOTIFICATION to graceful-restart peers: they keep our routes.
 		// srv.Stop below then finds BGP stopped (and logs that it was).
@@ -434,6 +451,7 @@ func (s *Speaker) stopLocked() {
 	s.srv.Stop() // StopBgp (waits for Serve and the FSMs) and gRPC stop
 	s.srv, s.cancel, s.peers = nil, nil, nil
 	s.backup, s.backupRun, s.eor = nil, nil, nil
+	s.flowspec, s.flowspecRun = nil, nil
 	clear(s.connected)
 	s.log.Info("bgp speaker stopped")
 }
