@@ -131,20 +131,20 @@ type Speaker struct {
 	tripsMu sync.Mutex
 	trips   map[netip.Addr]uint64 // sessions shut down for max-prefixes, per peer
 
-	mu        sync.Mutex     // guards the fields below
-	backup    *backupTracker // with Options.Backup, while running
-	backupRun chan struct{}  // closed when the backup worker has returned
+	mu          sync.Mutex       // guards the fields below
+	backup      *backupTracker   // with Options.Backup, while running
+	backupRun   chan struct{}    // closed when the backup worker has returned
 	flowspec    *flowspecTracker // while running
 	flowspecRun chan struct{}    // closed when the Flowspec worker has returned
-	cfg       *config.Config // the applied configuration; Reload replaces it
-	plan      *plan          // cfg translated
-	srv       *server.BgpServer
-	cancel    context.CancelFunc
-	networks  map[netip.Prefix]bool
-	peers     []PeerStatus // last Peers answer, reused for peersAge
-	peersAt   time.Time
-	peersAge  time.Duration // how long s.peers is fresh (see Peers)
-	connected map[netip.Prefix]uuid.UUID
+	cfg         *config.Config   // the applied configuration; Reload replaces it
+	plan        *plan            // cfg translated
+	srv         *server.BgpServer
+	cancel      context.CancelFunc
+	networks    map[netip.Prefix]bool
+	peers       []PeerStatus // last Peers answer, reused for peersAge
+	peersAt     time.Time
+	peersAge    time.Duration // how long s.peers is fresh (see Peers)
+	connected   map[netip.Prefix]uuid.UUID
 	// connectedWant is the last SetConnected argument, kept so that a
 	// Reload can re-apply it when networks or redistribute-connected change.
 	connectedWant []netip.Prefix
