@@ -22,9 +22,9 @@ func TestFlowspecKeys(t *testing.T) {
 		t.Errorf("set: flowspec %v, flowspec-validate %v", n.Flowspec, n.FlowspecValidate)
 	}
 	for src, want := range map[string]string{
-		head + "families = [\"ipv4-flowspec\"]\n":               `f.toml:8: neighbor[0].families[0]: "ipv4-flowspec" needs flowspec = true`,
+		head + "families = [\"ipv4-flowspec\"]\n":              `f.toml:8: neighbor[0].families[0]: "ipv4-flowspec" needs flowspec = true`,
 		head + "flowspec = true\nfamilies = [\"ipv4-flow\"]\n": `"ipv4-flow" is not one of ipv4-unicast, ipv6-unicast, ipv4-flowspec, ipv6-flowspec`,
-		head + "Flowspec = true\n":                              "Flowspec",
+		head + "Flowspec = true\n":                             "Flowspec",
 	} {
 		_, err := Parse([]byte(src), "f.toml")
 		if err == nil || !strings.Contains(err.Error(), want) {
