@@ -105,9 +105,19 @@ func newBackupTracker(srv *server.BgpServer, log *slog.Logger, rule *atomic.Poin
 // watch registers the triggers; callbacks run on GoBGP's watcher goroutine
 // and only mark prefixes dirty. With eor, the same watch feeds it session
 // states and End-of-RIBs, in order with the paths (see eor.go).
-func (b *backupTracker) watch(ctx context.Context, eor *eorTracker) error {
+//
+// observe, when set, also sees every best-path batch (the Flowspec
+// tracker's trigger).
+func (b *backupTracker) watch(ctx context.Context, eor *eorTracker, observe func([]*apiutil.Path)) error {
 	mark := func(paths []*apiutil.Path, _ time.Time) { b.markPaths(paths) }
-	cb := server.WatchEventMessageCallbacks{OnBestPath: mark, OnPathUpdate: mark}
+	best := mark
+	if observe != nil {
+		best = func(paths []*apiutil.Path, t time.Time) {
+			observe(paths)
+			mark(paths, t)
+		}
+	}
+	cb := server.WatchEventMessageCallbacks{OnBestPath: best, OnPathUpdate: mark}
 	opts := []server.WatchOption{server.WatchBestPath(true), server.WatchUpdate(false, "", ""), server.WatchAdjInWithdraw()}
 	if eor != nil {
 		cb.OnPathEor = func(p *apiutil.Path, _ time.Time) { eor.eorEvent(p) }

@@ -500,9 +500,11 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 
 	if len(errs) > 0 {
 		s.cfg = oldCfg
+		s.reloadFlowspec()
 		return fmt.Errorf("bgp: reload: %w", errors.Join(errs...))
 	}
 	s.plan = np
+	s.reloadFlowspec()
 	if s.eor != nil {
 		s.eor.setNeighbors(planAddrs(np))
 	}
@@ -530,6 +532,14 @@ func (s *Speaker) rewalkBlackholes(old, cur *blackholeRule) error {
 			s.onBest(ups)
 		}
 	})
+}
+
+// reloadFlowspec hands the neighbors' Flowspec settings to the tracker;
+// callers hold s.mu.
+func (s *Speaker) reloadFlowspec() {
+	if s.flowspec != nil {
+		s.flowspec.setNeighbors(flowspecNeighbors(s.cfg))
+	}
 }
 
 func sortedAddrs(m map[netip.Addr]bool) []netip.Addr {

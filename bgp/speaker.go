@@ -23,6 +23,7 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/server"
 
 	"github.com/xdprouter/xdprouter/config"
+	"github.com/xdprouter/xdprouter/filter"
 )
 
 // ErrNotRunning is returned by calls that need a started speaker.
@@ -73,6 +74,13 @@ type Options struct {
 	// never sends End-of-RIB. Called from a GoBGP watcher goroutine:
 	// cheap, never blocking.
 	OnInitialSync func()
+	// OnFlowspec, when set, receives the complete set of Flowspec rules in
+	// force, in the order the filter applies them (RFC 8955 5.1), and the
+	// Flowspec routes rejected with their reasons, each time either
+	// changes (see flowspec.go): within a few milliseconds of the UPDATE.
+	// Called from one worker goroutine, never concurrently; the slices
+	// are the callee's. Not called once Stop begins.
+	OnFlowspec func(rules []filter.Rule, rejected []Rejected)
 }
 
 // PeerStatus is the state of one configured neighbor.
@@ -109,6 +117,7 @@ type Speaker struct {
 	preserved  func() bool
 	graceful   bool
 	onSync     func()
+	onFlowspec func([]filter.Rule, []Rejected)
 	syncOnce   sync.Once
 	eor        *eorTracker // with OnInitialSync, while running
 
@@ -126,19 +135,21 @@ type Speaker struct {
 	// trackers read it, Reload replaces it.
 	rule atomic.Pointer[blackholeRule]
 
-	mu        sync.Mutex     // guards the fields below
-	best      *bestTracker   // without Options.Backup, while running
-	backup    *backupTracker // with Options.Backup, while running
-	backupRun chan struct{}  // closed when the backup worker has returned
-	cfg       *config.Config // the applied configuration; Reload replaces it
-	plan      *plan          // cfg translated
-	srv       *server.BgpServer
-	cancel    context.CancelFunc
-	networks  map[netip.Prefix]bool
-	peers     []PeerStatus // last Peers answer, reused for peersAge
-	peersAt   time.Time
-	peersAge  time.Duration // how long s.peers is fresh (see Peers)
-	connected map[netip.Prefix]uuid.UUID
+	mu          sync.Mutex       // guards the fields below
+	best        *bestTracker     // without Options.Backup, while running
+	backup      *backupTracker   // with Options.Backup, while running
+	backupRun   chan struct{}    // closed when the backup worker has returned
+	flowspec    *flowspecTracker // while running
+	flowspecRun chan struct{}    // closed when the Flowspec worker has returned
+	cfg         *config.Config   // the applied configuration; Reload replaces it
+	plan        *plan            // cfg translated
+	srv         *server.BgpServer
+	cancel      context.CancelFunc
+	networks    map[netip.Prefix]bool
+	peers       []PeerStatus // last Peers answer, reused for peersAge
+	peersAt     time.Time
+	peersAge    time.Duration // how long s.peers is fresh (see Peers)
+	connected   map[netip.Prefix]uuid.UUID
 	// connectedWant is the last SetConnected argument, kept so that a
 	// Reload can re-apply it when networks or redistribute-connected change.
 	connectedWant []netip.Prefix
@@ -169,6 +180,7 @@ func New(opts Options) (*Speaker, error) {
 		preserved:  opts.ForwardingPreserved,
 		graceful:   opts.GracefulStop,
 		onSync:     opts.OnInitialSync,
+		onFlowspec: opts.OnFlowspec,
 		plan:       p,
 		networks:   make(map[netip.Prefix]bool),
 		connected:  make(map[netip.Prefix]uuid.UUID),
@@ -236,6 +248,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("bgp: watch dropped paths: %w", err)
 		}
 	}
+	fs := s.startFlowspec(wctx, srv)
 	var eor *eorTracker
 	if s.onSync != nil {
 		eor = s.newInitialSync()
@@ -244,7 +257,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	}
 	if s.withBackup {
 		b := newBackupTracker(srv, s.log, &s.rule)
-		if err := b.watch(wctx, eor); err != nil {
+		if err := b.watch(wctx, eor, fs.observe); err != nil {
 			return fmt.Errorf("bgp: watch paths for backups: %w", err)
 		}
 		done := make(chan struct{})
@@ -264,6 +277,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 				if s.stopping.Load() {
 					return
 				}
+				fs.observe(paths)
 				tr.deliver(paths, onBest)
 			},
 		}
@@ -425,6 +439,9 @@ func (s *Speaker) stopLocked() {
 	if s.backupRun != nil {
 		<-s.backupRun // its ListPath needs a serving server
 	}
+	if s.flowspecRun != nil {
+		<-s.flowspecRun // likewise
+	}
 	if s.graceful {
 		// No NOTIFICATION to graceful-restart peers: they keep our routes.
 		// srv.Stop below then finds BGP stopped (and logs that it was).
@@ -439,6 +456,7 @@ func (s *Speaker) stopLocked() {
 	s.srv.Stop() // StopBgp (waits for Serve and the FSMs) and gRPC stop
 	s.srv, s.cancel, s.peers = nil, nil, nil
 	s.best, s.backup, s.backupRun, s.eor = nil, nil, nil, nil
+	s.flowspec, s.flowspecRun = nil, nil
 	clear(s.connected)
 	s.log.Info("bgp speaker stopped")
 }

@@ -164,6 +164,7 @@ type peerSpec struct {
 	speakerPt uint32
 	passive   bool
 	multipath bool
+	flowspec  bool // also ipv4-flowspec and ipv6-flowspec
 }
 
 func startPeer(t testing.TB, sp peerSpec) *testPeer {
@@ -200,13 +201,23 @@ func startPeerOwned(t testing.TB, sp peerSpec) *testPeer {
 		Conf:      &api.PeerConf{NeighborAddress: sp.speaker, PeerAsn: 65000},
 		Transport: &api.Transport{LocalAddress: sp.addr, RemotePort: sp.speakerPt, PassiveMode: sp.passive},
 		Timers:    &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1}},
-		AfiSafis:  []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: fam, Enabled: true}}},
+		AfiSafis:  afiSafis(fam, sp.flowspec),
 	}})
 	if err != nil {
 		srv.Stop()
 		t.Fatalf("peer %s: add neighbor: %v", sp.addr, err)
 	}
 	return &testPeer{srv: srv, addr: sp.addr}
+}
+
+func afiSafis(fam *api.Family, flowspec bool) []*api.AfiSafi {
+	out := []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: fam, Enabled: true}}}
+	if flowspec {
+		for _, afi := range []api.Family_Afi{api.Family_AFI_IP, api.Family_AFI_IP6} {
+			out = append(out, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: afi, Safi: api.Family_SAFI_FLOW_SPEC_UNICAST}, Enabled: true}})
+		}
+	}
+	return out
 }
 
 func (p *testPeer) announce(t *testing.T, prefixes ...string) {

@@ -96,8 +96,13 @@ func translateGlobal(cfg *config.Config) *api.Global {
 
 // family maps a config family name (validated) to GoBGP's.
 func family(name string) *api.Family {
-	if name == config.FamilyIPv6Unicast {
+	switch name {
+	case config.FamilyIPv6Unicast:
 		return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	case config.FamilyIPv4Flowspec:
+		return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_FLOW_SPEC_UNICAST}
+	case config.FamilyIPv6Flowspec:
+		return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_FLOW_SPEC_UNICAST}
 	}
 	return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
 }
@@ -161,6 +166,7 @@ func translateNeighbor(cfg *config.Config, n *config.Neighbor) *api.Peer {
 			families = []string{config.FamilyIPv6Unicast}
 		}
 	}
+	families = neighborFamilies(n, families)
 	gr := translateGracefulRestart(n)
 	peer.GracefulRestart = gr
 	peer.Bfd = translateBFD(n)

@@ -78,7 +78,7 @@ func TestMinimal(t *testing.T) {
 		Import: "accept-all", Export: "reject-all", MaxPrefixes: 1500000,
 		Port: 179, Families: []string{"ipv4-unicast"},
 		HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 120, IdleHoldAfterReset: 5, MaxPrefixesWarning: 90,
-		GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3,
+		GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3, FlowspecValidate: true,
 	}
 	if !reflect.DeepEqual(n, want) {
 		t.Errorf("neighbor:\n got %+v\nwant %+v", n, want)
@@ -125,11 +125,11 @@ hold-time = 0
 		Networks: []Network{{Prefix: "198.51.100.0/24"}},
 		Neighbors: []Neighbor{
 			{Address: "192.0.2.1", PeerASN: 65001, Import: "reject-all", Export: "reject-all", Port: 179,
-				Families: []string{"ipv4-unicast"}, HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 120, IdleHoldAfterReset: 5, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3},
+				Families: []string{"ipv4-unicast"}, HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 120, IdleHoldAfterReset: 5, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3, FlowspecValidate: true},
 			{Address: "2001:db8::2", PeerASN: 65000, Import: "accept-all", Export: "accept-all", Port: 179,
-				Families: []string{"ipv6-unicast"}, HoldTime: 30, KeepaliveInterval: 10, ConnectRetry: 120, IdleHoldAfterReset: 5, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3},
+				Families: []string{"ipv6-unicast"}, HoldTime: 30, KeepaliveInterval: 10, ConnectRetry: 120, IdleHoldAfterReset: 5, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3, FlowspecValidate: true},
 			{Address: "2001:db8::3", PeerASN: 65000, Import: "accept-all", Export: "accept-all", Port: 179,
-				Families: []string{"ipv6-unicast"}, HoldTime: 0, KeepaliveInterval: 0, ConnectRetry: 120, IdleHoldAfterReset: 5, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3},
+				Families: []string{"ipv6-unicast"}, HoldTime: 0, KeepaliveInterval: 0, ConnectRetry: 120, IdleHoldAfterReset: 5, MaxPrefixesWarning: 90, GracefulRestart: true, RestartTime: 120, BFDMinRx: 300, BFDMinTx: 300, BFDMultiplier: 3, FlowspecValidate: true},
 		},
 	}
 	if !c.Equal(&want) {

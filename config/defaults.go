@@ -44,6 +44,8 @@ import "strconv"
 //	              accept-blackhole    false
 //	              families            ["ipv4-unicast"] for an IPv4 address,
 //	                                  ["ipv6-unicast"] for an IPv6 address
+//	              flowspec            false
+//	              flowspec-validate   true
 //	              import, export      "reject-all" for eBGP (peer-asn differs
 //	                                  from router.asn; RFC 8212),
 //	                                  "accept-all" for iBGP
@@ -111,6 +113,12 @@ const (
 const (
 	FamilyIPv4Unicast = "ipv4-unicast"
 	FamilyIPv6Unicast = "ipv6-unicast"
+)
+
+// Flowspec address families (neighbor.families, with flowspec = true).
+const (
+	FamilyIPv4Flowspec = "ipv4-flowspec"
+	FamilyIPv6Flowspec = "ipv6-flowspec"
 )
 
 // Built-in policies, usable as a neighbor's import or export.
@@ -239,6 +247,9 @@ func (c *Config) applyDefaults() {
 					n.Families = []string{FamilyIPv6Unicast}
 				}
 			}
+		}
+		if !set(key("flowspec-validate")) {
+			n.FlowspecValidate = true
 		}
 		def := PolicyAcceptAll
 		if n.PeerASN != c.Router.ASN {

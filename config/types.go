@@ -197,6 +197,19 @@ type Neighbor struct {
 	// and the kernel), for any prefix length. Without it the community is
 	// ignored and the route is a normal one. Default false.
 	AcceptBlackhole bool `toml:"accept-blackhole"`
+	// Flowspec negotiates BGP Flowspec (RFC 8955 IPv4, RFC 8956 IPv6)
+	// with the neighbor: ipv4-flowspec and ipv6-flowspec next to the
+	// unicast families it has (or those families lists), and the rules it
+	// sends become XDP filters. Default false: the families are not
+	// negotiated, so the neighbor's Flowspec routes are never accepted.
+	Flowspec bool `toml:"flowspec"`
+	// FlowspecValidate applies the RFC 8955 section 6 feasibility check to
+	// the neighbor's Flowspec routes: a rule needs a destination prefix
+	// whose best-match unicast route came from the same neighbor, with no
+	// more-specific unicast route from another neighboring AS. false: rules
+	// are taken as sent (a trusted controller, e.g. DDoS scrubbing, that
+	// announces no unicast routes). Default true.
+	FlowspecValidate bool `toml:"flowspec-validate"`
 }
 
 // PrefixSet is a named list of prefixes with optional mask-length ranges,

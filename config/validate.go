@@ -557,8 +557,10 @@ func (v *validator) neighbors() {
 		for j, f := range n.Families {
 			key := indexPath(base+"families", j)
 			switch {
-			case f != FamilyIPv4Unicast && f != FamilyIPv6Unicast:
-				v.errf(key, "%q is not one of ipv4-unicast, ipv6-unicast", f)
+			case f != FamilyIPv4Unicast && f != FamilyIPv6Unicast && f != FamilyIPv4Flowspec && f != FamilyIPv6Flowspec:
+				v.errf(key, "%q is not one of ipv4-unicast, ipv6-unicast, ipv4-flowspec, ipv6-flowspec", f)
+			case (f == FamilyIPv4Flowspec || f == FamilyIPv6Flowspec) && !n.Flowspec:
+				v.errf(key, "%q needs flowspec = true (Flowspec routes are accepted only from neighbors that have it)", f)
 			case fams[f]:
 				v.errf(key, "%q is listed twice", f)
 			}

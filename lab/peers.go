@@ -64,7 +64,13 @@ type BGPPeer struct {
 	// BIRDTop is added to a BIRD config before the protocols (e.g.
 	// "protocol bfd {}"), BIRDBGP to every bgp protocol (e.g. timers).
 	BIRDTop, BIRDBGP string
-	Dir              string // config and sockets
+	// Flowspec are BIRD static flow routes the peer announces (BIRD only),
+	// each "flow4 { MATCH } { ACTIONS }" or "flow6 ...", e.g.
+	// `flow4 { dst 100.64.0.0/24; proto = 17; dport = 53; } { bgp_ext_community.add((generic, 0x80060000, 0)); }`
+	// (traffic-rate 0: discard). With any, the sessions carry flow4 (IPv4
+	// sessions) and flow6 (IPv6 sessions) channels.
+	Flowspec []string
+	Dir      string // config and sockets
 }
 
 // StartBIRD runs BIRD 2 in p.Role's namespace, in the foreground (the lab
@@ -112,6 +118,19 @@ func (p BGPPeer) BIRDConfig() string {
 		}
 		b.WriteString("}\n")
 	}
+	if len(p.Flowspec) > 0 {
+		// BIRD has no default flow tables: they are declared, with a
+		// static protocol each.
+		for _, fam := range []string{"flow4", "flow6"} {
+			fmt.Fprintf(&b, "%s table %stab;\nprotocol static static_%s {\n  %s { table %stab; };\n", fam, fam, fam, fam, fam)
+			for _, r := range p.Flowspec {
+				if strings.HasPrefix(strings.TrimSpace(r), fam+" ") {
+					fmt.Fprintf(&b, "  route %s;\n", strings.TrimSpace(r))
+				}
+			}
+			b.WriteString("}\n")
+		}
+	}
 	for i, n := range p.Peers {
 		fam := "ipv4"
 		if n.Remote.Is6() {
@@ -130,6 +149,13 @@ func (p BGPPeer) BIRDConfig() string {
 		}
 		if p.BIRDBGP != "" {
 			extra += "  " + p.BIRDBGP + "\n"
+		}
+		if len(p.Flowspec) > 0 {
+			flow := "flow4"
+			if n.Remote.Is6() {
+				flow = "flow6"
+			}
+			extra += fmt.Sprintf("  %s { table %stab; import none; export all; };\n", flow, flow)
 		}
 		fmt.Fprintf(&b, "protocol bgp peer%d {\n  local %s as %d;\n  neighbor %s as %d;\n%s  %s { import all; export all;%s };\n}\n",
 			i, n.Local, p.ASN, n.Remote, n.RemoteASN, extra, fam, nhSelf)
