@@ -112,8 +112,10 @@ type Datapath struct {
 	egressMu sync.Mutex
 	nhs      map[uint32]route.Egress // next hops as set, by id
 	ports    map[int]egressPort      // SetInterface'd ports, by ifindex
+	urpf     map[int]URPFMode        // SetURPF'd ports, by ifindex
 
 	compiled *compiled
+	filters  *filters
 
 	// Hitless restart (pin.go). lock is the pin directory's lock.
 	// adoptedLinks are the pinned links of a previous instance not yet
@@ -169,7 +171,7 @@ func Load(opts Options) (*Datapath, error) {
 	lpmSizes(spec, opts)
 
 	d := &Datapath{pinPath: opts.PinPath, links: make(map[int]attachment), targets: make(map[int]string),
-		nhs: make(map[uint32]route.Egress), ports: make(map[int]egressPort)}
+		nhs: make(map[uint32]route.Egress), ports: make(map[int]egressPort), urpf: make(map[int]URPFMode)}
 	var (
 		colOpts ebpf.CollectionOptions
 		pins    = &pinned{}
@@ -193,6 +195,7 @@ func Load(opts Options) (*Datapath, error) {
 			a.link.Close()
 		}
 		d.compiled.close()
+		d.filters.close()
 		d.objs.Close()
 		if d.lock != nil {
 			d.lock.Close()
@@ -207,6 +210,9 @@ func Load(opts Options) (*Datapath, error) {
 		return fail(fmt.Errorf("load XDP program: %w", err))
 	}
 	if d.compiled, err = newCompiled(&d.objs.fwdMaps, &d.objs.fwdVariables, opts.Lookup); err != nil {
+		return fail(err)
+	}
+	if d.filters, err = newFilters(&d.objs.fwdMaps); err != nil {
 		return fail(err)
 	}
 	if opts.PinPath == "" {
@@ -292,6 +298,7 @@ func (d *Datapath) Close() error {
 		delete(d.adoptedLinks, ifindex)
 	}
 	d.compiled.close()
+	d.filters.close()
 	if err := d.objs.Close(); err != nil {
 		errs = append(errs, err)
 	}

@@ -21,9 +21,9 @@ type parsed struct {
 	martian    bool // a source the kernel drops
 	martianDst bool // a destination the kernel drops
 	ttl        uint8
-	l3Len   int
-	hdrLen  int
-	special bool // link-local, multicast, loopback, ...
+	l3Len      int
+	hdrLen     int
+	special    bool // link-local, multicast, loopback, ...
 }
 
 func parseFrame(b []byte) parsed {

@@ -173,14 +173,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, FILTER_MAX);
+	__uint(max_entries, 2 * FILTER_MAX); /* slots of both banks */
 	__type(key, __u32);
 	__type(value, struct filter_counter);
 } filter_counters SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, FILTER_MAX);
+	__uint(max_entries, 2 * FILTER_MAX);
 	__type(key, __u32);
 	__type(value, struct filter_bucket);
 } filter_buckets SEC(".maps");
@@ -570,8 +570,9 @@ static __always_inline int filter_conform(struct filter_rule *r, __u64 bytes)
 	__u64 now = bpf_ktime_get_ns();
 	__u64 units = r->flags & FR_F_BYTES ? bytes : 1;
 	__u64 cost = units * r->ps_per_unit / 1000;
+	/* Conforms unless the bucket is more than the burst ahead of now. */
 	__u64 tat = b->tat > now ? b->tat : now;
-	if (tat + cost > now + r->burst_ns)
+	if (tat > now + r->burst_ns)
 		return 0;
 	b->tat = tat + cost;
 	return 1;

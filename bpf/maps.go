@@ -506,7 +506,7 @@ func (d *Datapath) SetInterface(ifindex int, mac net.HardwareAddr, mtu int) erro
 	} else if err := d.objs.TxPorts.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("map tx_ports: delete ifindex %d (not a redirect target: %s): %w", ifindex, why, err)
 	}
-	v := fwdIface{Mtu: uint32(mtu)}
+	v := fwdIface{Mtu: uint32(mtu), Urpf: uint8(d.urpf[ifindex])}
 	copy(v.Mac[:], mac)
 	if err := d.objs.Ifaces.Put(k, &v); err != nil {
 		return fmt.Errorf("map ifaces: set ifindex %d: %w", ifindex, err)
@@ -564,4 +564,62 @@ func (d *Datapath) DeleteInterface(ifindex int) error {
 		return errors.Join(rerr, fmt.Errorf("map tx_ports: delete ifindex %d: %w", ifindex, err))
 	}
 	return rerr
+}
+
+// URPFMode is a router port's reverse-path check (RFC 3704), as the
+// kernel's rp_filter: strict 1, loose 2.
+type URPFMode uint8
+
+const (
+	URPFOff    = URPFMode(fwdUrpfModeURPF_OFF)
+	URPFStrict = URPFMode(fwdUrpfModeURPF_STRICT)
+	URPFLoose  = URPFMode(fwdUrpfModeURPF_LOOSE)
+)
+
+func (m URPFMode) String() string {
+	switch m {
+	case URPFOff:
+		return "off"
+	case URPFStrict:
+		return "strict"
+	case URPFLoose:
+		return "loose"
+	}
+	return fmt.Sprintf("urpf(%d)", uint8(m))
+}
+
+// ParseURPF parses off, strict or loose.
+func ParseURPF(s string) (URPFMode, error) {
+	for _, m := range []URPFMode{URPFOff, URPFStrict, URPFLoose} {
+		if s == m.String() {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("uRPF mode %q: want off, strict or loose", s)
+}
+
+// SetURPF sets the reverse-path check of packets arriving on ifindex:
+// strict drops a packet whose source's route does not go out of ifindex
+// (any ECMP member), loose one whose source has no route; both drop
+// packets from a blackholed source (source-based RTBH). It takes effect
+// at once on a port already set, else with SetInterface.
+func (d *Datapath) SetURPF(ifindex int, m URPFMode) error {
+	if err := checkIfindex(ifindex); err != nil {
+		return fmt.Errorf("set uRPF: %w", err)
+	}
+	if m > URPFLoose {
+		return fmt.Errorf("set uRPF of ifindex %d: invalid mode %d", ifindex, m)
+	}
+	d.egressMu.Lock()
+	defer d.egressMu.Unlock()
+	d.urpf[ifindex] = m
+	p, ok := d.ports[ifindex]
+	if !ok {
+		return nil
+	}
+	v := fwdIface{Mac: p.mac, Mtu: p.mtu, Urpf: uint8(m)}
+	if err := d.objs.Ifaces.Put(uint32(ifindex), &v); err != nil {
+		return fmt.Errorf("map ifaces: set uRPF of ifindex %d: %w", ifindex, err)
+	}
+	return nil
 }

@@ -30,7 +30,7 @@ import (
 // layoutVersion names the layout of the pinned maps (their keys, values
 // and meaning). Change it with any such change: a Load that finds another
 // version rebuilds the maps side by side and swaps them in.
-const layoutVersion = 1
+const layoutVersion = 2 // 2: uRPF in ifaces, filters, more stats
 
 // pinMagic marks xdprouter's meta map ("xdpr").
 const pinMagic = 0x78647072
@@ -38,7 +38,9 @@ const pinMagic = 0x78647072
 // stateMaps are the pinned maps, by name.
 func stateMaps() []string {
 	return []string{fwdMapRoutesV4, fwdMapRoutesV6, fwdMapNhgs, fwdMapNexthops, fwdMapNhGateways,
-		fwdMapNeighbors, fwdMapIfaces, fwdMapTxPorts, fwdMapStats, fwdMapMeta}
+		fwdMapNeighbors, fwdMapIfaces, fwdMapTxPorts, fwdMapStats, fwdMapMeta,
+		fwdMapFilterState, fwdMapFilterClass, fwdMapFilterBitmaps, fwdMapFilterPrefixes, fwdMapFilterPorts,
+		fwdMapFilterRules, fwdMapFilterCounters, fwdMapFilterBuckets}
 }
 
 // ErrPinPathBusy means another process holds the pin path's lock.
@@ -194,7 +196,7 @@ func (p *pinned) openLinks(dir string) error {
 // ones it could not fill.
 func copyMaps(dst map[string]*ebpf.Map, old map[string]*ebpf.Map) (skipped []string) {
 	for _, name := range stateMaps() {
-		if name == fwdMapMeta || name == fwdMapStats {
+		if name == fwdMapMeta || name == fwdMapStats || name == fwdMapFilterCounters || name == fwdMapFilterBuckets {
 			continue // written fresh; counters start again
 		}
 		if name == fwdMapTxPorts {
@@ -257,6 +259,9 @@ func (d *Datapath) stateMapsByName() map[string]*ebpf.Map {
 		fwdMapRoutesV4: m.RoutesV4, fwdMapRoutesV6: m.RoutesV6, fwdMapNhgs: m.Nhgs,
 		fwdMapNexthops: m.Nexthops, fwdMapNhGateways: m.NhGateways, fwdMapNeighbors: m.Neighbors,
 		fwdMapIfaces: m.Ifaces, fwdMapTxPorts: m.TxPorts, fwdMapStats: m.Stats, fwdMapMeta: m.Meta,
+		fwdMapFilterState: m.FilterState, fwdMapFilterClass: m.FilterClass, fwdMapFilterBitmaps: m.FilterBitmaps,
+		fwdMapFilterPrefixes: m.FilterPrefixes, fwdMapFilterPorts: m.FilterPorts, fwdMapFilterRules: m.FilterRules,
+		fwdMapFilterCounters: m.FilterCounters, fwdMapFilterBuckets: m.FilterBuckets,
 	}
 }
 
