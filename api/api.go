@@ -16,6 +16,7 @@ import (
 	"github.com/xdprouter/xdprouter/bgp"
 	"github.com/xdprouter/xdprouter/bpf"
 	"github.com/xdprouter/xdprouter/bypass"
+	"github.com/xdprouter/xdprouter/filter"
 	xsync "github.com/xdprouter/xdprouter/sync"
 )
 
@@ -62,9 +63,47 @@ type Backend struct {
 	BGP        *bgp.Speaker // nil when BGP is off
 	Interfaces []Interface
 	Bypass     *bypass.Watcher // nil: not watched
+	// Rejected lists the Flowspec rules not in force; nil: none.
+	Rejected func() []bgp.Rejected
 }
 
-// Handler serves /api/v1/{status,routes,lookup,nexthops,neighbors,stats}.
+// Filter is one filter rule: in force (with its counters, in the order
+// XDP applies them) or a Flowspec rule not in force, with the reason.
+type Filter struct {
+	Name    string `json:"name"`
+	Origin  string `json:"origin"` // config | flowspec
+	Peer    string `json:"peer,omitempty"`
+	Match   string `json:"match"`
+	Action  string `json:"action"`
+	InForce bool   `json:"in_force"`
+	Reason  string `json:"reason,omitempty"` // why not in force
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+	Dropped uint64 `json:"dropped,omitempty"` // by its rate limit
+}
+
+// ActionString describes a rule's action, parameters included.
+func ActionString(a filter.Action) string {
+	s := a.Kind.String()
+	switch {
+	case a.PPS != 0:
+		s += fmt.Sprintf(" %dpps", a.PPS)
+	case a.BPS != 0:
+		s += fmt.Sprintf(" %dB/s", a.BPS)
+	}
+	if a.Remark {
+		s += fmt.Sprintf(" dscp=%d", a.DSCP)
+	}
+	if a.Redirect.IsValid() {
+		s += " redirect=" + a.Redirect.String()
+	}
+	if a.Continue {
+		s += " continue"
+	}
+	return s
+}
+
+// Handler serves /api/v1/{status,routes,lookup,nexthops,neighbors,stats,filters}.
 func Handler(b Backend) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
@@ -133,6 +172,30 @@ func Handler(b Backend) http.Handler {
 		out := make([]Neighbor, 0, len(ns))
 		for _, n := range ns {
 			out = append(out, Neighbor{Ifindex: n.Ifindex, Addr: n.Addr, MAC: n.MAC.String()})
+		}
+		reply(w, out)
+	})
+	mux.HandleFunc("GET /api/v1/filters", func(w http.ResponseWriter, r *http.Request) {
+		fs, err := b.Datapath.Filters()
+		if err != nil {
+			fail(w, http.StatusInternalServerError, err)
+			return
+		}
+		out := []Filter{}
+		peer := func(a netip.Addr) string {
+			if a.IsValid() {
+				return a.String()
+			}
+			return ""
+		}
+		for _, f := range fs {
+			out = append(out, Filter{Name: f.Name, Origin: string(f.Origin), Peer: peer(f.Peer), Match: f.Rule.String(),
+				Action: ActionString(f.Action), InForce: true, Packets: f.Packets, Bytes: f.Bytes, Dropped: f.Dropped})
+		}
+		if b.Rejected != nil {
+			for _, rj := range b.Rejected() {
+				out = append(out, Filter{Name: rj.Name, Origin: string(filter.FromFlowspec), Peer: peer(rj.Peer), Reason: rj.Reason})
+			}
 		}
 		reply(w, out)
 	})

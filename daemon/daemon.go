@@ -73,6 +73,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		syncer  *xsync.Syncer
 		dp      *bpf.Datapath
 	)
+	// Filters (config and Flowspec) are checked now, in force before the
+	// first packet is forwarded.
+	filterRules, err := configRules(cfg, ports)
+	if err != nil {
+		return err
+	}
+	filters := newFilterSet(log)
 	if cfg.BGPEnabled() {
 		speaker, err = bgp.New(bgp.Options{Config: cfg, Logger: log, OnBest: func(us []bgp.PathUpdate) {
 			best := make([]xsync.BestPath, len(us))
@@ -87,7 +94,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 			// every neighbor sent End-of-RIB (StaleAfter the upper bound).
 			ForwardingPreserved: func() bool { return dp != nil && dp.Preserved() },
 			GracefulStop:        cfg.Dataplane.KeepOnExit,
-			OnInitialSync:       func() { syncer.SweepStale() }})
+			OnInitialSync:       func() { syncer.SweepStale() },
+			OnFlowspec:          filters.setFlowspec})
 		if err != nil {
 			return err
 		}
@@ -185,11 +193,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	// XDP forwards never meet: logged, counted and in status.
 	bypassed := &bypass.Watcher{Ports: opts.Ports, Log: log.With("component", "bypass")}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(collector, metrics.NewBypass(bypassed))
+	reg.MustRegister(collector, metrics.NewBypass(bypassed), metrics.NewFilters(dp, func() int { return len(filters.Rejected()) }))
 	if speaker != nil {
 		reg.MustRegister(speaker.Collector())
 	}
 
+	if err := filters.start(dp, filterRules); err != nil {
+		return err
+	}
+	if err := setURPF(dp, cfg.Dataplane, ports); err != nil {
+		return err
+	}
 	var ifaces []api.Interface
 	for _, p := range ports {
 		if err := dp.Attach(p.ifindex, mode); err != nil {
@@ -203,7 +217,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		log.Info("XDP detached from a port no longer configured", "ifindex", ifindex)
 	}
 
-	backend := api.Backend{Datapath: dp, Sync: syncer, BGP: speaker, Interfaces: ifaces, Bypass: bypassed}
+	backend := api.Backend{Datapath: dp, Sync: syncer, BGP: speaker, Interfaces: ifaces, Bypass: bypassed, Rejected: filters.Rejected}
 	srv := &http.Server{Handler: newMux(cfg.API, reg, api.Handler(backend)), ReadHeaderTimeout: 5 * time.Second}
 
 	c := components{
@@ -231,7 +245,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	if speaker != nil {
 		c.bgp = speaker
 	}
-	c.reload = func(ctx context.Context) { reloadOnHangup(ctx, cfg, speaker, log) }
+	c.reload = func(ctx context.Context) { reloadOnHangup(ctx, cfg, speaker, reloadable{filters, dp, ports}, log) }
 	log.Info("xdprouterd running", "interfaces", len(ports), "table", cfg.FIB.Table,
 		"metrics", cfg.API.MetricsListen, "bgp", cfg.BGPEnabled(), "pprof", cfg.API.PProf)
 	owned = true

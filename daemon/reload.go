@@ -10,15 +10,18 @@ import (
 	"syscall"
 
 	"github.com/xdprouter/xdprouter/bgp"
+	"github.com/xdprouter/xdprouter/bpf"
 	"github.com/xdprouter/xdprouter/config"
+	"github.com/xdprouter/xdprouter/filter"
 )
 
 // reloadOnHangup answers SIGHUP (which would otherwise kill the daemon):
 // it re-reads and validates the configuration and applies the difference
-// live where it can (BGP neighbors, networks, sets, policies). A change
+// live where it can (BGP neighbors, networks, sets, policies, filters,
+// uRPF). A change
 // that needs a restart (api, dataplane, fib, router identity, BGP on/off)
 // is refused as a whole and the running configuration stays.
-func reloadOnHangup(ctx context.Context, running *config.Config, speaker *bgp.Speaker /* nil: BGP off */, log *slog.Logger) {
+func reloadOnHangup(ctx context.Context, running *config.Config, speaker *bgp.Speaker /* nil: BGP off */, live reloadable, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -42,11 +45,25 @@ func reloadOnHangup(ctx context.Context, running *config.Config, speaker *bgp.Sp
 			log.Error("SIGHUP: these changes need a restart; nothing applied", "file", path, "keys", strings.Join(keys, ", "))
 			continue
 		}
-		if speaker != nil { // without BGP nothing else can change live
+		rules, err := configRules(cfg, live.ports)
+		if err == nil {
+			_, err = filter.Compile(rules)
+		}
+		if err != nil {
+			log.Error("SIGHUP: filters invalid; running configuration unchanged", "file", path, "err", err)
+			continue
+		}
+		if speaker != nil {
 			if err := speaker.Reload(ctx, cfg); err != nil {
 				log.Error("SIGHUP: reload failed", "file", path, "err", err)
 				continue
 			}
+		}
+		if err := live.filters.setConfig(rules); err != nil {
+			log.Error("SIGHUP: filters not applied", "file", path, "err", err)
+		}
+		if err := setURPF(live.dp, cfg.Dataplane, live.ports); err != nil {
+			log.Error("SIGHUP: uRPF not applied", "file", path, "err", err)
 		}
 		if running.Runtime != cfg.Runtime {
 			setMemory(cfg.Runtime, log)
@@ -56,6 +73,13 @@ func reloadOnHangup(ctx context.Context, running *config.Config, speaker *bgp.Sp
 	}
 }
 
+// reloadable is what SIGHUP changes besides BGP: filters and uRPF.
+type reloadable struct {
+	filters *filterSet
+	dp      *bpf.Datapath
+	ports   []port
+}
+
 // restartOnly names the changed sections that cannot change while running.
 // (bgp.Speaker.Reload refuses the BGP keys of this kind itself.)
 func restartOnly(old, new *config.Config) []string {
@@ -63,7 +87,10 @@ func restartOnly(old, new *config.Config) []string {
 	if !reflect.DeepEqual(old.API, new.API) {
 		keys = append(keys, "api")
 	}
-	if !reflect.DeepEqual(old.Dataplane, new.Dataplane) {
+	// uRPF modes change live.
+	od, nd := old.Dataplane, new.Dataplane
+	od.URPF, od.URPFPorts, nd.URPF, nd.URPFPorts = "", nil, "", nil
+	if !reflect.DeepEqual(od, nd) {
 		keys = append(keys, "dataplane")
 	}
 	if !reflect.DeepEqual(old.FIB, new.FIB) {

@@ -34,6 +34,8 @@ commands:
   nexthops         next-hop groups and their members
   neighbors        neighbor entries XDP forwards with
   stats            XDP counters by action and reason
+  filters          filter rules in XDP order (config, then Flowspec) with
+                   their counters, and Flowspec rules not in force, why
 `
 
 func main() {
@@ -132,6 +134,10 @@ var commands = map[string]command{
 		var ss []bpf.StatCounter
 		return ss, api.Get(ctx, addr, "/api/v1/stats", nil, &ss)
 	}},
+	"filters": {0, 0, func(ctx context.Context, addr string, _ []string) (any, error) {
+		var fs []api.Filter
+		return fs, api.Get(ctx, addr, "/api/v1/filters", nil, &fs)
+	}},
 }
 
 func printText(w io.Writer, v any) {
@@ -229,6 +235,31 @@ func printText(w io.Writer, v any) {
 		fmt.Fprintln(w, "ACTION\tREASON\tPACKETS\tBYTES")
 		for _, s := range v {
 			fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", s.Action, s.Reason, s.Packets, s.Bytes)
+		}
+	case []api.Filter:
+		fmt.Fprintln(w, "#\tNAME\tORIGIN\tMATCH\tACTION\tPACKETS\tBYTES\tDROPPED")
+		n := 0
+		for _, f := range v {
+			if !f.InForce {
+				continue
+			}
+			n++
+			origin := f.Origin
+			if f.Peer != "" {
+				origin += " " + f.Peer
+			}
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", n, f.Name, origin, f.Match, f.Action, f.Packets, f.Bytes, f.Dropped)
+		}
+		first := true
+		for _, f := range v {
+			if f.InForce {
+				continue
+			}
+			if first {
+				fmt.Fprintln(w, "\nNOT IN FORCE\tPEER\tREASON")
+				first = false
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\n", f.Name, f.Peer, f.Reason)
 		}
 	}
 }
