@@ -232,11 +232,16 @@ func typeError(err error, name string, doc map[string]any, pos *positions) error
 }
 
 // fieldType follows toml tags from t along keys to the Go type of the last
-// key (through slices, so "neighbor.port" is uint32).
+// key (through slices, so "neighbor.port" is uint32, and maps, so
+// "dataplane.urpf-ports.eth1" is string).
 func fieldType(t reflect.Type, keys []string) (reflect.Type, bool) {
 	for _, k := range keys {
 		for t.Kind() == reflect.Slice {
 			t = t.Elem()
+		}
+		if t.Kind() == reflect.Map { // any key: dataplane.urpf-ports.eth1
+			t = t.Elem()
+			continue
 		}
 		if t.Kind() != reflect.Struct {
 			return nil, false

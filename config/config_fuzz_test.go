@@ -26,6 +26,9 @@ func seedConfigs(f *testing.F) {
 		}
 		f.Add(body)
 	}
+	for _, c := range filterCases {
+		f.Add(filterHeader + strings.ReplaceAll(c.body, "#<", "") + "\n")
+	}
 	f.Add(`[api]
 metrics-listen = "127.0.0.1:9179"
 grpc-listen = "127.0.0.1:50051"

@@ -16,6 +16,8 @@ import "strconv"
 //	              xdp-mode            "auto"
 //	              pin-path            "/sys/fs/bpf/xdprouter"
 //	              lookup              "compiled"
+//	              urpf                "off"
+//	              urpf-ports          {} (every port: urpf)
 //	[fib]         table               254 (main)
 //	              metric              20
 //	              protocol            200
@@ -50,6 +52,7 @@ import "strconv"
 //	                                  from router.asn; RFC 8212),
 //	                                  "accept-all" for iBGP
 //	[[policy.statement]] match-set-options "any"
+//	[[filter]]    name                "filter-N", N its 1-based position
 const (
 	DefaultGRPCListen    = UnixScheme + "/run/xdprouter/gobgp.sock"
 	DefaultMetricsListen = "127.0.0.1:9179"
@@ -152,6 +155,14 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Dataplane.XDPMode == "" && !set("dataplane.xdp-mode") {
 		c.Dataplane.XDPMode = DefaultXDPMode
+	}
+	if c.Dataplane.URPF == "" && !set("dataplane.urpf") {
+		c.Dataplane.URPF = DefaultURPF
+	}
+	for i := range c.Filters {
+		if f := &c.Filters[i]; f.Name == "" && !set(indexPath("filter", i)+".name") {
+			f.Name = DefaultFilterName(i)
+		}
 	}
 	if c.Dataplane.Lookup == "" {
 		c.Dataplane.Lookup = DefaultLookup

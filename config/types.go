@@ -22,6 +22,10 @@ type Config struct {
 	CommunitySets []CommunitySet `toml:"community-set"`
 	Policies      []Policy       `toml:"policy"`
 
+	// Packet filters applied in XDP before the route lookup, in file
+	// order (see FilterRules).
+	Filters []Filter `toml:"filter"`
+
 	// File is the path the config was read from (not a TOML key).
 	File string `toml:"-"`
 
@@ -65,6 +69,11 @@ type Dataplane struct {
 	// its routes): the next start takes it over without a gap. Default
 	// true with a pin path. `xdprouterd --teardown` removes it all.
 	KeepOnExit bool `toml:"keep-on-exit"`
+	// URPF is the reverse-path check (RFC 3704) of every router port:
+	// "off" (default), "loose" or "strict" (see URPFMode).
+	URPF string `toml:"urpf"`
+	// URPFPorts overrides URPF for some ports: interface name → mode.
+	URPFPorts map[string]string `toml:"urpf-ports"`
 }
 
 // FIB configures the kernel routing table sink and source.
@@ -253,4 +262,46 @@ type Statement struct {
 	SetLocalPref uint32   `toml:"set-local-pref"`
 	SetMED       int64    `toml:"set-med"`
 	AddCommunity []string `toml:"add-community"`
+}
+
+// Filter is one [[filter]] table: a packet filter rule XDP applies before
+// the route lookup (see filter.Rule; FilterRules builds them). Every match
+// key is optional; a rule matches a packet when every key it sets does.
+// Values are kept as written and checked by Validate.
+type Filter struct {
+	// Name identifies the rule in logs, metrics and the CLI. Unique;
+	// default "filter-N", N its 1-based position among the [[filter]]s.
+	Name string `toml:"name"`
+	// Src and Dst: a prefix ("198.51.100.0/24", no host bits) or an
+	// address (a /32 or /128). Both of one family.
+	Src string `toml:"src"`
+	Dst string `toml:"dst"`
+	// Protocol: names (tcp, udp, icmp, icmpv6, sctp, gre, esp, ah),
+	// numbers 0-255 or ranges "6-17".
+	Protocol Values `toml:"protocol"`
+	SrcPort  Values `toml:"sport"`
+	DstPort  Values `toml:"dport"`
+	Port     Values `toml:"port"` // source or destination port
+	ICMPType Values `toml:"icmp-type"`
+	ICMPCode Values `toml:"icmp-code"`
+	DSCP     Values `toml:"dscp"`   // 0-63 or names: ef, af11..af43, cs0..cs7
+	Length   Values `toml:"length"` // IP packet length, 0-65535
+	// TCPFlags: alternatives (any matches), each "syn,!ack": the flags
+	// named set and those with '!' clear.
+	TCPFlags Strings `toml:"tcp-flags"`
+	// Fragment: "no", "first", "later", "yes" (first or later), "any".
+	Fragment Strings `toml:"fragment"`
+	// In: router ports (names in dataplane.interfaces) the packet arrived
+	// on; default any.
+	In []string `toml:"in"`
+	// Action: drop | pass (to the kernel) | accept | count | rate-limit.
+	// Required.
+	Action string `toml:"action"`
+	// Rate of rate-limit: "10000pps", "1.5kpps", "100mbps" (bits), ...
+	Rate string `toml:"rate"`
+	// SetDSCP rewrites the DSCP of the packets accept and rate-limit let
+	// through: 0-63 or a DSCP name.
+	SetDSCP Value `toml:"set-dscp"`
+	// Continue lets later rules apply after accept or rate-limit.
+	Continue bool `toml:"continue"`
 }

@@ -49,6 +49,8 @@ func (c *Config) problems() []error {
 	v.sets()
 	v.policies()
 	v.neighbors()
+	v.urpf()
+	v.filters()
 	return v.errs
 }
 
