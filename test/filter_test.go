@@ -140,6 +140,9 @@ func TestURPFAgreesWithKernel(t *testing.T) {
 			r := newLab(t)
 			pin := r.pinned()
 			for _, c := range [][]string{
+				// The kernel's input lookup of transit traffic needs
+				// forwarding on (XDP forwards here either way).
+				{"sysctl", "-qw", "net.ipv4.conf.all.forwarding=1"},
 				{"sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"},
 				{"sysctl", "-qw", "net.ipv4.conf.eth1.rp_filter=" + mode.rpFilter},
 				{"ip", "route", "add", "198.18.0.0/24", "via", lab.H2v4},

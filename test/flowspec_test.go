@@ -1,9 +1,11 @@
 package test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -57,6 +59,7 @@ func TestFlowspecFromBIRD(t *testing.T) {
 	if _, err := r.StartBIRD(p); err != nil {
 		t.Fatal(err)
 	}
+	pin := r.pinned()
 	r.start(neighbors("flowspec = true", up1))
 	r.waitRoutes("learned from BIRD", 10, 2)
 
@@ -118,4 +121,37 @@ func TestFlowspecFromBIRD(t *testing.T) {
 		}
 		return nil
 	})
+
+	// XDP enforces the IPv4 rule: DNS to 100.64.0.0/24 is dropped, other
+	// UDP to it is not. Withdrawn (BIRD's static flow protocol disabled)
+	// and announced again, the rule leaves and returns.
+	x := r.xdp(pin)
+	src, dst := netip.MustParseAddr(lab.H1v4), netip.MustParseAddr("100.64.0.9")
+	dns := func() uint32 { return x.run("eth1", udp4(src, dst, 1000, 53, 10)) }
+	if ret := dns(); ret != xdpDrop {
+		t.Errorf("DNS to 100.64.0.9: verdict %d, want XDP_DROP", ret)
+	}
+	if ret := x.run("eth1", udp4(src, dst, 1000, 54, 10)); ret == xdpDrop {
+		t.Error("UDP port 54 to 100.64.0.9 dropped: the rule matches port 53 only")
+	}
+	for _, step := range []struct {
+		cmd  string
+		drop bool
+	}{{"disable", false}, {"enable", true}} {
+		start := time.Now()
+		if _, err := r.BirdC(p, step.cmd, "static_flow4"); err != nil {
+			t.Fatal(err)
+		}
+		err := lab.PollEvery(context.Background(), 10*time.Second, time.Millisecond, func() error {
+			if (dns() == xdpDrop) != step.drop {
+				return fmt.Errorf("DNS to 100.64.0.9 dropped=%v after birdc %s static_flow4", !step.drop, step.cmd)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// BIRD's UPDATE, GoBGP, validation, compile and the map writes.
+		t.Logf("birdc %s static_flow4 → enforced in XDP (drop=%v) after %v", step.cmd, step.drop, time.Since(start).Round(time.Millisecond))
+	}
 }
