@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -73,6 +74,11 @@ func (r *router) sighup(extra string, n int) {
 	if err != nil || cfg != r.config {
 		r.t.Fatalf("rewrite config: %v", err)
 	}
+	if r.edit != nil { // as start wrote it (pin path, ...)
+		if err := os.WriteFile(cfg, []byte(r.edit(mustRead(r.t, cfg))), 0o644); err != nil {
+			r.t.Fatal(err)
+		}
+	}
 	if err := r.daemon.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		r.t.Fatal(err)
 	}
@@ -125,6 +131,12 @@ func TestRTBH(t *testing.T) {
 		return routerHeader() + fmt.Sprintf("[bgp]\nbogon-filter = %v\nblackhole-communities = [\"65535:666\", \"65000:666\"]\n\n", filter) +
 			neighborBlocks("accept-blackhole = true", up1) + neighborBlocks("", up2)
 	}
+	// Loose uRPF on the upstream port: traffic *from* a blackholed prefix
+	// is dropped too (source-based RTBH).
+	pin := r.pinned()
+	r.edit = chainEdit(r.edit, func(s string) string {
+		return strings.Replace(s, "[dataplane]\n", "[dataplane]\nurpf-ports = { eth2 = \"loose\" }\n", 1)
+	})
 	r.start(conf(false))
 	r.waitRoutes("learned", 5, 2)
 
@@ -149,6 +161,18 @@ func TestRTBH(t *testing.T) {
 	_ = r.Run("h1", "ping", "-c3", "-i0.05", "-W1", "8.8.4.4") // no answer
 	if got := r.counter(bpf.ActionDrop, bpf.ReasonBlackhole) - drops; got < 3 {
 		t.Errorf("drop/blackhole counted %d packets for 3 pings, want 3", got)
+	}
+
+	x := r.xdp(pin)
+	for src, drop := range map[string]bool{"8.8.4.4": true, "8.8.5.7": true, "8.8.8.8": false} {
+		before := r.counter(bpf.ActionDrop, bpf.ReasonBlackholeSource)
+		ret := x.run("eth2", udp4(netip.MustParseAddr(src), netip.MustParseAddr(lab.H1v4), 1000, 7, 10))
+		if (ret == xdpDrop) != drop {
+			t.Errorf("from %s on eth2 (uRPF loose): verdict %d, want dropped=%v", src, ret, drop)
+		}
+		if n := r.counter(bpf.ActionDrop, bpf.ReasonBlackholeSource) - before; (n == 1) != drop {
+			t.Errorf("from %s: drop/blackhole_source +%d", src, n)
+		}
 	}
 
 	// The bogon filter on: up2's tagged /32 is too long (the community
