@@ -50,7 +50,9 @@ func (c *FilterCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *FilterCollector) Collect(ch chan<- prometheus.Metric) {
-	defer func() { ch <- prometheus.MustNewConstMetric(filterErrDesc, prometheus.CounterValue, float64(c.errs.Load())) }()
+	defer func() {
+		ch <- prometheus.MustNewConstMetric(filterErrDesc, prometheus.CounterValue, float64(c.errs.Load()))
+	}()
 	rules, err := c.src.Filters()
 	if err != nil {
 		c.errs.Add(1)
