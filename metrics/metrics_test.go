@@ -11,6 +11,7 @@ import (
 
 	"github.com/xdprouter/xdprouter/bpf"
 	"github.com/xdprouter/xdprouter/bypass"
+	"github.com/xdprouter/xdprouter/filter"
 	xsync "github.com/xdprouter/xdprouter/sync"
 )
 
@@ -91,6 +92,43 @@ xdprouter_bypassed_policy{kind="nftables-prerouting"} 0
 xdprouter_bypassed_policy{kind="rp-filter"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "xdprouter_bypassed_policy"); err != nil {
+		t.Error(err)
+	}
+}
+
+type fakeFilters []bpf.FilterRule
+
+func (f fakeFilters) Filters() ([]bpf.FilterRule, error) { return f, nil }
+
+func TestFilterCollector(t *testing.T) {
+	rule := func(name string, o filter.Origin, pkts, dropped uint64) bpf.FilterRule {
+		return bpf.FilterRule{Rule: filter.Rule{Name: name, Origin: o}, Packets: pkts, Bytes: 100 * pkts, Dropped: dropped}
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewFilters(fakeFilters{
+		rule("ntp", filter.FromConfig, 5, 0),
+		rule("dst 192.0.2.0/24", filter.FromFlowspec, 7, 2),
+		rule("dst 192.0.2.0/24", filter.FromFlowspec, 1, 0), // same name: counted once
+	}, func() int { return 3 }))
+	want := `
+# HELP xdprouter_filter_packets_total Packets that matched a filter rule in XDP, by rule name and origin (config, flowspec).
+# TYPE xdprouter_filter_packets_total counter
+xdprouter_filter_packets_total{origin="config",rule="ntp"} 5
+xdprouter_filter_packets_total{origin="flowspec",rule="dst 192.0.2.0/24"} 7
+# HELP xdprouter_filter_rate_limited_total Packets a rate-limit filter rule dropped, by rule name and origin.
+# TYPE xdprouter_filter_rate_limited_total counter
+xdprouter_filter_rate_limited_total{origin="config",rule="ntp"} 0
+xdprouter_filter_rate_limited_total{origin="flowspec",rule="dst 192.0.2.0/24"} 2
+# HELP xdprouter_filter_rules Filter rules in force in XDP, by origin.
+# TYPE xdprouter_filter_rules gauge
+xdprouter_filter_rules{origin="config"} 1
+xdprouter_filter_rules{origin="flowspec"} 2
+# HELP xdprouter_flowspec_rejected_rules Flowspec rules received but not in force (not feasible, unsupported, no room).
+# TYPE xdprouter_flowspec_rejected_rules gauge
+xdprouter_flowspec_rejected_rules 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "xdprouter_filter_packets_total",
+		"xdprouter_filter_rate_limited_total", "xdprouter_filter_rules", "xdprouter_flowspec_rejected_rules"); err != nil {
 		t.Error(err)
 	}
 }
