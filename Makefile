@@ -62,7 +62,9 @@ fuzz-brief:
 # BenchmarkChurn; docs/BENCHMARKS.md), and the forwarding gap when the
 # preferred upstream's link fails, xdprouterd with PIC vs BIRD 2 with kernel
 # forwarding (BenchmarkFailover), and frames lost across a kill -9 and
-# restart of xdprouterd with a full table, pinned vs not (BenchmarkRestart). BENCH=quick runs only the BGP ones, with
+# restart of xdprouterd with a full table, pinned vs not (BenchmarkRestart),
+# and a spoofed flood dropped by an XDP filter rule vs the same nftables rule
+# in the ingress and forward hooks (BenchmarkFilterDrop). BENCH=quick runs only the BGP ones, with
 # small tables (a few minutes); CONVERGENCE_ONLY=1 runs convergence and
 # churn at full size without the others.
 ifeq ($(BENCH),quick)
@@ -77,7 +79,7 @@ ifeq ($(CONVERGENCE_ONLY),)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./fib/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./lpm/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./sync/
-	$(GO) test -run '^$$' -bench '^Benchmark(Forwarding|Lookup)$$' -benchtime 4x -timeout 30m ./test/bench/
+	$(GO) test -run '^$$' -bench '^Benchmark(Forwarding|Lookup|FilterDrop)$$' -benchtime 4x -timeout 30m ./test/bench/
 endif
 endif
 	$(BENCH_BGP_ENV) $(GO) test -run '^$$' -bench '^Benchmark(Convergence|Churn)$$' -benchtime 1x -timeout 40m ./test/bench/

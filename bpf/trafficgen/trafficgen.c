@@ -15,6 +15,11 @@
  *               source port), prefix i being PREFIX_BASE + ((i * PREFIX_STEP)
  *               mod 2^20) << 8: spread over 64.0.0.0/4, same formula as
  *               Prefix() in trafficgen.go.
+ * With `spoof` set, the source is a random address of src_base/src_host_mask
+ * (and the UDP source port random) too, except every legit_every-th frame
+ * (0: none), which has legit_saddr and the template's port: a legitimate
+ * flow mixed into a flood of spoofed sources (in Random mode the source port
+ * is random for every frame).
  *
  * `sink` counts and drops IPv4 frames (a per-CPU counter, no atomics) and
  * passes everything else to the host's kernel, so that the host answers ARP
@@ -35,6 +40,14 @@ char __license[] SEC("license") = "GPL";
 /* Set by the loader (spec.Variables) before load. */
 volatile const __u32 mode = GEN_FIXED;
 volatile const __u32 n_routes = 1;
+volatile const __u32 spoof = 0;
+volatile const __u32 src_base = 0;	/* network byte order */
+volatile const __u32 src_host_mask = 0; /* host byte order */
+volatile const __u32 legit_every = 0;
+volatile const __u32 legit_saddr = 0; /* network byte order */
+
+/* Frames since the last legitimate one (one generator runs on one CPU). */
+__u32 since_legit;
 
 /*
  * Ethernet + IPv4 + UDP header with daddr = 0 and the IPv4 checksum
@@ -74,23 +87,40 @@ int generate(struct xdp_md *ctx)
 	w[4] = tmpl[4];
 	*(__u16 *)(data + 40) = *(__u16 *)((void *)tmpl + 40);
 
-	if (mode == GEN_FIXED)
+	if (mode == GEN_FIXED && !spoof)
 		return XDP_TX;
 
-	__u32 r = bpf_get_prandom_u32();
-	__u32 n = n_routes;
-	if (n == 0)
-		return XDP_ABORTED;
-	__u32 slot = ((r % n) * PREFIX_STEP) & PREFIX_MASK;
-	__u32 host = 1 + ((r >> 24) & 0x7f);
-	__u32 daddr = bpf_htonl(PREFIX_BASE | slot << 8 | host);
-
+	/* The template's checksum covers zero addresses where they vary. */
 	__u16 *check = data + IP_CHECK_OFF;
 	__u32 sum = (__u16)~*check;
-	sum += (daddr & 0xffff) + (daddr >> 16); /* in memory order, as the header */
-	*(__u32 *)(data + IP_DADDR_OFF) = daddr;
+
+	if (spoof) {
+		__u32 saddr = legit_saddr;
+		if (legit_every && ++since_legit >= legit_every) {
+			since_legit = 0;
+		} else {
+			__u32 s = bpf_get_prandom_u32();
+			saddr = src_base | bpf_htonl(s & src_host_mask);
+			*(__u16 *)(data + UDP_SPORT_OFF) = (__u16)(s >> 17) | 0x400;
+		}
+		sum += (saddr & 0xffff) + (saddr >> 16); /* in memory order, as the header */
+		*(__u32 *)(data + IP_SADDR_OFF) = saddr;
+	}
+
+	if (mode == GEN_RANDOM) {
+		__u32 r = bpf_get_prandom_u32();
+		__u32 n = n_routes;
+		if (n == 0)
+			return XDP_ABORTED;
+		__u32 slot = ((r % n) * PREFIX_STEP) & PREFIX_MASK;
+		__u32 host = 1 + ((r >> 24) & 0x7f);
+		__u32 daddr = bpf_htonl(PREFIX_BASE | slot << 8 | host);
+
+		sum += (daddr & 0xffff) + (daddr >> 16);
+		*(__u32 *)(data + IP_DADDR_OFF) = daddr;
+		*(__u16 *)(data + UDP_SPORT_OFF) = (__u16)(r >> 8) | 0x400;
+	}
 	*check = csum_fold(sum);
-	*(__u16 *)(data + UDP_SPORT_OFF) = (__u16)(r >> 8) | 0x400;
 	return XDP_TX;
 }
 

@@ -76,6 +76,13 @@ type Config struct {
 	// Routes is the number of prefixes Random mode draws destinations from
 	// (1 ... MaxRoutes).
 	Routes int
+	// SrcPrefix, if valid (IPv4), makes a flood of spoofed sources: each
+	// frame's source is a random address of SrcPrefix and its UDP source
+	// port random, except every LegitEvery-th frame (0: none), which has
+	// Src and the fixed port: a legitimate flow at 1/LegitEvery of the
+	// rate, mixed into the same frames.
+	SrcPrefix  netip.Prefix
+	LegitEvery int
 }
 
 func (c Config) validate() error {
@@ -98,21 +105,42 @@ func (c Config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("trafficgen: unknown %v", c.Mode))
 	}
+	if c.SrcPrefix.IsValid() && !c.SrcPrefix.Addr().Is4() {
+		errs = append(errs, fmt.Errorf("trafficgen: source prefix %v is not IPv4", c.SrcPrefix))
+	}
+	if c.LegitEvery < 0 || c.LegitEvery > 0 && !c.SrcPrefix.IsValid() {
+		errs = append(errs, fmt.Errorf("trafficgen: legit-every %d needs a source prefix and must be >= 0", c.LegitEvery))
+	}
 	return errors.Join(errs...)
 }
 
 // Frame returns the frame Generator sends in Fixed mode (in Random mode the
-// destination address, IPv4 checksum and UDP source port vary): Ethernet,
-// IPv4 (TTL 64, no options), UDP with a zero checksum and a zero payload.
+// destination address, IPv4 checksum and UDP source port vary; with
+// SrcPrefix, the legitimate frames are these and the others have another
+// source address, checksum and source port): Ethernet, IPv4 (TTL 64, no
+// options), UDP with a zero checksum and a zero payload.
 func (c Config) Frame() []byte {
 	dst := netip.IPv4Unspecified()
 	if c.Mode == Fixed {
 		dst = c.Dst
 	}
-	return frame(c, dst)
+	return frame(c, c.Src, dst)
 }
 
-func frame(c Config, dst netip.Addr) []byte {
+// template is the generator's header: Frame with the varying addresses
+// zero (the program adds them to the checksum).
+func (c Config) template() []byte {
+	src, dst := c.Src, netip.IPv4Unspecified()
+	if c.SrcPrefix.IsValid() {
+		src = netip.IPv4Unspecified()
+	}
+	if c.Mode == Fixed {
+		dst = c.Dst
+	}
+	return frame(c, src, dst)
+}
+
+func frame(c Config, src, dst netip.Addr) []byte {
 	f := make([]byte, FrameLen)
 	copy(f[0:6], c.DstMAC)
 	copy(f[6:12], c.SrcMAC)
@@ -122,8 +150,8 @@ func frame(c Config, dst netip.Addr) []byte {
 	binary.BigEndian.PutUint16(ip[2:], FrameLen-14)
 	ip[8] = defaultTTL
 	ip[9] = unix.IPPROTO_UDP
-	src, d := c.Src.As4(), dst.As4()
-	copy(ip[12:16], src[:])
+	sa, d := src.As4(), dst.As4()
+	copy(ip[12:16], sa[:])
 	copy(ip[16:20], d[:])
 	binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip))
 	udp := f[34:42]
@@ -162,14 +190,22 @@ func NewGenerator(c Config) (*Generator, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := c.Frame()
+	f := c.template()
 	var tmpl [hdrWords * 8]byte
 	copy(tmpl[:], f[:hdrLen])
 	routes := uint32(c.Routes)
 	if c.Mode == Fixed {
 		routes = 1
 	}
-	for name, v := range map[string]any{trafficgenVarTmpl: tmpl, trafficgenVarMode: uint32(c.Mode), trafficgenVarN_routes: routes} {
+	vars := map[string]any{trafficgenVarTmpl: tmpl, trafficgenVarMode: uint32(c.Mode), trafficgenVarN_routes: routes}
+	if p := c.SrcPrefix.Masked(); p.IsValid() {
+		vars[trafficgenVarSpoof] = uint32(1)
+		vars[trafficgenVarSrcBase] = p.Addr().As4() // network byte order, as in the header
+		vars[trafficgenVarSrcHostMask] = uint32(1<<(32-p.Bits()) - 1)
+		vars[trafficgenVarLegitEvery] = uint32(c.LegitEvery)
+		vars[trafficgenVarLegitSaddr] = c.Src.As4()
+	}
+	for name, v := range vars {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("trafficgen: set %s: %w", name, err)
 		}

@@ -11,6 +11,7 @@ enum gen_mode {
 #define HDR_LEN 42 /* Ethernet 14 + IPv4 20 + UDP 8 */
 #define HDR_WORDS 6
 #define IP_CHECK_OFF 24
+#define IP_SADDR_OFF 26
 #define IP_DADDR_OFF 30
 #define UDP_SPORT_OFF 34
 

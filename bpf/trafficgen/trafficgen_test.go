@@ -154,6 +154,46 @@ func TestGeneratorRandom(t *testing.T) {
 	}
 }
 
+func TestGeneratorSpoofed(t *testing.T) {
+	for _, m := range []Mode{Fixed, Random} {
+		t.Run(m.String(), func(t *testing.T) {
+			c := testConfig(m)
+			c.SrcPrefix = netip.MustParsePrefix("198.18.0.0/15")
+			c.LegitEvery = 10
+			g := newGenerator(t, c)
+			srcs := make(map[netip.Addr]bool)
+			legit := 0
+			for i := 1; i <= 2000; i++ {
+				f := runOnce(t, g, scribbled())
+				if !validIPv4(f) {
+					t.Fatalf("frame %d: bad IPv4 checksum in % x", i, f[14:34])
+				}
+				src, dst := netip.AddrFrom4([4]byte(f[26:30])), netip.AddrFrom4([4]byte(f[30:34]))
+				if m == Fixed && dst != c.Dst {
+					t.Fatalf("frame %d: destination %v, want %v", i, dst, c.Dst)
+				}
+				if src == c.Src {
+					legit++
+					if i%c.LegitEvery != 0 {
+						t.Fatalf("frame %d has the legitimate source, want every %dth", i, c.LegitEvery)
+					}
+					if sport := binary.BigEndian.Uint16(f[34:]); m == Fixed && sport != udpSrcPort {
+						t.Fatalf("legitimate frame %d: source port %d, want %d", i, sport, udpSrcPort)
+					}
+					continue
+				}
+				if !c.SrcPrefix.Contains(src) {
+					t.Fatalf("frame %d: source %v outside %v", i, src, c.SrcPrefix)
+				}
+				srcs[src] = true
+			}
+			if legit != 200 || len(srcs) < 1700 {
+				t.Errorf("2000 frames: %d legitimate (want 200), %d distinct spoofed sources (want most of 1800)", legit, len(srcs))
+			}
+		})
+	}
+}
+
 func TestSinkCounts(t *testing.T) {
 	requireBPF(t)
 	s, err := NewSink()
@@ -190,5 +230,14 @@ func TestConfigErrors(t *testing.T) {
 	c.Src = netip.MustParseAddr("fd00::1")
 	if _, err := NewGenerator(c); err == nil {
 		t.Error("NewGenerator accepted routes=0 and an IPv6 source")
+	}
+	c = testConfig(Fixed)
+	c.LegitEvery = 10
+	if _, err := NewGenerator(c); err == nil {
+		t.Error("NewGenerator accepted legit-every without a source prefix")
+	}
+	c.SrcPrefix = netip.MustParsePrefix("fd00::/8")
+	if _, err := NewGenerator(c); err == nil {
+		t.Error("NewGenerator accepted an IPv6 source prefix")
 	}
 }

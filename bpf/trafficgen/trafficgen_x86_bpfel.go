@@ -16,12 +16,18 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	trafficgenMapReceived  = "received"
-	trafficgenProgGenerate = "generate"
-	trafficgenProgSink     = "sink"
-	trafficgenVarMode      = "mode"
-	trafficgenVarN_routes  = "n_routes"
-	trafficgenVarTmpl      = "tmpl"
+	trafficgenMapReceived    = "received"
+	trafficgenProgGenerate   = "generate"
+	trafficgenProgSink       = "sink"
+	trafficgenVarLegitEvery  = "legit_every"
+	trafficgenVarLegitSaddr  = "legit_saddr"
+	trafficgenVarMode        = "mode"
+	trafficgenVarN_routes    = "n_routes"
+	trafficgenVarSinceLegit  = "since_legit"
+	trafficgenVarSpoof       = "spoof"
+	trafficgenVarSrcBase     = "src_base"
+	trafficgenVarSrcHostMask = "src_host_mask"
+	trafficgenVarTmpl        = "tmpl"
 )
 
 // loadTrafficgen returns the embedded CollectionSpec for trafficgen.
@@ -81,9 +87,15 @@ type trafficgenMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type trafficgenVariableSpecs struct {
-	Mode     *ebpf.VariableSpec `ebpf:"mode"`
-	N_routes *ebpf.VariableSpec `ebpf:"n_routes"`
-	Tmpl     *ebpf.VariableSpec `ebpf:"tmpl"`
+	LegitEvery  *ebpf.VariableSpec `ebpf:"legit_every"`
+	LegitSaddr  *ebpf.VariableSpec `ebpf:"legit_saddr"`
+	Mode        *ebpf.VariableSpec `ebpf:"mode"`
+	N_routes    *ebpf.VariableSpec `ebpf:"n_routes"`
+	SinceLegit  *ebpf.VariableSpec `ebpf:"since_legit"`
+	Spoof       *ebpf.VariableSpec `ebpf:"spoof"`
+	SrcBase     *ebpf.VariableSpec `ebpf:"src_base"`
+	SrcHostMask *ebpf.VariableSpec `ebpf:"src_host_mask"`
+	Tmpl        *ebpf.VariableSpec `ebpf:"tmpl"`
 }
 
 // trafficgenObjects contains all objects after they have been loaded into the kernel.
@@ -119,9 +131,15 @@ func (m *trafficgenMaps) Close() error {
 //
 // It can be passed to loadTrafficgenObjects or ebpf.CollectionSpec.LoadAndAssign.
 type trafficgenVariables struct {
-	Mode     *ebpf.Variable `ebpf:"mode"`
-	N_routes *ebpf.Variable `ebpf:"n_routes"`
-	Tmpl     *ebpf.Variable `ebpf:"tmpl"`
+	LegitEvery  *ebpf.Variable `ebpf:"legit_every"`
+	LegitSaddr  *ebpf.Variable `ebpf:"legit_saddr"`
+	Mode        *ebpf.Variable `ebpf:"mode"`
+	N_routes    *ebpf.Variable `ebpf:"n_routes"`
+	SinceLegit  *ebpf.Variable `ebpf:"since_legit"`
+	Spoof       *ebpf.Variable `ebpf:"spoof"`
+	SrcBase     *ebpf.Variable `ebpf:"src_base"`
+	SrcHostMask *ebpf.Variable `ebpf:"src_host_mask"`
+	Tmpl        *ebpf.Variable `ebpf:"tmpl"`
 }
 
 // trafficgenPrograms contains all programs after they have been loaded into the kernel.

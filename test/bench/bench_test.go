@@ -537,8 +537,15 @@ type status struct {
 // into XDP.
 func (p *path) startDaemon(b *testing.B, daemon string, routes int, lookup string) {
 	b.Helper()
-	// The extra text lands in the [dataplane] table.
-	cfg, err := lab.DaemonConfigFile(b.TempDir(), []string{"eth1", "eth2"}, fmt.Sprintf("lookup = %q\n", lookup))
+	p.startDaemonWith(b, daemon, routes, fmt.Sprintf("lookup = %q\n", lookup))
+}
+
+// startDaemonWith is startDaemon with extra appended to the config: it
+// lands in the [dataplane] table, unless it opens tables of its own. With
+// routes > 0, the first and last routes must be forwarded by XDP.
+func (p *path) startDaemonWith(b *testing.B, daemon string, routes int, extra string) {
+	b.Helper()
+	cfg, err := lab.DaemonConfigFile(b.TempDir(), []string{"eth1", "eth2"}, extra)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -563,6 +570,9 @@ func (p *path) startDaemon(b *testing.B, daemon string, routes int, lookup strin
 		b.Fatalf("%v\n%s", err, proc.Out.String())
 	}
 	for _, i := range []int{0, routes - 1} {
+		if routes == 0 {
+			break
+		}
 		dst := trafficgen.Prefix(i).Addr().Next()
 		var d bpf.Decision
 		if err := p.l.Ctl("r", p.ctl, &d, "lookup", dst.String()); err != nil {
