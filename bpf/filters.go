@@ -176,8 +176,13 @@ func (d *Datapath) SetFilters(c *filter.Compiled) error {
 		return err
 	}
 	f.meta.Fields[next] = c.Fields
+	// Up to 64 rules XDP ANDs one word per field (filter_match1).
 	f.meta.Words[next] = uint32(filter.Words)
+	if len(c.Rules) <= 64 {
+		f.meta.Words[next] = 1
+	}
 	f.meta.Rules[next] = uint32(len(c.Rules))
+	f.meta.Family[next] = c.Family
 	// Packets read the bank once, then only that bank's entries.
 	atomic.StoreUint32(&f.meta.Bank, next)
 

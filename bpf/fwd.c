@@ -527,7 +527,7 @@ static __always_inline struct filter_bits *filter_bitmap(__u32 bank, __u32 class
  * whatever the rule count: no branch for the verifier to multiply.
  */
 static __always_inline int filter_and(struct filter_bits *acc, struct filter_bits *a,
-				      struct filter_bits *b)
+				      struct filter_bits *b, const int n /* words: a constant */)
 {
 	__u64 any = 0;
 
@@ -535,28 +535,44 @@ static __always_inline int filter_and(struct filter_bits *acc, struct filter_bit
 		return 0;
 #pragma unroll
 	for (int i = 0; i < FILTER_WORDS; i++) {
-		acc->w[i] &= a->w[i] | b->w[i];
-		any |= acc->w[i];
+		if (i < n) {
+			acc->w[i] &= a->w[i] | b->w[i];
+			any |= acc->w[i];
+		}
 	}
 	return any != 0;
 }
 
-static __always_inline int filter_field(struct filter_bits *acc, __u32 bank, __u32 idx)
+/* acc &= b: filter_and with one bitmap, half the loads. */
+static __always_inline int filter_and1(struct filter_bits *acc, struct filter_bits *b, const int n)
 {
-	struct filter_bits *b = filter_bitmap(bank, filter_class_at(bank, idx));
+	__u64 any = 0;
 
-	return filter_and(acc, b, b);
+	if (!b)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < FILTER_WORDS; i++) {
+		if (i < n) {
+			acc->w[i] &= b->w[i];
+			any |= acc->w[i];
+		}
+	}
+	return any != 0;
+}
+
+static __always_inline int filter_field(struct filter_bits *acc, __u32 bank, __u32 idx, const int n)
+{
+	return filter_and1(acc, filter_bitmap(bank, filter_class_at(bank, idx)), n);
 }
 
 static __always_inline int filter_prefix(struct filter_bits *acc, __u32 bank, __u32 tag,
-					 const __u8 *addr, int v6)
+					 const __u8 *addr, int v6, const int n)
 {
 	struct filter_key key = { .prefixlen = v6 ? 32 + 128 : 32 + 32, .tag = bank << 2 | tag };
 
 	__builtin_memcpy(key.addr, addr, 16);
 	__u32 *c = bpf_map_lookup_elem(&filter_prefixes, &key);
-	struct filter_bits *b = filter_bitmap(bank, c ? *c : 0);
-	return filter_and(acc, b, b);
+	return filter_and1(acc, filter_bitmap(bank, c ? *c : 0), n);
 }
 
 /* A GCRA token bucket per CPU: 1 if the packet conforms to the rate. */
@@ -596,40 +612,49 @@ __noinline int filter_first(struct filter_bits *acc)
 	return FILTER_MAX;
 }
 
-/* The bitmap of the rules p matches (all ones: start of the AND). */
-__noinline int filter_match(struct filter_pkt *p, struct filter_bits *acc, __u32 bank, __u32 fields)
+/*
+ * ANDs into acc (all ones to start with) the bitmaps of p's fields; 0 if
+ * no rule is left. n: the words in use, a constant (see filter_match1).
+ */
+static __always_inline int filter_match(struct filter_pkt *p, struct filter_bits *acc, __u32 bank,
+					__u32 fields, __u32 family, const int n)
 {
 	if (!p || !acc)
 		return 0;
 	bank &= 1;
-	/* Rules of one family have no bit in the other family's prefixes. */
-	if ((fields & (1 << FF_DST)) && !filter_prefix(acc, bank, 0 | (p->v6 & 1), p->daddr, p->v6))
+	/* A family's rules first: an array lookup, where a prefix field would
+	 * cost a trie walk. */
+	if (fields & (1 << FF_FAMILY)) {
+		if (!filter_and1(acc, filter_bitmap(bank, family), n))
+			return 0;
+	}
+	if ((fields & (1 << FF_DST)) && !filter_prefix(acc, bank, 0 | (p->v6 & 1), p->daddr, p->v6, n))
 		return 0;
-	if ((fields & (1 << FF_SRC)) && !filter_prefix(acc, bank, 2 | (p->v6 & 1), p->saddr, p->v6))
+	if ((fields & (1 << FF_SRC)) && !filter_prefix(acc, bank, 2 | (p->v6 & 1), p->saddr, p->v6, n))
 		return 0;
-	if ((fields & (1 << FF_PROTO)) && !filter_field(acc, bank, FT_PROTO + p->proto))
+	if ((fields & (1 << FF_PROTO)) && !filter_field(acc, bank, FT_PROTO + p->proto, n))
 		return 0;
-	if ((fields & (1 << FF_DPORT)) && !filter_field(acc, bank, FT_DPORT + (p->dport & 0x1ffff)))
+	if ((fields & (1 << FF_DPORT)) && !filter_field(acc, bank, FT_DPORT + (p->dport & 0x1ffff), n))
 		return 0;
-	if ((fields & (1 << FF_SPORT)) && !filter_field(acc, bank, FT_SPORT + (p->sport & 0x1ffff)))
+	if ((fields & (1 << FF_SPORT)) && !filter_field(acc, bank, FT_SPORT + (p->sport & 0x1ffff), n))
 		return 0;
 	if (fields & (1 << FF_PORT)) { /* the source or the destination port */
 		struct filter_bits *a = filter_bitmap(bank, filter_class_at(bank, FT_PORT + (p->sport & 0x1ffff)));
 		struct filter_bits *b = filter_bitmap(bank, filter_class_at(bank, FT_PORT + (p->dport & 0x1ffff)));
-		if (!filter_and(acc, a, b))
+		if (!filter_and(acc, a, b, n))
 			return 0;
 	}
-	if ((fields & (1 << FF_ICMP_TYPE)) && !filter_field(acc, bank, FT_ICMP_TYPE + (p->icmp_type & 0x1ff)))
+	if ((fields & (1 << FF_ICMP_TYPE)) && !filter_field(acc, bank, FT_ICMP_TYPE + (p->icmp_type & 0x1ff), n))
 		return 0;
-	if ((fields & (1 << FF_ICMP_CODE)) && !filter_field(acc, bank, FT_ICMP_CODE + (p->icmp_code & 0x1ff)))
+	if ((fields & (1 << FF_ICMP_CODE)) && !filter_field(acc, bank, FT_ICMP_CODE + (p->icmp_code & 0x1ff), n))
 		return 0;
-	if ((fields & (1 << FF_TCP_FLAGS)) && !filter_field(acc, bank, FT_TCP_FLAGS + (p->tcp_flags & 0x1ff)))
+	if ((fields & (1 << FF_TCP_FLAGS)) && !filter_field(acc, bank, FT_TCP_FLAGS + (p->tcp_flags & 0x1ff), n))
 		return 0;
-	if ((fields & (1 << FF_DSCP)) && !filter_field(acc, bank, FT_DSCP + (p->dscp & 63)))
+	if ((fields & (1 << FF_DSCP)) && !filter_field(acc, bank, FT_DSCP + (p->dscp & 63), n))
 		return 0;
-	if ((fields & (1 << FF_FRAG)) && !filter_field(acc, bank, FT_FRAG + (p->frag & 3)))
+	if ((fields & (1 << FF_FRAG)) && !filter_field(acc, bank, FT_FRAG + (p->frag & 3), n))
 		return 0;
-	if ((fields & (1 << FF_LEN)) && !filter_field(acc, bank, FT_LEN + (p->len & 0xffff)))
+	if ((fields & (1 << FF_LEN)) && !filter_field(acc, bank, FT_LEN + (p->len & 0xffff), n))
 		return 0;
 	if (fields & (1 << FF_INGRESS)) {
 		struct filter_port_key pk = { .bank = bank, .ifindex = p->ingress };
@@ -638,11 +663,26 @@ __noinline int filter_match(struct filter_pkt *p, struct filter_bits *acc, __u32
 			pk.ifindex = 0;
 			c = bpf_map_lookup_elem(&filter_ports, &pk);
 		}
-		struct filter_bits *b = filter_bitmap(bank, c ? *c : 0);
-		if (!filter_and(acc, b, b))
+		if (!filter_and1(acc, filter_bitmap(bank, c ? *c : 0), n))
 			return 0;
 	}
 	return 1;
+}
+
+/*
+ * Global (checked once by the verifier), one per bitmap width: up to 64
+ * rules one word is ANDed per field, not 16.
+ */
+__noinline int filter_match1(struct filter_pkt *p, struct filter_bits *acc, __u32 bank, __u32 fields,
+			     __u32 family)
+{
+	return filter_match(p, acc, bank, fields, family, 1);
+}
+
+__noinline int filter_match16(struct filter_pkt *p, struct filter_bits *acc, __u32 bank, __u32 fields,
+			      __u32 family)
+{
+	return filter_match(p, acc, bank, fields, family, FILTER_WORDS);
 }
 
 /*
@@ -662,11 +702,21 @@ __noinline int filter(struct filter_pkt *p)
 	if (m->rules[bank] == 0)
 		return FV_FORWARD;
 	struct filter_bits acc;
+	__u32 family = m->family[bank][p->v6 & 1];
+	if (m->words[bank] <= 1) {
+		acc.w[0] = ~0ULL;
 #pragma unroll
-	for (int i = 0; i < FILTER_WORDS; i++)
-		acc.w[i] = ~0ULL;
-	if (!filter_match(p, &acc, bank, m->fields[bank]))
-		return FV_FORWARD;
+		for (int i = 1; i < FILTER_WORDS; i++)
+			acc.w[i] = 0;
+		if (!filter_match1(p, &acc, bank, m->fields[bank], family))
+			return FV_FORWARD;
+	} else {
+#pragma unroll
+		for (int i = 0; i < FILTER_WORDS; i++)
+			acc.w[i] = ~0ULL;
+		if (!filter_match16(p, &acc, bank, m->fields[bank], family))
+			return FV_FORWARD;
+	}
 
 	int keep = 0;
 	for (int n = 0; n < FILTER_MATCHES; n++) {

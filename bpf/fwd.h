@@ -201,6 +201,7 @@ enum filter_field {
 	FF_FRAG,
 	FF_LEN,
 	FF_INGRESS,
+	FF_FAMILY, /* rules of one family: filter_meta.family */
 	FF__MAX,
 };
 
@@ -278,6 +279,7 @@ struct filter_meta {
 	__u32 fields[2]; /* per bank: bit (1 << enum filter_field) per field in use */
 	__u32 words[2];  /* per bank: bitmap words in use */
 	__u32 rules[2];  /* per bank: rules */
+	__u32 family[2][2]; /* per bank: class of the rules IPv4 (0), IPv6 (1) packets may match */
 };
 
 struct filter_counter {

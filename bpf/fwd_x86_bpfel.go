@@ -88,7 +88,8 @@ const (
 	fwdFilterFieldFF_FRAG      fwdFilterField = 10
 	fwdFilterFieldFF_LEN       fwdFilterField = 11
 	fwdFilterFieldFF_INGRESS   fwdFilterField = 12
-	fwdFilterFieldFF__MAX      fwdFilterField = 13
+	fwdFilterFieldFF_FAMILY    fwdFilterField = 13
+	fwdFilterFieldFF__MAX      fwdFilterField = 14
 )
 
 type fwdFilterFlags uint32
@@ -122,6 +123,7 @@ type fwdFilterMeta struct {
 	Fields [2]uint32
 	Words  [2]uint32
 	Rules  [2]uint32
+	Family [2][2]uint32
 }
 
 type fwdFilterPortKey struct {

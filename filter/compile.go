@@ -22,6 +22,7 @@ const (
 	FieldFrag
 	FieldLen
 	FieldIngress
+	FieldFamily // some rule is of one family: Compiled.Family
 	NumFields
 )
 
@@ -85,6 +86,7 @@ type Compiled struct {
 	Tables   [NumTables][]uint32 // value → class; nil for a field not in use
 	Prefixes []PrefixClass       // longest match wins; /0 entries for each family in use
 	Ingress  map[int]uint32      // ifindex → class; 0: ports not listed
+	Family   [2]uint32           // class of the rules IPv4 (0) and IPv6 (1) packets may match
 }
 
 type classes struct {
@@ -130,6 +132,9 @@ func Compile(rules []Rule) (*Compiled, error) {
 		return nil, err
 	}
 	if err := c.compileIngress(cl); err != nil {
+		return nil, err
+	}
+	if err := c.compileFamily(cl); err != nil {
 		return nil, err
 	}
 	c.Bitmaps = cl.bitmaps
@@ -264,15 +269,41 @@ func familyOK(r *Rule, v6 bool) bool {
 	return r.Family == 0 || (r.Family == 6) == v6
 }
 
-// compilePrefixes builds the source and destination prefix tables. The
-// destination one is in use as soon as a rule is of one family: that is
-// where the other family's packets lose its bit.
+// compileFamily: packets of a family lose the bits of the other family's
+// rules (FieldFamily, when some rule is of one without a prefix).
+func (c *Compiled) compileFamily(cl *classes) error {
+	var fam [2]Bitmap
+	used := false
+	for i := range c.Rules {
+		r := &c.Rules[i]
+		// A prefix keeps the other family's packets away already.
+		used = used || r.Family != 0 && !r.Dst.IsValid() && !r.Src.IsValid()
+		for v6 := range 2 {
+			if familyOK(r, v6 == 1) {
+				fam[v6].set(i)
+			}
+		}
+	}
+	if !used {
+		return nil
+	}
+	c.Fields |= 1 << FieldFamily
+	var err error
+	for v6 := range 2 {
+		if c.Family[v6], err = cl.of(fam[v6]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compilePrefixes builds the source and destination prefix tables.
 func (c *Compiled) compilePrefixes(cl *classes) error {
 	for _, source := range []bool{false, true} {
 		used := false
 		for i := range c.Rules {
 			r := &c.Rules[i]
-			if (source && r.Src.IsValid()) || (!source && (r.Dst.IsValid() || r.Family != 0)) {
+			if (source && r.Src.IsValid()) || (!source && r.Dst.IsValid()) {
 				used = true
 			}
 		}
@@ -439,6 +470,13 @@ func (c *Compiled) Match(p Packet) []int {
 			}
 		}
 		and(found)
+	}
+	if c.Fields&(1<<FieldFamily) != 0 {
+		v6 := 0
+		if p.Dst.Is6() {
+			v6 = 1
+		}
+		and(c.Family[v6])
 	}
 	if c.Fields&(1<<FieldIngress) != 0 {
 		id, ok := c.Ingress[p.Ingress]
