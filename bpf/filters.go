@@ -253,22 +253,8 @@ func ruleValue(r *filter.Rule, slot uint32, cpus int) (fwdFilterRule, error) {
 
 // writeKeyed replaces the bank's entries of the prefix and port maps.
 func (f *filters) writeKeyed(bank uint32, c *filter.Compiled) error {
-	var stale []fwdFilterKey
-	var k fwdFilterKey
-	var v uint32
-	it := f.m.FilterPrefixes.Iterate()
-	for it.Next(&k, &v) {
-		if k.Tag>>2 == bank {
-			stale = append(stale, k)
-		}
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("filters: read prefixes: %w", err)
-	}
-	for _, k := range stale {
-		if err := f.m.FilterPrefixes.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("filters: delete prefix: %w", err)
-		}
+	if err := deleteWhere(f.m.FilterPrefixes, func(k fwdFilterKey) bool { return k.Tag>>2 == bank }); err != nil {
+		return fmt.Errorf("filters: prefixes: %w", err)
 	}
 	for _, e := range c.Prefixes {
 		key := fwdFilterKey{Prefixlen: 32 + uint32(e.Prefix.Bits()), Tag: bank << 2}
@@ -287,25 +273,34 @@ func (f *filters) writeKeyed(bank uint32, c *filter.Compiled) error {
 		}
 	}
 
-	var pk fwdFilterPortKey
-	var stalePorts []fwdFilterPortKey
-	pit := f.m.FilterPorts.Iterate()
-	for pit.Next(&pk, &v) {
-		if pk.Bank == bank {
-			stalePorts = append(stalePorts, pk)
-		}
-	}
-	if err := pit.Err(); err != nil {
-		return fmt.Errorf("filters: read ports: %w", err)
-	}
-	for _, k := range stalePorts {
-		if err := f.m.FilterPorts.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("filters: delete port: %w", err)
-		}
+	if err := deleteWhere(f.m.FilterPorts, func(k fwdFilterPortKey) bool { return k.Bank == bank }); err != nil {
+		return fmt.Errorf("filters: ports: %w", err)
 	}
 	for ifindex, class := range c.Ingress {
 		if err := f.m.FilterPorts.Put(fwdFilterPortKey{Bank: bank, Ifindex: uint32(ifindex)}, class); err != nil {
 			return fmt.Errorf("filters: port %d: %w", ifindex, err)
+		}
+	}
+	return nil
+}
+
+// deleteWhere deletes the entries of m (uint32 values) whose key is of.
+func deleteWhere[K any](m *ebpf.Map, of func(K) bool) error {
+	var stale []K
+	var k K
+	var v uint32
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		if of(k) {
+			stale = append(stale, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	for _, k := range stale {
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete: %w", err)
 		}
 	}
 	return nil

@@ -228,7 +228,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 			return (&fib.Watcher{Table: cfg.FIB.Table, Protocol: cfg.FIB.Protocol, Log: log.With("component", "fib")}).Run(ctx, events)
 		},
 		serve: func(ctx context.Context) error {
+			shut := make(chan struct{})
 			go func() {
+				defer close(shut)
 				<-ctx.Done()
 				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
@@ -237,6 +239,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("api server: %w", err)
 			}
+			// Serve returns at once; requests still running use the data
+			// path, which is closed after this returns.
+			<-shut
 			return nil
 		},
 		keepRoutes: cfg.FIB.KeepRoutesOnExit,

@@ -360,12 +360,11 @@ type path struct {
 	closeErr    error
 }
 
-// newPath builds a lab with routes /24 routes (trafficgen.Prefix) via h2 in
-// r. bins == "" selects kernel forwarding, else xdprouterd from bins with
-// dataplane.lookup = lookup.
-func newPath(b *testing.B, name string, routes int, bins, lookup string) *path {
+// newBasicPath builds the lab h1 — r — h2 of a path (namespaces named
+// from prefix), with r's end prepared for a live-frames flood from h1.
+func newBasicPath(b *testing.B, name, prefix string) *path {
 	b.Helper()
-	p := &path{name: name, l: lab.New("xb" + strings.TrimPrefix(name, "xdp-")[:1])}
+	p := &path{name: name, l: lab.New(prefix)}
 	b.Cleanup(func() {
 		if err := p.close(); err != nil {
 			b.Errorf("%s lab cleanup: %v", name, err)
@@ -402,6 +401,16 @@ func newPath(b *testing.B, name string, routes int, bins, lookup string) *path {
 	if err := silence(l); err != nil {
 		b.Fatal(err)
 	}
+	return p
+}
+
+// newPath builds a lab with routes /24 routes (trafficgen.Prefix) via h2 in
+// r. bins == "" selects kernel forwarding, else xdprouterd from bins with
+// dataplane.lookup = lookup.
+func newPath(b *testing.B, name string, routes int, bins, lookup string) *path {
+	b.Helper()
+	p := newBasicPath(b, name, "xb"+strings.TrimPrefix(name, "xdp-")[:1])
+	l := p.l
 	if err := addRoutes(l, routes); err != nil {
 		b.Fatal(err)
 	}

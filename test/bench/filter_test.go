@@ -172,37 +172,8 @@ func floodConfig(p *path) trafficgen.Config {
 // "nft-forward" make r a kernel router with the nftables rule.
 func newFilterPath(b *testing.B, name, bins string) *path {
 	b.Helper()
-	p := &path{name: name, l: lab.New("xf" + name[:1] + name[len(name)-1:])}
-	b.Cleanup(func() {
-		if err := p.close(); err != nil {
-			b.Errorf("%s lab cleanup: %v", name, err)
-		}
-	})
+	p := newBasicPath(b, name, "xf"+name[:1]+name[len(name)-1:])
 	l := p.l
-	if err := l.Basic(); err != nil {
-		b.Fatal(err)
-	}
-	h2MAC, err := p.mac("h2", "eth0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if p.rMAC, err = p.mac("r", "eth1"); err != nil {
-		b.Fatal(err)
-	}
-	// As in newPath: NAPI on eth1 for the frames h1 XDP_TXes (the XDP path
-	// has its program too), a dynamic neighbor entry for h2 that h2's
-	// kernel keeps answering for, and h1's kernel silent.
-	for _, s := range [][]string{
-		{"ethtool", "-K", "eth1", "gro", "on"},
-		{"ip", "neigh", "replace", lab.H2v4, "lladdr", h2MAC.String(), "dev", "eth2", "nud", "reachable"},
-	} {
-		if err := l.Run("r", s...); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := silence(l); err != nil {
-		b.Fatal(err)
-	}
 	for _, k := range []string{"all", "default", "eth1", "eth2"} {
 		if err := l.Sysctl("r", "net.ipv4.conf."+k+".rp_filter", "0"); err != nil {
 			b.Fatal(err)
