@@ -124,6 +124,8 @@ type flowspecTracker struct {
 	srv  ribReader
 	on   func([]filter.Rule, []Rejected)
 	wake chan struct{}
+	// flushes asks the worker for an evaluation now (see flush).
+	flushes chan chan struct{}
 
 	// dsts are the destination prefixes of the current entries, read by
 	// observe on GoBGP's watcher goroutine.
@@ -141,9 +143,29 @@ type flowspecTracker struct {
 }
 
 func newFlowspecTracker(srv ribReader, log *slog.Logger, nbrs map[netip.Addr]fsNeighbor, on func([]filter.Rule, []Rejected)) *flowspecTracker {
-	t := &flowspecTracker{log: log, srv: srv, on: on, wake: make(chan struct{}, 1), nbrs: nbrs, ribDirty: true}
+	t := &flowspecTracker{log: log, srv: srv, on: on, wake: make(chan struct{}, 1), flushes: make(chan chan struct{}),
+		nbrs: nbrs, ribDirty: true}
 	t.dsts.Store(&[]netip.Prefix{})
 	return t
+}
+
+// flush has the worker read the RIB and evaluate at once (no coalescing,
+// no revalidation delay) and waits until it has handed a changed set to
+// on, or timeout: at the initial sync, so that the set in force then is
+// what BGP has, validated against the unicast routes just learned.
+func (t *flowspecTracker) flush(timeout time.Duration) {
+	done := make(chan struct{})
+	tm := time.NewTimer(timeout)
+	defer tm.Stop()
+	select {
+	case t.flushes <- done:
+	case <-tm.C:
+		return
+	}
+	select {
+	case <-done:
+	case <-tm.C:
+	}
 }
 
 func (t *flowspecTracker) kick() {
@@ -242,68 +264,85 @@ func (t *flowspecTracker) run(ctx context.Context, stopping func() bool) {
 		}
 	}
 	for {
+		var flushed chan struct{} // closed once this round is done
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.wake:
+		case flushed = <-t.flushes:
+			t.mu.Lock()
+			t.ribDirty = true
+			t.mu.Unlock()
 		}
-		if !wait(flowspecCoalesce) {
-			return
-		}
-		t.mu.Lock()
-		rib, uni, nbrs := t.ribDirty, t.uniDirty, t.nbrsDirty
-		t.mu.Unlock()
-		if !rib && !nbrs && uni {
-			// Unicast changes alone: at most every flowspecRevalidate.
-			if d := flowspecRevalidate - time.Since(lastCheck); d > 0 && !wait(d) {
+		if flushed == nil {
+			if !wait(flowspecCoalesce) {
 				return
 			}
-		}
-		t.mu.Lock()
-		rib, t.ribDirty = t.ribDirty, false
-		t.uniDirty, t.nbrsDirty = false, false
-		cfg := t.nbrs
-		t.mu.Unlock()
-		if rib {
-			e, err := t.read()
-			if err != nil {
-				if ctx.Err() != nil {
+			t.mu.Lock()
+			rib, uni, nbrs := t.ribDirty, t.uniDirty, t.nbrsDirty
+			t.mu.Unlock()
+			if !rib && !nbrs && uni {
+				// Unicast changes alone: at most every flowspecRevalidate.
+				if d := flowspecRevalidate - time.Since(lastCheck); d > 0 && !wait(d) {
 					return
 				}
-				t.log.Warn("flowspec: read the RIB", "err", err)
-				t.mu.Lock()
-				t.ribDirty = true
-				t.mu.Unlock()
-				if !wait(flowspecRetry) {
-					return
-				}
-				t.kick()
-				continue
-			}
-			entries = e
-		}
-		lastCheck = time.Now()
-		rules, rejected := t.evaluate(entries, cfg)
-		var dsts []netip.Prefix
-		for _, e := range entries {
-			if e.err == nil && e.rule.Dst.IsValid() {
-				dsts = append(dsts, e.rule.Dst)
 			}
 		}
-		t.dsts.Store(&dsts)
-		t.outMu.Lock()
-		same := reflect.DeepEqual(rules, t.rules) && reflect.DeepEqual(rejected, t.rejected)
-		if !same {
-			t.rules, t.rejected = rules, rejected
+		t.round(ctx, &entries, &lastCheck, stopping, wait)
+		if flushed != nil {
+			close(flushed)
 		}
-		t.outMu.Unlock()
-		if same || stopping() {
-			continue
+	}
+}
+
+// round is one evaluation of the worker: the RIB read if dirty, the rules
+// validated and handed to on if they changed.
+func (t *flowspecTracker) round(ctx context.Context, entries *[]fsEntry, lastCheck *time.Time, stopping func() bool, wait func(time.Duration) bool) {
+	t.mu.Lock()
+	rib := t.ribDirty
+	t.ribDirty = false
+	t.uniDirty, t.nbrsDirty = false, false
+	cfg := t.nbrs
+	t.mu.Unlock()
+	if rib {
+		e, err := t.read()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			t.log.Warn("flowspec: read the RIB", "err", err)
+			t.mu.Lock()
+			t.ribDirty = true
+			t.mu.Unlock()
+			if !wait(flowspecRetry) {
+				return
+			}
+			t.kick()
+			return
 		}
-		t.log.Info("flowspec rules changed", "rules", len(rules), "rejected", len(rejected))
-		if t.on != nil {
-			t.on(cloneRules(rules), slices.Clone(rejected))
+		*entries = e
+	}
+	*lastCheck = time.Now()
+	rules, rejected := t.evaluate(*entries, cfg)
+	var dsts []netip.Prefix
+	for _, e := range *entries {
+		if e.err == nil && e.rule.Dst.IsValid() {
+			dsts = append(dsts, e.rule.Dst)
 		}
+	}
+	t.dsts.Store(&dsts)
+	t.outMu.Lock()
+	same := reflect.DeepEqual(rules, t.rules) && reflect.DeepEqual(rejected, t.rejected)
+	if !same {
+		t.rules, t.rejected = rules, rejected
+	}
+	t.outMu.Unlock()
+	if same || stopping() {
+		return
+	}
+	t.log.Info("flowspec rules changed", "rules", len(rules), "rejected", len(rejected))
+	if t.on != nil {
+		t.on(cloneRules(rules), slices.Clone(rejected))
 	}
 }
 

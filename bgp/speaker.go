@@ -330,6 +330,14 @@ func (s *Speaker) newInitialSync() *eorTracker {
 			}
 			s.syncOnce.Do(func() {
 				s.log.Info("initial sync: every neighbor sent End-of-RIB")
+				// The Flowspec set of now, validated against the unicast
+				// routes just learned, reaches OnFlowspec first.
+				s.mu.Lock()
+				fs := s.flowspec
+				s.mu.Unlock()
+				if fs != nil {
+					fs.flush(2 * time.Second)
+				}
 				s.onSync()
 			})
 		}

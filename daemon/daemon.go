@@ -94,7 +94,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 			// every neighbor sent End-of-RIB (StaleAfter the upper bound).
 			ForwardingPreserved: func() bool { return dp != nil && dp.Preserved() },
 			GracefulStop:        cfg.Dataplane.KeepOnExit,
-			OnInitialSync:       func() { syncer.SweepStale() },
+			OnInitialSync:       func() { syncer.SweepStale(); filters.release() },
 			OnFlowspec:          filters.setFlowspec})
 		if err != nil {
 			return err
@@ -198,7 +198,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		reg.MustRegister(speaker.Collector())
 	}
 
-	if err := filters.start(dp, filterRules); err != nil {
+	if err := filters.start(dp, filterRules, dp.Preserved() && speaker != nil, bgp.StaleBound(cfg)); err != nil {
 		return err
 	}
 	if err := setURPF(dp, cfg.Dataplane, ports); err != nil {

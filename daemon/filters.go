@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/xdprouter/xdprouter/bgp"
 	"github.com/xdprouter/xdprouter/bpf"
@@ -22,6 +23,10 @@ type filterSet struct {
 	flowspec []filter.Rule
 	rejected []bgp.Rejected // by bgp (infeasible, unsupported)
 	overflow []bgp.Rejected // Flowspec rules beyond filter.MaxRules
+	// held: the set a previous instance left in the pinned maps stays in
+	// force until BGP has re-learned the Flowspec rules (release), so a
+	// restart does not lift them for the seconds BGP takes.
+	held bool
 }
 
 // newFilterSet makes the set before the datapath exists (BGP's callback
@@ -31,12 +36,41 @@ func newFilterSet(log *slog.Logger) *filterSet {
 }
 
 // start puts the configuration's rules, and any Flowspec rules received
-// meanwhile, in force in dp.
-func (f *filterSet) start(dp *bpf.Datapath, rules []filter.Rule) error {
+// meanwhile, in force in dp. With hold (a pinned dataplane taken over,
+// BGP on) the previous instance's set stays until release, or until
+// holdFor has passed.
+func (f *filterSet) start(dp *bpf.Datapath, rules []filter.Rule, hold bool, holdFor time.Duration) error {
+	if len(rules) > filter.MaxRules {
+		return fmt.Errorf("filters: %d rules, at most %d", len(rules), filter.MaxRules)
+	}
+	if _, err := filter.Compile(rules); err != nil {
+		return err
+	}
 	f.mu.Lock()
 	f.dp = dp
+	if hold {
+		f.config, f.held = rules, true
+		f.mu.Unlock()
+		f.log.Info("the previous instance's filters stay in force until BGP has re-learned the Flowspec rules", "at-most", holdFor)
+		time.AfterFunc(holdFor, f.release)
+		return nil
+	}
 	f.mu.Unlock()
 	return f.setConfig(rules)
+}
+
+// release ends the hold of start: BGP has converged (or the bound has
+// passed); the set of now is written.
+func (f *filterSet) release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.held {
+		return
+	}
+	f.held = false
+	if err := f.apply(); err != nil {
+		f.log.Error("filters not applied; the previous set stays in force", "err", err)
+	}
 }
 
 // configRules resolves the configuration's [[filter]] rules against the
@@ -61,7 +95,7 @@ func (f *filterSet) setConfig(rules []filter.Rule) error {
 		return fmt.Errorf("filters: %d rules, at most %d", len(rules), filter.MaxRules)
 	}
 	old := f.config
-	f.config = rules
+	f.config, f.held = rules, false // the operator's reload ends a hold
 	if err := f.apply(); err != nil {
 		f.config = old
 		return err
@@ -82,8 +116,8 @@ func (f *filterSet) setFlowspec(rules []filter.Rule, rejected []bgp.Rejected) {
 // apply compiles and writes the set. Flowspec rules that do not fit
 // after the configuration's are left out, with a reason. Callers hold mu.
 func (f *filterSet) apply() error {
-	if f.dp == nil {
-		return nil // start applies them
+	if f.dp == nil || f.held {
+		return nil // start or release applies them
 	}
 	room := filter.MaxRules - len(f.config)
 	fs := f.flowspec

@@ -3,11 +3,13 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -153,5 +155,79 @@ func TestFlowspecFromBIRD(t *testing.T) {
 		}
 		// BIRD's UPDATE, GoBGP, validation, compile and the map writes.
 		t.Logf("birdc %s static_flow4 → enforced in XDP (drop=%v) after %v", step.cmd, step.drop, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// TestFlowspecSurvivesRestart: a Flowspec rule in force stays in force in
+// XDP while xdprouterd is killed (-9) and restarted on its pinned
+// dataplane: the restarted daemon keeps the previous instance's filters
+// until BGP has converged again, then writes the set it re-learned.
+func TestFlowspecSurvivesRestart(t *testing.T) {
+	needBinary(t, "/usr/sbin/bird")
+	r := newLab(t)
+	p := r.peer(up1, announced(10, 2))
+	p.Flowspec = []string{"flow4 { dst 100.64.0.0/24; proto = 17; dport = 53; } { bgp_ext_community.add((generic, 0x80060000, 0)); }"}
+	if _, err := r.StartBIRD(p); err != nil {
+		t.Fatal(err)
+	}
+	pin := r.pinned()
+	cfg := neighbors("flowspec = true", up1)
+	r.start(cfg)
+	x := r.xdp(pin)
+	src, dst := netip.MustParseAddr(lab.H1v4), netip.MustParseAddr("100.64.0.9")
+	dropped := func() bool { return x.run("eth1", udp4(src, dst, 1000, 53, 10)) == xdpDrop }
+	r.poll(20*time.Second, func() error {
+		if !dropped() {
+			return errors.New("DNS to 100.64.0.9 not dropped yet")
+		}
+		return nil
+	})
+
+	if err := r.daemon.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r.poll(10*time.Second, func() error {
+		if exited, _ := r.daemon.Exited(); !exited {
+			return errors.New("still running")
+		}
+		return nil
+	})
+	if !dropped() {
+		t.Error("the rule lifted while no daemon runs")
+	}
+	r.start(cfg)
+	// From the restarted daemon's first moment until BGP has the rule in
+	// force again (and a little after), every probe is dropped.
+	samples, lifted := 0, 0
+	var inForceAt time.Time
+	err := lab.PollEvery(context.Background(), 30*time.Second, time.Millisecond, func() error {
+		samples++
+		if !dropped() {
+			lifted++
+		}
+		if inForceAt.IsZero() {
+			var fs []filterInfo
+			if err := r.ctl(&fs, "filters"); err == nil && strings.Contains(r.daemon.Out.String(), "filters in force") {
+				for _, f := range fs {
+					if f.Origin == "flowspec" && strings.Contains(f.Name, "100.64.0.0/24") {
+						inForceAt = time.Now()
+					}
+				}
+			}
+			return errors.New("waiting for the re-learned rule")
+		}
+		if time.Since(inForceAt) < 200*time.Millisecond {
+			return errors.New("a little after")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lifted > 0 {
+		t.Errorf("the rule was lifted in %d of %d probes across the restart", lifted, samples)
+	}
+	if !strings.Contains(r.daemon.Out.String(), "the previous instance's filters stay in force") {
+		t.Errorf("the restarted daemon did not hold the previous filters:\n%s", r.daemon.Out.String())
 	}
 }
