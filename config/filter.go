@@ -570,19 +570,13 @@ func (v *validator) filter(i int, name string) filter.Rule {
 		v.errf(base+"in", "must list at least one interface of dataplane.interfaces (or be left out: any port)")
 		ok = false
 	}
-	seen := map[string]int{}
-	for j, port := range f.In {
-		key := indexPath(base+"in", j)
-		switch k, dup := seen[port]; {
-		case !slices.Contains(v.c.Dataplane.Interfaces, port):
-			v.errf(key, "%q is not in dataplane.interfaces", port)
-			ok = false
-		case dup:
-			v.errf(key, "%q is listed twice (also %sin[%d])", port, base, k)
-			ok = false
-		default:
-			seen[port] = j
+	if !v.list(base+"in", f.In, func(port string) string {
+		if !slices.Contains(v.c.Dataplane.Interfaces, port) {
+			return fmt.Sprintf("%q is not in dataplane.interfaces", port)
 		}
+		return ""
+	}) {
+		ok = false
 	}
 
 	// Action.

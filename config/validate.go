@@ -148,19 +148,7 @@ func (v *validator) dataplane() {
 	default:
 		v.errf("dataplane.lookup", "%q is not one of compiled, trie", d.Lookup)
 	}
-	seen := map[string]int{}
-	for i, name := range d.Interfaces {
-		key := indexPath("dataplane.interfaces", i)
-		if msg := ifnameProblem(name); msg != "" {
-			v.errf(key, "%s", msg)
-			continue
-		}
-		if j, dup := seen[name]; dup {
-			v.errf(key, "%q is listed twice (also dataplane.interfaces[%d])", name, j)
-			continue
-		}
-		seen[name] = i
-	}
+	v.list("dataplane.interfaces", d.Interfaces, ifnameProblem)
 	if d.PinPath != "" && !filepath.IsAbs(d.PinPath) {
 		v.errf("dataplane.pin-path", `%q is not an absolute path ("" disables pinning)`, d.PinPath)
 	}
@@ -244,19 +232,7 @@ func (v *validator) bogonFilter() {
 	if b.BogonMaxLengthV6 < 16 || b.BogonMaxLengthV6 > 128 {
 		v.errf("bgp.bogon-max-length-v6", "must be 16..128 (longer IPv6 prefixes are rejected by bogon-filter), got %d", b.BogonMaxLengthV6)
 	}
-	seen := map[string]int{}
-	for i, com := range b.BlackholeCommunities {
-		key := indexPath("bgp.blackhole-communities", i)
-		if msg := communityProblem(com); msg != "" {
-			v.errf(key, "%s", msg)
-			continue
-		}
-		if j, dup := seen[com]; dup {
-			v.errf(key, "%q is listed twice (also bgp.blackhole-communities[%d])", com, j)
-			continue
-		}
-		seen[com] = i
-	}
+	v.list("bgp.blackhole-communities", b.BlackholeCommunities, communityProblem)
 	if len(b.BlackholeCommunities) > 0 {
 		return
 	}
@@ -620,4 +596,24 @@ func (v *validator) neighbors() {
 			v.errf(base+"bfd", "is single-hop BFD (RFC 5881): not with multihop = %d", n.Multihop)
 		}
 	}
+}
+
+// list checks each entry of the list at key with problem ("" if fine)
+// and refuses entries listed twice; it reports whether all are fine.
+func (v *validator) list(key string, items []string, problem func(string) string) bool {
+	ok := true
+	seen := map[string]int{}
+	for i, it := range items {
+		k := indexPath(key, i)
+		if msg := problem(it); msg != "" {
+			v.errf(k, "%s", msg)
+			ok = false
+		} else if j, dup := seen[it]; dup {
+			v.errf(k, "%q is listed twice (also %s)", it, indexPath(key, j))
+			ok = false
+		} else {
+			seen[it] = i
+		}
+	}
+	return ok
 }
