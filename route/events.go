@@ -8,12 +8,13 @@ package route
 type Snapshot struct {
 	Links     []Link
 	Addrs     []Addr
-	Routes    []Route // the configured table, all protocols but xdprouterd's
-	Ours      []Route // the configured table, xdprouterd's protocol
+	Routes    []Route // every table but local, all protocols but xdprouterd's
+	Ours      []Route // every table but local, xdprouterd's protocol
 	Neighbors []Neighbor
+	Rules     []Rule // policy rules, both families, in priority order
 }
 
-// RouteResync is the complete route list of the configured table, split as
+// RouteResync is the complete route list of every table but local, split as
 // in Snapshot. The watcher sends it after the kernel removed IPv4 routes
 // without telling: a link set admin-down or deleted, an IPv4 address removed
 // (routes through the link, or using the address, are flushed without an

@@ -12,6 +12,10 @@ const MaxECMP = 16
 // Entry is one route of the fast path's lookup structure: what packets to
 // Prefix do (Kind) and, for Unicast, which next-hop group they use.
 type Entry struct {
+	// Table is the kernel table the route mirrors (0 reads as TableMain):
+	// XDP keeps one lookup structure per table and picks the table by the
+	// kernel's policy rules (see Rule).
+	Table  int
 	Prefix netip.Prefix
 	Kind   Kind
 	Group  uint32 // next-hop group id; Unicast only

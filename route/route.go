@@ -21,7 +21,40 @@ const (
 	Unreachable             // reject: the kernel sends the ICMP error (unreachable, prohibit, throw)
 	Local                   // destination is an address of this router
 	KernelOnly              // only the kernel can forward: encapsulation, a gateway of the other family, a route MTU
+	Throw                   // policy routing: the lookup fails in this table and goes on with the next rule
 )
+
+// Kernel routing tables (rtm_table) with a fixed meaning.
+const (
+	TableDefault = 253
+	TableMain    = 254
+	TableLocal   = 255
+)
+
+// TablePrefix names one route slot: a prefix of one kernel table.
+type TablePrefix struct {
+	Table  int
+	Prefix netip.Prefix
+}
+
+// NormTable maps the table 0 (unset) to TableMain: keys built from
+// tables always go through it.
+func NormTable(t int) int {
+	if t == 0 {
+		return TableMain
+	}
+	return t
+}
+
+// Key is the route's slot: its table (normalised) and prefix.
+func (r Route) Key() TablePrefix { return TablePrefix{NormTable(r.Table), r.Prefix} }
+
+func (tp TablePrefix) String() string {
+	if tp.Table == TableMain {
+		return tp.Prefix.String()
+	}
+	return tp.Prefix.String() + " table " + strconv.Itoa(tp.Table)
+}
 
 func (k Kind) String() string {
 	switch k {
@@ -35,6 +68,8 @@ func (k Kind) String() string {
 		return "local"
 	case KernelOnly:
 		return "kernel-only"
+	case Throw:
+		return "throw"
 	}
 	return "unknown"
 }
@@ -67,6 +102,9 @@ func (n NextHop) Compare(o NextHop) int {
 
 // Route is one kernel route or one route xdprouterd installs.
 type Route struct {
+	// Table is the kernel table (rtm_table, RTA_TABLE) of the route; 0
+	// reads as TableMain (see NormTable).
+	Table    int
 	Prefix   netip.Prefix
 	Kind     Kind
 	NextHops []NextHop // Unicast only; canonical order (see SortNextHops)
