@@ -108,7 +108,7 @@ func TestApply(t *testing.T) {
 		if errs[len(errs)-1] == nil {
 			t.Error("a route via an unreachable gateway was accepted")
 		}
-		snap, err := Dump(254)
+		snap, err := Dump()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +134,7 @@ func TestApply(t *testing.T) {
 				t.Errorf("delete %d: %v", i, err)
 			}
 		}
-		if snap, _ := Dump(254); len(snap.Ours) != 0 {
+		if snap, _ := Dump(); len(snap.Ours) != 0 {
 			t.Errorf("left after delete: %+v", snap.Ours)
 		}
 	})

@@ -62,10 +62,15 @@ func prefixFromIPNet(n *net.IPNet, family int) (netip.Prefix, bool) {
 	return p.Masked(), p.IsValid()
 }
 
-// fromNetlink converts a kernel route; ok is false for routes the data path
-// does not mirror (other families than IPv4 and IPv6, e.g. multicast
-// routing tables).
+// fromNetlink converts a kernel route, with its table (normalised, see
+// route.NormTable); ok is false for routes the data path does not mirror:
+// the local table (255: the router's own and broadcast addresses, which
+// the data path passes to the kernel anyway) and other families than IPv4
+// and IPv6 (e.g. multicast routing tables).
 func fromNetlink(r *netlink.Route) (route.Route, bool) {
+	if r.Table == unix.RT_TABLE_LOCAL {
+		return route.Route{}, false
+	}
 	fam := r.Family
 	if fam == 0 && r.Dst != nil {
 		fam = unix.AF_INET
@@ -80,15 +85,18 @@ func fromNetlink(r *netlink.Route) (route.Route, bool) {
 	if !ok {
 		return route.Route{}, false
 	}
-	out := route.Route{Prefix: p, Protocol: int(r.Protocol), Metric: r.Priority}
+	out := route.Route{Table: route.NormTable(r.Table), Prefix: p, Protocol: int(r.Protocol), Metric: r.Priority}
 	switch r.Type {
 	case unix.RTN_UNICAST:
 		out.Kind = route.Unicast
 	case unix.RTN_BLACKHOLE:
 		out.Kind = route.Blackhole
 		return out, true
-	case unix.RTN_UNREACHABLE, unix.RTN_PROHIBIT, unix.RTN_THROW:
+	case unix.RTN_UNREACHABLE, unix.RTN_PROHIBIT:
 		out.Kind = route.Unreachable
+		return out, true
+	case unix.RTN_THROW:
+		out.Kind = route.Throw
 		return out, true
 	case unix.RTN_UNSPEC:
 		return route.Route{}, false

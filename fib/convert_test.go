@@ -25,6 +25,10 @@ func TestFromNetlink(t *testing.T) {
 			{Gw: gw, LinkIndex: 2}, {Gw: net.ParseIP("10.0.0.2"), LinkIndex: 3, Flags: unix.RTNH_F_LINKDOWN}}}, "unicast [10.0.0.1@2]", true},
 		{"blackhole", netlink.Route{Dst: dst, Type: unix.RTN_BLACKHOLE}, "blackhole []", true},
 		{"prohibit", netlink.Route{Dst: dst, Type: unix.RTN_PROHIBIT}, "unreachable []", true},
+		{"unreachable", netlink.Route{Dst: dst, Type: unix.RTN_UNREACHABLE}, "unreachable []", true},
+		{"throw", netlink.Route{Dst: dst, Type: unix.RTN_THROW, Table: 100}, "throw []", true},
+		{"local table: not mirrored", netlink.Route{Dst: mustIPNet("10.0.2.1/32"), LinkIndex: 2, Type: unix.RTN_LOCAL,
+			Table: unix.RT_TABLE_LOCAL}, "", false},
 		{"MPLS encap", netlink.Route{Dst: dst, Gw: gw, LinkIndex: 2, Type: unix.RTN_UNICAST, Encap: &netlink.MPLSEncap{Labels: []int{100}}}, "kernel-only []", true},
 		{"IPv6 gateway for IPv4", netlink.Route{Dst: dst, LinkIndex: 2, Type: unix.RTN_UNICAST,
 			Via: &netlink.Via{AddrFamily: unix.AF_INET6, Addr: net.ParseIP("fe80::1")}}, "kernel-only []", true},
@@ -52,6 +56,9 @@ func TestFromNetlink(t *testing.T) {
 		}
 		if got := r.Kind.String() + " " + nhString(r.NextHops); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+		if want := route.NormTable(tc.r.Table); r.Table != want {
+			t.Errorf("%s: table %d, want %d", tc.name, r.Table, want)
 		}
 	}
 }

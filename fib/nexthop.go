@@ -234,15 +234,16 @@ func dumpNexthops(f func(protocol uint8, nh route.Nexthop, g route.NexthopGroup)
 	return perr
 }
 
-// routeKey names a route of one table and protocol.
+// routeKey names a route of one protocol.
 type routeKey struct {
+	table  int
 	prefix netip.Prefix
 	metric int
 }
 
-// routeNHIDs returns the nexthop ids of the routes of table and protocol
-// proto that have one, read from a raw route dump: the netlink library
-// does not parse RTA_NH_ID.
+// routeNHIDs returns the nexthop ids of the routes of table (allTables:
+// every table) and protocol proto that have one, read from a raw route
+// dump: the netlink library does not parse RTA_NH_ID.
 func routeNHIDs(table, proto int) (map[routeKey]uint32, error) {
 	ids := map[routeKey]uint32{}
 	err := retryErr(func() error {
@@ -278,8 +279,8 @@ func routeNHIDs(table, proto int) (map[routeKey]uint32, error) {
 					nhid = binary.NativeEndian.Uint32(v)
 				}
 			})
-			if tbl == table && nhid != 0 {
-				ids[routeKey{netip.PrefixFrom(dst, bits).Masked(), metric}] = nhid
+			if (table == allTables || tbl == table) && nhid != 0 {
+				ids[routeKey{route.NormTable(tbl), netip.PrefixFrom(dst, bits).Masked(), metric}] = nhid
 			}
 			return true
 		})

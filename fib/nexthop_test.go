@@ -46,7 +46,7 @@ func noErrs(t *testing.T, what string, errs []error) {
 // ours returns our routes of the main table by prefix.
 func ours(t *testing.T) map[string]route.Route {
 	t.Helper()
-	snap, err := Dump(254)
+	snap, err := Dump()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -14,15 +16,20 @@ import (
 	"github.com/xdprouter/xdprouter/route"
 )
 
-// Watcher streams the kernel's links, addresses, routes of one table and
-// neighbors: a Snapshot first, then events, and a fresh Snapshot whenever
-// netlink reports lost messages. It works in the network namespace of the
-// process.
+// Watcher streams the kernel's links, addresses, routes of every table but
+// local (each route.Route carries its table), neighbors and policy rules: a
+// Snapshot first, then events (RouteEvent, RuleSet, ...), and a fresh
+// Snapshot whenever netlink reports lost messages. It works in the network
+// namespace of the process (of the calling thread).
 type Watcher struct {
+	// Table is ignored: the watcher streams the routes of every table but
+	// local (255). It is kept so that existing callers compile.
+	//
+	// Deprecated: the watcher no longer filters by table.
 	Table int
 	// Protocol is the rtm_protocol of xdprouterd's own routes (see
-	// Table.Protocol); 0 means DefaultProtocol. Routes with it are Ours,
-	// every other route of the table is a kernel route.
+	// Table.Protocol); 0 means DefaultProtocol. Routes with it, in any
+	// table, are Ours; every other route is a kernel route.
 	Protocol int
 	Log      *slog.Logger
 	// RcvBuf is the socket receive buffer of the route and neighbor
@@ -55,7 +62,7 @@ const (
 func (w *Watcher) Run(ctx context.Context, out chan<- any) error {
 	proto, err := protocol(w.Protocol)
 	if err != nil {
-		return fmt.Errorf("netlink watch of table %d: %w", w.Table, err)
+		return fmt.Errorf("netlink watch: %w", err)
 	}
 	attempt, sleep, now := w.attempt, w.sleep, w.now
 	if attempt == nil {
@@ -144,14 +151,19 @@ func (w *Watcher) once(ctx context.Context, out chan<- any, proto int) error {
 		return fmt.Errorf("subscribe addresses: %w", err)
 	}
 	drains = append(drains, func() { drain(addrs) })
-	snap, up, err := dump(w.Table, proto)
+	rules, err := subscribeRules(done, onErr)
+	if err != nil {
+		return fmt.Errorf("subscribe rules: %w", err)
+	}
+	drains = append(drains, func() { drain(rules) })
+	snap, up, err := dump(proto)
 	if err != nil {
 		return err
 	}
 	if !send(ctx, out, snap) {
 		return nil
 	}
-	st := &watchState{table: w.Table, proto: proto, up: up}
+	st := &watchState{proto: proto, up: up, rules: snap.Rules}
 	for {
 		var ev any
 		if st.pending() {
@@ -169,6 +181,8 @@ func (w *Watcher) once(ctx context.Context, out chan<- any, proto int) error {
 				ev, err = st.link(u, ok)
 			case u, ok := <-addrs:
 				ev, err = st.addr(u, ok)
+			case _, ok := <-rules:
+				ev, err = st.ruleSet(ok)
 			default:
 				ev, err = st.resync(ctx)
 			}
@@ -185,6 +199,8 @@ func (w *Watcher) once(ctx context.Context, out chan<- any, proto int) error {
 				ev, err = st.link(u, ok)
 			case u, ok := <-addrs:
 				ev, err = st.addr(u, ok)
+			case _, ok := <-rules:
+				ev, err = st.ruleSet(ok)
 			}
 		}
 		if err != nil {
@@ -203,8 +219,9 @@ func (w *Watcher) once(ctx context.Context, out chan<- any, proto int) error {
 // up (administratively, and with carrier), and what silent IPv4 flush a
 // RouteResync is due for.
 type watchState struct {
-	table, proto int
-	up           map[int]linkUp
+	proto int
+	up    map[int]linkUp
+	rules []route.Rule // the last sent
 	// Pending resync: links gone down or deleted, links that lost their
 	// carrier (routes by nexthop objects go) or got it back (routes kept
 	// as linkdown come back to life without a message), IPv4 addresses
@@ -229,7 +246,7 @@ func (st *watchState) route(u netlink.RouteUpdate, ok bool) (any, error) {
 	if !ok {
 		return nil, errors.New("route subscription closed")
 	}
-	if u.Table != st.table || (u.Type != unix.RTM_NEWROUTE && u.Type != unix.RTM_DELROUTE) {
+	if (u.Type != unix.RTM_NEWROUTE && u.Type != unix.RTM_DELROUTE) || u.Flags&unix.RTM_F_CLONED != 0 {
 		return nil, nil
 	}
 	r, ok := fromNetlink(&u.Route)
@@ -242,6 +259,26 @@ func (st *watchState) route(u netlink.RouteUpdate, ok bool) (any, error) {
 	}
 	return route.RouteEvent{Route: r, Ours: ours, Deleted: deleted}, nil
 }
+
+// ruleSet dumps the rules after a change notification; nothing when they
+// are what was sent last (notifications that the previous dump already
+// covered).
+func (st *watchState) ruleSet(ok bool) (any, error) {
+	if !ok {
+		return nil, errRulesClosed
+	}
+	rules, err := dumpRules()
+	if err != nil {
+		return nil, err
+	}
+	if slices.EqualFunc(rules, st.rules, ruleEqual) {
+		return nil, nil
+	}
+	st.rules = rules
+	return route.RuleSet{Rules: rules}, nil
+}
+
+func ruleEqual(a, b route.Rule) bool { return reflect.DeepEqual(a, b) }
 
 func (st *watchState) neigh(u netlink.NeighUpdate, ok bool) (any, error) {
 	if !ok {
@@ -316,12 +353,12 @@ const (
 	resyncRetry = 20 * time.Millisecond
 )
 
-// resync dumps the table's routes for a RouteResync.
+// resync dumps the routes of all tables for a RouteResync.
 func (st *watchState) resync(ctx context.Context) (any, error) {
 	var rs route.RouteResync
 	for try := 1; ; try++ {
 		var err error
-		rs.Routes, rs.Ours, err = dumpRoutes(st.table, st.proto)
+		rs.Routes, rs.Ours, err = dumpRoutes(allTables, st.proto)
 		if err != nil {
 			return nil, err
 		}
@@ -376,25 +413,30 @@ func send(ctx context.Context, out chan<- any, ev any) bool {
 	}
 }
 
-// Dump reads the complete kernel state (see Snapshot) with routes of
-// DefaultProtocol as Ours, retrying dumps that the kernel interrupted.
-func Dump(table int) (*route.Snapshot, error) {
-	s, _, err := dump(table, DefaultProtocol)
+// Dump reads the complete kernel state (see Snapshot: routes of every
+// table but local, policy rules) with routes of DefaultProtocol as Ours,
+// retrying dumps that the kernel interrupted.
+func Dump() (*route.Snapshot, error) {
+	s, _, err := dump(DefaultProtocol)
 	return s, err
 }
 
-// DumpOurs lists the routes of table with protocol proto (xdprouterd's).
+// DumpOurs lists the routes of one table with protocol proto
+// (xdprouterd's); 0 for proto means DefaultProtocol.
 func DumpOurs(table, proto int) ([]route.Route, error) {
 	p, err := protocol(proto)
 	if err != nil {
 		return nil, err
+	}
+	if table <= 0 {
+		return nil, fmt.Errorf("table %d: must be positive", table)
 	}
 	_, ours, err := dumpRoutes(table, p)
 	return ours, err
 }
 
 // dump reads the complete kernel state, and which links are up.
-func dump(table, proto int) (*route.Snapshot, map[int]linkUp, error) {
+func dump(proto int) (*route.Snapshot, map[int]linkUp, error) {
 	var s route.Snapshot
 	var errs []error
 	up := map[int]linkUp{}
@@ -417,7 +459,11 @@ func dump(table, proto int) (*route.Snapshot, map[int]linkUp, error) {
 		ones, _ := a.Mask.Size()
 		s.Addrs = append(s.Addrs, route.Addr{Ifindex: a.LinkIndex, Prefix: netip.PrefixFrom(addrFromIP(a.IP), ones)})
 	}
-	s.Routes, s.Ours, err = dumpRoutes(table, proto)
+	s.Routes, s.Ours, err = dumpRoutes(allTables, proto)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	s.Rules, err = dumpRules()
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -433,12 +479,19 @@ func dump(table, proto int) (*route.Snapshot, map[int]linkUp, error) {
 	return &s, up, errors.Join(errs...)
 }
 
-// dumpRoutes lists the routes of table, split into others' and ours. Ours
-// carry their NHID (a second, raw dump, only when we have nexthop objects);
-// others' only the expansion of theirs.
+// allTables asks dumpRoutes for every table but local.
+const allTables = 0
+
+// dumpRoutes lists the routes of table (allTables: every table but local),
+// split into others' and ours. Ours carry their NHID (a second, raw dump,
+// only when we have nexthop objects); others' only the expansion of
+// theirs. Each dump is one pass over the kernel's FIB, whatever the number
+// of tables.
 func dumpRoutes(table, proto int) (routes, ours []route.Route, err error) {
 	err = retryErr(func() error {
 		routes, ours = routes[:0], ours[:0]
+		// With RT_FILTER_TABLE and table 0 the library keeps the routes
+		// of every table (without it, of main only).
 		return netlink.RouteListFilteredIter(netlink.FAMILY_ALL, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE, func(nr netlink.Route) bool {
 			if r, ok := fromNetlink(&nr); ok {
 				if r.Protocol == proto {
@@ -451,18 +504,25 @@ func dumpRoutes(table, proto int) (routes, ours []route.Route, err error) {
 		})
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("list routes of table %d: %w", table, err)
+		return nil, nil, fmt.Errorf("list routes%s: %w", tableSuffix(table), err)
 	}
 	if len(ours) > 0 && hasNexthops(proto) {
 		ids, err := routeNHIDs(table, proto)
 		if err != nil {
-			return nil, nil, fmt.Errorf("list nexthop ids of routes in table %d: %w", table, err)
+			return nil, nil, fmt.Errorf("list nexthop ids of routes%s: %w", tableSuffix(table), err)
 		}
 		for i, r := range ours {
-			ours[i].NHID = ids[routeKey{r.Prefix, r.Metric}]
+			ours[i].NHID = ids[routeKey{r.Table, r.Prefix, r.Metric}]
 		}
 	}
 	return routes, ours, nil
+}
+
+func tableSuffix(table int) string {
+	if table == allTables {
+		return ""
+	}
+	return fmt.Sprintf(" of table %d", table)
 }
 
 func retry[T any](f func() (T, error)) (T, error) {
