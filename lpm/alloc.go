@@ -13,7 +13,7 @@ type block struct {
 func (b block) valid() bool { return b.start != 0 }
 
 // alloc hands out blocks of 1..64 entries of one array: a reclaimed freed
-// block (see Table.Epoch) of that size, else the first fit of a larger one
+// block (see Arena.Epoch) of that size, else the first fit of a larger one
 // (its rest goes back to the free lists), else fresh space from the end.
 type alloc struct {
 	cap, next uint32

@@ -10,9 +10,12 @@
 //     slots where a run of equal leaves starts, and the bases of its child
 //     block (records, contiguous) and leaf block (runs, contiguous): a slot's
 //     child or leaf is found by counting the bits set below it (popcount).
-//   - leaves: 32-bit route values (next-hop group and kind), leaf-pushed: a
-//     slot holds the longest prefix covering it, so a lookup ends at the
-//     first leaf with no backtracking.
+//   - leaves: 32-bit route values (kind, matched prefix length and next-hop
+//     group, see NewLeaf), leaf-pushed: a slot holds the leaf of the longest
+//     prefix covering it, so a lookup ends at the first leaf with no
+//     backtracking, and the prefix length in that leaf is the length of the
+//     longest match (what the kernel's fib lookup reports, needed for
+//     suppress_prefixlength).
 //
 // An IPv4 lookup reads 1 top entry, then for a /24 or shorter match 1
 // record and 1 leaf (at most 3 records); a full table takes about 22 MiB,
@@ -22,10 +25,32 @@
 // Updates are copy-on-write: Commit writes every changed node's blocks to
 // free space, then publishes each changed /18 with one atomic store of its
 // top entry. Blocks reachable by readers are never written; the blocks an
-// update replaced are reused only after a grace period (see Epoch): XDP
-// programs run inside an RCU read-side section, so once a grace period
+// update replaced are reused only after a grace period (see Arena.Epoch):
+// XDP programs run inside an RCU read-side section, so once a grace period
 // that began after the publish has ended, no packet can still hold a
 // pointer into the old nodes.
+//
+// # Several tables
+//
+// Several routing tables (policy routing: one per kernel table id in use)
+// share one node array and one leaf array, an Arena, each with its own
+// TopEntries top entries (XDP: table slot s uses entries
+// [s*TopEntries, (s+1)*TopEntries) of one big top array). A caller keeps
+// one Arena per address family and one Table per (family, table slot):
+//
+//	a4 := lpm.NewArena(records4, leaves4)
+//	main4, _ := lpm.NewIn(32, a4, top4[s*lpm.TopEntries:(s+1)*lpm.TopEntries])
+//
+// Set and Delete on each table, then Commit each changed table (a table's
+// ErrFull is its own: the others' commits and its own published state are
+// unaffected). Blocks freed by any table of an arena are reused after one
+// grace period of the arena: e := a4.Epoch(); wait for a grace period;
+// a4.Reclaim(e), with the same Pending test as for a single table. A
+// table that goes away is Reset: its top entries become 0 (no route) and
+// its blocks return to the arena through the same grace period. The tables
+// of an arena are not safe for concurrent use: one lock covers the arena
+// and all its tables. New makes a table with an arena of its own (one
+// table per family, the tables' Epoch, Reclaim and Pending).
 package lpm
 
 import (
@@ -36,26 +61,48 @@ import (
 	"sync/atomic"
 )
 
-// Leaf is a route's value in the structure: 0 means no route, else
-// (kind+1)<<24 | group.
+// Leaf is a route's value in the structure: 0 means no route, else as
+// NewLeaf encodes it.
 type Leaf uint32
 
 // LeafFlag marks a top entry that is a leaf (the other 31 bits) rather
-// than a node index.
+// than a node index. A leaf never has it set.
 const LeafFlag = 1 << 31
 
-// NewLeaf encodes a route kind (route.Kind, < 127) and next-hop group
-// (< 2^24).
-func NewLeaf(kind uint8, group uint32) Leaf {
-	return Leaf(uint32(kind+1)<<24 | group&0xffffff)
+// The leaf layout (see NewLeaf).
+const (
+	LeafKindShift = 28        // kind+1 in bits 28-30
+	LeafKindMask  = 0x7       // after the shift
+	LeafPlenShift = 20        // prefix length in bits 20-27
+	LeafPlenMask  = 0xff      // after the shift
+	LeafGroupMask = 0xfffff   // next-hop group in bits 0-19
+	MaxKind       = 6         // largest kind a leaf holds
+	MaxGroup      = 1<<20 - 1 // largest next-hop group a leaf holds
+)
+
+// NewLeaf encodes a route kind (route.Kind, <= MaxKind), the route's own
+// prefix length (0..128) and next-hop group (<= MaxGroup) into a leaf:
+//
+//	bit  31     0 (reserved: LeafFlag in top entries)
+//	bits 28-30  kind+1 (1..7; 0 only in the leaf 0, "no route")
+//	bits 20-27  prefix length (0..128)
+//	bits 0-19   next-hop group
+//
+// that is leaf = (kind+1)<<LeafKindShift | plen<<LeafPlenShift | group,
+// and decoding (leaf != 0): kind = (leaf>>28 & 7) - 1,
+// plen = leaf>>20 & 0xff, group = leaf & 0xfffff. Fields out of range are
+// truncated to their bits (the caller's error).
+func NewLeaf(kind uint8, plen uint8, group uint32) Leaf {
+	return Leaf((uint32(kind)+1)&LeafKindMask<<LeafKindShift | uint32(plen)<<LeafPlenShift | group&LeafGroupMask)
 }
 
-// Kind and Group decode a leaf; ok is false for "no route".
-func (l Leaf) Decode() (kind uint8, group uint32, ok bool) {
+// Decode returns a leaf's fields (see NewLeaf); ok is false for "no
+// route".
+func (l Leaf) Decode() (kind uint8, plen uint8, group uint32, ok bool) {
 	if l == 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	return uint8(l>>24) - 1, uint32(l) & 0xffffff, true
+	return uint8(l>>LeafKindShift&LeafKindMask) - 1, uint8(l >> LeafPlenShift & LeafPlenMask), uint32(l) & LeafGroupMask, true
 }
 
 // Record is one node as XDP reads it (struct lpm_node in bpf/fwd.h).
@@ -68,7 +115,8 @@ type Record struct {
 
 // Memory is where a Table writes: the arrays XDP reads (memory-mapped BPF
 // arrays in the daemon, plain slices in tests). Top must have TopEntries
-// entries; index 0 of Records and Leaves is never used.
+// entries; index 0 of Records and Leaves is never used (and kept zero: a
+// top entry 0, no route, reads record 0 in XDP).
 type Memory struct {
 	Top     []uint32
 	Records []Record
@@ -83,29 +131,78 @@ const (
 	stride  = 6
 )
 
-// TopEntries is the length of Memory.Top.
+// TopEntries is the length of Memory.Top: the top entries of one table.
 const TopEntries = 1 << topBits
+
+// Arena is the node and leaf memory of one or more tables, with its
+// allocators and grace-period epochs. It is not safe for concurrent use
+// (nor are its tables: one lock covers them all).
+type Arena struct {
+	records   []Record
+	leaves    []uint32
+	recs, lvs alloc
+	epochs    epochs
+}
+
+// NewArena returns an arena allocating from records and leaves (the
+// arrays XDP reads; index 0 of each is never used, and zeroed here).
+func NewArena(records []Record, leaves []uint32) *Arena {
+	a := &Arena{records: records, leaves: leaves}
+	a.epochs.current = 1
+	a.recs = alloc{cap: uint32(len(records)), next: 1, epoch: &a.epochs}
+	a.lvs = alloc{cap: uint32(len(leaves)), next: 1, epoch: &a.epochs}
+	if len(records) > 0 {
+		records[0] = Record{}
+	}
+	if len(leaves) > 0 {
+		leaves[0] = 0
+	}
+	return a
+}
+
+// Epoch ends the current epoch and returns it: call it, wait for a grace
+// period of the readers (for XDP: an RCU grace period, e.g.
+// membarrier(MEMBARRIER_CMD_GLOBAL)), then Reclaim it. Blocks freed up to
+// that epoch, by any table of the arena, are then reused; until then,
+// commits take fresh space.
+func (a *Arena) Epoch() uint64 {
+	e := a.epochs.current
+	a.epochs.current++
+	return e
+}
+
+// Reclaim makes the blocks freed up to epoch e reusable (e from Epoch,
+// after a grace period).
+func (a *Arena) Reclaim(e uint64) { a.epochs.safe = max(a.epochs.safe, e) }
+
+// Pending reports whether freed blocks wait for a grace period.
+func (a *Arena) Pending() bool { return a.epochs.lastFree > a.epochs.safe }
+
+// Usage reports the records and leaves in use by the arena's tables
+// (freed blocks, reusable or still waiting for a grace period, do not
+// count), of the arrays' capacity.
+func (a *Arena) Usage() (records, leaves uint32) {
+	return a.recs.next - 1 - a.recs.freeLen, a.lvs.next - 1 - a.lvs.freeLen
+}
 
 // Table is the route table of one address family and its compiled form.
 // It is not safe for concurrent use.
 type Table struct {
-	bits   int // 32 or 128
-	mem    Memory
-	epochs epochs
-	short  map[netip.Prefix]Leaf // prefixes of length <= 18
+	bits  int // 32 or 128
+	top   []uint32
+	a     *Arena
+	short map[netip.Prefix]Leaf // prefixes of length <= 18
 	// shortLens counts the short prefixes per length (the lookup of a
 	// /18's inherited value probes only lengths in use).
 	shortLens [topBits + 1]int
-	roots     [1 << topBits]*node
-	dirty     map[uint32]bool // top entries to re-examine
+	roots     *[TopEntries]*node // nil until a longer prefix comes
+	dirty     map[uint32]bool    // top entries to re-examine
 	// Blocks still reachable from a top entry's published state but not
 	// from its next one (nodes pruned, blocks replaced by a commit that
 	// failed): freed once the entry is published.
 	pending map[uint32]*replaced
 	// Blocks a commit of one top entry replaced (scratch).
 	scratch replaced
-	recs    alloc
-	lvs     alloc
 	count   int
 }
 
@@ -133,49 +230,85 @@ type nodePfx struct {
 }
 
 // New returns an empty table of IPv4 (bits 32) or IPv6 (128) routes
-// writing to mem, whose top entries it clears to "no route".
+// writing to mem, with an arena of its own, whose top entries it clears
+// to "no route".
 func New(bits int, mem Memory) (*Table, error) {
+	return NewIn(bits, NewArena(mem.Records, mem.Leaves), mem.Top)
+}
+
+// NewIn returns an empty table of IPv4 (bits 32) or IPv6 (128) routes
+// whose top entries are top (TopEntries of them, cleared here to "no
+// route") and whose nodes and leaves come from arena a, shared with other
+// tables. Tables of one arena are independent: what one does never
+// changes what a lookup in another returns.
+func NewIn(bits int, a *Arena, top []uint32) (*Table, error) {
 	if bits != 32 && bits != 128 {
 		return nil, fmt.Errorf("lpm: %d-bit addresses", bits)
 	}
-	if len(mem.Top) != TopEntries || len(mem.Records) < 2 || len(mem.Leaves) < 2 {
-		return nil, fmt.Errorf("lpm: memory too small (top %d, records %d, leaves %d)", len(mem.Top), len(mem.Records), len(mem.Leaves))
+	if len(top) != TopEntries || len(a.records) < 2 || len(a.leaves) < 2 {
+		return nil, fmt.Errorf("lpm: memory too small (top %d, records %d, leaves %d)", len(top), len(a.records), len(a.leaves))
 	}
-	t := &Table{bits: bits, mem: mem, short: map[netip.Prefix]Leaf{}, dirty: map[uint32]bool{},
-		pending: map[uint32]*replaced{}}
-	t.epochs.current = 1
-	t.recs = alloc{cap: uint32(len(mem.Records)), next: 1, epoch: &t.epochs}
-	t.lvs = alloc{cap: uint32(len(mem.Leaves)), next: 1, epoch: &t.epochs}
-	for i := range mem.Top {
-		atomic.StoreUint32(&mem.Top[i], LeafFlag)
+	t := &Table{bits: bits, top: top, a: a}
+	t.init()
+	for i := range top {
+		atomic.StoreUint32(&top[i], LeafFlag)
 	}
 	return t, nil
 }
 
-// Epoch ends the current epoch and returns it: call it, wait for a grace
-// period of the readers (for XDP: an RCU grace period, e.g.
-// membarrier(MEMBARRIER_CMD_GLOBAL)), then Reclaim it. Blocks freed up to
-// that epoch are then reused; until then, commits take fresh space.
-func (t *Table) Epoch() uint64 {
-	e := t.epochs.current
-	t.epochs.current++
-	return e
+func (t *Table) init() {
+	t.short, t.shortLens, t.roots = map[netip.Prefix]Leaf{}, [topBits + 1]int{}, nil
+	t.dirty, t.pending, t.scratch, t.count = map[uint32]bool{}, map[uint32]*replaced{}, replaced{}, 0
 }
 
-// Reclaim makes the blocks freed up to epoch e reusable (e from Epoch,
-// after a grace period).
-func (t *Table) Reclaim(e uint64) { t.epochs.safe = max(t.epochs.safe, e) }
+// Arena returns the arena the table allocates from.
+func (t *Table) Arena() *Arena { return t.a }
 
-// Pending reports whether freed blocks wait for a grace period.
-func (t *Table) Pending() bool { return t.epochs.lastFree > t.epochs.safe }
+// Epoch, Reclaim, Pending and Usage are those of the table's arena
+// (shared with the arena's other tables).
+func (t *Table) Epoch() uint64 { return t.a.Epoch() }
+
+// Reclaim: see Arena.Reclaim.
+func (t *Table) Reclaim(e uint64) { t.a.Reclaim(e) }
+
+// Pending: see Arena.Pending.
+func (t *Table) Pending() bool { return t.a.Pending() }
+
+// Usage: see Arena.Usage.
+func (t *Table) Usage() (records, leaves uint32) { return t.a.Usage() }
 
 // Len is the number of routes in the table.
 func (t *Table) Len() int { return t.count }
 
-// Usage reports the records and leaves in use or cooling, of the arrays'
-// capacity.
-func (t *Table) Usage() (records, leaves uint32) {
-	return t.recs.next - 1 - t.recs.freeLen, t.lvs.next - 1 - t.lvs.freeLen
+// Reset empties the table and unpublishes it: every top entry becomes 0
+// (no route) at once, and all the table's blocks are freed, reusable after
+// a grace period that begins after Reset (see Arena.Epoch) like any block
+// a commit replaced. The table stays usable (empty, nothing to commit).
+func (t *Table) Reset() {
+	for i := range t.top {
+		atomic.StoreUint32(&t.top[i], 0)
+	}
+	if t.roots != nil {
+		for _, n := range t.roots {
+			if n != nil {
+				t.freeTree(n)
+			}
+		}
+	}
+	for _, p := range t.pending {
+		p.free(t.a)
+	}
+	t.init()
+}
+
+// freeTree frees the blocks of n and its descendants.
+func (t *Table) freeTree(n *node) {
+	t.a.recs.free(n.recBlk)
+	t.a.recs.free(n.childBlk)
+	t.a.lvs.free(n.leafBlk)
+	for _, c := range n.children {
+		t.freeTree(c)
+	}
 }
 
 // chunk returns the 6 bits of a starting at bit off (zero past the end).
@@ -213,6 +346,9 @@ func (t *Table) check(p netip.Prefix) error {
 func (t *Table) Set(p netip.Prefix, leaf Leaf) error {
 	if leaf == 0 {
 		return errors.New("lpm: zero leaf")
+	}
+	if leaf&LeafFlag != 0 {
+		return fmt.Errorf("lpm: leaf %#x has bit 31 (LeafFlag) set", uint32(leaf))
 	}
 	return t.change(p, leaf)
 }
@@ -252,10 +388,16 @@ func (t *Table) change(p netip.Prefix, leaf Leaf) error {
 	// way for an add.
 	level := (p.Bits() - topBits - 1) / stride
 	l := uint8(p.Bits() - topBits - level*stride)
-	n := t.roots[top]
+	var n *node
+	if t.roots != nil {
+		n = t.roots[top]
+	}
 	if n == nil {
 		if leaf == 0 {
 			return nil
+		}
+		if t.roots == nil {
+			t.roots = new([TopEntries]*node)
 		}
 		n = &node{}
 		t.roots[top] = n
@@ -392,36 +534,36 @@ func (t *Table) Commit() error {
 
 func (t *Table) commitTop(top uint32) error {
 	inh := t.inherited(top)
-	n := t.roots[top]
+	var n *node
+	if t.roots != nil {
+		n = t.roots[top]
+	}
 	if n == nil {
-		atomic.StoreUint32(&t.mem.Top[top], LeafFlag|uint32(inh))
+		atomic.StoreUint32(&t.top[top], LeafFlag|uint32(inh))
 		t.freePending(top)
 		return nil
 	}
 	t.scratch.recs, t.scratch.leaves = t.scratch.recs[:0], t.scratch.leaves[:0]
 	rec, changed, err := t.serialize(n, inh)
 	if err != nil {
-		// What was replaced is still published: free it with the next
-		// publish of this entry.
-		p := t.pendingFor(top)
-		p.recs = append(p.recs, t.scratch.recs...)
-		p.leaves = append(p.leaves, t.scratch.leaves...)
+		t.keepPending(top)
 		return err
 	}
 	// Compared with what is in memory, not with the last serialization:
 	// after a commit that failed part-way the two differ.
-	if changed || !n.recBlk.valid() || t.mem.Records[n.recBlk.start] != rec {
-		blk, ok := t.recs.get(1)
+	if changed || !n.recBlk.valid() || t.a.records[n.recBlk.start] != rec {
+		blk, ok := t.a.recs.get(1)
 		if !ok {
-			return fmt.Errorf("%w: node records (%d)", ErrFull, t.recs.cap)
+			t.keepPending(top)
+			return fmt.Errorf("%w: node records (%d)", ErrFull, t.a.recs.cap)
 		}
-		t.mem.Records[blk.start] = rec
+		t.a.records[blk.start] = rec
 		t.scratch.recs = append(t.scratch.recs, n.recBlk)
 		n.recBlk = blk
-		atomic.StoreUint32(&t.mem.Top[top], blk.start)
+		atomic.StoreUint32(&t.top[top], blk.start)
 	}
 	// Published: what it replaced waits for a grace period.
-	t.scratch.free(t)
+	t.scratch.free(t.a)
 	t.freePending(top)
 	return nil
 }
@@ -437,13 +579,21 @@ func (r *replaced) add(rec, child, leaf block) {
 	r.leaves = append(r.leaves, leaf)
 }
 
-func (r *replaced) free(t *Table) {
+func (r *replaced) free(a *Arena) {
 	for _, b := range r.recs {
-		t.recs.free(b)
+		a.recs.free(b)
 	}
 	for _, b := range r.leaves {
-		t.lvs.free(b)
+		a.lvs.free(b)
 	}
+}
+
+// keepPending keeps what a failed commit of top replaced: it is still
+// published, and freed with the next publish of this entry.
+func (t *Table) keepPending(top uint32) {
+	p := t.pendingFor(top)
+	p.recs = append(p.recs, t.scratch.recs...)
+	p.leaves = append(p.leaves, t.scratch.leaves...)
 }
 
 func (t *Table) pendingFor(top uint32) *replaced {
@@ -458,7 +608,7 @@ func (t *Table) pendingFor(top uint32) *replaced {
 // freePending frees what top's published entry no longer reaches.
 func (t *Table) freePending(top uint32) {
 	if p := t.pending[top]; p != nil {
-		p.free(t)
+		p.free(t.a)
 		delete(t.pending, top)
 	}
 }
@@ -521,11 +671,11 @@ func (t *Table) serialize(n *node, inh Leaf) (Record, bool, error) {
 	// compare with memory.
 	childChanged = childChanged || !t.sameRecords(n.childBlk, recs)
 	if childChanged && len(recs) > 0 {
-		blk, ok := t.recs.get(uint32(len(recs)))
+		blk, ok := t.a.recs.get(uint32(len(recs)))
 		if !ok {
-			return Record{}, false, fmt.Errorf("%w: node records (%d)", ErrFull, t.recs.cap)
+			return Record{}, false, fmt.Errorf("%w: node records (%d)", ErrFull, t.a.recs.cap)
 		}
-		copy(t.mem.Records[blk.start:], recs)
+		copy(t.a.records[blk.start:], recs)
 		t.scratch.recs = append(t.scratch.recs, n.childBlk)
 		n.childBlk, rec.ChildBase = blk, blk.start
 	} else if len(recs) == 0 {
@@ -536,10 +686,10 @@ func (t *Table) serialize(n *node, inh Leaf) (Record, bool, error) {
 		blk := block{}
 		if len(leaves) > 0 {
 			var ok bool
-			if blk, ok = t.lvs.get(uint32(len(leaves))); !ok {
-				return Record{}, false, fmt.Errorf("%w: leaves (%d)", ErrFull, t.lvs.cap)
+			if blk, ok = t.a.lvs.get(uint32(len(leaves))); !ok {
+				return Record{}, false, fmt.Errorf("%w: leaves (%d)", ErrFull, t.a.lvs.cap)
 			}
-			copy(t.mem.Leaves[blk.start:], leaves)
+			copy(t.a.leaves[blk.start:], leaves)
 		}
 		t.scratch.leaves = append(t.scratch.leaves, n.leafBlk)
 		n.leafBlk, rec.LeafBase = blk, blk.start
@@ -554,7 +704,7 @@ func (t *Table) sameRecords(b block, recs []Record) bool {
 		return false
 	}
 	for i, r := range recs {
-		if t.mem.Records[b.start+uint32(i)] != r {
+		if t.a.records[b.start+uint32(i)] != r {
 			return false
 		}
 	}
@@ -566,7 +716,7 @@ func (t *Table) sameLeaves(b block, leaves []uint32) bool {
 		return false
 	}
 	for i, v := range leaves {
-		if t.mem.Leaves[b.start+uint32(i)] != v {
+		if t.a.leaves[b.start+uint32(i)] != v {
 			return false
 		}
 	}
@@ -574,7 +724,9 @@ func (t *Table) sameLeaves(b block, leaves []uint32) bool {
 }
 
 // Lookup walks memory as the XDP program does (for tests and inspection).
-func (t *Table) Lookup(a netip.Addr) Leaf { return Lookup(t.mem, t.bits, a) }
+func (t *Table) Lookup(a netip.Addr) Leaf {
+	return Lookup(Memory{Top: t.top, Records: t.a.records, Leaves: t.a.leaves}, t.bits, a)
+}
 
 // Lookup walks mem for address a of a bits-bit family.
 func Lookup(mem Memory, bits int, a netip.Addr) Leaf {

@@ -1,6 +1,7 @@
 package lpm
 
 import (
+	"errors"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -151,7 +152,7 @@ func TestRandomAgainstNaive(t *testing.T) {
 		if err := tb.Commit(); err != nil {
 			t.Fatal(err)
 		}
-		for i, e := range tb.mem.Top {
+		for i, e := range tb.top {
 			if e != LeafFlag {
 				t.Fatalf("%d-bit: top %d = %#x after deleting everything", bits, i, e)
 			}
@@ -170,8 +171,8 @@ func TestReplacedBlocksWaitForGracePeriod(t *testing.T) {
 	p := netip.MustParsePrefix("10.1.2.0/24")
 	tb.Set(p, 1)
 	tb.Commit()
-	before := append([]Record(nil), tb.mem.Records...)
-	beforeLeaves := append([]uint32(nil), tb.mem.Leaves...)
+	before := append([]Record(nil), tb.a.records...)
+	beforeLeaves := append([]uint32(nil), tb.a.leaves...)
 	e := tb.Epoch() // a grace period begins, but has not ended
 	for i := range 10 {
 		tb.Set(p, Leaf(2+i))
@@ -180,12 +181,12 @@ func TestReplacedBlocksWaitForGracePeriod(t *testing.T) {
 	}
 	// The blocks the first commit published are untouched.
 	for i, r := range before {
-		if r != (Record{}) && tb.mem.Records[i] != r {
+		if r != (Record{}) && tb.a.records[i] != r {
 			t.Errorf("record %d rewritten before the grace period ended", i)
 		}
 	}
 	for i, v := range beforeLeaves {
-		if v != 0 && tb.mem.Leaves[i] != v {
+		if v != 0 && tb.a.leaves[i] != v {
 			t.Errorf("leaf %d rewritten before the grace period ended", i)
 		}
 	}
@@ -198,14 +199,14 @@ func TestReplacedBlocksWaitForGracePeriod(t *testing.T) {
 	// After it (and a new epoch for the last frees), space is reused.
 	tb.Reclaim(e)
 	tb.Reclaim(tb.Epoch())
-	used := tb.recs.next
+	used := tb.a.recs.next
 	for i := range 10 {
 		tb.Set(p, Leaf(30+i))
 		tb.Commit()
 		tb.Reclaim(tb.Epoch())
 	}
-	if tb.recs.next != used {
-		t.Errorf("fresh records taken (%d → %d) although freed ones were reclaimed", used, tb.recs.next)
+	if tb.a.recs.next != used {
+		t.Errorf("fresh records taken (%d → %d) although freed ones were reclaimed", used, tb.a.recs.next)
 	}
 }
 
@@ -252,8 +253,8 @@ func TestCommitAfterFull(t *testing.T) {
 		}
 		tb.Commit()
 		// Room again: grow the arrays (the allocator's cap) and retry.
-		tb.mem.Records = append(tb.mem.Records, make([]Record, 4096)...)
-		tb.recs.cap = uint32(len(tb.mem.Records))
+		tb.a.records = append(tb.a.records, make([]Record, 4096)...)
+		tb.a.recs.cap = uint32(len(tb.a.records))
 		if err := tb.Commit(); err != nil {
 			t.Fatal(err)
 		}
@@ -262,6 +263,16 @@ func TestCommitAfterFull(t *testing.T) {
 			if got, want := tb.Lookup(a), ref.lookup(a); got != want {
 				t.Fatalf("trial %d: lookup %v = %d, want %d", trial, a, got, want)
 			}
+		}
+		// No block lost to the failed commits.
+		for p := range ref {
+			tb.Delete(p)
+		}
+		if err := tb.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if recs, leaves := tb.Usage(); recs != 0 || leaves != 0 {
+			t.Fatalf("trial %d: %d records and %d leaves in use after deleting everything", trial, recs, leaves)
 		}
 	}
 }
@@ -282,5 +293,39 @@ func TestIPv4MappedInIPv6(t *testing.T) {
 	}
 	if err := tb.Set(netip.MustParsePrefix("10.0.0.0/8"), 1); err == nil {
 		t.Error("an IPv4 prefix accepted by the IPv6 table")
+	}
+}
+
+// TestFullAtRootRecord: a commit whose nodes fit but whose new root record
+// does not keeps what it replaced (still published) and frees it once the
+// entry is published: no block is lost.
+func TestFullAtRootRecord(t *testing.T) {
+	tb, _ := New(32, newMem(2, 64)) // room for one record
+	p := netip.MustParsePrefix("10.1.2.0/24")
+	tb.Set(p, 1)
+	if err := tb.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	tb.Set(p, 2) // a new leaf block, then a new root record
+	if err := tb.Commit(); !errors.Is(err, ErrFull) {
+		t.Fatalf("commit = %v, want ErrFull", err)
+	}
+	if got := tb.Lookup(netip.MustParseAddr("10.1.2.3")); got != 1 {
+		t.Errorf("lookup = %d after a failed commit, want 1", got)
+	}
+	tb.a.records = append(tb.a.records, make([]Record, 8)...)
+	tb.a.recs.cap = uint32(len(tb.a.records))
+	if err := tb.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tb.Lookup(netip.MustParseAddr("10.1.2.3")); got != 2 {
+		t.Errorf("lookup = %d, want 2", got)
+	}
+	tb.Delete(p)
+	if err := tb.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if recs, leaves := tb.Usage(); recs != 0 || leaves != 0 {
+		t.Errorf("%d records and %d leaves in use after deleting everything", recs, leaves)
 	}
 }

@@ -19,7 +19,7 @@ func BenchmarkScale(b *testing.B) {
 				}
 				start := time.Now()
 				for i, p := range ps {
-					tb.Set(p, Leaf(1+i%1000))
+					tb.Set(p, NewLeaf(0, uint8(p.Bits()), uint32(1+i%1000)))
 				}
 				if err := tb.Commit(); err != nil {
 					b.Fatal(err)
@@ -36,7 +36,7 @@ func BenchmarkScale(b *testing.B) {
 						if j%2 == 0 {
 							tb.Delete(p)
 						} else {
-							tb.Set(p, Leaf(2000+j%7))
+							tb.Set(p, NewLeaf(0, uint8(p.Bits()), uint32(2000+j%7)))
 						}
 					}
 					if err := tb.Commit(); err != nil {
