@@ -85,13 +85,14 @@ func (st *state) adoptXDP(a *route.XDPState) {
 	st.groupIDs.reserve(slices.Collect(maps.Keys(st.adopted)))
 
 	for _, r := range a.Routes {
-		e := st.entry(r.Prefix)
+		k := route.TablePrefix{Table: route.NormTable(r.Table), Prefix: r.Prefix}
+		e := st.entry(k)
 		e.xdp = xdpApplied{on: true, kind: r.Kind, adopted: true}
 		if st.adopted[r.Group] != nil {
 			e.xdp.group = r.Group
 		}
 		st.countXDP(r.Prefix, 1)
-		st.markDirty(r.Prefix)
+		st.markDirty(k)
 	}
 	for _, n := range a.Neighbors {
 		// The snapshot's neighbors are diffed against these: entries the

@@ -2,7 +2,6 @@ package sync
 
 import (
 	"errors"
-	"net/netip"
 	"slices"
 	"time"
 
@@ -39,6 +38,9 @@ func (st *state) apply(limit int) (more bool) {
 	if st.opt.NexthopObjects {
 		st.deleteKernelNexthops()
 	}
+	if !more {
+		st.applyRules() // once the routes of every table are in
+	}
 
 	// Map exhaustion is logged once when it starts and once when it ends.
 	switch full := st.exhausted != "" || st.refusedMapFull > 0; {
@@ -60,7 +62,7 @@ func (st *state) apply(limit int) (more bool) {
 // failLogEvery bounds how often transient failures are logged.
 const failLogEvery = 30 * time.Second
 
-func (st *state) fail(p netip.Prefix, err error) {
+func (st *state) fail(p route.TablePrefix, err error) {
 	st.failed[p] = struct{}{}
 	if st.batchFailed++; st.batchFailed == 1 {
 		st.firstFail = err
@@ -68,16 +70,16 @@ func (st *state) fail(p netip.Prefix, err error) {
 }
 
 // applyKernelAdds installs our routes that should be (re)installed and
-// returns the prefixes whose route of ours should go (deleted after XDP
-// stopped using it).
-func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefix]*entry) {
+// returns the keys whose route of ours should go (deleted after XDP
+// stopped using it). Only keys of our table have routes of ours.
+func (st *state) applyKernelAdds(batch []route.TablePrefix) (removing map[route.TablePrefix]*entry) {
 	type add struct {
-		p  netip.Prefix
+		p  route.TablePrefix
 		e  *entry
 		id uint32
 	}
 	type install struct {
-		p netip.Prefix
+		p route.TablePrefix
 		e *entry
 		w fibWant
 	}
@@ -86,7 +88,7 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 		adds     []add
 		ops      []route.Change
 	)
-	removing = map[netip.Prefix]*entry{}
+	removing = map[route.TablePrefix]*entry{}
 	for _, p := range batch {
 		e := st.entries.get(p)
 		if e == nil {
@@ -113,7 +115,7 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 	}
 	for _, in := range installs {
 		p, e, w := in.p, in.e, in.w
-		r := route.Route{Prefix: p, Kind: route.Unicast, NextHops: w.nhs, Metric: st.opt.Metric}
+		r := route.Route{Table: p.Table, Prefix: p.Prefix, Kind: route.Unicast, NextHops: w.nhs, Metric: st.opt.Metric}
 		var id uint32
 		if st.opt.NexthopObjects && !w.blackhole {
 			r.NHID = st.routeNHID(w.set, w.nhs)
@@ -172,7 +174,7 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 		if a.e.ours != 0 {
 			st.ourLists.put(a.e.ours)
 		} else {
-			st.countFIB(a.p, 1)
+			st.countFIB(a.p.Prefix, 1)
 		}
 		a.e.ours = a.id
 		st.setStale(a.e, false)
@@ -186,7 +188,7 @@ func (st *state) applyKernelAdds(batch []netip.Prefix) (removing map[netip.Prefi
 }
 
 // setRejected records (or, with the zero rejection, clears) a refusal.
-func (st *state) setRejected(p netip.Prefix, e *entry, r rejection) {
+func (st *state) setRejected(p route.TablePrefix, e *entry, r rejection) {
 	if r.key == "" {
 		delete(st.rejected, p)
 	} else {
@@ -198,9 +200,9 @@ func (st *state) setRejected(p netip.Prefix, e *entry, r rejection) {
 
 // applyXDP brings the XDP entries of batch to what the kernel now does.
 // A batch that fails part-way commits what was written.
-func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry) {
+func (st *state) applyXDP(batch []route.TablePrefix, removing map[route.TablePrefix]*entry) {
 	type change struct {
-		p   netip.Prefix
+		p   route.TablePrefix
 		e   *entry
 		new xdpApplied
 	}
@@ -240,15 +242,15 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 		}
 		upd = append(upd, change{p, e, n})
 	}
-	// One run per address family: the map writes batch per run.
-	v4First := func(a, b change) int { return boolCmp(b.p.Addr().Is4(), a.p.Addr().Is4()) }
-	slices.SortStableFunc(upd, v4First)
-	slices.SortStableFunc(del, v4First)
+	// One run per address family and table: the map writes batch per run.
+	byMap := func(a, b change) int { return compareMap(a.p, b.p) }
+	slices.SortStableFunc(upd, byMap)
+	slices.SortStableFunc(del, byMap)
 
 	if len(upd) > 0 {
 		entries := make([]route.Entry, len(upd))
 		for i, c := range upd {
-			entries[i] = route.Entry{Prefix: c.p, Kind: c.new.kind, Group: c.new.group}
+			entries[i] = appliedEntry(c.p, c.new)
 		}
 		n, err := st.opt.Datapath.UpdateRoutes(entries)
 		st.counts.XDPWrites += uint64(n)
@@ -260,7 +262,7 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 			}
 			st.touch(c.p)
 			if !c.e.xdp.on {
-				st.countXDP(c.p, 1)
+				st.countXDP(c.p.Prefix, 1)
 			}
 			st.noteRefused(c.p, c.new.refused)
 			st.releaseGroupID(c.e.xdp.group)
@@ -268,7 +270,7 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 		}
 	}
 	if len(del) > 0 {
-		ps := make([]netip.Prefix, len(del))
+		ps := make([]route.TablePrefix, len(del))
 		for i, c := range del {
 			ps[i] = c.p
 		}
@@ -280,13 +282,22 @@ func (st *state) applyXDP(batch []netip.Prefix, removing map[netip.Prefix]*entry
 				continue
 			}
 			st.touch(c.p)
-			st.countXDP(c.p, -1)
+			st.countXDP(c.p.Prefix, -1)
 			st.noteRefused(c.p, 0)
 			st.releaseGroupID(c.e.xdp.group)
 			c.e.xdp = xdpApplied{}
 			st.gc(c.p, c.e)
 		}
 	}
+}
+
+// compareMap orders keys by the XDP map they are written to: IPv4 first,
+// then by table.
+func compareMap(a, b route.TablePrefix) int {
+	if c := boolCmp(b.Prefix.Addr().Is4(), a.Prefix.Addr().Is4()); c != 0 {
+		return c
+	}
+	return a.Table - b.Table
 }
 
 func boolCmp(a, b bool) int {
@@ -301,7 +312,7 @@ func boolCmp(a, b bool) int {
 
 // noteRefused tracks the prefixes passed to the kernel for lack of room
 // (why; 0: not refused): they are retried with the failed ones.
-func (st *state) noteRefused(p netip.Prefix, why refusal) {
+func (st *state) noteRefused(p route.TablePrefix, why refusal) {
 	if st.refused[p] == refusedMapFull {
 		st.refusedMapFull--
 	}
@@ -318,15 +329,15 @@ func (st *state) noteRefused(p netip.Prefix, why refusal) {
 
 // applyKernelDeletes removes our routes that nobody wants any more (XDP no
 // longer uses them).
-func (st *state) applyKernelDeletes(removing map[netip.Prefix]*entry) {
+func (st *state) applyKernelDeletes(removing map[route.TablePrefix]*entry) {
 	if len(removing) == 0 {
 		return
 	}
-	ps := make([]netip.Prefix, 0, len(removing))
+	ps := make([]route.TablePrefix, 0, len(removing))
 	ops := make([]route.Change, 0, len(removing))
 	for p := range removing {
 		ps = append(ps, p)
-		ops = append(ops, route.Change{Delete: true, Route: route.Route{Prefix: p, Metric: st.opt.Metric}})
+		ops = append(ops, route.Change{Delete: true, Route: route.Route{Table: p.Table, Prefix: p.Prefix, Metric: st.opt.Metric}})
 	}
 	for i, err := range st.opt.FIB.Apply(ops) {
 		p := ps[i]
@@ -338,7 +349,7 @@ func (st *state) applyKernelDeletes(removing map[netip.Prefix]*entry) {
 		st.counts.FIBDeletes++
 		st.ourLists.put(e.ours)
 		e.ours = 0
-		st.countFIB(p, -1)
+		st.countFIB(p.Prefix, -1)
 		st.gc(p, e)
 	}
 }

@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"net/netip"
 	"slices"
 
 	"github.com/xdprouter/xdprouter/route"
@@ -22,7 +21,7 @@ func (st *state) audit() int {
 // starts recording the routes written while the route maps are read.
 func (st *state) beginAudit() {
 	st.auditRepairs = 0
-	st.touched = map[netip.Prefix]struct{}{}
+	st.touched = map[route.TablePrefix]struct{}{}
 	// Next hops and groups first: routes point at them.
 	for _, x := range st.nhs {
 		got, err := st.opt.Datapath.NextHopAt(x.id)
@@ -61,19 +60,21 @@ func (st *state) finishAudit(have []route.Entry, err error) int {
 		return repairs
 	}
 	var fix []route.Entry
-	var drop []netip.Prefix
-	seen := make(map[netip.Prefix]bool, len(have))
+	var drop []route.TablePrefix
+	seen := make(map[route.TablePrefix]bool, len(have))
 	for _, r := range have {
-		seen[r.Prefix] = true
-		if _, ok := touched[r.Prefix]; ok {
+		r.Table = route.NormTable(r.Table)
+		k := route.TablePrefix{Table: r.Table, Prefix: r.Prefix}
+		seen[k] = true
+		if _, ok := touched[k]; ok {
 			continue
 		}
-		e := st.entries.get(r.Prefix)
+		e := st.entries.get(k)
 		if e == nil || !e.xdp.on {
-			drop = append(drop, r.Prefix)
+			drop = append(drop, k)
 			continue
 		}
-		if want := appliedEntry(r.Prefix, e.xdp); r != want {
+		if want := appliedEntry(k, e.xdp); r != want {
 			fix = append(fix, want)
 		}
 	}
@@ -82,9 +83,10 @@ func (st *state) finishAudit(have []route.Entry, err error) int {
 			fix = append(fix, appliedEntry(p, e.xdp))
 		}
 	}
-	v4First := func(a, b netip.Prefix) int { return boolCmp(b.Addr().Is4(), a.Addr().Is4()) }
-	slices.SortStableFunc(fix, func(a, b route.Entry) int { return v4First(a.Prefix, b.Prefix) })
-	slices.SortStableFunc(drop, v4First)
+	slices.SortStableFunc(fix, func(a, b route.Entry) int {
+		return compareMap(route.TablePrefix{Table: a.Table, Prefix: a.Prefix}, route.TablePrefix{Table: b.Table, Prefix: b.Prefix})
+	})
+	slices.SortStableFunc(drop, compareMap)
 	n, err := st.opt.Datapath.UpdateRoutes(fix)
 	repairs += n
 	if err != nil {
@@ -99,14 +101,15 @@ func (st *state) finishAudit(have []route.Entry, err error) int {
 }
 
 // touch records that p's XDP entry was written (while an audit reads).
-func (st *state) touch(p netip.Prefix) {
+func (st *state) touch(p route.TablePrefix) {
 	if st.touched != nil {
 		st.touched[p] = struct{}{}
 	}
 }
 
-func appliedEntry(p netip.Prefix, x xdpApplied) route.Entry {
-	return route.Entry{Prefix: p, Kind: x.kind, Group: x.group}
+// appliedEntry is the XDP entry of p as applied (x).
+func appliedEntry(p route.TablePrefix, x xdpApplied) route.Entry {
+	return route.Entry{Table: p.Table, Prefix: p.Prefix, Kind: x.kind, Group: x.group}
 }
 
 func sameEgress(a, b route.Egress) bool {

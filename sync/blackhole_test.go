@@ -27,7 +27,7 @@ func TestBGPBlackhole(t *testing.T) {
 				if ok != inFIB || (ok && (k.Kind != kind || k.Metric != 20 || (kind == route.Blackhole && (len(k.NextHops) != 0 || k.NHID != 0)))) {
 					t.Errorf("%s: kernel route %+v (present %v), want kind %v present %v", what, k, ok, kind, inFIB)
 				}
-				x, ok := r.dp.routes[pfx("198.51.100.7/32")]
+				x, ok := r.dp.routes[mk("198.51.100.7/32")]
 				if ok != inFIB || (ok && (x.Kind != kind || (kind == route.Blackhole && x.Group != 0))) {
 					t.Errorf("%s: XDP entry %+v (present %v), want kind %v present %v", what, x, ok, kind, inFIB)
 				}
@@ -35,7 +35,7 @@ func TestBGPBlackhole(t *testing.T) {
 			// The next hop need not resolve: it is not used.
 			r.blackhole("198.51.100.7/32", "192.0.2.1")
 			check("blackhole", route.Blackhole, true)
-			infos := r.st.routeInfos(pfx("198.51.100.7/32"))
+			infos := r.st.routeInfos(-1, pfx("198.51.100.7/32"))
 			if len(infos) != 1 || infos[0].Kind != "blackhole" || infos[0].Source != "bgp" || infos[0].Unresolved || !infos[0].InXDP || !infos[0].InKernel {
 				t.Errorf("route info %+v", infos)
 			}
@@ -74,7 +74,7 @@ func TestBGPBlackholeRestart(t *testing.T) {
 	left := route.Route{Prefix: pfx("198.51.100.7/32"), Kind: route.Blackhole, Metric: 20, Protocol: protoOurs}
 	gone := route.Route{Prefix: pfx("198.51.100.9/32"), Kind: route.Blackhole, Metric: 20, Protocol: protoOurs}
 	r := newRig(t, left, gone)
-	if x := r.dp.routes[left.Prefix]; x.Kind != route.Blackhole {
+	if x := r.dp.routes[left.Key()]; x.Kind != route.Blackhole {
 		t.Errorf("left blackhole in XDP as %+v before BGP re-learned it", x)
 	}
 	r.blackhole("198.51.100.7/32", "192.0.2.1")

@@ -54,7 +54,7 @@ func TestPartialXDPBatch(t *testing.T) {
 	r.st.apply(0)
 	written := 0
 	for _, p := range []string{"198.51.100.0/24", "198.51.101.0/24", "198.51.102.0/24"} {
-		if e := r.st.entries.get(pfx(p)); e.xdp.on {
+		if e := r.st.entries.get(mk(p)); e.xdp.on {
 			written++
 			// What XDP forwards with is the route's own group.
 			if len(r.dp.egress(t, p)) == 0 {
@@ -84,10 +84,10 @@ func TestAuditRepairs(t *testing.T) {
 	r.ev(route.RouteEvent{Route: via("198.51.100.0/24", 0, gw("10.0.2.2", eth2))},
 		route.RouteEvent{Route: via("198.51.101.0/24", 0, gw("10.0.1.2", eth1))})
 	eq(t, "clean audit", r.st.audit(), 0)
-	delete(r.dp.routes, pfx("198.51.100.0/24"))                                       // lost
-	r.dp.routes[pfx("198.51.101.0/24")] = route.Entry{Prefix: pfx("198.51.101.0/24")} // wrong group
-	r.dp.routes[pfx("192.0.2.0/24")] = route.Entry{Prefix: pfx("192.0.2.0/24")}       // unknown
-	g := r.st.entries.get(pfx("198.51.100.0/24")).xdp.group
+	delete(r.dp.routes, mk("198.51.100.0/24"))                                                               // lost
+	r.dp.routes[mk("198.51.101.0/24")] = route.Entry{Table: route.TableMain, Prefix: pfx("198.51.101.0/24")} // wrong group
+	r.dp.routes[mk("192.0.2.0/24")] = route.Entry{Table: route.TableMain, Prefix: pfx("192.0.2.0/24")}       // unknown
+	g := r.st.entries.get(mk("198.51.100.0/24")).xdp.group
 	r.dp.groups[g] = nil // a group emptied
 	eq(t, "repairs", r.st.audit(), 4)
 	eq(t, "repaired", r.dp.egress(t, "198.51.100.0/24"), []string{"3:" + mac2.String()})
@@ -153,17 +153,17 @@ func TestSeveralRoutesPerMetric(t *testing.T) {
 	ll1 := route.Route{Prefix: pfx("fe80::/64"), Kind: route.Unicast, Metric: 256, NextHops: []route.NextHop{{Ifindex: eth1}}}
 	ll2 := route.Route{Prefix: pfx("fe80::/64"), Kind: route.Unicast, Metric: 256, NextHops: []route.NextHop{{Ifindex: eth2}}}
 	r.ev(route.RouteEvent{Route: ll1}, route.RouteEvent{Route: ll2})
-	eq(t, "both kept", len(r.st.entries.get(pfx("fe80::/64")).kernelRoutes()), 2)
+	eq(t, "both kept", len(r.st.entries.get(mk("fe80::/64")).kernelRoutes()), 2)
 	// XDP cannot know which the kernel picks: the kernel decides.
 	eq(t, "ambiguous", r.dp.egress(t, "fe80::/64"), []string{"kernel-only"})
 	r.ev(route.RouteEvent{Route: ll1, Deleted: true})
-	eq(t, "the other stays", r.st.entries.get(pfx("fe80::/64")).kernelRoutes(), []route.Route{ll2})
+	eq(t, "the other stays", r.st.entries.get(mk("fe80::/64")).kernelRoutes(), []route.Route{ll2})
 	eq(t, "unambiguous again", r.dp.egress(t, "fe80::/64"), []string{"3:direct"})
 
 	mp := via("2001:db8:1::/48", 1024, gw("fe80::1", eth1), gw("fe80::2", eth2))
 	r.ev(route.RouteEvent{Route: mp})
 	r.ev(route.RouteEvent{Route: via("2001:db8:1::/48", 1024, gw("fe80::1", eth1)), Deleted: true})
-	eq(t, "one path removed", r.st.entries.get(pfx("2001:db8:1::/48")).kernelRoutes()[0].NextHops, []route.NextHop{gw("fe80::2", eth2)})
+	eq(t, "one path removed", r.st.entries.get(mk("2001:db8:1::/48")).kernelRoutes()[0].NextHops, []route.NextHop{gw("fe80::2", eth2)})
 	// IPv4: one route per metric, replaced by the next of that metric.
 	r.ev(route.RouteEvent{Route: via("198.51.100.0/24", 5, gw("10.0.1.2", eth1))},
 		route.RouteEvent{Route: via("198.51.100.0/24", 5, gw("10.0.2.2", eth2))})
@@ -176,18 +176,18 @@ func TestGroupIDsCool(t *testing.T) {
 	now := time.Unix(1000, 0)
 	r := newRigWith(t, Options{now: func() time.Time { return now }})
 	r.bgp("198.51.100.0/24", "10.0.1.2")
-	old := r.st.groupByID[r.st.entries.get(pfx("198.51.100.0/24")).xdp.group]
+	old := r.st.groupByID[r.st.entries.get(mk("198.51.100.0/24")).xdp.group]
 	oldNH := old.nhs[0].id
 	r.bgp("198.51.100.0/24") // withdrawn: group and next hop freed
 	r.bgp("198.51.101.0/24", "10.0.2.2")
-	g := r.st.groupByID[r.st.entries.get(pfx("198.51.101.0/24")).xdp.group]
+	g := r.st.groupByID[r.st.entries.get(mk("198.51.101.0/24")).xdp.group]
 	if g.id == old.id || g.nhs[0].id == oldNH {
 		t.Errorf("freed ids reused at once: group %d (old %d), next hop %d (old %d)", g.id, old.id, g.nhs[0].id, oldNH)
 	}
 	eq(t, "old group kept as it was", r.dp.groups[old.id], []uint32{oldNH})
 	now = now.Add(idCooldown)
 	r.bgp("198.51.102.0/24", "10.0.2.3")
-	if g := r.st.entries.get(pfx("198.51.102.0/24")).xdp.group; g != old.id {
+	if g := r.st.entries.get(mk("198.51.102.0/24")).xdp.group; g != old.id {
 		t.Errorf("cooled group id not reused: got %d, want %d", g, old.id)
 	}
 }
@@ -232,7 +232,7 @@ func TestKernelRefusalFollowed(t *testing.T) {
 	}
 	eq(t, "not retried", r.fib.writes, writes)
 	eq(t, "reported once", strings.Count(logs.String(), "kernel refused"), 1)
-	info := r.st.routeInfos(pfx("198.51.100.0/24"))
+	info := r.st.routeInfos(-1, pfx("198.51.100.0/24"))
 	if len(info) != 1 || !strings.Contains(info[0].Error, "rejected") {
 		t.Errorf("routes do not show the refusal: %+v", info)
 	}
@@ -266,7 +266,7 @@ func TestOwnAddressNextHop(t *testing.T) {
 		eq(t, nh+": xdp", r.dp.egress(t, "198.51.100.0/24"), []string(nil))
 		eq(t, nh+": fib", r.fib.via("198.51.100.0/24"), "")
 		eq(t, nh+": resolved", r.fib.resolved, []string(nil))
-		info := r.st.routeInfos(pfx("198.51.100.0/24"))
+		info := r.st.routeInfos(-1, pfx("198.51.100.0/24"))
 		if len(info) != 1 || !strings.Contains(info[0].Error, nh) {
 			t.Errorf("%s: no reason shown: %+v", nh, info)
 		}
@@ -311,7 +311,7 @@ func TestGroupExhaustion(t *testing.T) {
 	eq(t, "recovery logged", strings.Count(logs.String(), "room again"), 1)
 	for i := 5; i < 10; i++ {
 		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), 32)
-		if e := r.dp.routes[p]; e.Kind != route.Unicast {
+		if e := r.dp.routes[mainKey(p)]; e.Kind != route.Unicast {
 			t.Errorf("%v still not forwarded in XDP: %v", p, e.Kind)
 		}
 	}

@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"net/netip"
 	"slices"
 	"strconv"
 
@@ -25,8 +24,9 @@ type fibWant struct {
 	shadowed  string  // why a usable BGP path is not installed
 }
 
-// wantFIB is our route wanted in the kernel for e.
-func (st *state) wantFIB(p netip.Prefix, e *entry) fibWant {
+// wantFIB is our route wanted in the kernel for e (only keys of our
+// table have a BGP set).
+func (st *state) wantFIB(p route.TablePrefix, e *entry) fibWant {
 	set := st.setsByID[e.bgpSet]
 	if set == nil || (len(set.active()) == 0 && !set.blackhole) {
 		return fibWant{}
@@ -58,11 +58,12 @@ type xdpWant struct {
 	refuse   bool // no group for it: its peer is over the limit
 }
 
-// wantXDP mirrors into XDP what the kernel does for e's prefix: its local
-// address, or the winner of the kernel's own routes and ours as installed
-// (oursGone: about to be deleted). XDP follows the kernel, not BGP: a path
-// the kernel refused, or one not installed yet, is not forwarded, and a
-// route left by a previous instance is forwarded as it is in the kernel.
+// wantXDP mirrors into XDP what the kernel does for e's prefix in its
+// table: its local address (main table), or the winner of the kernel's
+// own routes and ours as installed (oursGone: about to be deleted). XDP
+// follows the kernel, not BGP: a path the kernel refused, or one not
+// installed yet, is not forwarded, and a route left by a previous
+// instance is forwarded as it is in the kernel.
 func (st *state) wantXDP(e *entry, oursGone bool) xdpWant {
 	if e.localRefs() > 0 {
 		return xdpWant{on: true, kind: route.Local, source: "local"}
@@ -77,6 +78,9 @@ func (st *state) wantXDP(e *entry, oursGone bool) xdpWant {
 		case k.Kind == route.Unicast:
 			w.members, w.groupKey = k.NextHops, "k"+route.Key(k.NextHops)
 		}
+		// Blackhole, Unreachable, Throw and KernelOnly are carried as
+		// they are: XDP drops, passes to the kernel, or (Throw) goes on
+		// with the next policy rule.
 		return w
 	}
 	if !ours {

@@ -12,11 +12,12 @@ import (
 // what was applied: entries are kept compact (see docs/BENCHMARKS.md for
 // the bytes per route). They live in fixed-size chunks, so that pointers
 // to them stay valid while the table grows, indexed by a compact key per
-// family; the kernel's own routes and local-address references, which few
-// prefixes have, hang off a side record.
+// family that holds the kernel table too (see key4, key6); the kernel's
+// own routes and local-address references, which few prefixes have, hang
+// off a side record.
 
-// entry is everything known about one prefix: its inputs and what is
-// applied in each sink.
+// entry is everything known about one prefix of one kernel table: its
+// inputs and what is applied in each sink.
 type entry struct {
 	side   *entrySide // nil: no kernel routes, no local address
 	bgpSet uint32     // interned BGP next-hop set; 0: none
@@ -110,16 +111,82 @@ func (e *entry) trimSide() {
 // chunkSize is how many entries one allocation holds.
 const chunkSize = 4096
 
-// v6key is an IPv6 prefix as a map key (netip.Prefix carries a zone
-// handle and padding: 32 bytes).
+// tableIndex numbers the kernel tables seen (few: main first, index 0),
+// so that a key holds a small index instead of the 32-bit table id: an
+// IPv4 key packs it above the address and prefix length.
+type tableIndex struct {
+	ids   []int          // index → table id (normalised)
+	index map[int]uint32 // table id → index
+}
+
+// maxTables bounds the tables an IPv4 key can tell apart (24 bits).
+const maxTables = 1 << 24
+
+func newTableIndex() *tableIndex {
+	return &tableIndex{ids: []int{route.TableMain}, index: map[int]uint32{route.TableMain: 0}}
+}
+
+// lookup returns the index of table t (normalised), if it has one.
+func (ti *tableIndex) lookup(t int) (uint32, bool) {
+	i, ok := ti.index[route.NormTable(t)]
+	return i, ok
+}
+
+// intern returns the index of table t, numbering it if new.
+func (ti *tableIndex) intern(t int) uint32 {
+	t = route.NormTable(t)
+	if i, ok := ti.index[t]; ok {
+		return i
+	}
+	if len(ti.ids) >= maxTables {
+		panic("sync: more than 2^24 kernel tables")
+	}
+	i := uint32(len(ti.ids))
+	ti.ids = append(ti.ids, t)
+	ti.index[t] = i
+	return i
+}
+
+func (ti *tableIndex) table(i uint32) int { return ti.ids[i] }
+
+// v6key is an IPv6 prefix of one table as a map key (netip.Prefix
+// carries a zone handle and padding: 32 bytes; the table index fits in
+// this key's padding: 24 bytes).
 type v6key struct {
 	hi, lo uint64
+	table  uint32 // tableIndex
 	bits   uint8
 }
 
-// entryTable maps prefixes to entries.
+// key4 is an IPv4 prefix of the table of index ti: index << 40 | address
+// << 8 | bits.
+func key4(ti uint32, p netip.Prefix) uint64 {
+	a := p.Addr().As4()
+	return uint64(ti)<<40 | uint64(binary.BigEndian.Uint32(a[:]))<<8 | uint64(p.Bits())
+}
+
+func key6(ti uint32, p netip.Prefix) v6key {
+	a := p.Addr().As16()
+	return v6key{binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:]), ti, uint8(p.Bits())}
+}
+
+func (ti *tableIndex) prefix4(k uint64) route.TablePrefix {
+	var a [4]byte
+	binary.BigEndian.PutUint32(a[:], uint32(k>>8))
+	return route.TablePrefix{Table: ti.table(uint32(k >> 40)), Prefix: netip.PrefixFrom(netip.AddrFrom4(a), int(k&0xff))}
+}
+
+func (ti *tableIndex) prefix6(k v6key) route.TablePrefix {
+	var a [16]byte
+	binary.BigEndian.PutUint64(a[:8], k.hi)
+	binary.BigEndian.PutUint64(a[8:], k.lo)
+	return route.TablePrefix{Table: ti.table(k.table), Prefix: netip.PrefixFrom(netip.AddrFrom16(a), int(k.bits))}
+}
+
+// entryTable maps (table, prefix) keys to entries.
 type entryTable struct {
-	v4     map[uint64]uint32 // address << 8 | bits → slot
+	tables *tableIndex
+	v4     map[uint64]uint32 // key4 → slot
 	v6     map[v6key]uint32
 	chunks [][]entry
 	free   []uint32
@@ -128,45 +195,25 @@ type entryTable struct {
 	peak int
 }
 
-func newEntryTable() *entryTable {
-	return &entryTable{v4: map[uint64]uint32{}, v6: map[v6key]uint32{}}
-}
-
-func key4(p netip.Prefix) uint64 {
-	a := p.Addr().As4()
-	return uint64(binary.BigEndian.Uint32(a[:]))<<8 | uint64(p.Bits())
-}
-
-func key6(p netip.Prefix) v6key {
-	a := p.Addr().As16()
-	return v6key{binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:]), uint8(p.Bits())}
-}
-
-func prefix4(k uint64) netip.Prefix {
-	var a [4]byte
-	binary.BigEndian.PutUint32(a[:], uint32(k>>8))
-	return netip.PrefixFrom(netip.AddrFrom4(a), int(k&0xff))
-}
-
-func prefix6(k v6key) netip.Prefix {
-	var a [16]byte
-	binary.BigEndian.PutUint64(a[:8], k.hi)
-	binary.BigEndian.PutUint64(a[8:], k.lo)
-	return netip.PrefixFrom(netip.AddrFrom16(a), int(k.bits))
+func newEntryTable(tables *tableIndex) *entryTable {
+	return &entryTable{tables: tables, v4: map[uint64]uint32{}, v6: map[v6key]uint32{}}
 }
 
 func (t *entryTable) at(slot uint32) *entry { return &t.chunks[slot/chunkSize][slot%chunkSize] }
 
 func (t *entryTable) Len() int { return len(t.v4) + len(t.v6) }
 
-// get returns the entry of p, or nil.
-func (t *entryTable) get(p netip.Prefix) *entry {
+// get returns the entry of tp, or nil.
+func (t *entryTable) get(tp route.TablePrefix) *entry {
+	ti, ok := t.tables.lookup(tp.Table)
+	if !ok {
+		return nil
+	}
 	var slot uint32
-	var ok bool
-	if p.Addr().Is4() {
-		slot, ok = t.v4[key4(p)]
+	if tp.Prefix.Addr().Is4() {
+		slot, ok = t.v4[key4(ti, tp.Prefix)]
 	} else {
-		slot, ok = t.v6[key6(p)]
+		slot, ok = t.v6[key6(ti, tp.Prefix)]
 	}
 	if !ok {
 		return nil
@@ -174,9 +221,9 @@ func (t *entryTable) get(p netip.Prefix) *entry {
 	return t.at(slot)
 }
 
-// add returns the entry of p, created empty if new.
-func (t *entryTable) add(p netip.Prefix) *entry {
-	if e := t.get(p); e != nil {
+// add returns the entry of tp, created empty if new.
+func (t *entryTable) add(tp route.TablePrefix) *entry {
+	if e := t.get(tp); e != nil {
 		return e
 	}
 	if len(t.free) == 0 {
@@ -188,26 +235,30 @@ func (t *entryTable) add(p netip.Prefix) *entry {
 	}
 	slot := t.free[len(t.free)-1]
 	t.free = t.free[:len(t.free)-1]
-	if p.Addr().Is4() {
-		t.v4[key4(p)] = slot
+	ti := t.tables.intern(tp.Table)
+	if tp.Prefix.Addr().Is4() {
+		t.v4[key4(ti, tp.Prefix)] = slot
 	} else {
-		t.v6[key6(p)] = slot
+		t.v6[key6(ti, tp.Prefix)] = slot
 	}
 	t.peak = max(t.peak, t.Len())
 	return t.at(slot)
 }
 
-// remove forgets p; pointers to its entry must not be used after.
-func (t *entryTable) remove(p netip.Prefix) {
+// remove forgets tp; pointers to its entry must not be used after.
+func (t *entryTable) remove(tp route.TablePrefix) {
+	ti, ok := t.tables.lookup(tp.Table)
+	if !ok {
+		return
+	}
 	var slot uint32
-	var ok bool
-	if p.Addr().Is4() {
-		k := key4(p)
+	if tp.Prefix.Addr().Is4() {
+		k := key4(ti, tp.Prefix)
 		if slot, ok = t.v4[k]; ok {
 			delete(t.v4, k)
 		}
 	} else {
-		k := key6(p)
+		k := key6(ti, tp.Prefix)
 		if slot, ok = t.v6[k]; ok {
 			delete(t.v6, k)
 		}
@@ -237,71 +288,73 @@ func (t *entryTable) shrink() {
 	t.v4, t.v6, t.peak = v4, v6, t.Len()
 }
 
-// all yields every prefix and its entry; entries may be removed meanwhile.
-func (t *entryTable) all() iter.Seq2[netip.Prefix, *entry] {
-	return func(yield func(netip.Prefix, *entry) bool) {
+// all yields every key and its entry; entries may be removed meanwhile.
+func (t *entryTable) all() iter.Seq2[route.TablePrefix, *entry] {
+	return func(yield func(route.TablePrefix, *entry) bool) {
 		for k, s := range t.v4 {
-			if !yield(prefix4(k), t.at(s)) {
+			if !yield(t.tables.prefix4(k), t.at(s)) {
 				return
 			}
 		}
 		for k, s := range t.v6 {
-			if !yield(prefix6(k), t.at(s)) {
+			if !yield(t.tables.prefix6(k), t.at(s)) {
 				return
 			}
 		}
 	}
 }
 
-// prefixSet is a set of prefixes with compact keys. Once drained after
-// holding many (a full table's load), its maps are dropped: Go maps never
-// shrink.
+// prefixSet is a set of (table, prefix) keys with compact keys. Once
+// drained after holding many (a full table's load), its maps are dropped:
+// Go maps never shrink.
 type prefixSet struct {
-	v4   map[uint64]struct{}
-	v6   map[v6key]struct{}
-	peak int
+	tables *tableIndex
+	v4     map[uint64]struct{}
+	v6     map[v6key]struct{}
+	peak   int
 }
 
-func newPrefixSet() *prefixSet {
-	return &prefixSet{v4: map[uint64]struct{}{}, v6: map[v6key]struct{}{}}
+func newPrefixSet(tables *tableIndex) *prefixSet {
+	return &prefixSet{tables: tables, v4: map[uint64]struct{}{}, v6: map[v6key]struct{}{}}
 }
 
-func (s *prefixSet) add(p netip.Prefix) {
-	if p.Addr().Is4() {
-		s.v4[key4(p)] = struct{}{}
+func (s *prefixSet) add(tp route.TablePrefix) {
+	ti := s.tables.intern(tp.Table)
+	if tp.Prefix.Addr().Is4() {
+		s.v4[key4(ti, tp.Prefix)] = struct{}{}
 	} else {
-		s.v6[key6(p)] = struct{}{}
+		s.v6[key6(ti, tp.Prefix)] = struct{}{}
 	}
 }
 
 func (s *prefixSet) Len() int { return len(s.v4) + len(s.v6) }
 
-// take removes and returns up to limit prefixes (all with limit 0), and
+// take removes and returns up to limit keys (all with limit 0), and
 // reports whether any remain.
-func (s *prefixSet) take(limit int) (out []netip.Prefix, more bool) {
+func (s *prefixSet) take(limit int) (out []route.TablePrefix, more bool) {
 	n := s.Len()
 	s.peak = max(s.peak, n)
 	defer func() {
 		if s.Len() == 0 && s.peak > 1024 {
-			*s = *newPrefixSet()
+			*s = *newPrefixSet(s.tables)
 		}
 	}()
 	if limit > 0 && n > limit {
 		n, more = limit, true
 	}
-	out = make([]netip.Prefix, 0, n)
+	out = make([]route.TablePrefix, 0, n)
 	for k := range s.v4 {
 		if len(out) == n {
 			return out, more
 		}
-		out = append(out, prefix4(k))
+		out = append(out, s.tables.prefix4(k))
 		delete(s.v4, k)
 	}
 	for k := range s.v6 {
 		if len(out) == n {
 			return out, more
 		}
-		out = append(out, prefix6(k))
+		out = append(out, s.tables.prefix6(k))
 		delete(s.v6, k)
 	}
 	return out, more

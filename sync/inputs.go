@@ -18,11 +18,18 @@ func (st *state) kernelEvent(ev any) {
 			st.replaceRoutes(ev.Routes, ev.Ours)
 		}
 	case route.RouteEvent:
-		if ev.Ours {
+		if ev.Ours && ev.Route.Key().Table == st.table {
 			st.ourRouteEvent(ev)
 			return
 		}
+		if ev.Ours {
+			st.foreignOurs(ev.Route)
+		}
 		st.kernelRoute(ev.Route, ev.Deleted)
+	case route.RuleSet:
+		st.setRules(ev.Rules)
+	case *route.RuleSet:
+		st.setRules(ev.Rules)
 	case route.NeighEvent:
 		st.neighbor(ev.Neighbor, ev.Deleted)
 	case route.LinkEvent:
@@ -66,6 +73,10 @@ func (st *state) snapshot(s *route.Snapshot) {
 		st.opt.Adopt = nil
 		defer st.adoptedNextHopsCheck()
 	}
+	st.setRules(s.Rules)
+	if first {
+		st.rulesDirty, st.rulesChanged = true, true // XDP gets the rules once, whatever they are
+	}
 	for p, e := range st.entries.all() {
 		if e.localRefs() > 0 {
 			e.addLocalRef(-int(e.localRefs()))
@@ -108,13 +119,18 @@ func (st *state) snapshot(s *route.Snapshot) {
 		st.adoptLeftoverNexthops()
 	}
 	for _, r := range s.Ours {
+		if r.Key().Table != st.table {
+			st.foreignOurs(r)
+			st.kernelRoute(r, false)
+			continue
+		}
 		if r.Metric != st.opt.Metric {
 			// Ours, from a run with another fib.metric: removed with the
 			// other leftovers.
 			st.leftovers = append(st.leftovers, r)
 			continue
 		}
-		e := st.entry(r.Prefix)
+		e := st.entry(r.Key())
 		if e.ours != 0 {
 			continue // two of ours with one metric cannot be: keep the first
 		}
@@ -128,7 +144,7 @@ func (st *state) snapshot(s *route.Snapshot) {
 		}
 		st.setStale(e, true)
 		st.countFIB(r.Prefix, 1)
-		st.markDirty(r.Prefix) // mirrored into XDP as it is until confirmed
+		st.markDirty(r.Key()) // mirrored into XDP as it is until confirmed
 	}
 	if st.opt.StaleAfter == 0 || st.sweepWanted {
 		st.sweepWanted = false
@@ -137,13 +153,24 @@ func (st *state) snapshot(s *route.Snapshot) {
 }
 
 // replaceRoutes makes routes (the kernel's own) and ours the complete route
-// state of the table, as a diff: only prefixes whose routes changed are
+// state of every table, as a diff: only keys whose routes changed are
 // re-examined. Our routes the kernel no longer has are forgotten, so the
-// diff reinstalls them where still wanted.
+// diff reinstalls them where still wanted. Ours in other tables than ours
+// count as the kernel's own (see foreignOurs).
 func (st *state) replaceRoutes(routes, ours []route.Route) {
-	byPrefix := make(map[netip.Prefix][]route.Route, len(routes))
+	byPrefix := make(map[route.TablePrefix][]route.Route, len(routes))
 	for _, r := range routes {
-		byPrefix[r.Prefix] = append(byPrefix[r.Prefix], r)
+		byPrefix[r.Key()] = append(byPrefix[r.Key()], r)
+	}
+	have := make(map[netip.Prefix]bool, len(ours))
+	for _, r := range ours {
+		switch {
+		case r.Key().Table != st.table:
+			st.foreignOurs(r)
+			byPrefix[r.Key()] = append(byPrefix[r.Key()], r)
+		case r.Metric == st.opt.Metric:
+			have[r.Prefix] = true
+		}
 	}
 	for p, e := range st.entries.all() {
 		if _, ok := byPrefix[p]; !ok && len(e.kernelRoutes()) > 0 {
@@ -156,20 +183,29 @@ func (st *state) replaceRoutes(routes, ours []route.Route) {
 			st.setKernelRoutes(p, e, rs)
 		}
 	}
-	have := make(map[netip.Prefix]bool, len(ours))
-	for _, r := range ours {
-		if r.Metric == st.opt.Metric {
-			have[r.Prefix] = true
-		}
-	}
 	for p, e := range st.entries.all() {
-		if e.ours != 0 && !have[p] {
+		if e.ours != 0 && !have[p.Prefix] {
 			st.forgetOurs(p, e)
 		}
 	}
 }
 
-func (st *state) setKernelRoutes(p netip.Prefix, e *entry, rs []route.Route) {
+// foreignOurs notes a route of our protocol in another table than ours:
+// left by an instance configured with another fib.table. The FIB sink
+// writes only our table, so it cannot be removed here: it is mirrored
+// like the kernel's own routes of its table (the kernel forwards by it),
+// and logged once per table.
+func (st *state) foreignOurs(r route.Route) {
+	t := r.Key().Table
+	if st.foreignTables[t] {
+		return
+	}
+	st.foreignTables[t] = true
+	st.log.Warn("routes of xdprouterd's protocol in another kernel table (left by an instance with another fib.table?): "+
+		"mirrored as kernel routes, not removed", "table", t, "fib_table", st.table, "prefix", r.Prefix)
+}
+
+func (st *state) setKernelRoutes(p route.TablePrefix, e *entry, rs []route.Route) {
 	if slices.ContainsFunc(e.kernelRoutes(), isConnected) || slices.ContainsFunc(rs, isConnected) {
 		st.connectedChanged = true
 	}
@@ -214,20 +250,21 @@ func (st *state) ourRouteEvent(ev route.RouteEvent) {
 	}
 	// The kernel removed one of our routes (e.g. its interface went down):
 	// forget it so the diff reinstalls it if it is still wanted.
-	if e := st.entries.get(ev.Route.Prefix); e != nil {
-		st.forgetOurs(ev.Route.Prefix, e)
+	if e := st.entries.get(ev.Route.Key()); e != nil {
+		st.forgetOurs(ev.Route.Key(), e)
 	}
 }
 
 // kernelRoute adds, replaces or deletes one of the kernel's routes of a
-// prefix. A prefix may have several: one per metric, and in IPv6 several of
-// one metric through different next hops (fe80::/64 on every port). A
-// route is replaced by one of the same metric whose next hops are equal or,
-// for IPv6, overlap (a multipath route changing); IPv4 has one route per
-// metric. A delete removes the route with the same metric and next hops,
+// prefix in its table. A prefix may have several: one per metric, and in
+// IPv6 several of one metric through different next hops (fe80::/64 on
+// every port). A route is replaced by one of the same metric whose next
+// hops are equal or, for IPv6, overlap (a multipath route changing); IPv4
+// has one route per metric. A delete removes the route with the same metric and next hops,
 // or, in IPv6, those next hops from the route holding them.
 func (st *state) kernelRoute(r route.Route, deleted bool) {
-	e := st.entry(r.Prefix)
+	key := r.Key()
+	e := st.entry(key)
 	v4 := r.Prefix.Addr().Is4()
 	ks := e.kernelRoutes()
 	i := slices.IndexFunc(ks, func(k route.Route) bool {
@@ -235,6 +272,7 @@ func (st *state) kernelRoute(r route.Route, deleted bool) {
 	})
 	switch {
 	case deleted && i < 0:
+		st.gc(key, e)
 		return
 	case deleted && !v4 && len(r.NextHops) > 0 && !slices.Equal(ks[i].NextHops, r.NextHops):
 		// One path of a multipath route went. The next-hop list is
@@ -252,7 +290,7 @@ func (st *state) kernelRoute(r route.Route, deleted bool) {
 		ks = append(ks, r)
 	}
 	e.setKernelRoutes(ks)
-	st.kernelRoutesSet(r.Prefix, e)
+	st.kernelRoutesSet(key, e)
 	if r.Protocol == protoKernel {
 		st.connectedChanged = true
 	}
@@ -274,6 +312,9 @@ func isConnected(r route.Route) bool { return r.Protocol == protoKernel }
 
 func (st *state) link(l route.Link, deleted bool) {
 	old, had := st.links[l.Index]
+	if (deleted && had) || (!deleted && (!had || old.Name != l.Name)) {
+		st.rulesDirty = true // rules name interfaces: their indexes may differ
+	}
 	if deleted {
 		delete(st.links, l.Index)
 		st.groupsDirty = true
@@ -314,8 +355,11 @@ func (st *state) link(l route.Link, deleted bool) {
 	}
 }
 
+// addr adds or removes an address of the router: a local entry of its
+// host prefix in the main table (XDP applies local entries to every
+// table).
 func (st *state) addr(a route.Addr, deleted bool) {
-	host := netip.PrefixFrom(a.Prefix.Addr(), a.Prefix.Addr().BitLen())
+	host := mainKey(netip.PrefixFrom(a.Prefix.Addr(), a.Prefix.Addr().BitLen()))
 	_, had := st.addrs[a]
 	switch {
 	case deleted && had:
@@ -366,7 +410,8 @@ func (st *state) neighbor(n route.Neighbor, deleted bool) {
 // setBGP records the best path(s) of p, learned from peer, and the
 // backup next hops; empty nhs withdraws. A blackhole route (RTBH) is
 // installed as a blackhole: its next hops are not used.
-func (st *state) setBGP(p netip.Prefix, nhs, backup []netip.Addr, peer netip.Addr, blackhole bool) {
+func (st *state) setBGP(pfx netip.Prefix, nhs, backup []netip.Addr, peer netip.Addr, blackhole bool) {
+	p := st.ourKey(pfx)
 	e := st.entry(p)
 	var id uint32
 	switch {

@@ -9,17 +9,19 @@ import (
 	"github.com/xdprouter/xdprouter/route"
 )
 
-func (st *state) routeInfos(filter netip.Prefix) []RouteInfo {
+// routeInfos describes the routes of table (normalised; negative: every
+// table) within or containing filter (invalid: all).
+func (st *state) routeInfos(table int, filter netip.Prefix) []RouteInfo {
 	var out []RouteInfo
 	for p, e := range st.entries.all() {
-		if filter.IsValid() && !filter.Overlaps(p) {
+		if (table >= 0 && p.Table != table) || (filter.IsValid() && !filter.Overlaps(p.Prefix)) {
 			continue
 		}
 		w := st.wantXDP(e, false)
 		if !w.on && e.bgpSet == 0 && !e.xdp.on && e.ours == 0 {
 			continue
 		}
-		ri := RouteInfo{Prefix: p, Source: w.source, Metric: w.metric, InXDP: e.xdp.on, InKernel: e.ours != 0,
+		ri := RouteInfo{Table: p.Table, Prefix: p.Prefix, Source: w.source, Metric: w.metric, InXDP: e.xdp.on, InKernel: e.ours != 0,
 			Shadowed: st.wantFIB(p, e).shadowed, Error: st.rejected[p].why, Refused: e.xdp.refused != 0}
 		ri.Kind = w.kind.String()
 		if e.xdp.group != 0 {
@@ -45,8 +47,26 @@ func (st *state) routeInfos(filter netip.Prefix) []RouteInfo {
 		}
 		out = append(out, ri)
 	}
-	slices.SortFunc(out, func(a, b RouteInfo) int { return comparePrefix(a.Prefix, b.Prefix) })
+	slices.SortFunc(out, func(a, b RouteInfo) int {
+		if c := compareTable(a.Table, b.Table); c != 0 {
+			return c
+		}
+		return comparePrefix(a.Prefix, b.Prefix)
+	})
 	return out
+}
+
+// compareTable orders tables main first, then by id.
+func compareTable(a, b int) int {
+	switch {
+	case a == b:
+		return 0
+	case a == route.TableMain:
+		return -1
+	case b == route.TableMain:
+		return 1
+	}
+	return a - b
 }
 
 func (st *state) groupInfos() []GroupInfo {

@@ -115,7 +115,7 @@ func TestResolveFollowsRouteChanges(t *testing.T) {
 
 	// Only sets with a next hop under a changed prefix are re-resolved:
 	// a wrong resolution planted in the other set stays.
-	other := r.st.setsByID[r.st.entries.get(pfx("198.51.101.0/24")).bgpSet]
+	other := r.st.setsByID[r.st.entries.get(mk("198.51.101.0/24")).bgpSet]
 	other.resolved = nil
 	r.ev(route.RouteEvent{Route: via("172.16.1.0/24", 0, gw("10.0.2.2", eth2))})
 	eq(t, "other set not re-resolved", other.resolved, []route.NextHop(nil))
@@ -133,10 +133,11 @@ func TestResolveFollowsRouteChanges(t *testing.T) {
 }
 
 // TestResolveMatchesProbe: the table walk gives what probing every prefix
-// length in st.entries gives, over random route tables and changes.
+// length in st.entries gives, over random route tables and changes; routes
+// of other kernel tables than ours (100) never enter the index.
 func TestResolveMatchesProbe(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
-	st := newState(Options{}, slog.New(slog.DiscardHandler))
+	st := newState(Options{Table: 100}, slog.New(slog.DiscardHandler))
 	addr := func() netip.Addr {
 		if rnd.IntN(2) == 0 {
 			return netip.AddrFrom4([4]byte{10, 9, byte(rnd.IntN(4)), byte(rnd.IntN(256))})
@@ -146,9 +147,9 @@ func TestResolveMatchesProbe(t *testing.T) {
 	randRoute := func() route.Route {
 		a := addr()
 		p, _ := a.Prefix(rnd.IntN(a.BitLen() + 1))
-		r := route.Route{Prefix: p, Kind: route.Unicast, Metric: 10 * rnd.IntN(3), Protocol: 4}
+		r := route.Route{Table: []int{100, 100, 0, 7}[rnd.IntN(4)], Prefix: p, Kind: route.Unicast, Metric: 10 * rnd.IntN(3), Protocol: 4}
 		if rnd.IntN(4) == 0 {
-			r.Kind = []route.Kind{route.Blackhole, route.Unreachable, route.KernelOnly}[rnd.IntN(3)]
+			r.Kind = []route.Kind{route.Blackhole, route.Unreachable, route.KernelOnly, route.Throw}[rnd.IntN(4)]
 		} else {
 			for range rnd.IntN(3) {
 				r.NextHops = append(r.NextHops, route.NextHop{Gateway: addr(), Ifindex: 1 + rnd.IntN(2)})
@@ -183,7 +184,13 @@ func TestResolveMatchesProbe(t *testing.T) {
 			st.kernelRoute(randRoute(), false)
 		}
 		for p, e := range st.entries.all() {
-			ie, ok := st.kernelRoutes.Get(p)
+			ie, ok := st.kernelRoutes.Get(p.Prefix)
+			if p.Table != 100 {
+				if ok && ie == e {
+					t.Fatalf("step %d: index has %v of table %d", step, p.Prefix, p.Table)
+				}
+				continue
+			}
 			if (len(e.kernelRoutes()) > 0) != ok || (ok && ie != e) {
 				t.Fatalf("step %d: index has %v: %v, entry has %d routes", step, p, ok, len(e.kernelRoutes()))
 			}
@@ -219,7 +226,7 @@ func (st *state) resolveProbe(addrs []netip.Addr) (out []route.NextHop, why stri
 		}
 		for bits := a.BitLen(); bits >= minBits; bits-- {
 			p, _ := a.Prefix(bits)
-			e := st.entries.get(p)
+			e := st.entries.get(st.ourKey(p))
 			if e == nil {
 				continue
 			}

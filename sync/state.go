@@ -65,14 +65,29 @@ type state struct {
 	opt Options
 	log *slog.Logger
 
+	// table is the kernel table of our routes (Options.Table,
+	// normalised): BGP routes are keyed in it and resolve through its
+	// kernel routes.
+	table int
+
 	haveSnapshot   bool
 	sweepWanted    bool // SweepStale before the first snapshot (sweep.go)
 	entries        *entryTable
 	dirty          *prefixSet
-	failed         map[netip.Prefix]struct{}
-	rejected       map[netip.Prefix]rejection // rare: kept beside the entries
-	refused        map[netip.Prefix]refusal   // in XDP as kernel-only for lack of room
-	refusedMapFull int                        // of those, because a map was full
+	failed         map[route.TablePrefix]struct{}
+	rejected       map[route.TablePrefix]rejection // rare: kept beside the entries
+	refused        map[route.TablePrefix]refusal   // in XDP as kernel-only for lack of room
+	refusedMapFull int                             // of those, because a map was full
+	foreignTables  map[int]bool                    // tables other than ours holding routes of our protocol (logged once each)
+
+	// Policy rules (rules.go): the kernel's list as last received, and
+	// what the Datapath last accepted.
+	rules        []route.Rule
+	rulesDirty   bool           // the rules or the links may have changed since SetRules last succeeded
+	rulesChanged bool           // the rules did (or SetRules is yet to be called)
+	rulesLinks   map[string]int // the link names SetRules last resolved with
+	rulesSet     bool           // SetRules succeeded once
+	rulesFailLog time.Time
 
 	links  map[int]route.Link
 	ports  map[string]bool
@@ -94,7 +109,7 @@ type state struct {
 	nhIDs     ids
 	adopted   map[uint32]*adoptedGroup // groups of a previous instance not taken over (adopt.go)
 
-	leftovers []route.Route // ours with another metric, left by an earlier run
+	leftovers []route.Route // ours with another metric (in our table), left by an earlier run
 
 	// Kernel nexthop objects (kernelnh.go).
 	kgroups         map[string]*kgroup
@@ -108,9 +123,12 @@ type state struct {
 	leftoverMembers map[uint32][]uint32
 	leftoverSingle  map[uint32]route.NextHop
 
-	// kernelRoutes indexes the entries with kernel routes (e.kernelRoutes()
-	// not empty) by prefix: resolve walks a next hop's covering routes in it,
-	// longest first, instead of probing entries at every prefix length.
+	// kernelRoutes indexes the entries of our table (st.table) with
+	// kernel routes (e.kernelRoutes() not empty) by prefix: resolve walks
+	// a next hop's covering routes in it, longest first, instead of
+	// probing entries at every prefix length. Other tables' routes never
+	// resolve BGP next hops (the kernel validates a gateway in the route's
+	// own table).
 	kernelRoutes *bart.Table[*entry]
 	// What changed since the last reresolve: the prefixes whose kernel
 	// routes changed (only sets with a next hop inside one can resolve
@@ -132,7 +150,7 @@ type state struct {
 
 	// An audit in progress: prefixes written since it read the maps
 	// (nil: none running), and what it repaired so far.
-	touched      map[netip.Prefix]struct{}
+	touched      map[route.TablePrefix]struct{}
 	auditRepairs int
 
 	counts Counts
@@ -148,28 +166,31 @@ type neighKey struct {
 const idCooldown = time.Second
 
 func newState(opt Options, log *slog.Logger) *state {
+	tables := newTableIndex()
 	st := &state{
 		opt: opt, log: log,
-		entries:   newEntryTable(),
-		dirty:     newPrefixSet(),
-		failed:    map[netip.Prefix]struct{}{},
-		refused:   map[netip.Prefix]refusal{},
-		rejected:  map[netip.Prefix]rejection{},
-		links:     map[int]route.Link{},
-		ports:     map[string]bool{},
-		addrs:     map[route.Addr]struct{}{},
-		neighs:    map[neighKey]route.Neighbor{},
-		sets:      map[string]*bgpSet{},
-		setsByID:  map[uint32]*bgpSet{},
-		peerSets:  map[netip.Addr]int{},
-		peerDown:  map[netip.Addr]time.Time{},
-		peerOver:  map[netip.Addr]bool{},
-		groups:    map[string]*group{},
-		groupByID: map[uint32]*group{},
-		nhs:       map[route.NextHop]*nexthop{},
-		ourLists:  newLists(),
-		groupIDs:  ids{max: opt.MaxGroups, cool: idCooldown, now: opt.now},
-		nhIDs:     ids{max: opt.MaxNextHops, cool: idCooldown, now: opt.now},
+		table:         route.NormTable(opt.Table),
+		entries:       newEntryTable(tables),
+		dirty:         newPrefixSet(tables),
+		failed:        map[route.TablePrefix]struct{}{},
+		refused:       map[route.TablePrefix]refusal{},
+		rejected:      map[route.TablePrefix]rejection{},
+		foreignTables: map[int]bool{},
+		links:         map[int]route.Link{},
+		ports:         map[string]bool{},
+		addrs:         map[route.Addr]struct{}{},
+		neighs:        map[neighKey]route.Neighbor{},
+		sets:          map[string]*bgpSet{},
+		setsByID:      map[uint32]*bgpSet{},
+		peerSets:      map[netip.Addr]int{},
+		peerDown:      map[netip.Addr]time.Time{},
+		peerOver:      map[netip.Addr]bool{},
+		groups:        map[string]*group{},
+		groupByID:     map[uint32]*group{},
+		nhs:           map[route.NextHop]*nexthop{},
+		ourLists:      newLists(),
+		groupIDs:      ids{max: opt.MaxGroups, cool: idCooldown, now: opt.now},
+		nhIDs:         ids{max: opt.MaxNextHops, cool: idCooldown, now: opt.now},
 
 		kgroups:    map[string]*kgroup{},
 		kgroupByID: map[uint32]*kgroup{},
@@ -189,16 +210,30 @@ func newState(opt Options, log *slog.Logger) *state {
 	return st
 }
 
-func (st *state) entry(p netip.Prefix) *entry { return st.entries.add(p) }
+func (st *state) entry(tp route.TablePrefix) *entry { return st.entries.add(tp) }
 
-func (st *state) markDirty(p netip.Prefix) { st.dirty.add(p) }
+func (st *state) markDirty(tp route.TablePrefix) { st.dirty.add(tp) }
 
-// kernelRoutesSet records that e.kernel, the kernel's routes of p, changed:
-// the index follows and the BGP sets through p are re-resolved. An entry
-// stays in the index only while it has kernel routes, so gc never drops
-// one still indexed.
-func (st *state) kernelRoutesSet(p netip.Prefix, e *entry) {
-	st.markDirty(p)
+// ourKey is the key of prefix p in our table (BGP routes, ours).
+func (st *state) ourKey(p netip.Prefix) route.TablePrefix {
+	return route.TablePrefix{Table: st.table, Prefix: p}
+}
+
+// mainKey is the key of prefix p in the main table (local addresses).
+func mainKey(p netip.Prefix) route.TablePrefix {
+	return route.TablePrefix{Table: route.TableMain, Prefix: p}
+}
+
+// kernelRoutesSet records that e.kernel, the kernel's routes of tp,
+// changed: in our table the index follows and the BGP sets through the
+// prefix are re-resolved. An entry stays in the index only while it has
+// kernel routes, so gc never drops one still indexed.
+func (st *state) kernelRoutesSet(tp route.TablePrefix, e *entry) {
+	st.markDirty(tp)
+	if tp.Table != st.table {
+		return // resolves nothing
+	}
+	p := tp.Prefix
 	st.resolveDirty = true
 	if !st.resolveAll {
 		if st.kernelChangedN++; st.kernelChangedN > maxTrackedChanges {
@@ -222,21 +257,21 @@ func (st *state) kernelRoutesSet(p netip.Prefix, e *entry) {
 // would insert every prefix).
 const maxTrackedChanges = 4096
 
-func (st *state) gc(p netip.Prefix, e *entry) {
+func (st *state) gc(tp route.TablePrefix, e *entry) {
 	if e != nil && e.side == nil && e.bgpSet == 0 && !e.xdp.on && e.ours == 0 {
-		st.entries.remove(p)
+		st.entries.remove(tp)
 	}
 }
 
 // forgetOurs records that our route of p is no longer in the kernel.
-func (st *state) forgetOurs(p netip.Prefix, e *entry) {
+func (st *state) forgetOurs(p route.TablePrefix, e *entry) {
 	if e.ours == 0 {
 		return
 	}
 	st.ourLists.put(e.ours)
 	e.ours = 0
 	st.setStale(e, false)
-	st.countFIB(p, -1)
+	st.countFIB(p.Prefix, -1)
 	st.markDirty(p)
 }
 

@@ -64,10 +64,10 @@ func TestSweepStaleOnRequest(t *testing.T) {
 			if _, ok := f.routes[right.Prefix]; !ok {
 				t.Error("the re-learned route was swept")
 			}
-			if _, ok := dp.routes[stale.Prefix]; ok {
+			if _, ok := dp.routes[stale.Key()]; ok {
 				t.Error("the stale route is still in XDP")
 			}
-			if _, ok := dp.routes[right.Prefix]; !ok {
+			if _, ok := dp.routes[right.Key()]; !ok {
 				t.Error("the re-learned route is not in XDP")
 			}
 		})

@@ -1,10 +1,17 @@
 // Package sync keeps the two forwarding sinks — the XDP maps and the kernel
-// FIB — equal to the desired state: the kernel's own routes of the configured
-// table (connected, static, any protocol) plus BGP best paths, with next hops
-// resolved through the kernel's routes and neighbors.
+// FIB — equal to the desired state: the kernel's own routes of every table
+// but local (connected, static, any protocol) plus BGP best paths in the
+// configured table (Options.Table), with next hops resolved through that
+// table's kernel routes and the neighbors. XDP holds one lookup structure
+// per kernel table and the kernel's policy rules (SetRules), so that it
+// takes the decision the kernel would.
 //
-// It is level-triggered: inputs only mark prefixes dirty; one worker computes
-// the desired state of each dirty prefix, diffs it against what it applied
+// Everything is keyed by (table, prefix) (route.TablePrefix): the same
+// prefix in two tables is two routes. Local addresses are entries of the
+// main table (XDP applies them to every table).
+//
+// It is level-triggered: inputs only mark keys dirty; one worker computes
+// the desired state of each dirty key, diffs it against what it applied
 // last and writes the difference in batches. Routes point at shared next-hop
 // groups, so a neighbor or link change rewrites a few group and next-hop
 // entries, never every route.
@@ -28,17 +35,26 @@ import (
 // Datapath is the XDP side (implemented by *bpf.Datapath).
 type Datapath interface {
 	// UpdateRoutes and DeleteRoutes write in order and return how many
-	// were written: on an error exactly the first n took effect.
+	// were written: on an error exactly the first n took effect. Entries
+	// and keys name their table (normalised: never 0).
 	UpdateRoutes([]route.Entry) (n int, err error)
-	DeleteRoutes([]netip.Prefix) (n int, err error)
+	DeleteRoutes([]route.TablePrefix) (n int, err error)
 	SetGroup(id uint32, nexthops []uint32) error
 	SetNextHop(id uint32, nh route.Egress) error
 	SetNeighbor(ifindex int, addr netip.Addr, mac net.HardwareAddr) error
 	DeleteNeighbor(ifindex int, addr netip.Addr) error
 	SetInterface(ifindex int, mac net.HardwareAddr, mtu int) error
 	DeleteInterface(ifindex int) error
+	// SetRules replaces the policy rules XDP evaluates (the kernel's
+	// complete list, both families). Rules select the ingress interface
+	// by name: ifindex maps a name to the index of the link that had it
+	// at the call, 0 for none; it may be kept and called later from any
+	// goroutine (sync calls SetRules again when the links change). Called
+	// after the routes of a batch are applied: once after the first
+	// snapshot, then whenever the rules or the links changed.
+	SetRules(rules []route.Rule, ifindex func(name string) int) error
 
-	// Read back, for the periodic audit.
+	// Read back, for the periodic audit (entries with their tables).
 	Routes() ([]route.Entry, error)
 	Group(id uint32) ([]uint32, error)
 	NextHopAt(id uint32) (route.Egress, error)
@@ -97,6 +113,10 @@ type Options struct {
 	Datapath Datapath
 	FIB      FIB
 	Log      *slog.Logger
+	// Table is the kernel table BGP routes are installed in (config
+	// fib.table; FIB writes into it); 0: route.TableMain. BGP next hops
+	// resolve through its routes only.
+	Table int
 	// Ports are the router ports (interface names) that carry XDP.
 	Ports []string
 	// Metric is the kernel metric of the routes xdprouterd installs. A
@@ -334,7 +354,7 @@ func (s *Syncer) applyPending() {
 	if chunk <= 0 {
 		chunk = 4096
 	}
-	for s.st.dirty.Len() > 0 || s.st.resolveDirty || s.st.groupsDirty {
+	for s.st.dirty.Len() > 0 || s.st.resolveDirty || s.st.groupsDirty || s.st.rulesDirty {
 		start := time.Now()
 		more := s.st.apply(chunk)
 		if s.opt.OnApply != nil {
@@ -366,8 +386,8 @@ func (s *Syncer) publishCounts() {
 
 // Counts is a snapshot of the sync state for metrics and status.
 type Counts struct {
-	XDP4, XDP6 int // routes in the XDP tries
-	FIB4, FIB6 int // routes xdprouterd installed in the kernel
+	XDP4, XDP6 int // routes in the XDP tries (every table)
+	FIB4, FIB6 int // routes xdprouterd installed in the kernel (in Options.Table)
 	Pending    int // changes received but not applied yet
 	Failed     int // changes whose last apply failed (retried every second)
 	Rejected   int // BGP routes the kernel refused for good (not retried until they change)
@@ -395,8 +415,9 @@ func (s *Syncer) Counts() Counts {
 	return c
 }
 
-// RouteInfo describes one prefix as sync sees it.
+// RouteInfo describes one prefix of one kernel table as sync sees it.
 type RouteInfo struct {
+	Table       int          `json:"table"` // kernel table (route.TableMain: 254)
 	Prefix      netip.Prefix `json:"prefix"`
 	Source      string       `json:"source"` // kernel, bgp, local
 	Kind        string       `json:"kind"`
@@ -420,12 +441,20 @@ type RouteInfo struct {
 	Members []route.NextHop `json:"-"`
 }
 
-// Routes lists the prefixes sync knows, optionally only those within (or
+// Routes lists the routes sync knows in every table (main first, then by
+// table id; by prefix within a table), optionally only those within (or
 // containing) filter.
 func (s *Syncer) Routes(filter netip.Prefix) []RouteInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.st.routeInfos(filter)
+	return s.st.routeInfos(-1, filter)
+}
+
+// RoutesIn is Routes for one kernel table (0: route.TableMain).
+func (s *Syncer) RoutesIn(table int, filter netip.Prefix) []RouteInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.routeInfos(route.NormTable(table), filter)
 }
 
 // GroupInfo describes one next-hop group as written to XDP.
@@ -458,12 +487,12 @@ func (s *Syncer) RemoveKernelRoutes() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.publishCounts()
-	var ps []netip.Prefix
+	var ps []route.TablePrefix
 	var ops []route.Change
 	for p, e := range s.st.entries.all() {
 		if e.ours != 0 {
 			ps = append(ps, p)
-			ops = append(ops, route.Change{Delete: true, Route: route.Route{Prefix: p, Metric: s.opt.Metric}})
+			ops = append(ops, route.Change{Delete: true, Route: route.Route{Table: p.Table, Prefix: p.Prefix, Metric: s.opt.Metric}})
 		}
 	}
 	var errs []error
@@ -478,7 +507,7 @@ func (s *Syncer) RemoveKernelRoutes() error {
 		e := s.st.entries.get(ps[i])
 		s.st.ourLists.put(e.ours)
 		e.ours = 0
-		s.st.countFIB(ps[i], -1)
+		s.st.countFIB(ps[i].Prefix, -1)
 	}
 	if s.opt.NexthopObjects && len(errs) == 0 {
 		s.st.sweepLeftoverNexthops() // with no route left, every object goes

@@ -18,7 +18,7 @@ import (
 // fakeDP records what would be in the XDP maps. Like the real maps it
 // writes batches in order and can stop part-way (failAfter).
 type fakeDP struct {
-	routes map[netip.Prefix]route.Entry
+	routes map[route.TablePrefix]route.Entry // by (table, prefix)
 	groups map[uint32][]uint32
 	nhs    map[uint32]route.Egress
 	neighs map[string]string
@@ -28,10 +28,19 @@ type fakeDP struct {
 	failAfter int
 	writes    int
 	discard   bool // keep no routes (memory measurements)
+
+	// Policy rules as last set, with the ifindex each rule's iif name
+	// resolved to then; failRules makes the next SetRules calls fail.
+	rules      []route.Rule
+	ruleIfs    []int
+	ruleCalls  int
+	ruleRoutes int // routes in the maps at the last SetRules call
+	failRules  int
+	badEntries []string // entries written with table 0 (must never be)
 }
 
 func newFakeDP() *fakeDP {
-	return &fakeDP{routes: map[netip.Prefix]route.Entry{}, groups: map[uint32][]uint32{},
+	return &fakeDP{routes: map[route.TablePrefix]route.Entry{}, groups: map[uint32][]uint32{},
 		nhs: map[uint32]route.Egress{}, neighs: map[string]string{}, ifaces: map[int]int{}, failAfter: -1}
 }
 
@@ -41,23 +50,43 @@ func (f *fakeDP) UpdateRoutes(rs []route.Entry) (int, error) {
 			f.failAfter = -1
 			return i, errors.New("injected: map full")
 		}
+		if r.Table == 0 {
+			f.badEntries = append(f.badEntries, fmt.Sprint(r))
+		}
 		if !f.discard {
-			f.routes[r.Prefix] = r
+			f.routes[route.TablePrefix{Table: r.Table, Prefix: r.Prefix}] = r
 		}
 		f.writes++
 	}
 	return len(rs), nil
 }
-func (f *fakeDP) DeleteRoutes(ps []netip.Prefix) (int, error) {
+func (f *fakeDP) DeleteRoutes(ps []route.TablePrefix) (int, error) {
 	for i, p := range ps {
 		if i == f.failAfter {
 			f.failAfter = -1
 			return i, errors.New("injected")
 		}
+		if p.Table == 0 {
+			f.badEntries = append(f.badEntries, fmt.Sprint("delete ", p))
+		}
 		delete(f.routes, p)
 		f.writes++
 	}
 	return len(ps), nil
+}
+func (f *fakeDP) SetRules(rules []route.Rule, ifindex func(string) int) error {
+	f.ruleCalls++
+	f.ruleRoutes = len(f.routes)
+	if f.failRules > 0 {
+		f.failRules--
+		return errors.New("injected: rules map")
+	}
+	f.rules = slices.Clone(rules)
+	f.ruleIfs = nil
+	for _, r := range rules {
+		f.ruleIfs = append(f.ruleIfs, ifindex(r.IifName))
+	}
+	return nil
 }
 func (f *fakeDP) SetGroup(id uint32, nhs []uint32) error {
 	f.groups[id] = slices.Clone(nhs)
@@ -87,11 +116,17 @@ func (f *fakeDP) Routes() ([]route.Entry, error) {
 func (f *fakeDP) Group(id uint32) ([]uint32, error)         { return slices.Clone(f.groups[id]), nil }
 func (f *fakeDP) NextHopAt(id uint32) (route.Egress, error) { return f.nhs[id], nil }
 
-// egress returns, for the route of p, the (ifindex, MAC) of each next hop
-// XDP would use: what a packet would see.
+// egress returns, for the route of p in the main table, the (ifindex,
+// MAC) of each next hop XDP would use: what a packet would see.
 func (f *fakeDP) egress(t *testing.T, p string) []string {
 	t.Helper()
-	r, ok := f.routes[netip.MustParsePrefix(p)]
+	return f.egressIn(t, route.TableMain, p)
+}
+
+// egressIn is egress for the route of p in table.
+func (f *fakeDP) egressIn(t *testing.T, table int, p string) []string {
+	t.Helper()
+	r, ok := f.routes[route.TablePrefix{Table: table, Prefix: netip.MustParsePrefix(p)}]
 	if !ok {
 		return nil
 	}
@@ -258,6 +293,9 @@ var (
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func ip(s string) netip.Addr    { return netip.MustParseAddr(s) }
 
+// mk is the key of prefix s in the main table.
+func mk(s string) route.TablePrefix { return mainKey(pfx(s)) }
+
 func connected(p string, ifindex int) route.Route {
 	return route.Route{Prefix: pfx(p), Kind: route.Unicast, Protocol: protoKernel,
 		NextHops: []route.NextHop{{Ifindex: ifindex}}}
@@ -291,6 +329,11 @@ func newRigFIB(t testing.TB, opt Options, f *fakeFIB, ours ...route.Route) *rig 
 }
 
 func newRigDP(t testing.TB, opt Options, dp *fakeDP, f *fakeFIB, ours ...route.Route) *rig {
+	return newRigKernel(t, opt, dp, f, nil, ours...)
+}
+
+// newRigKernel is newRigDP with more kernel routes in the first snapshot.
+func newRigKernel(t testing.TB, opt Options, dp *fakeDP, f *fakeFIB, kernel []route.Route, ours ...route.Route) *rig {
 	for _, r := range ours {
 		f.routes[r.Prefix] = r
 	}
@@ -300,10 +343,15 @@ func newRigDP(t testing.TB, opt Options, dp *fakeDP, f *fakeFIB, ours ...route.R
 		log = slog.New(slog.DiscardHandler)
 	}
 	st := newState(opt, log)
+	t.Cleanup(func() {
+		if len(dp.badEntries) > 0 {
+			t.Errorf("XDP writes without a table: %v", dp.badEntries)
+		}
+	})
 	st.kernelEvent(&route.Snapshot{
 		Links:  []route.Link{{Index: eth1, Name: "eth1", MTU: 1500, Up: true, MAC: mac3}, {Index: eth2, Name: "eth2", MTU: 9000, Up: true, MAC: mac3}},
 		Addrs:  []route.Addr{{Ifindex: eth1, Prefix: pfx("10.0.1.1/24")}, {Ifindex: eth2, Prefix: pfx("10.0.2.1/24")}},
-		Routes: []route.Route{connected("10.0.1.0/24", eth1), connected("10.0.2.0/24", eth2)},
+		Routes: append([]route.Route{connected("10.0.1.0/24", eth1), connected("10.0.2.0/24", eth2)}, kernel...),
 		Neighbors: []route.Neighbor{
 			{Ifindex: eth1, Addr: ip("10.0.1.2"), MAC: mac1, Valid: true},
 			{Ifindex: eth2, Addr: ip("10.0.2.2"), MAC: mac2, Valid: true},
@@ -362,7 +410,7 @@ func TestKernelRoutesMirrored(t *testing.T) {
 
 	r.ev(route.RouteEvent{Route: via("198.51.100.0/24", 0), Deleted: true})
 	eq(t, "deleted", r.dp.egress(t, "198.51.100.0/24"), []string(nil))
-	if r.st.entries.get(pfx("198.51.100.0/24")) != nil {
+	if r.st.entries.get(mk("198.51.100.0/24")) != nil {
 		t.Error("deleted prefix still tracked")
 	}
 }
@@ -373,7 +421,7 @@ func TestECMPAndLinkDown(t *testing.T) {
 		route.RouteEvent{Route: via("203.0.114.0/24", 0, gw("10.0.1.2", eth1), gw("10.0.2.2", eth2))})
 	both := []string{"2:" + mac1.String(), "3:" + mac2.String()}
 	eq(t, "ecmp", r.dp.egress(t, "203.0.113.0/24"), both)
-	if a, b := r.dp.routes[pfx("203.0.113.0/24")].Group, r.dp.routes[pfx("203.0.114.0/24")].Group; a != b {
+	if a, b := r.dp.routes[mk("203.0.113.0/24")].Group, r.dp.routes[mk("203.0.114.0/24")].Group; a != b {
 		t.Errorf("routes with the same next hops use groups %d and %d, want one shared group", a, b)
 	}
 	writes := r.dp.writes
@@ -441,7 +489,7 @@ func TestBGPRoutes(t *testing.T) {
 			r.bgp("198.51.100.0/24", tc.bgp...)
 			eq(t, "xdp", r.dp.egress(t, "198.51.100.0/24"), tc.wantXDP)
 			eq(t, "fib", r.fib.via("198.51.100.0/24"), tc.wantFIB)
-			if infos := r.st.routeInfos(pfx("198.51.100.0/24")); len(infos) != 1 || (infos[0].Shadowed != "") != tc.shadowed {
+			if infos := r.st.routeInfos(-1, pfx("198.51.100.0/24")); len(infos) != 1 || (infos[0].Shadowed != "") != tc.shadowed {
 				t.Errorf("route info %+v, want shadowed=%v", infos, tc.shadowed)
 			}
 			// Withdraw removes it from both sinks; kernel routes stay.
