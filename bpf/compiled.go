@@ -19,13 +19,17 @@ import (
 // The Go view of struct lpm_node must be lpm.Record.
 var _ = [1]struct{}{}[unsafe.Sizeof(fwdLpmNode{})-unsafe.Sizeof(lpm.Record{})]
 
-// compiled is the compiled lookup structure of both families, written
-// through memory mappings of its BPF arrays. The LPM trie holds the same
-// routes (the reference); XDP walks one or the other (lookup_compiled).
+// compiled is the compiled lookup structure of both families, one table
+// per routing-table slot over shared node and leaf arrays, written through
+// memory mappings of its BPF arrays. The LPM trie holds the same routes
+// (the reference); XDP walks one or the other (lookup_compiled).
 type compiled struct {
 	mu       sync.Mutex
-	v4, v6   *lpm.Table
-	mem4     lpm.Memory
+	a4, a6   *lpm.Arena
+	top4     []uint32 // MaxTables * lpm.TopEntries
+	top6     []uint32
+	v4, v6   [MaxTables]*lpm.Table // nil: slot unused
+	mem4     lpm.Memory            // Top: slot 0's
 	mem6     lpm.Memory
 	mappings [][]byte
 	// fallback says why packets use the trie although compiled was asked
@@ -33,6 +37,43 @@ type compiled struct {
 	fallback string
 	stop     chan struct{}
 	done     chan struct{}
+}
+
+// table returns the structure of a slot's family, made on first use.
+func (c *compiled) table(slot uint32, v4 bool) (*lpm.Table, error) {
+	slot %= MaxTables
+	tp, a, top, bits := &c.v6[slot], c.a6, c.top6, 128
+	if v4 {
+		tp, a, top, bits = &c.v4[slot], c.a4, c.top4, 32
+	}
+	if *tp == nil {
+		t, err := lpm.NewIn(bits, a, top[int(slot)*lpm.TopEntries:int(slot+1)*lpm.TopEntries])
+		if err != nil {
+			return nil, err
+		}
+		*tp = t
+	}
+	return *tp, nil
+}
+
+// empty reports whether a slot has no route in either family.
+func (c *compiled) empty(slot uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	slot %= MaxTables
+	return (c.v4[slot] == nil || c.v4[slot].Len() == 0) && (c.v6[slot] == nil || c.v6[slot].Len() == 0)
+}
+
+// reset empties a slot whose table went away.
+func (c *compiled) reset(slot uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	slot %= MaxTables
+	for _, t := range []*lpm.Table{c.v4[slot], c.v6[slot]} {
+		if t != nil {
+			t.Reset()
+		}
+	}
 }
 
 // lpmSizes sizes the compiled arrays for the route limits: with none, for
@@ -82,17 +123,20 @@ func newCompiled(m *fwdMaps, v *fwdVariables, mode LookupMode) (*compiled, error
 		maps[i] = b
 		c.mappings = append(c.mappings, b)
 	}
-	c.mem4 = lpm.Memory{Top: u32s(maps[0], lpm.TopEntries), Records: records(maps[1], m.LpmNodes4.MaxEntries()), Leaves: u32s(maps[2], 2*m.LpmLeaves4.MaxEntries())}
-	c.mem6 = lpm.Memory{Top: u32s(maps[3], lpm.TopEntries), Records: records(maps[4], m.LpmNodes6.MaxEntries()), Leaves: u32s(maps[5], 2*m.LpmLeaves6.MaxEntries())}
-	var err error
-	if c.v4, err = lpm.New(32, c.mem4); err != nil {
+	if n := 2 * m.LpmTop4.MaxEntries(); n != MaxTables*lpm.TopEntries {
 		c.close()
-		return nil, err
+		return nil, fmt.Errorf("map %s: %d top entries, want %d (MAX_TABLES in fwd.h is MaxTables)", m.LpmTop4, n, MaxTables*lpm.TopEntries)
 	}
-	if c.v6, err = lpm.New(128, c.mem6); err != nil {
-		c.close()
-		return nil, err
-	}
+	c.top4, c.top6 = u32s(maps[0], MaxTables*lpm.TopEntries), u32s(maps[3], MaxTables*lpm.TopEntries)
+	rec4, rec6 := records(maps[1], m.LpmNodes4.MaxEntries()), records(maps[4], m.LpmNodes6.MaxEntries())
+	lv4, lv6 := u32s(maps[2], 2*m.LpmLeaves4.MaxEntries()), u32s(maps[5], 2*m.LpmLeaves6.MaxEntries())
+	c.mem4 = lpm.Memory{Top: c.top4[:lpm.TopEntries], Records: rec4, Leaves: lv4}
+	c.mem6 = lpm.Memory{Top: c.top6[:lpm.TopEntries], Records: rec6, Leaves: lv6}
+	c.a4, c.a6 = lpm.NewArena(rec4, lv4), lpm.NewArena(rec6, lv6)
+	// Maps reused from a previous instance are rebuilt from the trie:
+	// start from nothing.
+	clear(c.top4)
+	clear(c.top6)
 	on := uint32(0)
 	if mode == LookupCompiled {
 		on = 1
@@ -142,11 +186,11 @@ func (c *compiled) reclaim() {
 		case <-tick.C:
 		}
 		c.mu.Lock()
-		if !c.v4.Pending() && !c.v6.Pending() {
+		if !c.a4.Pending() && !c.a6.Pending() {
 			c.mu.Unlock()
 			continue
 		}
-		e4, e6 := c.v4.Epoch(), c.v6.Epoch()
+		e4, e6 := c.a4.Epoch(), c.a6.Epoch()
 		c.mu.Unlock()
 		if err := gracePeriod(); err != nil {
 			// No membarrier (nohz_full, old kernel): no XDP run
@@ -158,8 +202,8 @@ func (c *compiled) reclaim() {
 			}
 		}
 		c.mu.Lock()
-		c.v4.Reclaim(e4)
-		c.v6.Reclaim(e6)
+		c.a4.Reclaim(e4)
+		c.a6.Reclaim(e6)
 		c.mu.Unlock()
 	}
 }
@@ -173,29 +217,39 @@ func gracePeriod() error {
 	return nil
 }
 
-func leafOf(e route.Entry) lpm.Leaf { return lpm.NewLeaf(uint8(e.Kind), e.Group) }
+func leafOf(e route.Entry) lpm.Leaf {
+	return lpm.NewLeaf(uint8(e.Kind), uint8(e.Prefix.Bits()), e.Group)
+}
 
-// apply mirrors trie writes (already made) into the compiled structure and
-// publishes them. If it runs out of room, XDP falls back to the trie, which
-// holds every route, until the daemon restarts.
-func (d *Datapath) applyCompiled(set []route.Entry, del []netip.Prefix) {
+// applyCompiled mirrors trie writes (already made) into the compiled
+// structure and publishes them. If it runs out of room, XDP falls back to
+// the trie, which holds every route, until the daemon restarts.
+func (d *Datapath) applyCompiled(set []route.Entry, setSlots []uint32, del []route.TablePrefix, delSlots []uint32) {
 	c := d.compiled
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	table := func(p netip.Prefix) *lpm.Table {
-		if p.Addr().Is4() {
-			return c.v4
-		}
-		return c.v6
-	}
 	var errs []error
-	for _, e := range set {
-		errs = append(errs, table(e.Prefix).Set(e.Prefix.Masked(), leafOf(e)))
+	touched := map[*lpm.Table]bool{}
+	change := func(slot uint32, p netip.Prefix, leaf lpm.Leaf, isDel bool) {
+		t, err := c.table(slot, p.Addr().Is4())
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		touched[t] = true
+		if isDel {
+			errs = append(errs, t.Delete(p.Masked()))
+		} else {
+			errs = append(errs, t.Set(p.Masked(), leaf))
+		}
 	}
-	for _, p := range del {
-		errs = append(errs, table(p).Delete(p.Masked()))
+	for i, e := range set {
+		change(setSlots[i], e.Prefix, leafOf(e), false)
 	}
-	for _, tb := range []*lpm.Table{c.v4, c.v6} {
+	for i, tp := range del {
+		change(delSlots[i], tp.Prefix, 0, true)
+	}
+	for tb := range touched {
 		err := tb.Commit()
 		if errors.Is(err, lpm.ErrFull) && tb.Pending() {
 			// Out of fresh space with blocks waiting: wait for their
@@ -228,15 +282,17 @@ func (d *Datapath) LookupState() (LookupMode, string) {
 	return LookupCompiled, ""
 }
 
-// compiledLookup walks the compiled structure for a as XDP does.
-func (d *Datapath) compiledLookup(a netip.Addr) (kind route.Kind, group uint32, ok bool) {
+// compiledLookup walks slot's compiled structure for a as XDP does.
+func (d *Datapath) compiledLookup(slot uint32, a netip.Addr) (kind route.Kind, plen int, group uint32, ok bool) {
 	c := d.compiled
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	mem, bits := c.mem6, 128
+	slot %= MaxTables
+	mem, top, bits := c.mem6, c.top6, 128
 	if a.Is4() {
-		mem, bits = c.mem4, 32
+		mem, top, bits = c.mem4, c.top4, 32
 	}
-	k, g, ok := lpm.Lookup(mem, bits, a).Decode()
-	return route.Kind(k), g, ok
+	mem.Top = top[int(slot)*lpm.TopEntries : int(slot+1)*lpm.TopEntries]
+	k, l, g, ok := lpm.Lookup(mem, bits, a).Decode()
+	return route.Kind(k), int(l), g, ok
 }

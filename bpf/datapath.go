@@ -3,6 +3,7 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
+	"github.com/xdprouter/xdprouter/lpm"
 	"github.com/xdprouter/xdprouter/route"
 )
 
@@ -116,6 +118,25 @@ type Datapath struct {
 
 	compiled *compiled
 	filters  *filters
+	tables   *tables
+
+	// The router's addresses in the locals map (tables.go): by route, and
+	// how many routes name each address.
+	localMu   sync.Mutex
+	localKeys map[route.TablePrefix]struct{}
+	localRefs map[netip.Addr]int
+	localErr  error
+
+	// Policy rules (rules.go), guarded by rmu: the last list given, as
+	// compiled, the source keys written per bank and family, and the
+	// ports' interface classes per bank (guarded by egressMu).
+	rmu         sync.Mutex
+	lastRules   []route.Rule
+	lastIfindex func(string) int
+	rules       *ruleSet
+	rulesErr    error
+	srcKeys     [2][2][]fwdRuleSrcKey
+	ruleClass   map[int][2]uint8
 
 	// Hitless restart (pin.go). lock is the pin directory's lock.
 	// adoptedLinks are the pinned links of a previous instance not yet
@@ -168,10 +189,14 @@ func Load(opts Options) (*Datapath, error) {
 			ms.MaxEntries = n
 		}
 	}
+	if opts.MaxGroups > lpm.MaxGroup+1 {
+		return nil, fmt.Errorf("%d next-hop groups: XDP's route entries hold at most %d", opts.MaxGroups, lpm.MaxGroup+1)
+	}
 	lpmSizes(spec, opts)
 
 	d := &Datapath{pinPath: opts.PinPath, links: make(map[int]attachment), targets: make(map[int]string),
-		nhs: make(map[uint32]route.Egress), ports: make(map[int]egressPort), urpf: make(map[int]URPFMode)}
+		nhs: make(map[uint32]route.Egress), ports: make(map[int]egressPort), urpf: make(map[int]URPFMode),
+		localKeys: map[route.TablePrefix]struct{}{}, localRefs: map[netip.Addr]int{}, ruleClass: map[int][2]uint8{}}
 	var (
 		colOpts ebpf.CollectionOptions
 		pins    = &pinned{}
@@ -210,6 +235,9 @@ func Load(opts Options) (*Datapath, error) {
 		return fail(fmt.Errorf("load XDP program: %w", err))
 	}
 	if d.compiled, err = newCompiled(&d.objs.fwdMaps, &d.objs.fwdVariables, opts.Lookup); err != nil {
+		return fail(err)
+	}
+	if d.tables, err = newTables(d.objs.TableIds); err != nil {
 		return fail(err)
 	}
 	if d.filters, err = newFilters(&d.objs.fwdMaps); err != nil {

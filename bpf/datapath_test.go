@@ -98,7 +98,7 @@ func TestLoadOptions(t *testing.T) {
 		t.Errorf("partial batch: reported %d written, maps hold %d; want 11 (1 v6 + 10 v4)", n, len(got))
 	}
 	// Deleting reports progress the same way.
-	if n, err := d.DeleteRoutes([]netip.Prefix{pfx("10.0.0.0/16"), {}, pfx("10.1.0.0/16")}); err == nil || n != 1 {
+	if n, err := d.DeleteRoutes(inMain([]netip.Prefix{pfx("10.0.0.0/16"), {}, pfx("10.1.0.0/16")})); err == nil || n != 1 {
 		t.Errorf("delete with an invalid prefix: n=%d err=%v, want 1 and an error", n, err)
 	}
 }
@@ -110,10 +110,12 @@ func TestRoutes(t *testing.T) {
 		{Prefix: pfx("10.1.2.3/16"), Kind: route.Blackhole}, // stored masked
 		{Prefix: pfx("0.0.0.0/0"), Kind: route.Unreachable},
 		{Prefix: pfx("192.0.2.1/32"), Kind: route.Local},
-		{Prefix: pfx("2001:db8::/32"), Group: 1 << 20},
+		{Prefix: pfx("2001:db8::/32"), Group: 1<<20 - 1},
 		{Prefix: pfx("::/0"), Group: 3},
 		{Prefix: pfx("2001:db8::1/128"), Kind: route.Local},
-		{Prefix: pfx("::ffff:10.0.0.0/104"), Group: 9}, // IPv4-mapped stays IPv6
+		{Prefix: pfx("::ffff:10.0.0.0/104"), Group: 9},    // IPv4-mapped stays IPv6
+		{Table: 100, Prefix: pfx("10.0.0.0/8"), Group: 5}, // same prefix, another table
+		{Table: 100, Prefix: pfx("2001:db8::/32"), Kind: route.Throw},
 	}
 	if _, err := d.UpdateRoutes(in); err != nil {
 		t.Fatal(err)
@@ -129,6 +131,9 @@ func TestRoutes(t *testing.T) {
 	want := slices.Clone(in)
 	want[0].Group = 8
 	want[1].Prefix = pfx("10.1.0.0/16")
+	for i := range want {
+		want[i].Table = route.NormTable(want[i].Table)
+	}
 	sortRoutes(got)
 	sortRoutes(want)
 	if !slices.Equal(got, want) {
@@ -143,7 +148,7 @@ func TestRoutes(t *testing.T) {
 	// Deleting twice, with prefixes that never existed in between.
 	del := []netip.Prefix{pfx("10.0.0.0/8"), pfx("172.16.0.0/12"), pfx("10.1.0.0/16"), pfx("2001:db8::/32"), pfx("2001:db8::2/128")}
 	for i := 0; i < 2; i++ {
-		if _, err := d.DeleteRoutes(del); err != nil {
+		if _, err := d.DeleteRoutes(inMain(del)); err != nil {
 			t.Fatalf("delete round %d: %v", i, err)
 		}
 	}
@@ -165,6 +170,9 @@ func TestRoutes(t *testing.T) {
 
 func sortRoutes(rs []route.Entry) {
 	slices.SortFunc(rs, func(a, b route.Entry) int {
+		if a.Table != b.Table {
+			return a.Table - b.Table
+		}
 		if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
 			return c
 		}
@@ -196,10 +204,10 @@ func TestManyRoutes(t *testing.T) {
 	for i := 0; i < len(ps); i += 2 {
 		half = append(half, ps[i])
 	}
-	if _, err := d.DeleteRoutes(half); err != nil {
+	if _, err := d.DeleteRoutes(inMain(half)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.DeleteRoutes(ps); err != nil {
+	if _, err := d.DeleteRoutes(inMain(ps)); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := d.Routes(); len(got) != 0 {

@@ -120,7 +120,7 @@ func write(tb testing.TB, d *Datapath, truth map[netip.Prefix]route.Entry, set [
 		truth[e.Prefix] = e
 	}
 	if len(del) > 0 {
-		if _, err := d.DeleteRoutes(del); err != nil {
+		if _, err := d.DeleteRoutes(inMain(del)); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -178,8 +178,8 @@ func check(t *testing.T, d *Datapath, truth map[netip.Prefix]route.Entry, r *ran
 		if retC[i] != retT[i] || !slices.Equal(outC[i], outT[i]) {
 			if mismatches++; mismatches <= 5 {
 				dst, _ := netip.AddrFromSlice(dstOf(frames[i], bits))
-				pf, val, _, _ := d.lpm(dst)
-				kind, group, _ := d.compiledLookup(dst)
+				pf, val, _, _ := d.lpm(0, dst)
+				kind, _, group, _ := d.compiledLookup(0, dst)
 				var want route.Entry
 				for l := bits; l >= 0; l-- {
 					q, _ := dst.Prefix(l)

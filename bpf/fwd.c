@@ -47,10 +47,10 @@ struct {
 		__type(value, value_type);                \
 	} name SEC(".maps")
 
-LPM_ARRAY(lpm_top4, struct lpm_pair, 1 << (LPM_TOP_BITS - 1));
+LPM_ARRAY(lpm_top4, struct lpm_pair, MAX_TABLES << (LPM_TOP_BITS - 1));
 LPM_ARRAY(lpm_nodes4, struct lpm_node, DEFAULT_LPM_RECORDS_V4);
 LPM_ARRAY(lpm_leaves4, struct lpm_pair, DEFAULT_LPM_LEAVES_V4);
-LPM_ARRAY(lpm_top6, struct lpm_pair, 1 << (LPM_TOP_BITS - 1));
+LPM_ARRAY(lpm_top6, struct lpm_pair, MAX_TABLES << (LPM_TOP_BITS - 1));
 LPM_ARRAY(lpm_nodes6, struct lpm_node, DEFAULT_LPM_RECORDS_V6);
 LPM_ARRAY(lpm_leaves6, struct lpm_pair, DEFAULT_LPM_LEAVES_V6);
 
@@ -185,6 +185,58 @@ struct {
 	__type(value, struct filter_bucket);
 } filter_buckets SEC(".maps");
 
+/* Policy rules: see fwd.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rule_meta);
+} rule_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 2 * MAX_RULES); /* bank, family, rule */
+	__type(key, __u32);
+	__type(value, struct prule);
+} rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 2 * RULE_LISTS); /* bank, family, list */
+	__type(key, __u32);
+	__type(value, struct rule_list);
+} rule_lists SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 2 * 2 * (MAX_RULES + 1));
+	__type(key, struct rule_src_key);
+	__type(value, __u32);
+} rule_src SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct local_key);
+	__type(value, __u8);
+} locals SEC(".maps");
+
+/* Control plane only: the kernel table id of each slot (0: free). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_TABLES);
+	__type(key, __u32);
+	__type(value, __u32);
+} table_ids SEC(".maps");
+
+/*
+ * Families (bit 0 IPv4, bit 1 IPv6) whose rules go beyond the defaults
+ * (set by Go after a bank flip): without, XDP looks up the main table only.
+ */
+volatile __u32 rules_on = 0;
+
 /*
  * Keep the enums in BTF so that bpf2go can export them (-type): enum
  * constants used only in expressions leave no type information behind.
@@ -202,6 +254,9 @@ struct enum_anchor {
 	enum filter_frag filter_frag;
 	enum filter_action filter_action;
 	enum filter_flags filter_flags;
+	enum rule_action rule_action;
+	enum rule_flags rule_flags;
+	enum rule_verdict rule_verdict;
 };
 const volatile struct enum_anchor enum_anchor __attribute__((unused));
 
@@ -398,8 +453,9 @@ static __always_inline int lpm_leaf(__u32 e, struct route_val *rt)
 
 	if (!(e & LPM_LEAF) || leaf == 0)
 		return 0;
-	rt->type = (leaf >> 24) - 1;
-	rt->nhg = leaf & 0xffffff;
+	rt->type = (leaf >> LPM_KIND_SHIFT) - 1;
+	rt->plen = leaf >> LPM_PLEN_SHIFT;
+	rt->nhg = leaf & LPM_GROUP_MASK;
 	return 1;
 }
 
@@ -414,11 +470,12 @@ static __always_inline int lpm_top(void *top, __u32 t, __u32 *e)
 	return 1;
 }
 
-/* Longest-prefix match of an IPv4 destination; 0: no route. */
-static __always_inline int route_v4(__be32 daddr, struct route_val *rt)
+/* Longest-prefix match of an IPv4 destination in a table slot; 0: no route. */
+static __always_inline int route_v4(__u32 slot, __be32 daddr, struct route_val *rt)
 {
+	slot &= MAX_TABLES - 1;
 	if (!lookup_compiled) {
-		struct lpm_v4_key key = { .prefixlen = 32, .addr = daddr };
+		struct lpm_v4_key key = { .prefixlen = 64, .table = slot, .addr = daddr };
 		struct route_val *v = bpf_map_lookup_elem(&routes_v4, &key);
 		if (!v)
 			return 0;
@@ -426,7 +483,7 @@ static __always_inline int route_v4(__be32 daddr, struct route_val *rt)
 		return 1;
 	}
 	__u32 a = bpf_ntohl(daddr), e;
-	if (!lpm_top(&lpm_top4, a >> 14, &e))
+	if (!lpm_top(&lpm_top4, slot << LPM_TOP_BITS | a >> 14, &e))
 		return 0;
 	/* Nodes cover bits 18-23, 24-29 and 30-31 (plus four zero bits). */
 	__u32 chunks[3] = { (a >> 8) & 63, (a >> 2) & 63, (a << 4) & 63 };
@@ -442,11 +499,12 @@ static __always_inline int route_v4(__be32 daddr, struct route_val *rt)
 	return lpm_leaf(e, rt);
 }
 
-/* Longest-prefix match of an IPv6 destination; 0: no route. */
-static __always_inline int route_v6(struct in6_addr *daddr, struct route_val *rt)
+/* Longest-prefix match of an IPv6 destination in a table slot; 0: no route. */
+static __always_inline int route_v6(__u32 slot, struct in6_addr *daddr, struct route_val *rt)
 {
+	slot &= MAX_TABLES - 1;
 	if (!lookup_compiled) {
-		struct lpm_v6_key key = { .prefixlen = 128 };
+		struct lpm_v6_key key = { .prefixlen = 32 + 128, .table = slot };
 		__builtin_memcpy(key.addr, daddr, 16);
 		struct route_val *v = bpf_map_lookup_elem(&routes_v6, &key);
 		if (!v)
@@ -457,7 +515,7 @@ static __always_inline int route_v6(struct in6_addr *daddr, struct route_val *rt
 	__u64 hi = (__u64)bpf_ntohl(daddr->in6_u.u6_addr32[0]) << 32 | bpf_ntohl(daddr->in6_u.u6_addr32[1]);
 	__u64 lo = (__u64)bpf_ntohl(daddr->in6_u.u6_addr32[2]) << 32 | bpf_ntohl(daddr->in6_u.u6_addr32[3]);
 	__u32 e;
-	if (!lpm_top(&lpm_top6, hi >> 46, &e))
+	if (!lpm_top(&lpm_top6, slot << LPM_TOP_BITS | (__u32)(hi >> 46), &e))
 		return 0;
 	/* 19 nodes of 6 bits from bit 18; the one at bit 60 straddles. */
 	for (int level = 0; level < 19; level++) {
@@ -848,6 +906,246 @@ static __always_inline int urpf(struct route_val *rt, int found, __u32 in, __u8 
 	return STAT_DROP_URPF;
 }
 
+/*
+ * Policy rules (fwd.h). A packet's routing keys, as the kernel's flow
+ * (flowi) has them for a forwarded packet.
+ */
+struct rule_req {
+	__u8 src[16], dst[16]; /* IPv4: the first 4 bytes */
+	__u32 iif;
+	__u16 sport, dport;
+	__u8 proto, tos, v6, pad;
+	__u8 rclass[2];     /* the ingress port's class, per bank */
+	__u16 rule;         /* out: the rule that decided */
+	struct route_val rt; /* out: the route (RV_ROUTE) */
+};
+
+/* Per CPU: the request, off the stack (the program's stack is nearly full). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rule_req);
+} rule_scratch SEC(".maps");
+
+/* The zeroed request of this CPU, or NULL. */
+static __always_inline struct rule_req *rule_req_get(__u32 in, __u16 rclass)
+{
+	__u32 zero = 0;
+	struct rule_req *q = bpf_map_lookup_elem(&rule_scratch, &zero);
+
+	if (!q)
+		return 0;
+	__builtin_memset(q, 0, sizeof(*q));
+	q->iif = in;
+	q->rclass[0] = rclass;
+	q->rclass[1] = rclass >> 8;
+	return q;
+}
+
+/* Global: checked once by the verifier, not once per rule of the walk. */
+__noinline int table_lookup(struct rule_req *q, __u32 slot)
+{
+	if (!q)
+		return 0;
+	if (q->v6)
+		return route_v6(slot, (struct in6_addr *)q->dst, &q->rt);
+	__be32 a;
+	__builtin_memcpy(&a, q->dst, 4);
+	return route_v4(slot, a, &q->rt);
+}
+
+static __always_inline int masked_eq(const __u8 *a, const __u8 *b, const __u8 *mask)
+{
+	__u32 x = 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		x |= (((__u32 *)a)[i] ^ ((__u32 *)b)[i]) & ((__u32 *)mask)[i];
+	return x == 0;
+}
+
+static __always_inline int rule_match(struct prule *r, struct rule_req *q)
+{
+	__u8 f = r->flags;
+	int m = 1;
+
+	if ((f & RF_SRC) && !masked_eq(q->src, r->src, r->src_mask))
+		m = 0;
+	else if ((f & RF_DST) && !masked_eq(q->dst, r->dst, r->dst_mask))
+		m = 0;
+	else if ((f & RF_IIF) && q->iif != r->iif)
+		m = 0;
+	else if ((f & RF_PROTO) && q->proto != r->proto)
+		m = 0;
+	else if ((f & RF_SPORT) && (q->sport < r->sport_lo || q->sport > r->sport_hi))
+		m = 0;
+	else if ((f & RF_DPORT) && (q->dport < r->dport_lo || q->dport > r->dport_hi))
+		m = 0;
+	else if ((f & RF_TOS) && (q->tos & r->tos_mask) != r->tos)
+		m = 0;
+	return f & RF_INVERT ? !m : m;
+}
+
+/*
+ * The kernel's fib_rules_lookup for q: the candidate rules of q's source
+ * and port classes in priority order, each checked and applied; a lookup
+ * that finds no route (or a throw route, or a suppressed one) goes on.
+ * Returns enum rule_verdict.
+ */
+__noinline int rules_eval(struct rule_req *q)
+{
+	__u32 zero = 0;
+	struct rule_meta *m = bpf_map_lookup_elem(&rule_state, &zero);
+
+	if (!q || !m)
+		return RV_KERNEL;
+	__u32 bank = m->bank & 1, fam = q->v6 & 1;
+	__u32 n = m->n[bank][fam], nsrc = m->nsrc[bank][fam];
+	if (n == 0) /* the defaults: main table only */
+		return table_lookup(q, 0) ? RV_ROUTE : RV_NO_ROUTE;
+	__u32 sclass = 0;
+	if (nsrc > 1) {
+		struct rule_src_key k = { .prefixlen = fam ? 32 + 128 : 32 + 32, .tag = bank << 1 | fam };
+		__builtin_memcpy(k.addr, q->src, 16);
+		__u32 *c = bpf_map_lookup_elem(&rule_src, &k);
+		if (c)
+			sclass = *c;
+	}
+	__u32 iclass = q->iif == 1 ? m->lo_class[bank] : q->rclass[bank];
+	__u32 li = (bank * 2 + fam) * RULE_LISTS + ((iclass * nsrc + sclass) & (RULE_LISTS - 1));
+	struct rule_list *l = bpf_map_lookup_elem(&rule_lists, &li);
+	if (!l)
+		return RV_KERNEL;
+	__u32 from = 0, cnt = l->n;
+	for (int i = 0; i < RULE_CANDS; i++) {
+		if (i >= cnt)
+			break;
+		__u32 idx = l->idx[i];
+		if (idx < from)
+			continue; /* skipped by a goto */
+		__u32 rk = (bank * 2 + fam) * MAX_RULES + (idx & (MAX_RULES - 1));
+		struct prule *r = bpf_map_lookup_elem(&rules, &rk);
+		if (!r)
+			return RV_KERNEL;
+		if (!rule_match(r, q))
+			continue;
+		q->rule = idx;
+		switch (r->action) {
+		case RA_LOOKUP: {
+			__u8 suppress = r->suppress;
+			if (!table_lookup(q, r->table) || q->rt.type == ROUTE_THROW)
+				continue;
+			/* The kernel suppresses only results that are not errors. */
+			if (suppress && q->rt.plen < suppress &&
+			    (q->rt.type == ROUTE_UNICAST || q->rt.type == ROUTE_LOCAL || q->rt.type == ROUTE_KERNEL))
+				continue;
+			return RV_ROUTE;
+		}
+		case RA_GOTO:
+			if (r->goto_idx != RULE_NONE)
+				from = r->goto_idx;
+			continue;
+		case RA_NOP:
+			continue;
+		case RA_LOCAL: {
+			struct local_key lk = {};
+			if (fam) {
+				__builtin_memcpy(lk.addr, q->dst, 16);
+			} else { /* IPv4-mapped */
+				lk.addr[10] = 0xff;
+				lk.addr[11] = 0xff;
+				__builtin_memcpy(&lk.addr[12], q->dst, 4);
+			}
+			if (bpf_map_lookup_elem(&locals, &lk))
+				return RV_LOCAL;
+			continue;
+		}
+		case RA_BLACKHOLE:
+			return RV_BLACKHOLE;
+		case RA_UNREACHABLE:
+			return RV_UNREACHABLE;
+		default:
+			return RV_KERNEL;
+		}
+	}
+	return RV_NO_ROUTE;
+}
+
+/* The stat of a verdict other than RV_ROUTE. */
+static __always_inline int rule_stat(int v)
+{
+	switch (v) {
+	case RV_NO_ROUTE:
+		return STAT_PASS_NO_ROUTE;
+	case RV_BLACKHOLE:
+		return STAT_DROP_RULE;
+	case RV_UNREACHABLE:
+		return STAT_PASS_RULE;
+	case RV_LOCAL:
+		return STAT_PASS_LOCAL;
+	}
+	return STAT_PASS_RULE_KERNEL;
+}
+
+/*
+ * The flow's ports as the kernel's flow dissector gives them to the rules:
+ * none for fragments, the SPI for ESP, ...
+ */
+static __always_inline void rule_ports(struct rule_req *q, void *l4, void *data_end, int frag)
+{
+	__u32 off;
+
+	switch (q->proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_SCTP:
+	case 33:  /* DCCP */
+	case 136: /* UDP-Lite */
+	case 50:  /* ESP: the SPI */
+		off = 0;
+		break;
+	case 51: /* AH: the SPI */
+		off = 4;
+		break;
+	default:
+		return;
+	}
+	if (frag || l4 + off + 4 > data_end)
+		return;
+	q->sport = bpf_ntohs(*(__be16 *)(l4 + off));
+	q->dport = bpf_ntohs(*(__be16 *)(l4 + off + 2));
+}
+
+/*
+ * uRPF under policy rules: the kernel validates the source with a lookup
+ * of the reversed flow arriving from lo (fib_validate_source); -1 if the
+ * packet may go on, else the stat to count.
+ */
+static __always_inline int urpf_rules(struct rule_req *q, __u32 in, __u8 mode)
+{
+	__u8 a[16];
+	__u16 p = q->sport;
+
+	/* Reverse the flow in place, then restore it. */
+	__builtin_memcpy(a, q->src, 16);
+	__builtin_memcpy(q->src, q->dst, 16);
+	__builtin_memcpy(q->dst, a, 16);
+	q->sport = q->dport;
+	q->dport = p;
+	q->iif = 1; /* LOOPBACK_IFINDEX */
+	int v = rules_eval(q);
+	__builtin_memcpy(q->dst, q->src, 16);
+	__builtin_memcpy(q->src, a, 16);
+	q->dport = q->sport;
+	q->sport = p;
+	q->iif = in;
+	if (v == RV_KERNEL)
+		return STAT_PASS_URPF_KERNEL;
+	if (v == RV_LOCAL)
+		q->rt.type = ROUTE_LOCAL;
+	return urpf(&q->rt, v == RV_ROUTE || v == RV_LOCAL, in, mode);
+}
+
 static __always_inline int v4_special(__u32 daddr /* host order */)
 {
 	return (daddr & 0xf0000000) == 0xe0000000 || /* 224.0.0.0/4 multicast */
@@ -881,7 +1179,7 @@ static __always_inline int v4_martian_src(__u32 saddr)
 }
 
 static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
-				  __u64 bytes, __u8 urpf_mode)
+				  __u64 bytes, __u8 urpf_mode, __u16 rclass)
 {
 	struct iphdr *iph = (void *)(eth + 1);
 
@@ -927,25 +1225,48 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 	if (v4_martian_src(saddr))
 		return count(STAT_DROP_MARTIAN_SRC, bytes, XDP_DROP);
 	struct route_val route, *rt = &route;
+	/* Policy rules beyond the defaults: the flow as the kernel sees it. */
+	struct rule_req *q = 0;
+	if (rules_on & 1) {
+		q = rule_req_get(in, rclass);
+		if (!q)
+			return count(STAT_PASS_RULE_KERNEL, bytes, XDP_PASS);
+		__builtin_memcpy(q->src, &iph->saddr, 4);
+		__builtin_memcpy(q->dst, &iph->daddr, 4);
+		q->proto = iph->protocol;
+		q->tos = iph->tos;
+		rule_ports(q, (void *)iph + (hlen & 0x3c), data_end, fp.frag != FRAG_NONE);
+	}
 	if (urpf_mode) {
-		s = urpf(rt, route_v4(iph->saddr, rt), in, urpf_mode);
+		if (q)
+			s = urpf_rules(q, in, urpf_mode);
+		else
+			s = urpf(rt, route_v4(0, iph->saddr, rt), in, urpf_mode);
 		if (s >= 0)
 			return count(s, bytes, s == STAT_PASS_URPF_KERNEL ? XDP_PASS : XDP_DROP);
 	}
 	if (hlen != sizeof(*iph))
 		return count(STAT_PASS_IP_OPTIONS, bytes, XDP_PASS);
 
-	/* A redirect (Flowspec) forwards by the route to its address, if any. */
+	/* A redirect (Flowspec) forwards by the main table's route to its address, if any. */
 	__be32 target = iph->daddr;
 	int found = 0;
 	if (fr && (fr->flags & FR_F_REDIRECT)) {
 		__builtin_memcpy(&target, &fr->redirect[12], 4);
-		found = route_v4(target, rt) && rt->type == ROUTE_UNICAST;
+		found = route_v4(0, target, rt) && rt->type == ROUTE_UNICAST;
 	}
 	if (!found) {
 		target = iph->daddr;
-		if (!route_v4(target, rt))
+		if (q) {
+			int v = rules_eval(q);
+			if (v != RV_ROUTE) {
+				s = rule_stat(v);
+				return count(s, bytes, s == STAT_DROP_RULE ? XDP_DROP : XDP_PASS);
+			}
+			*rt = q->rt;
+		} else if (!route_v4(0, target, rt)) {
 			return count(STAT_PASS_NO_ROUTE, bytes, XDP_PASS);
+		}
 	}
 	s = route_stat(rt);
 	if (s >= 0)
@@ -1035,7 +1356,7 @@ static __always_inline int v6_martian_src(struct in6_addr *a)
 }
 
 static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
-				  __u64 bytes, __u8 urpf_mode)
+				  __u64 bytes, __u8 urpf_mode, __u16 rclass)
 {
 	struct ipv6hdr *ip6 = (void *)(eth + 1);
 
@@ -1086,8 +1407,23 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 	if (v6_martian_src(&ip6->saddr))
 		return count(STAT_DROP_MARTIAN_SRC, bytes, XDP_DROP);
 	struct route_val route, *rt = &route;
+	struct rule_req *q = 0;
+	if (rules_on & 2) {
+		q = rule_req_get(in, rclass);
+		if (!q)
+			return count(STAT_PASS_RULE_KERNEL, bytes, XDP_PASS);
+		__builtin_memcpy(q->src, &ip6->saddr, 16);
+		__builtin_memcpy(q->dst, &ip6->daddr, 16);
+		q->v6 = 1;
+		q->proto = fp.proto;
+		q->tos = ip6->priority << 4 | ip6->flow_lbl[0] >> 4;
+		rule_ports(q, l4, data_end, fp.frag != FRAG_NONE);
+	}
 	if (urpf_mode) {
-		s = urpf(rt, route_v6(&ip6->saddr, rt), in, urpf_mode);
+		if (q)
+			s = urpf_rules(q, in, urpf_mode);
+		else
+			s = urpf(rt, route_v6(0, &ip6->saddr, rt), in, urpf_mode);
 		if (s >= 0)
 			return count(s, bytes, s == STAT_PASS_URPF_KERNEL ? XDP_PASS : XDP_DROP);
 	}
@@ -1098,12 +1434,20 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 	int found = 0;
 	if (fr && (fr->flags & FR_F_REDIRECT)) {
 		__builtin_memcpy(&target, fr->redirect, 16);
-		found = route_v6(&target, rt) && rt->type == ROUTE_UNICAST;
+		found = route_v6(0, &target, rt) && rt->type == ROUTE_UNICAST;
 	}
 	if (!found) {
 		target = ip6->daddr;
-		if (!route_v6(&target, rt))
+		if (q) {
+			int v = rules_eval(q);
+			if (v != RV_ROUTE) {
+				s = rule_stat(v);
+				return count(s, bytes, s == STAT_DROP_RULE ? XDP_DROP : XDP_PASS);
+			}
+			*rt = q->rt;
+		} else if (!route_v6(0, &target, rt)) {
 			return count(STAT_PASS_NO_ROUTE, bytes, XDP_PASS);
+		}
 	}
 	s = route_stat(rt);
 	if (s >= 0)
@@ -1163,8 +1507,13 @@ int xdp_fwd(struct xdp_md *ctx)
 	if (port && !mac_eq(eth->h_dest, port->mac))
 		return count(STAT_PASS_OTHER_HOST, bytes, XDP_PASS);
 
-	__u8 urpf_mode = port ? port->urpf : URPF_OFF;
+	__u8 urpf_mode = URPF_OFF;
+	__u16 rclass = 0;
+	if (port) {
+		urpf_mode = port->urpf;
+		rclass = port->rule_class[0] | port->rule_class[1] << 8;
+	}
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
-		return fwd_v4(ctx, eth, data_end, bytes, urpf_mode);
-	return fwd_v6(ctx, eth, data_end, bytes, urpf_mode);
+		return fwd_v4(ctx, eth, data_end, bytes, urpf_mode, rclass);
+	return fwd_v6(ctx, eth, data_end, bytes, urpf_mode, rclass);
 }

@@ -19,14 +19,26 @@
 #define DEFAULT_MAX_NEIGHBORS 262144
 #define DEFAULT_MAX_IFACES 1024
 
-/* LPM trie keys: prefixlen first, address in network byte order. */
+/*
+ * Routing tables: XDP keeps one lookup structure per kernel table it
+ * mirrors, by slot (Go maps kernel table ids to slots: table_ids). Slot 0
+ * is the main table (254).
+ */
+#define MAX_TABLES 16
+
+/*
+ * LPM trie keys: prefixlen first (32 table bits + the prefix's length),
+ * the table slot, the address in network byte order.
+ */
 struct lpm_v4_key {
 	__u32 prefixlen;
+	__u32 table;
 	__u32 addr;
 };
 
 struct lpm_v6_key {
 	__u32 prefixlen;
+	__u32 table;
 	__u8 addr[16];
 };
 
@@ -36,12 +48,14 @@ enum route_type {
 	ROUTE_UNREACHABLE,  /* unreachable/prohibit: kernel sends the ICMP error */
 	ROUTE_LOCAL,        /* destination is an address of the router */
 	ROUTE_KERNEL,       /* only the kernel can forward it (encap, route MTU, ...) */
+	ROUTE_THROW,        /* policy routing: no route here, the next rule applies */
 };
 
 struct route_val {
 	__u32 nhg;
 	__u8 type; /* enum route_type */
-	__u8 pad[3];
+	__u8 plen; /* the route's prefix length (suppress_prefixlength) */
+	__u8 pad[2];
 };
 
 /*
@@ -50,9 +64,15 @@ struct route_val {
  * Top entries and leaves are 32-bit, stored two per array element
  * (array values are 8-byte aligned). A top entry with LPM_LEAF set is a
  * leaf; otherwise it is a node record index. A leaf is 0 (no route) or
- * (route_type + 1) << 24 | nhg.
+ * (route_type + 1) << LPM_KIND_SHIFT | prefix length << LPM_PLEN_SHIFT |
+ * nhg (see lpm.NewLeaf). Each table slot has its own top entries
+ * (slot << LPM_TOP_BITS + the address's first 18 bits); nodes and leaves
+ * are shared.
  */
 #define LPM_LEAF 0x80000000u
+#define LPM_KIND_SHIFT 28
+#define LPM_PLEN_SHIFT 20
+#define LPM_GROUP_MASK 0xfffffu
 #define LPM_TOP_BITS 18
 /* Sized for 1M IPv4 and 250k IPv6 routes with churn (docs/lpm.md). */
 #define DEFAULT_LPM_RECORDS_V4 1100000
@@ -130,6 +150,8 @@ struct iface {
 	__u8 urpf; /* enum urpf_mode */
 	__u8 pad;
 	__u32 mtu;
+	__u8 rule_class[2]; /* per rule bank: the port's class (struct rule_meta) */
+	__u8 pad2[2];
 };
 
 /* Reverse-path check of a router port (RFC 3704), as rp_filter 1 and 2. */
@@ -167,6 +189,9 @@ enum stat {
 	STAT_DROP_FILTER,
 	STAT_PASS_FILTER,
 	STAT_DROP_RATE_LIMIT,
+	STAT_DROP_RULE,        /* a blackhole policy rule */
+	STAT_PASS_RULE,        /* an unreachable/prohibit rule: the kernel answers */
+	STAT_PASS_RULE_KERNEL, /* a rule XDP cannot evaluate (fwmark, oif, ...) */
 	STAT__MAX,
 };
 
@@ -290,6 +315,92 @@ struct filter_counter {
 
 struct filter_bucket {
 	__u64 tat; /* theoretical arrival time (GCRA), ns */
+};
+
+/*
+ * Policy rules (ip rule), compiled by Go (bpf/rules.go) per bank and
+ * family. A packet's candidate rules are found without walking the list:
+ * its source address picks a source class (rule_src), its ingress port an
+ * interface class (struct iface.rule_class); the pair names a list of the
+ * rules whose source and interface selectors may match, in priority
+ * order. The other selectors are checked on the candidates. With no rule
+ * beyond the defaults (n == 0), XDP looks up the main table only.
+ */
+#define MAX_RULES 256   /* per bank and family */
+#define RULE_CANDS 31   /* candidates per list */
+#define RULE_LISTS 8192 /* per bank and family: interface classes x source classes */
+#define RULE_NONE 0xffff
+
+enum rule_action {
+	RA_LOOKUP = 0,   /* table: a route there decides, else the next rule */
+	RA_GOTO,         /* go on at rule goto_idx */
+	RA_NOP,
+	RA_BLACKHOLE,    /* drop */
+	RA_UNREACHABLE,  /* unreachable, prohibit: the kernel sends the error */
+	RA_KERNEL,       /* XDP cannot evaluate the rule: pass to the kernel */
+	RA_LOCAL,        /* lookup local: a local destination goes to the kernel */
+};
+
+/* What the rules decided for a packet (rules_eval). */
+enum rule_verdict {
+	RV_ROUTE = 0,    /* rule_req.rt is the route */
+	RV_NO_ROUTE,
+	RV_BLACKHOLE,
+	RV_UNREACHABLE,
+	RV_KERNEL,
+	RV_LOCAL,
+};
+
+enum rule_flags {
+	RF_INVERT = 1 << 0,
+	RF_SRC = 1 << 1,   /* checked here only for inverted rules */
+	RF_DST = 1 << 2,
+	RF_IIF = 1 << 3,   /* likewise */
+	RF_PROTO = 1 << 4,
+	RF_SPORT = 1 << 5,
+	RF_DPORT = 1 << 6,
+	RF_TOS = 1 << 7,
+};
+
+struct prule {
+	__u8 action;   /* enum rule_action */
+	__u8 flags;    /* enum rule_flags */
+	__u8 table;    /* RA_LOOKUP: the slot */
+	__u8 suppress; /* 0: none; else a result shorter than suppress is rejected */
+	__u8 proto;
+	__u8 tos;      /* IPv4: (tos & tos_mask) == tos; IPv6: traffic class */
+	__u8 tos_mask;
+	__u8 pad;
+	__u16 sport_lo, sport_hi, dport_lo, dport_hi;
+	__u16 goto_idx; /* RA_GOTO: the target rule, RULE_NONE if there is none */
+	__u16 pad2;
+	__u32 iif;
+	__u8 src[16], src_mask[16]; /* IPv4 in the first 4 bytes */
+	__u8 dst[16], dst_mask[16];
+};
+
+struct rule_list {
+	__u16 n;
+	__u16 idx[RULE_CANDS];
+};
+
+/* Source address -> source class; tag = bank << 1 | IPv6. */
+struct rule_src_key {
+	__u32 prefixlen; /* 32 + address bits */
+	__u32 tag;
+	__u8 addr[16];
+};
+
+struct rule_meta {
+	__u32 bank;
+	__u32 n[2][2];    /* per bank and family: rules (0: the main table only) */
+	__u32 nsrc[2][2]; /* per bank and family: source classes (1: no source selector) */
+	__u32 lo_class[2]; /* per bank: the class of lo (uRPF looks up from lo) */
+};
+
+/* Addresses of the router (IPv4-mapped for IPv4), for RA_LOCAL. */
+struct local_key {
+	__u8 addr[16];
 };
 
 #endif /* XDPROUTER_FWD_H */

@@ -42,6 +42,10 @@ type fwdEnumAnchor struct {
 	FilterFrag   uint32
 	FilterAction uint32
 	FilterFlags  uint32
+	RuleAction   uint32
+	RuleFlags    uint32
+	RuleVerdict  uint32
+	_            [4]byte
 }
 
 type fwdFilterAction uint32
@@ -161,11 +165,18 @@ const (
 )
 
 type fwdIface struct {
+	_         structs.HostLayout
+	Mac       [6]uint8
+	Urpf      uint8
+	Pad       uint8
+	Mtu       uint32
+	RuleClass [2]uint8
+	Pad2      [2]uint8
+}
+
+type fwdLocalKey struct {
 	_    structs.HostLayout
-	Mac  [6]uint8
-	Urpf uint8
-	Pad  uint8
-	Mtu  uint32
+	Addr [16]uint8
 }
 
 type fwdLpmNode struct {
@@ -184,12 +195,14 @@ type fwdLpmPair struct {
 type fwdLpmV4Key struct {
 	_         structs.HostLayout
 	Prefixlen uint32
+	Table     uint32
 	Addr      uint32
 }
 
 type fwdLpmV6Key struct {
 	_         structs.HostLayout
 	Prefixlen uint32
+	Table     uint32
 	Addr      [16]uint8
 }
 
@@ -241,6 +254,29 @@ type fwdPinMeta struct {
 	Version uint32
 }
 
+type fwdPrule struct {
+	_        structs.HostLayout
+	Action   uint8
+	Flags    uint8
+	Table    uint8
+	Suppress uint8
+	Proto    uint8
+	Tos      uint8
+	TosMask  uint8
+	Pad      uint8
+	SportLo  uint16
+	SportHi  uint16
+	DportLo  uint16
+	DportHi  uint16
+	GotoIdx  uint16
+	Pad2     uint16
+	Iif      uint32
+	Src      [16]uint8
+	SrcMask  [16]uint8
+	Dst      [16]uint8
+	DstMask  [16]uint8
+}
+
 type fwdRouteType uint32
 
 const (
@@ -249,14 +285,89 @@ const (
 	fwdRouteTypeROUTE_UNREACHABLE fwdRouteType = 2
 	fwdRouteTypeROUTE_LOCAL       fwdRouteType = 3
 	fwdRouteTypeROUTE_KERNEL      fwdRouteType = 4
+	fwdRouteTypeROUTE_THROW       fwdRouteType = 5
 )
 
 type fwdRouteVal struct {
 	_    structs.HostLayout
 	Nhg  uint32
 	Type uint8
-	Pad  [3]uint8
+	Plen uint8
+	Pad  [2]uint8
 }
+
+type fwdRuleAction uint32
+
+const (
+	fwdRuleActionRA_LOOKUP      fwdRuleAction = 0
+	fwdRuleActionRA_GOTO        fwdRuleAction = 1
+	fwdRuleActionRA_NOP         fwdRuleAction = 2
+	fwdRuleActionRA_BLACKHOLE   fwdRuleAction = 3
+	fwdRuleActionRA_UNREACHABLE fwdRuleAction = 4
+	fwdRuleActionRA_KERNEL      fwdRuleAction = 5
+	fwdRuleActionRA_LOCAL       fwdRuleAction = 6
+)
+
+type fwdRuleFlags uint32
+
+const (
+	fwdRuleFlagsRF_INVERT fwdRuleFlags = 1
+	fwdRuleFlagsRF_SRC    fwdRuleFlags = 2
+	fwdRuleFlagsRF_DST    fwdRuleFlags = 4
+	fwdRuleFlagsRF_IIF    fwdRuleFlags = 8
+	fwdRuleFlagsRF_PROTO  fwdRuleFlags = 16
+	fwdRuleFlagsRF_SPORT  fwdRuleFlags = 32
+	fwdRuleFlagsRF_DPORT  fwdRuleFlags = 64
+	fwdRuleFlagsRF_TOS    fwdRuleFlags = 128
+)
+
+type fwdRuleList struct {
+	_   structs.HostLayout
+	N   uint16
+	Idx [31]uint16
+}
+
+type fwdRuleMeta struct {
+	_       structs.HostLayout
+	Bank    uint32
+	N       [2][2]uint32
+	Nsrc    [2][2]uint32
+	LoClass [2]uint32
+}
+
+type fwdRuleReq struct {
+	_      structs.HostLayout
+	Src    [16]uint8
+	Dst    [16]uint8
+	Iif    uint32
+	Sport  uint16
+	Dport  uint16
+	Proto  uint8
+	Tos    uint8
+	V6     uint8
+	Pad    uint8
+	Rclass [2]uint8
+	Rule   uint16
+	Rt     fwdRouteVal
+}
+
+type fwdRuleSrcKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Tag       uint32
+	Addr      [16]uint8
+}
+
+type fwdRuleVerdict uint32
+
+const (
+	fwdRuleVerdictRV_ROUTE       fwdRuleVerdict = 0
+	fwdRuleVerdictRV_NO_ROUTE    fwdRuleVerdict = 1
+	fwdRuleVerdictRV_BLACKHOLE   fwdRuleVerdict = 2
+	fwdRuleVerdictRV_UNREACHABLE fwdRuleVerdict = 3
+	fwdRuleVerdictRV_KERNEL      fwdRuleVerdict = 4
+	fwdRuleVerdictRV_LOCAL       fwdRuleVerdict = 5
+)
 
 type fwdStat uint32
 
@@ -287,7 +398,10 @@ const (
 	fwdStatSTAT_DROP_FILTER          fwdStat = 23
 	fwdStatSTAT_PASS_FILTER          fwdStat = 24
 	fwdStatSTAT_DROP_RATE_LIMIT      fwdStat = 25
-	fwdStatSTAT__MAX                 fwdStat = 26
+	fwdStatSTAT_DROP_RULE            fwdStat = 26
+	fwdStatSTAT_PASS_RULE            fwdStat = 27
+	fwdStatSTAT_PASS_RULE_KERNEL     fwdStat = 28
+	fwdStatSTAT__MAX                 fwdStat = 29
 )
 
 type fwdUrpfMode uint32
@@ -311,6 +425,7 @@ const (
 	fwdMapFilterRules    = "filter_rules"
 	fwdMapFilterState    = "filter_state"
 	fwdMapIfaces         = "ifaces"
+	fwdMapLocals         = "locals"
 	fwdMapLpmLeaves4     = "lpm_leaves4"
 	fwdMapLpmLeaves6     = "lpm_leaves6"
 	fwdMapLpmNodes4      = "lpm_nodes4"
@@ -324,11 +439,18 @@ const (
 	fwdMapNhgs           = "nhgs"
 	fwdMapRoutesV4       = "routes_v4"
 	fwdMapRoutesV6       = "routes_v6"
+	fwdMapRuleLists      = "rule_lists"
+	fwdMapRuleScratch    = "rule_scratch"
+	fwdMapRuleSrc        = "rule_src"
+	fwdMapRuleState      = "rule_state"
+	fwdMapRules          = "rules"
 	fwdMapStats          = "stats"
+	fwdMapTableIds       = "table_ids"
 	fwdMapTxPorts        = "tx_ports"
 	fwdProgXdpFwd        = "xdp_fwd"
 	fwdVarEnumAnchor     = "enum_anchor"
 	fwdVarLookupCompiled = "lookup_compiled"
+	fwdVarRulesOn        = "rules_on"
 )
 
 // loadFwd returns the embedded CollectionSpec for fwd.
@@ -389,6 +511,7 @@ type fwdMapSpecs struct {
 	FilterRules    *ebpf.MapSpec `ebpf:"filter_rules"`
 	FilterState    *ebpf.MapSpec `ebpf:"filter_state"`
 	Ifaces         *ebpf.MapSpec `ebpf:"ifaces"`
+	Locals         *ebpf.MapSpec `ebpf:"locals"`
 	LpmLeaves4     *ebpf.MapSpec `ebpf:"lpm_leaves4"`
 	LpmLeaves6     *ebpf.MapSpec `ebpf:"lpm_leaves6"`
 	LpmNodes4      *ebpf.MapSpec `ebpf:"lpm_nodes4"`
@@ -402,7 +525,13 @@ type fwdMapSpecs struct {
 	Nhgs           *ebpf.MapSpec `ebpf:"nhgs"`
 	RoutesV4       *ebpf.MapSpec `ebpf:"routes_v4"`
 	RoutesV6       *ebpf.MapSpec `ebpf:"routes_v6"`
+	RuleLists      *ebpf.MapSpec `ebpf:"rule_lists"`
+	RuleScratch    *ebpf.MapSpec `ebpf:"rule_scratch"`
+	RuleSrc        *ebpf.MapSpec `ebpf:"rule_src"`
+	RuleState      *ebpf.MapSpec `ebpf:"rule_state"`
+	Rules          *ebpf.MapSpec `ebpf:"rules"`
 	Stats          *ebpf.MapSpec `ebpf:"stats"`
+	TableIds       *ebpf.MapSpec `ebpf:"table_ids"`
 	TxPorts        *ebpf.MapSpec `ebpf:"tx_ports"`
 }
 
@@ -412,6 +541,7 @@ type fwdMapSpecs struct {
 type fwdVariableSpecs struct {
 	EnumAnchor     *ebpf.VariableSpec `ebpf:"enum_anchor"`
 	LookupCompiled *ebpf.VariableSpec `ebpf:"lookup_compiled"`
+	RulesOn        *ebpf.VariableSpec `ebpf:"rules_on"`
 }
 
 // fwdObjects contains all objects after they have been loaded into the kernel.
@@ -443,6 +573,7 @@ type fwdMaps struct {
 	FilterRules    *ebpf.Map `ebpf:"filter_rules"`
 	FilterState    *ebpf.Map `ebpf:"filter_state"`
 	Ifaces         *ebpf.Map `ebpf:"ifaces"`
+	Locals         *ebpf.Map `ebpf:"locals"`
 	LpmLeaves4     *ebpf.Map `ebpf:"lpm_leaves4"`
 	LpmLeaves6     *ebpf.Map `ebpf:"lpm_leaves6"`
 	LpmNodes4      *ebpf.Map `ebpf:"lpm_nodes4"`
@@ -456,7 +587,13 @@ type fwdMaps struct {
 	Nhgs           *ebpf.Map `ebpf:"nhgs"`
 	RoutesV4       *ebpf.Map `ebpf:"routes_v4"`
 	RoutesV6       *ebpf.Map `ebpf:"routes_v6"`
+	RuleLists      *ebpf.Map `ebpf:"rule_lists"`
+	RuleScratch    *ebpf.Map `ebpf:"rule_scratch"`
+	RuleSrc        *ebpf.Map `ebpf:"rule_src"`
+	RuleState      *ebpf.Map `ebpf:"rule_state"`
+	Rules          *ebpf.Map `ebpf:"rules"`
 	Stats          *ebpf.Map `ebpf:"stats"`
+	TableIds       *ebpf.Map `ebpf:"table_ids"`
 	TxPorts        *ebpf.Map `ebpf:"tx_ports"`
 }
 
@@ -471,6 +608,7 @@ func (m *fwdMaps) Close() error {
 		m.FilterRules,
 		m.FilterState,
 		m.Ifaces,
+		m.Locals,
 		m.LpmLeaves4,
 		m.LpmLeaves6,
 		m.LpmNodes4,
@@ -484,7 +622,13 @@ func (m *fwdMaps) Close() error {
 		m.Nhgs,
 		m.RoutesV4,
 		m.RoutesV6,
+		m.RuleLists,
+		m.RuleScratch,
+		m.RuleSrc,
+		m.RuleState,
+		m.Rules,
 		m.Stats,
+		m.TableIds,
 		m.TxPorts,
 	)
 }
@@ -495,6 +639,7 @@ func (m *fwdMaps) Close() error {
 type fwdVariables struct {
 	EnumAnchor     *ebpf.Variable `ebpf:"enum_anchor"`
 	LookupCompiled *ebpf.Variable `ebpf:"lookup_compiled"`
+	RulesOn        *ebpf.Variable `ebpf:"rules_on"`
 }
 
 // fwdPrograms contains all programs after they have been loaded into the kernel.

@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"github.com/xdprouter/xdprouter/route"
 )
 
 // requireBPF skips the test unless it runs as root on a kernel that can
@@ -320,4 +321,13 @@ func statsMap(tb testing.TB, d *Datapath) map[string]StatCounter {
 		m[s.Action+"/"+s.Reason] = s
 	}
 	return m
+}
+
+// inMain names prefixes of the main table.
+func inMain(ps []netip.Prefix) []route.TablePrefix {
+	out := make([]route.TablePrefix, len(ps))
+	for i, p := range ps {
+		out[i] = route.TablePrefix{Table: route.TableMain, Prefix: p}
+	}
+	return out
 }

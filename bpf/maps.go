@@ -9,6 +9,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/xdprouter/xdprouter/lpm"
 	"github.com/xdprouter/xdprouter/route"
 )
 
@@ -25,6 +26,7 @@ var _ = [1]struct{}{}[int(route.Blackhole)-int(fwdRouteTypeROUTE_BLACKHOLE)]
 var _ = [1]struct{}{}[int(route.Unreachable)-int(fwdRouteTypeROUTE_UNREACHABLE)]
 var _ = [1]struct{}{}[int(route.Local)-int(fwdRouteTypeROUTE_LOCAL)]
 var _ = [1]struct{}{}[int(route.KernelOnly)-int(fwdRouteTypeROUTE_KERNEL)]
+var _ = [1]struct{}{}[int(route.Throw)-int(fwdRouteTypeROUTE_THROW)]
 
 // Neighbor is one entry of the neighbors map.
 type Neighbor struct {
@@ -35,14 +37,23 @@ type Neighbor struct {
 
 func isV4(a netip.Addr) bool { return a.Is4() }
 
-func v4Key(p netip.Prefix) fwdLpmV4Key {
+// Trie keys: the table slot (32 bits, always matched) before the address.
+func v4Key(slot uint32, p netip.Prefix) fwdLpmV4Key {
 	a := p.Addr().As4()
 	// addr is in network byte order: keep the bytes as they are.
-	return fwdLpmV4Key{Prefixlen: uint32(p.Bits()), Addr: nativeU32(a)}
+	return fwdLpmV4Key{Prefixlen: 32 + uint32(p.Bits()), Table: slot, Addr: nativeU32(a)}
 }
 
-func v6Key(p netip.Prefix) fwdLpmV6Key {
-	return fwdLpmV6Key{Prefixlen: uint32(p.Bits()), Addr: p.Addr().As16()}
+func v6Key(slot uint32, p netip.Prefix) fwdLpmV6Key {
+	return fwdLpmV6Key{Prefixlen: 32 + uint32(p.Bits()), Table: slot, Addr: p.Addr().As16()}
+}
+
+func keyPrefix4(k fwdLpmV4Key) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4(fromNativeU32(k.Addr)), int(k.Prefixlen)-32).Masked()
+}
+
+func keyPrefix6(k fwdLpmV6Key) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom16(k.Addr), int(k.Prefixlen)-32).Masked()
 }
 
 // nativeU32 reinterprets 4 bytes as a host-order uint32 (so that the
@@ -67,26 +78,36 @@ func checkPrefix(p netip.Prefix) (netip.Prefix, error) {
 // written: on an error, exactly rs[:n] are in the maps (runs of one address
 // family go to their map in one batch each; a batch stops at its first
 // failure). It falls back to one update per route where batch operations
-// are unsupported.
+// are unsupported. A route of a table XDP has no slot for (more than
+// MaxTables tables) is an error.
 func (d *Datapath) UpdateRoutes(rs []route.Entry) (n int, err error) {
-	defer func() { d.applyCompiled(rs[:n], nil) }()
-	for n < len(rs) {
-		run := familyRun(len(rs)-n, func(i int) netip.Addr { return rs[n+i].Prefix.Addr() })
+	slots := make([]uint32, len(rs))
+	end, serr := len(rs), error(nil)
+	for i, r := range rs {
+		if slots[i], serr = d.tables.slot(r.Table, true); serr != nil {
+			end = i
+			serr = fmt.Errorf("update route %v: %w", route.TablePrefix{Table: route.NormTable(r.Table), Prefix: r.Prefix}, serr)
+			break
+		}
+	}
+	defer func() { d.routesWritten(rs[:n], slots[:n], nil, nil) }()
+	for n < end {
+		run := familyRun(end-n, func(i int) netip.Addr { return rs[n+i].Prefix.Addr() })
 		var (
 			done int
 			err  error
 		)
 		if rs[n].Prefix.Addr().Is4() {
-			done, err = updateRun(d.objs.RoutesV4, rs[n:n+run], v4Key, prefixString4)
+			done, err = updateRun(d.objs.RoutesV4, rs[n:n+run], slots[n:n+run], v4Key, prefixString4)
 		} else {
-			done, err = updateRun(d.objs.RoutesV6, rs[n:n+run], v6Key, prefixString6)
+			done, err = updateRun(d.objs.RoutesV6, rs[n:n+run], slots[n:n+run], v6Key, prefixString6)
 		}
 		n += done
 		if err != nil {
 			return n, err
 		}
 	}
-	return n, nil
+	return n, serr
 }
 
 // familyRun is the length of the leading run of addresses of one family.
@@ -99,13 +120,16 @@ func familyRun(n int, addr func(int) netip.Addr) int {
 	return i
 }
 
-func updateRun[K any](m *ebpf.Map, rs []route.Entry, key func(netip.Prefix) K, name func(K) string) (int, error) {
+func updateRun[K any](m *ebpf.Map, rs []route.Entry, slots []uint32, key func(uint32, netip.Prefix) K, name func(K) string) (int, error) {
 	keys := make([]K, 0, len(rs))
 	vals := make([]fwdRouteVal, 0, len(rs))
 	for i, r := range rs {
 		p, err := checkPrefix(r.Prefix)
-		if err == nil && r.Kind > route.KernelOnly {
+		if err == nil && r.Kind > route.Throw {
 			err = fmt.Errorf("%v: invalid route kind %d", p, r.Kind)
+		}
+		if err == nil && r.Group > lpm.MaxGroup {
+			err = fmt.Errorf("%v: group %d beyond %d", p, r.Group, lpm.MaxGroup)
 		}
 		if err != nil {
 			// Write the valid ones before it, then report it.
@@ -115,19 +139,15 @@ func updateRun[K any](m *ebpf.Map, rs []route.Entry, key func(netip.Prefix) K, n
 			}
 			return i, fmt.Errorf("update routes: %w", err)
 		}
-		keys = append(keys, key(p))
-		vals = append(vals, fwdRouteVal{Nhg: r.Group, Type: uint8(r.Kind)})
+		keys = append(keys, key(slots[i], p))
+		vals = append(vals, fwdRouteVal{Nhg: r.Group, Type: uint8(r.Kind), Plen: uint8(p.Bits())})
 	}
 	return batchUpdate(m, keys, vals, name)
 }
 
-func prefixString4(k fwdLpmV4Key) string {
-	return netip.PrefixFrom(netip.AddrFrom4(fromNativeU32(k.Addr)), int(k.Prefixlen)).String()
-}
+func prefixString4(k fwdLpmV4Key) string { return keyPrefix4(k).String() }
 
-func prefixString6(k fwdLpmV6Key) string {
-	return netip.PrefixFrom(netip.AddrFrom16(k.Addr), int(k.Prefixlen)).String()
-}
+func prefixString6(k fwdLpmV6Key) string { return keyPrefix6(k).String() }
 
 // batchUpdate writes keys[i] = vals[i] in order and returns how many were
 // written.
@@ -154,21 +174,35 @@ func batchUpdate[K any](m *ebpf.Map, keys []K, vals []fwdRouteVal, name func(K) 
 	return len(keys), nil
 }
 
-// DeleteRoutes deletes routes by prefix, in order, and returns how many
-// were processed: on an error, exactly ps[:n] are gone. Prefixes that are
-// not in the maps are not an error.
-func (d *Datapath) DeleteRoutes(ps []netip.Prefix) (n int, err error) {
-	defer func() { d.applyCompiled(nil, ps[:n]) }()
+// DeleteRoutes deletes routes by table and prefix, in order, and returns
+// how many were processed: on an error, exactly ps[:n] are gone. Routes
+// that are not in the maps (or tables XDP has no slot for) are not an
+// error.
+func (d *Datapath) DeleteRoutes(ps []route.TablePrefix) (n int, err error) {
+	slots := make([]uint32, len(ps))
+	known := make([]bool, len(ps))
+	for i, tp := range ps {
+		slots[i], err = d.tables.slot(tp.Table, false)
+		known[i] = err == nil
+	}
+	defer func() { d.routesWritten(nil, nil, ps[:n], known[:n]) }()
 	for n < len(ps) {
-		run := familyRun(len(ps)-n, func(i int) netip.Addr { return ps[n+i].Addr() })
+		if !known[n] {
+			n++
+			continue
+		}
+		v4, run := ps[n].Prefix.Addr().Is4(), 1
+		for n+run < len(ps) && known[n+run] && ps[n+run].Prefix.Addr().Is4() == v4 {
+			run++
+		}
 		var (
 			done int
 			err  error
 		)
-		if ps[n].Addr().Is4() {
-			done, err = deleteRun(d.objs.RoutesV4, ps[n:n+run], v4Key, prefixString4)
+		if ps[n].Prefix.Addr().Is4() {
+			done, err = deleteRun(d.objs.RoutesV4, ps[n:n+run], slots[n:n+run], v4Key, prefixString4)
 		} else {
-			done, err = deleteRun(d.objs.RoutesV6, ps[n:n+run], v6Key, prefixString6)
+			done, err = deleteRun(d.objs.RoutesV6, ps[n:n+run], slots[n:n+run], v6Key, prefixString6)
 		}
 		n += done
 		if err != nil {
@@ -178,10 +212,10 @@ func (d *Datapath) DeleteRoutes(ps []netip.Prefix) (n int, err error) {
 	return n, nil
 }
 
-func deleteRun[K any](m *ebpf.Map, ps []netip.Prefix, key func(netip.Prefix) K, name func(K) string) (int, error) {
+func deleteRun[K any](m *ebpf.Map, ps []route.TablePrefix, slots []uint32, key func(uint32, netip.Prefix) K, name func(K) string) (int, error) {
 	keys := make([]K, 0, len(ps))
-	for i, p := range ps {
-		p, err := checkPrefix(p)
+	for i, tp := range ps {
+		p, err := checkPrefix(tp.Prefix)
 		if err != nil {
 			n, derr := batchDelete(m, keys, name)
 			if derr != nil {
@@ -189,7 +223,7 @@ func deleteRun[K any](m *ebpf.Map, ps []netip.Prefix, key func(netip.Prefix) K, 
 			}
 			return i, fmt.Errorf("delete routes: %w", err)
 		}
-		keys = append(keys, key(p))
+		keys = append(keys, key(slots[i], p))
 	}
 	return batchDelete(m, keys, name)
 }
@@ -218,20 +252,19 @@ func batchDelete[K any](m *ebpf.Map, keys []K, name func(K) string) (int, error)
 	return len(keys), nil
 }
 
-// Routes returns the contents of both route maps, prefixes masked, IPv4
-// prefixes with 4-byte addresses.
+// Routes returns the contents of both route maps with their tables,
+// prefixes masked, IPv4 prefixes with 4-byte addresses.
 func (d *Datapath) Routes() ([]route.Entry, error) {
+	ids := d.tables.ids()
 	var out []route.Entry
 	err := readRoutes(d.objs.RoutesV4, func(k fwdLpmV4Key, v fwdRouteVal) {
-		p := netip.PrefixFrom(netip.AddrFrom4(fromNativeU32(k.Addr)), int(k.Prefixlen)).Masked()
-		out = append(out, route.Entry{Prefix: p, Kind: route.Kind(v.Type), Group: v.Nhg})
+		out = append(out, route.Entry{Table: ids[k.Table%MaxTables], Prefix: keyPrefix4(k), Kind: route.Kind(v.Type), Group: v.Nhg})
 	})
 	if err != nil {
 		return nil, err
 	}
 	err = readRoutes(d.objs.RoutesV6, func(k fwdLpmV6Key, v fwdRouteVal) {
-		p := netip.PrefixFrom(netip.AddrFrom16(k.Addr), int(k.Prefixlen)).Masked()
-		out = append(out, route.Entry{Prefix: p, Kind: route.Kind(v.Type), Group: v.Nhg})
+		out = append(out, route.Entry{Table: ids[k.Table%MaxTables], Prefix: keyPrefix6(k), Kind: route.Kind(v.Type), Group: v.Nhg})
 	})
 	if err != nil {
 		return nil, err
@@ -483,6 +516,17 @@ func (d *Datapath) Neighbors() ([]Neighbor, error) {
 // routed out of another one are passed to the kernel (egress_not_xdp).
 // Call it again when the port's attachment changes.
 func (d *Datapath) SetInterface(ifindex int, mac net.HardwareAddr, mtu int) error {
+	d.egressMu.Lock()
+	_, had := d.ports[ifindex]
+	d.egressMu.Unlock()
+	err := d.setInterface(ifindex, mac, mtu)
+	if !had && err == nil {
+		d.refreshRules() // a new port: its interface class
+	}
+	return err
+}
+
+func (d *Datapath) setInterface(ifindex int, mac net.HardwareAddr, mtu int) error {
 	if err := checkIfindex(ifindex); err != nil {
 		return fmt.Errorf("set interface: %w", err)
 	}
@@ -506,7 +550,7 @@ func (d *Datapath) SetInterface(ifindex int, mac net.HardwareAddr, mtu int) erro
 	} else if err := d.objs.TxPorts.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("map tx_ports: delete ifindex %d (not a redirect target: %s): %w", ifindex, why, err)
 	}
-	v := fwdIface{Mtu: uint32(mtu), Urpf: uint8(d.urpf[ifindex])}
+	v := fwdIface{Mtu: uint32(mtu), Urpf: uint8(d.urpf[ifindex]), RuleClass: d.ruleClass[ifindex]}
 	copy(v.Mac[:], mac)
 	if err := d.objs.Ifaces.Put(k, &v); err != nil {
 		return fmt.Errorf("map ifaces: set ifindex %d: %w", ifindex, err)
@@ -538,6 +582,12 @@ func (d *Datapath) SetInterface(ifindex int, mac net.HardwareAddr, mtu int) erro
 // to it are then passed to the kernel (egress_not_xdp). A missing
 // interface is not an error. Its next hops are rewritten to pass.
 func (d *Datapath) DeleteInterface(ifindex int) error {
+	err := d.deleteInterface(ifindex)
+	d.refreshRules()
+	return err
+}
+
+func (d *Datapath) deleteInterface(ifindex int) error {
 	if err := checkIfindex(ifindex); err != nil {
 		return fmt.Errorf("delete interface: %w", err)
 	}
@@ -557,6 +607,7 @@ func (d *Datapath) DeleteInterface(ifindex int) error {
 	d.mu.Lock()
 	delete(d.targets, ifindex)
 	d.mu.Unlock()
+	delete(d.ruleClass, ifindex)
 	if err := d.objs.Ifaces.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return errors.Join(rerr, fmt.Errorf("map ifaces: delete ifindex %d: %w", ifindex, err))
 	}
@@ -617,7 +668,7 @@ func (d *Datapath) SetURPF(ifindex int, m URPFMode) error {
 	if !ok {
 		return nil
 	}
-	v := fwdIface{Mac: p.mac, Mtu: p.mtu, Urpf: uint8(m)}
+	v := fwdIface{Mac: p.mac, Mtu: p.mtu, Urpf: uint8(m), RuleClass: d.ruleClass[ifindex]}
 	if err := d.objs.Ifaces.Put(uint32(ifindex), &v); err != nil {
 		return fmt.Errorf("map ifaces: set uRPF of ifindex %d: %w", ifindex, err)
 	}

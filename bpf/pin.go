@@ -30,7 +30,7 @@ import (
 // layoutVersion names the layout of the pinned maps (their keys, values
 // and meaning). Change it with any such change: a Load that finds another
 // version rebuilds the maps side by side and swaps them in.
-const layoutVersion = 2 // 2: uRPF in ifaces, filters, more stats
+const layoutVersion = 3 // 2: uRPF in ifaces, filters, more stats; 3: tables, policy rules
 
 // pinMagic marks xdprouter's meta map ("xdpr").
 const pinMagic = 0x78647072
@@ -40,7 +40,8 @@ func stateMaps() []string {
 	return []string{fwdMapRoutesV4, fwdMapRoutesV6, fwdMapNhgs, fwdMapNexthops, fwdMapNhGateways,
 		fwdMapNeighbors, fwdMapIfaces, fwdMapTxPorts, fwdMapStats, fwdMapMeta,
 		fwdMapFilterState, fwdMapFilterClass, fwdMapFilterBitmaps, fwdMapFilterPrefixes, fwdMapFilterPorts,
-		fwdMapFilterRules, fwdMapFilterCounters, fwdMapFilterBuckets}
+		fwdMapFilterRules, fwdMapFilterCounters, fwdMapFilterBuckets,
+		fwdMapRuleState, fwdMapRules, fwdMapRuleLists, fwdMapRuleSrc, fwdMapLocals, fwdMapTableIds}
 }
 
 // ErrPinPathBusy means another process holds the pin path's lock.
@@ -262,6 +263,8 @@ func (d *Datapath) stateMapsByName() map[string]*ebpf.Map {
 		fwdMapFilterState: m.FilterState, fwdMapFilterClass: m.FilterClass, fwdMapFilterBitmaps: m.FilterBitmaps,
 		fwdMapFilterPrefixes: m.FilterPrefixes, fwdMapFilterPorts: m.FilterPorts, fwdMapFilterRules: m.FilterRules,
 		fwdMapFilterCounters: m.FilterCounters, fwdMapFilterBuckets: m.FilterBuckets,
+		fwdMapRuleState: m.RuleState, fwdMapRules: m.Rules, fwdMapRuleLists: m.RuleLists,
+		fwdMapRuleSrc: m.RuleSrc, fwdMapLocals: m.Locals, fwdMapTableIds: m.TableIds,
 	}
 }
 
@@ -273,12 +276,20 @@ func (d *Datapath) takeOver() error {
 	if err != nil {
 		return err
 	}
-	d.applyCompiled(st.Routes, nil)
+	slots := make([]uint32, 0, len(st.Routes))
+	routes := st.Routes[:0:0]
+	for _, r := range st.Routes {
+		if s, err := d.tables.slot(r.Table, false); err == nil {
+			routes, slots = append(routes, r), append(slots, s)
+		}
+	}
+	d.routesWritten(routes, slots, nil, nil)
 	var it fwdIface
 	var k uint32
 	ifs := d.objs.Ifaces.Iterate()
 	for ifs.Next(&k, &it) {
 		d.ports[int(k)] = egressPort{mac: it.Mac, mtu: it.Mtu}
+		d.ruleClass[int(k)] = it.RuleClass
 	}
 	if err := ifs.Err(); err != nil {
 		return fmt.Errorf("map ifaces: iterate: %w", err)
@@ -286,7 +297,41 @@ func (d *Datapath) takeOver() error {
 	for id, nh := range st.NextHops {
 		d.nhs[id] = nh
 	}
+	if err := d.takeOverRules(); err != nil {
+		return err
+	}
 	d.adopted = st
+	return nil
+}
+
+// takeOverRules keeps the pinned rules in force: the source keys each
+// bank holds (the next SetRules replaces them) and rules_on, which the new
+// program starts without.
+func (d *Datapath) takeOverRules() error {
+	var (
+		k fwdRuleSrcKey
+		v uint32
+	)
+	it := d.objs.RuleSrc.Iterate()
+	for it.Next(&k, &v) {
+		d.srcKeys[k.Tag>>1&1][k.Tag&1] = append(d.srcKeys[k.Tag>>1&1][k.Tag&1], k)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("map rule_src: iterate: %w", err)
+	}
+	var meta fwdRuleMeta
+	if err := d.objs.RuleState.Lookup(uint32(0), &meta); err != nil {
+		return fmt.Errorf("map rule_state: %w", err)
+	}
+	on := uint32(0)
+	for fi := range 2 {
+		if meta.N[meta.Bank&1][fi] != 0 {
+			on |= 1 << fi
+		}
+	}
+	if err := d.objs.RulesOn.Set(on); err != nil {
+		return fmt.Errorf("set rules_on: %w", err)
+	}
 	return nil
 }
 

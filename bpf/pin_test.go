@@ -178,7 +178,7 @@ func must(t *testing.T, err error) {
 
 func (d *Datapath) lookupOf(t *testing.T, a string) [2]uint32 {
 	t.Helper()
-	k, g, ok := d.compiledLookup(netip.MustParseAddr(a))
+	k, _, g, ok := d.compiledLookup(0, netip.MustParseAddr(a))
 	if !ok {
 		t.Fatalf("compiled lookup of %s: no route", a)
 	}

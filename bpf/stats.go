@@ -38,6 +38,8 @@ const (
 	ReasonURPFKernelRoute    = "urpf_kernel_route"
 	ReasonFilter             = "filter"
 	ReasonRateLimit          = "rate_limit"
+	ReasonRule               = "rule"        // drop: a blackhole rule; pass: an unreachable/prohibit rule
+	ReasonRuleKernel         = "rule_kernel" // a policy rule XDP cannot evaluate (fwmark, oif, ...)
 )
 
 type statName struct{ action, reason string }
@@ -70,6 +72,9 @@ var statNames = [fwdStatSTAT__MAX]statName{
 	fwdStatSTAT_DROP_FILTER:          {ActionDrop, ReasonFilter},
 	fwdStatSTAT_PASS_FILTER:          {ActionPass, ReasonFilter},
 	fwdStatSTAT_DROP_RATE_LIMIT:      {ActionDrop, ReasonRateLimit},
+	fwdStatSTAT_DROP_RULE:            {ActionDrop, ReasonRule},
+	fwdStatSTAT_PASS_RULE:            {ActionPass, ReasonRule},
+	fwdStatSTAT_PASS_RULE_KERNEL:     {ActionPass, ReasonRuleKernel},
 }
 
 // StatCounter is one forwarding outcome of the XDP program, summed over all

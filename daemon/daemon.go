@@ -142,7 +142,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		log.Warn("the kernel has no nexthop objects: BGP routes are installed with their next hops (fib.nexthop-objects)")
 	}
 	opts := xsync.Options{
-		Datapath: dp, FIB: table, Log: log, Metric: cfg.FIB.Metric,
+		Datapath: dp, FIB: table, Log: log, Metric: cfg.FIB.Metric, Table: cfg.FIB.Table,
 		OnApply: func(d time.Duration) { collector.ObserveApply(d) },
 		// With pinned maps of another layout, the old program forwards
 		// until the new maps hold the kernel's state.
@@ -225,7 +225,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		sync:    syncer,
 		handles: handles,
 		watch: func(ctx context.Context, events chan<- any) error {
-			return (&fib.Watcher{Table: cfg.FIB.Table, Protocol: cfg.FIB.Protocol, Log: log.With("component", "fib")}).Run(ctx, events)
+			return (&fib.Watcher{Protocol: cfg.FIB.Protocol, Log: log.With("component", "fib")}).Run(ctx, events)
 		},
 		serve: func(ctx context.Context) error {
 			shut := make(chan struct{})

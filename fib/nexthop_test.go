@@ -254,7 +254,7 @@ func TestWatcherCarrierLossResync(t *testing.T) {
 		}
 		noErrs(t, "nexthop", tbl.ApplyNexthops([]route.NexthopChange{single(1, "10.99.0.2", ifindex), group(10, 1)}))
 		noErrs(t, "route", tbl.Apply([]route.Change{{Route: byNHID("198.51.100.0/24", 10)}}))
-		next := watch(t, &Watcher{Table: 254, Log: slog.New(slog.DiscardHandler)})
+		next := watch(t, &Watcher{Log: slog.New(slog.DiscardHandler)})
 		snap, ok := next().(*route.Snapshot)
 		if !ok || !has(snap.Ours, "198.51.100.0/24") {
 			t.Fatalf("initial snapshot without our route: %+v", snap)

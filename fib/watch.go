@@ -22,11 +22,6 @@ import (
 // Snapshot whenever netlink reports lost messages. It works in the network
 // namespace of the process (of the calling thread).
 type Watcher struct {
-	// Table is ignored: the watcher streams the routes of every table but
-	// local (255). It is kept so that existing callers compile.
-	//
-	// Deprecated: the watcher no longer filters by table.
-	Table int
 	// Protocol is the rtm_protocol of xdprouterd's own routes (see
 	// Table.Protocol); 0 means DefaultProtocol. Routes with it, in any
 	// table, are Ours; every other route is a kernel route.

@@ -26,7 +26,7 @@ func TestWatcherBackoff(t *testing.T) {
 	clock := time.Unix(0, 0)
 	var waits []time.Duration
 	calls := 0
-	w := &Watcher{Table: 254, Log: slog.New(slog.DiscardHandler),
+	w := &Watcher{Log: slog.New(slog.DiscardHandler),
 		attempt: func(context.Context, chan<- any, int) error {
 			calls++
 			if calls == 13 {
@@ -69,7 +69,7 @@ func TestWatcherNoSpin(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var calls atomic.Int32
 	third := make(chan struct{})
-	w := &Watcher{Table: 254, Log: slog.New(slog.DiscardHandler),
+	w := &Watcher{Log: slog.New(slog.DiscardHandler),
 		attempt: func(context.Context, chan<- any, int) error {
 			if calls.Add(1) == 3 {
 				close(third)
@@ -160,7 +160,7 @@ func TestWatcherProtocol(t *testing.T) {
 		if errs := tbl.Apply([]route.Change{{Route: mine}}); errs[0] != nil {
 			t.Fatal(errs[0])
 		}
-		next := watch(t, &Watcher{Table: 254, Log: slog.New(slog.DiscardHandler)})
+		next := watch(t, &Watcher{Log: slog.New(slog.DiscardHandler)})
 		snap, ok := next().(*route.Snapshot)
 		if !ok {
 			t.Fatal("no initial snapshot")
@@ -224,7 +224,7 @@ func TestWatcherRouteResync(t *testing.T) {
 			}
 		}
 		addRoute("198.51.100.0/24", link, "10.99.0.2")
-		next := watch(t, &Watcher{Table: 254, Log: slog.New(slog.DiscardHandler)})
+		next := watch(t, &Watcher{Log: slog.New(slog.DiscardHandler)})
 		snap, ok := next().(*route.Snapshot)
 		if !ok || !has(snap.Routes, "198.51.100.0/24") {
 			t.Fatalf("initial snapshot without the static route: %+v", snap)
@@ -325,7 +325,7 @@ func TestConfiguredProtocol(t *testing.T) {
 		if errs := custom.Apply([]route.Change{{Delete: true, Route: mk("198.51.100.0/24")}}); errs[0] != nil {
 			t.Fatal(errs[0])
 		}
-		next := watch(t, &Watcher{Table: 254, Protocol: 201, Log: slog.New(slog.DiscardHandler)})
+		next := watch(t, &Watcher{Protocol: 201, Log: slog.New(slog.DiscardHandler)})
 		snap, ok := next().(*route.Snapshot)
 		if !ok {
 			t.Fatal("no initial snapshot")
@@ -337,7 +337,7 @@ func TestConfiguredProtocol(t *testing.T) {
 		if errs := custom.Apply([]route.Change{{Route: mk("198.51.102.0/24")}}); errs[0] == nil {
 			t.Error("protocol 300 accepted")
 		}
-		if err := (&Watcher{Table: 254, Protocol: -1, Log: slog.New(slog.DiscardHandler)}).Run(context.Background(), nil); err == nil {
+		if err := (&Watcher{Protocol: -1, Log: slog.New(slog.DiscardHandler)}).Run(context.Background(), nil); err == nil {
 			t.Error("watcher with protocol -1 ran")
 		}
 	})

@@ -25,7 +25,7 @@ func TestWatcherResync(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		out := make(chan any) // unbuffered: the watcher blocks while we do not read
-		w := &Watcher{Table: 254, Log: slog.New(slog.DiscardHandler), RcvBuf: 1}
+		w := &Watcher{Log: slog.New(slog.DiscardHandler), RcvBuf: 1}
 		ns, err := netns.Get() // this thread's: the test namespace
 		if err != nil {
 			t.Error(err)

@@ -1,0 +1,189 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/xdprouter/xdprouter/route"
+)
+
+// MaxTables is how many kernel routing tables XDP holds at once
+// (MAX_TABLES in fwd.h): the main table and those the policy rules name or
+// that have routes.
+const MaxTables = 16
+
+// ErrTooManyTables means a route or rule names a table beyond the
+// MaxTables XDP holds; such a route is not in XDP, and packets a rule
+// sends to such a table are passed to the kernel.
+var ErrTooManyTables = errors.New("more routing tables than XDP holds")
+
+// tables maps kernel table ids to XDP's table slots. Slot 0 is always the
+// main table. The mapping is kept in table_ids too, so that a restarted
+// daemon reads the routes of the pinned trie back with their tables.
+type tables struct {
+	mu    sync.Mutex
+	m     *ebpf.Map
+	id    [MaxTables]int // kernel table of each slot; 0: free
+	slots map[int]uint32
+}
+
+func newTables(m *ebpf.Map) (*tables, error) {
+	t := &tables{m: m, slots: map[int]uint32{}}
+	var ids [MaxTables]uint32
+	for i := range ids {
+		if err := m.Lookup(uint32(i), &ids[i]); err != nil {
+			return nil, fmt.Errorf("map %s: %w", m, err)
+		}
+	}
+	ids[0] = route.TableMain
+	for i, id := range ids {
+		if id == 0 {
+			continue
+		}
+		if _, dup := t.slots[int(id)]; dup {
+			continue
+		}
+		t.id[i], t.slots[int(id)] = int(id), uint32(i)
+	}
+	return t, t.write(0)
+}
+
+func (t *tables) write(slot uint32) error {
+	if err := t.m.Put(slot, uint32(t.id[slot])); err != nil {
+		return fmt.Errorf("map %s: slot %d: %w", t.m, slot, err)
+	}
+	return nil
+}
+
+// slot returns table's slot, taking a free one if create is set.
+func (t *tables) slot(table int, create bool) (uint32, error) {
+	table = route.NormTable(table)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s, ok := t.slots[table]; ok {
+		return s, nil
+	}
+	if !create {
+		return 0, fmt.Errorf("table %d: %w", table, ErrTooManyTables)
+	}
+	for s := range uint32(MaxTables) {
+		if t.id[s] == 0 {
+			t.id[s], t.slots[table] = table, s
+			if err := t.write(s); err != nil {
+				t.id[s] = 0
+				delete(t.slots, table)
+				return 0, err
+			}
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("table %d: %w (%d)", table, ErrTooManyTables, MaxTables)
+}
+
+// free releases a slot (never the main table's).
+func (t *tables) free(s uint32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s == 0 || t.id[s] == 0 {
+		return
+	}
+	delete(t.slots, t.id[s])
+	t.id[s] = 0
+	_ = t.write(s) // best effort: a stale id names an empty slot
+}
+
+// ids returns the kernel table of each slot.
+func (t *tables) ids() [MaxTables]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.id
+}
+
+// routesWritten follows route writes that took effect: the compiled
+// structure, the router's own addresses (locals, for rules that look up
+// the local table) and, when the default table gains its first route or
+// loses its last, the rules (with an empty default table, the default
+// rules compile to the main table alone).
+func (d *Datapath) routesWritten(set []route.Entry, setSlots []uint32, del []route.TablePrefix, delKnown []bool) {
+	var delSlots []uint32
+	var dels []route.TablePrefix
+	for i, tp := range del {
+		if !delKnown[i] {
+			continue
+		}
+		s, err := d.tables.slot(tp.Table, false)
+		if err != nil {
+			continue
+		}
+		dels, delSlots = append(dels, tp), append(delSlots, s)
+	}
+	dflt, hadDflt := d.defaultEmpty()
+	d.applyCompiled(set, setSlots, dels, delSlots)
+	d.followLocals(set, dels)
+	if now, _ := d.defaultEmpty(); hadDflt && now != dflt {
+		d.refreshRules()
+	}
+}
+
+// defaultEmpty reports whether the default table has no route (and
+// whether it has a slot at all).
+func (d *Datapath) defaultEmpty() (empty, ok bool) {
+	s, err := d.tables.slot(route.TableDefault, false)
+	if err != nil {
+		return true, true
+	}
+	return d.compiled.empty(s), true
+}
+
+// followLocals keeps the locals map equal to the host routes of kind
+// Local (the router's addresses) in any table.
+func (d *Datapath) followLocals(set []route.Entry, del []route.TablePrefix) {
+	d.localMu.Lock()
+	defer d.localMu.Unlock()
+	drop := func(tp route.TablePrefix) {
+		if _, ok := d.localKeys[tp]; !ok {
+			return
+		}
+		delete(d.localKeys, tp)
+		a := tp.Prefix.Addr()
+		if d.localRefs[a]--; d.localRefs[a] <= 0 {
+			delete(d.localRefs, a)
+			k := fwdLocalKey{Addr: a.As16()}
+			if err := d.objs.Locals.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				d.localErr = fmt.Errorf("map locals: delete %v: %w", a, err)
+			}
+		}
+	}
+	for _, e := range set {
+		tp := route.TablePrefix{Table: route.NormTable(e.Table), Prefix: e.Prefix.Masked()}
+		if e.Kind != route.Local || !e.Prefix.IsSingleIP() {
+			drop(tp)
+			continue
+		}
+		if _, ok := d.localKeys[tp]; ok {
+			continue
+		}
+		d.localKeys[tp] = struct{}{}
+		a := tp.Prefix.Addr()
+		if d.localRefs[a]++; d.localRefs[a] == 1 {
+			k := fwdLocalKey{Addr: a.As16()}
+			if err := d.objs.Locals.Put(&k, uint8(1)); err != nil {
+				d.localErr = fmt.Errorf("map locals: set %v: %w", a, err)
+			}
+		}
+	}
+	for _, tp := range del {
+		drop(route.TablePrefix{Table: route.NormTable(tp.Table), Prefix: tp.Prefix.Masked()})
+	}
+}
+
+// localAddr reports whether a is in the locals map (for Lookup).
+func (d *Datapath) localAddr(a netip.Addr) bool {
+	var v uint8
+	k := fwdLocalKey{Addr: a.As16()}
+	return d.objs.Locals.Lookup(&k, &v) == nil
+}
