@@ -148,12 +148,12 @@ func Handler(b Backend) http.Handler {
 		reply(w, b.Sync.Routes(filter))
 	})
 	mux.HandleFunc("GET /api/v1/lookup", func(w http.ResponseWriter, r *http.Request) {
-		a, err := netip.ParseAddr(r.URL.Query().Get("addr"))
+		f, err := ParseFlow(r.URL.Query(), ifindexByName(b.Interfaces))
 		if err != nil {
-			fail(w, http.StatusBadRequest, fmt.Errorf("addr: %w", err))
+			fail(w, http.StatusBadRequest, err)
 			return
 		}
-		d, err := b.Datapath.Lookup(a)
+		d, err := b.Datapath.LookupFlow(f)
 		if err != nil {
 			fail(w, http.StatusInternalServerError, err)
 			return

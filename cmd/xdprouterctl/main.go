@@ -30,7 +30,10 @@ commands:
   status           interfaces, BGP peers, routes per sink, pending changes,
                    kernel policy XDP bypasses
   routes [PREFIX]  routes (all, or those overlapping PREFIX or ADDRESS)
-  lookup ADDR      what XDP does with a packet to ADDR
+  lookup ADDR [--from SRC] [--in PORT] [--proto P] [--sport N] [--dport N] [--tos N]
+                   what XDP does with a packet to ADDR (with its source,
+                   ingress port, protocol, ports and TOS: the policy rule
+                   that picks the table, the route, each next hop)
   nexthops         next-hop groups and their members
   neighbors        neighbor entries XDP forwards with
   stats            XDP counters by action and reason
@@ -115,12 +118,16 @@ var commands = map[string]command{
 		var rs []xsync.RouteInfo
 		return rs, api.Get(ctx, addr, "/api/v1/routes", q, &rs)
 	}},
-	"lookup": {1, 1, func(ctx context.Context, addr string, args []string) (any, error) {
+	"lookup": {1, 13, func(ctx context.Context, addr string, args []string) (any, error) {
 		if _, err := netip.ParseAddr(args[0]); err != nil {
 			return nil, fmt.Errorf("%q is not an IP address", args[0])
 		}
+		q, err := lookupQuery(args)
+		if err != nil {
+			return nil, err
+		}
 		var d bpf.Decision
-		return &d, api.Get(ctx, addr, "/api/v1/lookup", url.Values{"addr": {args[0]}}, &d)
+		return &d, api.Get(ctx, addr, "/api/v1/lookup", q, &d)
 	}},
 	"nexthops": {0, 0, func(ctx context.Context, addr string, _ []string) (any, error) {
 		var gs []xsync.GroupInfo
@@ -198,8 +205,15 @@ func printText(w io.Writer, v any) {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Prefix, r.Source, r.Kind, r.Metric, nh, yes(r.InXDP), kernelCol(r), note(r))
 		}
 	case *bpf.Decision:
+		if v.Rule != "" {
+			fmt.Fprintf(w, "rule\t%s\n", v.Rule)
+		}
 		if v.Prefix.IsValid() {
-			fmt.Fprintf(w, "prefix\t%s (%s, group %d)\n", v.Prefix, v.Kind, v.Group)
+			table := ""
+			if v.Table != 0 && v.Table != 254 {
+				table = fmt.Sprintf(" table %d", v.Table)
+			}
+			fmt.Fprintf(w, "prefix\t%s%s (%s, group %d)\n", v.Prefix, table, v.Kind, v.Group)
 		}
 		fmt.Fprintf(w, "action\t%s %s\n", v.Action, v.Reason)
 		for _, c := range v.Candidates {
@@ -328,4 +342,28 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// lookupQuery turns `ADDR [--from SRC] [--in PORT] ...` into the API's
+// query; the daemon checks the values.
+func lookupQuery(args []string) (url.Values, error) {
+	fs := flag.NewFlagSet("lookup", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	vals := map[string]*string{}
+	for _, k := range api.FlowKeys {
+		vals[k] = fs.String(k, "", "")
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return nil, fmt.Errorf("%w (flags: --%s)", err, strings.Join(api.FlowKeys, ", --"))
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected %q (flags: --%s)", fs.Arg(0), strings.Join(api.FlowKeys, ", --"))
+	}
+	q := url.Values{"addr": {args[0]}}
+	for k, v := range vals {
+		if *v != "" {
+			q.Set(k, *v)
+		}
+	}
+	return q, nil
 }
