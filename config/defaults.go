@@ -51,6 +51,9 @@ import "strconv"
 //	              import, export      "reject-all" for eBGP (peer-asn differs
 //	                                  from router.asn; RFC 8212),
 //	                                  "accept-all" for iBGP
+//	              vrf                 "" (the global instance)
+//	[[vrf]]       route-distinguisher "ASN:TABLE" (router.asn, table)
+//	              rule-priority       1000 + 10*N, N its position
 //	[[policy.statement]] match-set-options "any"
 //	[[filter]]    name                "filter-N", N its 1-based position
 const (
@@ -85,6 +88,13 @@ const (
 	// Internet (a /24 and a /48 are the longest commonly accepted).
 	DefaultBogonMaxLengthV4 = 24
 	DefaultBogonMaxLengthV6 = 48
+	// DefaultVRFRulePriority and VRFRulePriorityStep give the default
+	// rule-priority of the N-th [[vrf]]: base + N*step.
+	DefaultVRFRulePriority = 1000
+	VRFRulePriorityStep    = 10
+	// MaxVRFRulePriority is the highest rule-priority: the unreachable
+	// rule (+1) must come before the main table's (32766).
+	MaxVRFRulePriority = 32764
 	// CommunityBlackhole is RFC 7999's BLACKHOLE well-known community.
 	CommunityBlackhole = "65535:666"
 )
@@ -273,6 +283,15 @@ func (c *Config) applyDefaults() {
 			n.Export = def
 		}
 	}
+	for i := range c.VRFs {
+		v := &c.VRFs[i]
+		if v.RulePriority == 0 && !set(indexPath("vrf", i)+".rule-priority") {
+			v.RulePriority = DefaultVRFRulePriority + i*VRFRulePriorityStep
+		}
+		if v.RouteDistinguisher == "" && !set(indexPath("vrf", i)+".route-distinguisher") {
+			v.RouteDistinguisher = DefaultRouteDistinguisher(c.Router.ASN, v.Table)
+		}
+	}
 	for i := range c.Policies {
 		for j := range c.Policies[i].Statements {
 			s := &c.Policies[i].Statements[j]
@@ -281,4 +300,18 @@ func (c *Config) applyDefaults() {
 			}
 		}
 	}
+}
+
+// DefaultRouteDistinguisher is a VRF's RD when none is configured:
+// "ASN:TABLE". A 4-byte ASN leaves 16 bits for the table (RFC 4364 type
+// 2); "" when it does not fit (or BGP is off), then Validate asks for one
+// where a neighbor needs it.
+func DefaultRouteDistinguisher(asn uint32, table int) string {
+	switch {
+	case asn == 0 || table <= 0:
+		return ""
+	case asn <= 0xffff && int64(table) <= 0xffffffff, table <= 0xffff:
+		return strconv.FormatUint(uint64(asn), 10) + ":" + strconv.Itoa(table)
+	}
+	return ""
 }

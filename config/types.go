@@ -15,6 +15,8 @@ type Config struct {
 	Runtime   Runtime    `toml:"runtime"`
 	Networks  []Network  `toml:"network"`
 	Neighbors []Neighbor `toml:"neighbor"`
+	// VRFs are the VRF-lite routing instances (see VRF).
+	VRFs []VRF `toml:"vrf"`
 
 	// Policy model handed to GoBGP's policy engine (never re-implemented).
 	PrefixSets    []PrefixSet    `toml:"prefix-set"`
@@ -219,6 +221,36 @@ type Neighbor struct {
 	// are taken as sent (a trusted controller, e.g. DDoS scrubbing, that
 	// announces no unicast routes). Default true.
 	FlowspecValidate bool `toml:"flowspec-validate"`
+	// VRF puts the neighbor in a [[vrf]] routing instance (by name): its
+	// best paths go to that instance's kernel table (and XDP table), never
+	// to fib.table or another instance; it is sent only the instance's
+	// routes. "" (default): the global instance.
+	VRF string `toml:"vrf"`
+}
+
+// VRF is one VRF-lite routing instance: a kernel routing table, the
+// router ports whose traffic it routes (kernel policy rules `iif PORT
+// lookup TABLE`, then `iif PORT unreachable`, both xdprouterd's), and the
+// BGP neighbors in it (neighbor.vrf). Kernel VRF devices are not used.
+type VRF struct {
+	// Name identifies the instance (neighbor.vrf, `gobgp vrf NAME rib`).
+	Name string `toml:"name"`
+	// Table is its kernel table: 1..2147483647, not 253..255 (default,
+	// main, local) and not fib.table.
+	Table int `toml:"table"`
+	// Interfaces are its router ports (from dataplane.interfaces); a port
+	// is in at most one instance.
+	Interfaces []string `toml:"interfaces"`
+	// RouteDistinguisher is the RD of its paths in GoBGP ("ASN:N" or
+	// "IPv4:N"); the route targets it imports and exports are the same
+	// value. Default "router.asn:table" (see DefaultRouteDistinguisher).
+	RouteDistinguisher string `toml:"route-distinguisher"`
+	// RulePriority is the priority of its `iif PORT lookup TABLE` rules;
+	// the `iif PORT unreachable` rules take RulePriority+1. 1..32764
+	// (below the main table's rule, 32766). Default 1000 + 10*N, N its
+	// position among the [[vrf]]s (room for 2776 instances, and for
+	// operators' rules between them).
+	RulePriority int `toml:"rule-priority"`
 }
 
 // PrefixSet is a named list of prefixes with optional mask-length ranges,

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,6 +50,7 @@ func (c *Config) problems() []error {
 	v.sets()
 	v.policies()
 	v.neighbors()
+	v.vrfs()
 	v.urpf()
 	v.filters()
 	return v.errs
@@ -595,6 +597,14 @@ func (v *validator) neighbors() {
 		if n.BFD && n.Multihop > 0 {
 			v.errf(base+"bfd", "is single-hop BFD (RFC 5881): not with multihop = %d", n.Multihop)
 		}
+		if n.VRF != "" {
+			if !slices.ContainsFunc(c.VRFs, func(x VRF) bool { return x.Name == n.VRF }) {
+				v.errf(base+"vrf", "no [[vrf]] is named %q", n.VRF)
+			}
+			if n.Flowspec {
+				v.errf(base+"flowspec", "is not supported for a neighbor in a VRF (vrf = %q)", n.VRF)
+			}
+		}
 	}
 }
 
@@ -616,4 +626,143 @@ func (v *validator) list(key string, items []string, problem func(string) string
 		}
 	}
 	return ok
+}
+
+// Reserved kernel tables a VRF may not use.
+const (
+	tableDefault = 253
+	tableMain    = 254
+	tableLocal   = 255
+)
+
+// vrfs checks the [[vrf]] instances: unique names, tables, RDs and rule
+// priorities; ports from dataplane.interfaces, each in one instance.
+func (v *validator) vrfs() {
+	c := v.c
+	names := make([]string, len(c.VRFs))
+	for i, x := range c.VRFs {
+		names[i] = x.Name
+	}
+	v.setNames("vrf", names)
+	ports := map[string]bool{}
+	for _, p := range c.Dataplane.Interfaces {
+		ports[p] = true
+	}
+	tables := map[int]int{}
+	rds := map[string]int{}
+	portOf := map[string]int{}
+	prios := map[int]int{} // priority (and priority+1) → vrf index
+	for i, x := range c.VRFs {
+		base := indexPath("vrf", i) + "."
+		switch t := x.Table; {
+		case t == 0 && !c.pos.isSet(base+"table"):
+			v.missing(base+"table", " (the instance's kernel table, e.g. 100)")
+		case t < 1 || t > math.MaxInt32:
+			v.errf(base+"table", "must be 1..%d, got %d", math.MaxInt32, t)
+		case t == tableDefault || t == tableMain || t == tableLocal:
+			v.errf(base+"table", "%d is one of the kernel's tables (253 default, 254 main, 255 local); use a table of its own", t)
+		case t == c.FIB.Table:
+			v.errf(base+"table", "%d is fib.table, the global instance's table", t)
+		default:
+			if j, dup := tables[t]; dup {
+				v.errf(base+"table", "%d is already the table of vrf[%d]", t, j)
+			} else {
+				tables[t] = i
+			}
+		}
+		if v.list(base+"interfaces", x.Interfaces, ifnameProblem) {
+			for j, p := range x.Interfaces {
+				key := indexPath(base+"interfaces", j)
+				switch k, dup := portOf[p]; {
+				case !ports[p]:
+					v.errf(key, "%q is not a router port (dataplane.interfaces)", p)
+				case dup:
+					v.errf(key, "%q is already a port of vrf[%d]: a port is in one instance", p, k)
+				default:
+					portOf[p] = i
+				}
+			}
+		}
+		switch rd := x.RouteDistinguisher; {
+		case rd == "" && c.Router.ASN != 0:
+			v.errf(base+"route-distinguisher", "must be set: the default ASN:TABLE does not fit (a 4-byte router.asn leaves 16 bits for the table)")
+		case rd != "":
+			if _, err := ParseRouteDistinguisher(rd); err != nil {
+				v.errf(base+"route-distinguisher", "%v", err)
+			} else if j, dup := rds[rd]; dup {
+				v.errf(base+"route-distinguisher", "%q is already the route distinguisher of vrf[%d]", rd, j)
+			} else {
+				rds[rd] = i
+			}
+		}
+		switch p := x.RulePriority; {
+		case p < 1 || p > MaxVRFRulePriority:
+			v.errf(base+"rule-priority", "must be 1..%d (it and the next priority, before the main table's rule at 32766), got %d", MaxVRFRulePriority, p)
+		default:
+			if j, dup := prios[p]; dup {
+				v.errf(base+"rule-priority", "%d overlaps vrf[%d]'s rules (each instance takes its priority and the next)", p, j)
+			} else if j, dup := prios[p+1]; dup {
+				v.errf(base+"rule-priority", "%d overlaps vrf[%d]'s rules (each instance takes its priority and the next)", p, j)
+			} else {
+				prios[p], prios[p+1] = i, i
+			}
+		}
+	}
+}
+
+// RouteDistinguisher is a parsed route distinguisher (RFC 4364 4.2).
+type RouteDistinguisher struct {
+	Type     int    // 0: 2-byte ASN:32 bits; 1: IPv4:16 bits; 2: 4-byte ASN:16 bits
+	Admin    string // the ASN or the address
+	Assigned uint32
+}
+
+// ParseRouteDistinguisher parses "ASN:N" or "IPv4:N".
+func ParseRouteDistinguisher(s string) (RouteDistinguisher, error) {
+	bad := fmt.Errorf(`%q is not a route distinguisher "ASN:N" or "IPv4:N" (e.g. "65000:100", "192.0.2.1:100")`, s)
+	a, b, ok := strings.Cut(s, ":")
+	if !ok {
+		return RouteDistinguisher{}, bad
+	}
+	n, err := strconv.ParseUint(b, 10, 32)
+	if err != nil {
+		return RouteDistinguisher{}, bad
+	}
+	if ip, err := netip.ParseAddr(a); err == nil {
+		if !ip.Is4() || n > 0xffff {
+			return RouteDistinguisher{}, fmt.Errorf("%q: an IPv4 route distinguisher is IPv4:N with N 0..65535", s)
+		}
+		return RouteDistinguisher{Type: 1, Admin: ip.String(), Assigned: uint32(n)}, nil
+	}
+	asn, err := strconv.ParseUint(a, 10, 32)
+	switch {
+	case err != nil:
+		return RouteDistinguisher{}, bad
+	case asn <= 0xffff:
+		return RouteDistinguisher{Type: 0, Admin: a, Assigned: uint32(n)}, nil
+	case n > 0xffff:
+		return RouteDistinguisher{}, fmt.Errorf("%q: with a 4-byte ASN the number is 0..65535", s)
+	}
+	return RouteDistinguisher{Type: 2, Admin: a, Assigned: uint32(n)}, nil
+}
+
+// VRFOf returns the [[vrf]] named name, or nil.
+func (c *Config) VRFOf(name string) *VRF {
+	for i := range c.VRFs {
+		if c.VRFs[i].Name == name {
+			return &c.VRFs[i]
+		}
+	}
+	return nil
+}
+
+// PortTables maps each router port of a [[vrf]] to the instance's table.
+func (c *Config) PortTables() map[string]int {
+	m := map[string]int{}
+	for _, x := range c.VRFs {
+		for _, p := range x.Interfaces {
+			m[p] = x.Table
+		}
+	}
+	return m
 }
