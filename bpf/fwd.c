@@ -404,6 +404,8 @@ static __always_inline int route_stat(struct route_val *rt)
 		return STAT_PASS_LOCAL;
 	case ROUTE_KERNEL:
 		return STAT_PASS_KERNEL_ROUTE;
+	case ROUTE_THROW: /* in the main table alone: the default table is empty */
+		return STAT_PASS_NO_ROUTE;
 	default: /* ROUTE_UNREACHABLE and anything unknown: let the kernel decide */
 		return STAT_PASS_UNREACHABLE;
 	}

@@ -187,6 +187,7 @@ type pkt struct {
 	options   int    // IPv4 option bytes (multiple of 4)
 	ethertype uint16 // 0 = from v6
 	vlan      bool
+	tos       uint8 // IPv4 TOS, IPv6 traffic class
 	// corruptions applied after building
 	mutate func([]byte)
 }
@@ -233,6 +234,7 @@ func (p pkt) build() []byte {
 		hlen := 20 + p.options
 		ip := make([]byte, hlen)
 		ip[0] = 0x40 | byte(hlen/4)
+		ip[1] = p.tos
 		binary.BigEndian.PutUint16(ip[2:], uint16(hlen+len(l4)))
 		binary.BigEndian.PutUint16(ip[4:], 0x1234)
 		binary.BigEndian.PutUint16(ip[6:], p.frag)
@@ -248,8 +250,8 @@ func (p pkt) build() []byte {
 		b = append(b, ip...)
 	} else {
 		ip := make([]byte, 40)
-		ip[0] = 0x60
-		ip[1] = 0x01 // flow label bits, ignored
+		ip[0] = 0x60 | p.tos>>4
+		ip[1] = p.tos<<4 | 0x01 // and flow label bits, ignored
 		binary.BigEndian.PutUint16(ip[4:], uint16(len(l4)))
 		ip[6] = proto
 		ip[7] = ttl

@@ -159,6 +159,9 @@ func (d *Datapath) LookupFlow(f Flow) (Decision, error) {
 	case route.KernelOnly:
 		dec.Action, dec.Reason = ActionPass, ReasonKernelRoute
 		return dec, nil
+	case route.Throw: // main alone: the default table is empty
+		dec.Action, dec.Reason = ActionPass, ReasonNoRoute
+		return dec, nil
 	default:
 		dec.Action, dec.Reason = ActionPass, ReasonUnreachable
 		return dec, nil

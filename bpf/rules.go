@@ -155,7 +155,7 @@ func compileRule(r route.Rule, i int, rs []route.Rule, slot func(int) (uint32, e
 		// IPv6 the whole DSCP.
 		p.Tos, p.TosMask = r.Tos, 0x1c
 		if r.Family == 6 {
-			p.TosMask = 0xfc
+			p.Tos, p.TosMask = r.Tos&0xfc, 0xfc // the DSCP, ECN bits aside
 		}
 	}
 	if !r.Invert {
