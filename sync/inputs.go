@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gaissmai/bart"
+
 	"github.com/xdprouter/xdprouter/route"
 )
 
@@ -18,7 +20,7 @@ func (st *state) kernelEvent(ev any) {
 			st.replaceRoutes(ev.Routes, ev.Ours)
 		}
 	case route.RouteEvent:
-		if ev.Ours && ev.Route.Key().Table == st.table {
+		if ev.Ours && st.isBGPTable(ev.Route.Key().Table) {
 			st.ourRouteEvent(ev)
 			return
 		}
@@ -41,6 +43,9 @@ func (st *state) kernelEvent(ev any) {
 		st.groupsDirty = true
 	case sweepRequest:
 		st.sweepRequested()
+	}
+	if st.connDirty {
+		st.syncConnected()
 	}
 }
 
@@ -119,7 +124,7 @@ func (st *state) snapshot(s *route.Snapshot) {
 		st.adoptLeftoverNexthops()
 	}
 	for _, r := range s.Ours {
-		if r.Key().Table != st.table {
+		if !st.isBGPTable(r.Key().Table) {
 			st.foreignOurs(r)
 			st.kernelRoute(r, false)
 			continue
@@ -162,14 +167,14 @@ func (st *state) replaceRoutes(routes, ours []route.Route) {
 	for _, r := range routes {
 		byPrefix[r.Key()] = append(byPrefix[r.Key()], r)
 	}
-	have := make(map[netip.Prefix]bool, len(ours))
+	have := make(map[route.TablePrefix]bool, len(ours))
 	for _, r := range ours {
 		switch {
-		case r.Key().Table != st.table:
+		case !st.isBGPTable(r.Key().Table):
 			st.foreignOurs(r)
 			byPrefix[r.Key()] = append(byPrefix[r.Key()], r)
 		case r.Metric == st.opt.Metric:
-			have[r.Prefix] = true
+			have[r.Key()] = true
 		}
 	}
 	for p, e := range st.entries.all() {
@@ -184,15 +189,15 @@ func (st *state) replaceRoutes(routes, ours []route.Route) {
 		}
 	}
 	for p, e := range st.entries.all() {
-		if e.ours != 0 && !have[p.Prefix] {
+		if e.ours != 0 && !have[p] {
 			st.forgetOurs(p, e)
 		}
 	}
 }
 
-// foreignOurs notes a route of our protocol in another table than ours:
-// left by an instance configured with another fib.table. The FIB sink
-// writes only our table, so it cannot be removed here: it is mirrored
+// foreignOurs notes a route of our protocol in a table that is not a BGP
+// table (fib.table or a VRF's): left by an instance configured with
+// another fib.table or [[vrf]]s. It is not removed here: it is mirrored
 // like the kernel's own routes of its table (the kernel forwards by it),
 // and logged once per table.
 func (st *state) foreignOurs(r route.Route) {
@@ -312,6 +317,9 @@ func isConnected(r route.Route) bool { return r.Protocol == protoKernel }
 
 func (st *state) link(l route.Link, deleted bool) {
 	old, had := st.links[l.Index]
+	if deleted || !had || old.Up != l.Up || old.Name != l.Name {
+		st.connDirty = true
+	}
 	if (deleted && had) || (!deleted && (!had || old.Name != l.Name)) {
 		st.rulesDirty = true // rules name interfaces: their indexes may differ
 	}
@@ -375,6 +383,7 @@ func (st *state) addr(a route.Addr, deleted bool) {
 	}
 	st.markDirty(host)
 	st.connectedChanged = true
+	st.connDirty = true
 	// A next hop anywhere may now be (or no longer be) one of ours.
 	st.resolveDirty, st.resolveAll = true, true
 }
@@ -407,18 +416,46 @@ func (st *state) neighbor(n route.Neighbor, deleted bool) {
 	}
 }
 
-// setBGP records the best path(s) of p, learned from peer, and the
-// backup next hops; empty nhs withdraws. A blackhole route (RTBH) is
-// installed as a blackhole: its next hops are not used.
+// setBGP is setBGPIn for the global instance's table.
 func (st *state) setBGP(pfx netip.Prefix, nhs, backup []netip.Addr, peer netip.Addr, blackhole bool) {
-	p := st.ourKey(pfx)
+	st.setBGPIn(st.ourKey(pfx), nhs, backup, peer, blackhole)
+}
+
+// setBGPIn records the best path(s) of p (in its BGP table), learned from
+// peer, and the backup next hops; empty nhs withdraws. A blackhole route
+// (RTBH) is installed as a blackhole: its next hops are not used.
+func (st *state) setBGPIn(p route.TablePrefix, nhs, backup []netip.Addr, peer netip.Addr, blackhole bool) {
+	if !st.isBGPTable(p.Table) {
+		// A routing instance sync was not told about (Options.Tables):
+		// its routes are ours from now on.
+		st.log.Warn("BGP routes for a table not configured as a BGP table: installed there", "table", p.Table)
+		st.bgpTables[p.Table] = true
+		st.kernelRoutes[p.Table] = new(bart.Table[*entry])
+		for q, e := range st.entries.all() {
+			if q.Table == p.Table && len(e.kernelRoutes()) > 0 {
+				st.kernelRoutesSet(q, e)
+			}
+		}
+	}
 	e := st.entry(p)
 	var id uint32
 	switch {
 	case len(nhs) > 0 && blackhole:
 		id = st.getBlackholeSet(peer)
 	case len(nhs) > 0:
-		id = st.getSet(nhs, backup, peer)
+		id = st.getSetIn(p.Table, nhs, backup, peer)
+	}
+	if _, conn := st.connected[p]; conn {
+		// The connected route of ours wins: the BGP set waits aside.
+		if old := st.connBGP[p]; old != 0 {
+			st.putSet(old)
+		}
+		if id != 0 {
+			st.connBGP[p] = id
+		} else {
+			delete(st.connBGP, p)
+		}
+		return
 	}
 	if e.bgpSet != 0 {
 		st.putSet(e.bgpSet)

@@ -3,22 +3,34 @@ package sync
 import (
 	"net/netip"
 	"slices"
+	"strconv"
 
 	"github.com/gaissmai/bart"
 
 	"github.com/xdprouter/xdprouter/route"
 )
 
-// getSet returns the interned set of next hops addrs with backup (both
-// may come unsorted, with repeats; backup members that are also primary
-// are dropped).
+// getSet is getSetIn for the global instance's table.
 func (st *state) getSet(addrs, backup []netip.Addr, peer netip.Addr) uint32 {
+	return st.getSetIn(st.table, addrs, backup, peer)
+}
+
+// getSetIn returns the interned set of next hops addrs with backup (both
+// may come unsorted, with repeats; backup members that are also primary
+// are dropped) of BGP routes in table: they resolve through its routes,
+// so a set belongs to one table.
+func (st *state) getSetIn(table int, addrs, backup []netip.Addr, peer netip.Addr) uint32 {
 	addrs = sortedAddrs(addrs)
 	backup = slices.DeleteFunc(sortedAddrs(backup), func(a netip.Addr) bool {
 		_, found := slices.BinarySearchFunc(addrs, a, netip.Addr.Compare)
 		return found
 	})
 	var key []byte
+	if table != st.table {
+		key = append(key, 't')
+		key = strconv.AppendInt(key, int64(table), 10)
+		key = append(key, '|')
+	}
 	for _, a := range addrs {
 		key = append(key, a.AsSlice()...)
 		key = append(key, '|')
@@ -32,10 +44,10 @@ func (st *state) getSet(addrs, backup []netip.Addr, peer netip.Addr) uint32 {
 	}
 	s := st.sets[string(key)]
 	if s == nil {
-		s = &bgpSet{id: st.setIDs.get(), key: string(key), addrs: addrs, backup: backup, peer: peer}
-		s.resolved, s.why = st.resolve(addrs)
+		s = &bgpSet{id: st.setIDs.get(), key: string(key), table: table, addrs: addrs, backup: backup, peer: peer}
+		s.resolved, s.why = st.resolveIn(table, addrs)
 		if len(backup) > 0 {
-			s.resolvedBackup, _ = st.resolve(backup)
+			s.resolvedBackup, _ = st.resolveIn(table, backup)
 		}
 		st.sets[s.key] = s
 		st.setsByID[s.id] = s
@@ -151,14 +163,26 @@ func (st *state) readmitSets() {
 	}
 }
 
-// resolve finds, for each BGP next hop, the kernel route that reaches it
-// (longest match, lowest metric, unicast with live next hops): a connected
-// route makes the address itself the gateway; a route via gateways lends
-// them. BGP routes never resolve through BGP routes, nor through a default
-// route unless Options.ResolveViaDefault. A next hop that is an address of
-// this router, or the network or broadcast address of a connected subnet,
-// is never used (RFC 4271 9.1.2): why says so.
+// resolve is resolveIn for the global instance's table.
 func (st *state) resolve(addrs []netip.Addr) (out []route.NextHop, why string) {
+	return st.resolveIn(st.table, addrs)
+}
+
+// resolveIn finds, for each BGP next hop, the route of table that reaches
+// it (longest match, lowest metric, unicast with live next hops): a
+// connected route makes the address itself the gateway; a route via
+// gateways lends them. BGP routes never resolve through BGP routes, nor
+// through a default route unless Options.ResolveViaDefault. In a VRF
+// table the connected routes of ours (its ports' subnets) count as the
+// kernel's. A next hop that is an address of this router, or the network
+// or broadcast address of a connected subnet, is never used (RFC 4271
+// 9.1.2): why says so.
+func (st *state) resolveIn(table int, addrs []netip.Addr) (out []route.NextHop, why string) {
+	idx := st.kernelRoutes[table]
+	if idx == nil {
+		return nil, ""
+	}
+	conn := st.connIndex[table]
 	minBits := 1
 	if st.opt.ResolveViaDefault {
 		minBits = 0
@@ -174,9 +198,24 @@ func (st *state) resolve(addrs []netip.Addr) (out []route.NextHop, why string) {
 		if err != nil {
 			continue
 		}
+		// A connected route of ours (VRF) wins over kernel routes no
+		// longer than it.
+		cp, cidx, cok := netip.Prefix{}, 0, false
+		if conn != nil {
+			for p, ifx := range conn.Supernets(host) {
+				if st.linkUp(ifx) {
+					cp, cidx, cok = p, ifx, true
+					break
+				}
+			}
+		}
+		connNH := func() {
+			out = append(out, route.NextHop{Gateway: a, Ifindex: cidx})
+		}
+		found := false
 		// Supernets yields the covering prefixes longest first.
-		for p, e := range st.kernelRoutes.Supernets(host) {
-			if p.Bits() < minBits {
+		for p, e := range idx.Supernets(host) {
+			if p.Bits() < minBits || (cok && p.Bits() <= cp.Bits()) {
 				break
 			}
 			r := bestKernel(e)
@@ -184,7 +223,8 @@ func (st *state) resolve(addrs []netip.Addr) (out []route.NextHop, why string) {
 				continue // all its next hops dead: shorter match
 			}
 			if r.Kind != route.Unicast {
-				break // blackhole, unreachable, kernel-only: unresolvable, as in the kernel
+				found = true // no next hop from it
+				break        // blackhole, unreachable, kernel-only: unresolvable, as in the kernel
 			}
 			for _, nh := range r.NextHops {
 				if nh.Connected() {
@@ -192,7 +232,11 @@ func (st *state) resolve(addrs []netip.Addr) (out []route.NextHop, why string) {
 				}
 				out = append(out, nh)
 			}
+			found = true
 			break
+		}
+		if !found && cok && cp.Bits() >= minBits {
+			connNH()
 		}
 	}
 	return route.SortNextHops(out), why
@@ -264,17 +308,17 @@ func (st *state) reresolve() {
 	st.resolveAll, st.kernelChanged, st.kernelChangedN = false, new(bart.Lite), 0
 	changed := map[uint32]bool{}
 	for _, s := range st.setsByID {
-		if s.blackhole {
+		if s.blackhole || s.connected {
 			continue // nothing to resolve
 		}
 		if !all && !slices.ContainsFunc(s.addrs, touched.Lookup) && !slices.ContainsFunc(s.backup, touched.Lookup) {
 			continue // no route that could reach one of its next hops changed
 		}
-		r, why := st.resolve(s.addrs)
+		r, why := st.resolveIn(s.table, s.addrs)
 		s.why = why
 		var rb []route.NextHop
 		if len(s.backup) > 0 {
-			rb, _ = st.resolve(s.backup)
+			rb, _ = st.resolveIn(s.table, s.backup)
 		}
 		if slices.Equal(r, s.resolved) && slices.Equal(rb, s.resolvedBackup) {
 			continue

@@ -106,7 +106,7 @@ func TestResolveFollowsRouteChanges(t *testing.T) {
 	r.ev(route.RouteResync{Routes: base, Ours: ours()})
 	eq(t, "resync: back", r.fib.via("198.51.100.0/24"), "[10.0.1.2@2]")
 	eq(t, "index: the kernel's prefixes", slices.Collect(func(yield func(netip.Prefix) bool) {
-		for p := range r.st.kernelRoutes.AllSorted() {
+		for p := range r.st.kernelRoutes[r.st.table].AllSorted() {
 			if !yield(p) {
 				return
 			}
@@ -184,7 +184,7 @@ func TestResolveMatchesProbe(t *testing.T) {
 			st.kernelRoute(randRoute(), false)
 		}
 		for p, e := range st.entries.all() {
-			ie, ok := st.kernelRoutes.Get(p.Prefix)
+			ie, ok := st.kernelRoutes[st.table].Get(p.Prefix)
 			if p.Table != 100 {
 				if ok && ie == e {
 					t.Fatalf("step %d: index has %v of table %d", step, p.Prefix, p.Table)
@@ -195,7 +195,7 @@ func TestResolveMatchesProbe(t *testing.T) {
 				t.Fatalf("step %d: index has %v: %v, entry has %d routes", step, p, ok, len(e.kernelRoutes()))
 			}
 		}
-		if n := st.kernelRoutes.Size(); n > st.entries.Len() {
+		if n := st.kernelRoutes[st.table].Size(); n > st.entries.Len() {
 			t.Fatalf("step %d: index has %d prefixes, entries %d", step, n, st.entries.Len())
 		}
 		for range 20 {

@@ -59,16 +59,32 @@ type bgpSet struct {
 	// blackhole: the set of BGP blackhole routes (RTBH, RFC 7999), one
 	// for all of them: no next hops, installed as blackholes.
 	blackhole bool
+	// table is the kernel table of its routes (they resolve there);
+	// connected: the set of the connected routes of ours of one VRF port
+	// (vrf.go): resolved is that port, nothing to resolve.
+	table     int
+	connected bool
 }
 
 type state struct {
 	opt Options
 	log *slog.Logger
 
-	// table is the kernel table of our routes (Options.Table,
-	// normalised): BGP routes are keyed in it and resolve through its
-	// kernel routes.
-	table int
+	// table is the kernel table of the global instance's BGP routes
+	// (Options.Table, normalised). bgpTables holds it and the VRF tables
+	// (Options.Tables): the tables with routes of ours, where BGP routes
+	// are keyed and resolve through that table's kernel routes.
+	table     int
+	bgpTables map[int]bool
+	// portTable maps VRF ports to their table (Options.PortTables);
+	// connected holds the connected routes of ours wanted in VRF tables,
+	// each with the set (a connected bgpSet) it is installed with, and
+	// connBGP the BGP set of such a prefix, kept aside: the connected
+	// route wins, as in the kernel's main table (vrf.go).
+	portTable map[string]int
+	connected map[route.TablePrefix]uint32
+	connBGP   map[route.TablePrefix]uint32
+	connDirty bool // addresses or links changed: syncConnected
 
 	haveSnapshot   bool
 	sweepWanted    bool // SweepStale before the first snapshot (sweep.go)
@@ -123,13 +139,15 @@ type state struct {
 	leftoverMembers map[uint32][]uint32
 	leftoverSingle  map[uint32]route.NextHop
 
-	// kernelRoutes indexes the entries of our table (st.table) with
+	// kernelRoutes indexes, per BGP table (bgpTables), the entries with
 	// kernel routes (e.kernelRoutes() not empty) by prefix: resolve walks
-	// a next hop's covering routes in it, longest first, instead of
-	// probing entries at every prefix length. Other tables' routes never
-	// resolve BGP next hops (the kernel validates a gateway in the route's
-	// own table).
-	kernelRoutes *bart.Table[*entry]
+	// a next hop's covering routes in the table of the BGP route, longest
+	// first, instead of probing entries at every prefix length. Other
+	// tables' routes never resolve BGP next hops (the kernel validates a
+	// gateway in the route's own table). The connected routes of ours in
+	// VRF tables are indexed too (connIndex).
+	kernelRoutes map[int]*bart.Table[*entry]
+	connIndex    map[int]*bart.Table[int] // VRF table → connected prefix → ifindex
 	// What changed since the last reresolve: the prefixes whose kernel
 	// routes changed (only sets with a next hop inside one can resolve
 	// differently), or, with resolveAll, something every set depends on
@@ -197,10 +215,26 @@ func newState(opt Options, log *slog.Logger) *state {
 		ksingles:   map[route.NextHop]*ksingle{},
 		leftoverNH: map[uint32]bool{},
 
-		kernelRoutes:  new(bart.Table[*entry]),
+		kernelRoutes:  map[int]*bart.Table[*entry]{},
+		connIndex:     map[int]*bart.Table[int]{},
+		bgpTables:     map[int]bool{},
+		portTable:     map[string]int{},
+		connected:     map[route.TablePrefix]uint32{},
+		connBGP:       map[route.TablePrefix]uint32{},
 		kernelChanged: new(bart.Lite),
 	}
 	st.ourLists.freed = st.listFreed
+	st.bgpTables[st.table] = true
+	for _, t := range opt.Tables {
+		st.bgpTables[route.NormTable(t)] = true
+	}
+	for port, t := range opt.PortTables {
+		st.portTable[port] = route.NormTable(t)
+		st.bgpTables[route.NormTable(t)] = true
+	}
+	for t := range st.bgpTables {
+		st.kernelRoutes[t] = new(bart.Table[*entry])
+	}
 	for _, p := range opt.Ports {
 		st.ports[p] = true
 	}
@@ -219,6 +253,18 @@ func (st *state) ourKey(p netip.Prefix) route.TablePrefix {
 	return route.TablePrefix{Table: st.table, Prefix: p}
 }
 
+// bgpKey is the key of a BGP path's prefix p in table t (0: def, the
+// global instance's table).
+func bgpKey(def, t int, p netip.Prefix) route.TablePrefix {
+	if t == 0 {
+		t = def
+	}
+	return route.TablePrefix{Table: route.NormTable(t), Prefix: p}
+}
+
+// isBGPTable reports whether table t holds BGP routes (routes of ours).
+func (st *state) isBGPTable(t int) bool { return st.bgpTables[route.NormTable(t)] }
+
 // mainKey is the key of prefix p in the main table (local addresses).
 func mainKey(p netip.Prefix) route.TablePrefix {
 	return route.TablePrefix{Table: route.TableMain, Prefix: p}
@@ -230,7 +276,8 @@ func mainKey(p netip.Prefix) route.TablePrefix {
 // kernel routes, so gc never drops one still indexed.
 func (st *state) kernelRoutesSet(tp route.TablePrefix, e *entry) {
 	st.markDirty(tp)
-	if tp.Table != st.table {
+	idx := st.kernelRoutes[tp.Table]
+	if idx == nil {
 		return // resolves nothing
 	}
 	p := tp.Prefix
@@ -246,9 +293,9 @@ func (st *state) kernelRoutesSet(tp route.TablePrefix, e *entry) {
 		return // not a route prefix (the index would mask it onto another)
 	}
 	if len(e.kernelRoutes()) > 0 {
-		st.kernelRoutes.Insert(p, e)
+		idx.Insert(p, e)
 	} else {
-		st.kernelRoutes.Delete(p)
+		idx.Delete(p)
 	}
 }
 

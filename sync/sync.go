@@ -92,6 +92,9 @@ type BestPath struct {
 	Backup     []netip.Addr
 	BackupPeer netip.Addr
 	Blackhole  bool
+	// Table is the kernel table of the path's routing instance (a VRF's
+	// table, see Options.Tables); 0: Options.Table (the global one).
+	Table int
 }
 
 // peerDropped is PeerDropped's input, queued in order with kernel events.
@@ -117,6 +120,16 @@ type Options struct {
 	// fib.table; FIB writes into it); 0: route.TableMain. BGP next hops
 	// resolve through its routes only.
 	Table int
+	// Tables are further kernel tables BGP routes are installed in: the
+	// tables of VRF-lite instances (BestPath.Table). Like Table, they hold
+	// routes of ours (adopted at a restart, swept when stale) and BGP next
+	// hops in them resolve through their own routes only.
+	Tables []int
+	// PortTables maps router ports of VRF-lite instances to their table:
+	// the connected routes of their addresses are installed there as
+	// routes of ours (scope link), so that an instance reaches its own
+	// subnets. Their tables must be in Tables.
+	PortTables map[string]int
 	// Ports are the router ports (interface names) that carry XDP.
 	Ports []string
 	// Metric is the kernel metric of the routes xdprouterd installs. A
@@ -179,7 +192,7 @@ type Syncer struct {
 	// Inputs, queued by their producers without waiting for the worker:
 	// BGP changes coalesced per prefix, kernel events in order.
 	inMu     gosync.Mutex
-	bgpIn    map[netip.Prefix]BestPath
+	bgpIn    map[route.TablePrefix]BestPath
 	kernelIn []any
 	wake     chan struct{}
 
@@ -203,7 +216,7 @@ func New(opt Options) *Syncer {
 	s := &Syncer{
 		opt:   opt,
 		log:   opt.Log.With("component", "sync"),
-		bgpIn: map[netip.Prefix]BestPath{},
+		bgpIn: map[route.TablePrefix]BestPath{},
 		wake:  make(chan struct{}, 1),
 	}
 	s.st = newState(opt, s.log)
@@ -215,7 +228,7 @@ func New(opt Options) *Syncer {
 func (s *Syncer) Best(paths []BestPath) {
 	s.inMu.Lock()
 	for _, p := range paths {
-		s.bgpIn[p.Prefix.Masked()] = p
+		s.bgpIn[bgpKey(s.opt.Table, p.Table, p.Prefix.Masked())] = p
 	}
 	s.inMu.Unlock()
 	s.kick()
@@ -320,7 +333,7 @@ func (s *Syncer) applyPending() {
 	s.kernelIn = nil
 	in := s.bgpIn
 	if len(in) > 0 {
-		s.bgpIn = map[netip.Prefix]BestPath{}
+		s.bgpIn = map[route.TablePrefix]BestPath{}
 	} else {
 		in = nil // never keep the producers' map: Best writes it unlocked from us
 	}
@@ -348,7 +361,7 @@ func (s *Syncer) applyPending() {
 	}
 	for p, b := range in {
 		s.st.peerSeen(b.Peer, b.BackupPeer)
-		s.st.setBGP(p, b.NextHops, b.Backup, b.Peer, b.Blackhole)
+		s.st.setBGPIn(p, b.NextHops, b.Backup, b.Peer, b.Blackhole)
 	}
 	chunk := s.opt.Chunk
 	if chunk <= 0 {
@@ -387,7 +400,7 @@ func (s *Syncer) publishCounts() {
 // Counts is a snapshot of the sync state for metrics and status.
 type Counts struct {
 	XDP4, XDP6 int // routes in the XDP tries (every table)
-	FIB4, FIB6 int // routes xdprouterd installed in the kernel (in Options.Table)
+	FIB4, FIB6 int // routes xdprouterd installed in the kernel (Options.Table and Options.Tables)
 	Pending    int // changes received but not applied yet
 	Failed     int // changes whose last apply failed (retried every second)
 	Rejected   int // BGP routes the kernel refused for good (not retried until they change)

@@ -165,6 +165,10 @@ type fakeFIB struct {
 	singles  map[uint32]route.Nexthop
 	nhGroups map[uint32][]uint32
 	nhWrites int
+
+	// byTable is the same routes by (table, prefix): routes keys by
+	// prefix only, as most tests use one table.
+	byTable map[route.TablePrefix]route.Route
 }
 
 func (f *fakeFIB) expand(id uint32) ([]route.NextHop, bool) {
@@ -234,6 +238,39 @@ func (f *fakeFIB) Nexthops() ([]route.Nexthop, []route.NexthopGroup, error) {
 }
 
 func (f *fakeFIB) Apply(cs []route.Change) []error {
+	errs := f.apply(cs)
+	if f.byTable == nil {
+		f.byTable = map[route.TablePrefix]route.Route{}
+	}
+	for i, c := range cs {
+		k := route.TablePrefix{Table: route.NormTable(c.Route.Table), Prefix: c.Route.Prefix}
+		old, had := f.byTable[k]
+		switch {
+		case errs[i] != nil || f.discard:
+		case c.Delete && had && old.Metric != c.Route.Metric:
+		case c.Delete:
+			delete(f.byTable, k)
+		default:
+			r := c.Route
+			if r.NHID != 0 {
+				r.NextHops, _ = f.expand(r.NHID)
+			}
+			f.byTable[k] = r
+		}
+	}
+	return errs
+}
+
+// viaIn is via for table t.
+func (f *fakeFIB) viaIn(t int, p string) string {
+	r, ok := f.byTable[route.TablePrefix{Table: t, Prefix: netip.MustParsePrefix(p)}]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprint(r.NextHops)
+}
+
+func (f *fakeFIB) apply(cs []route.Change) []error {
 	errs := make([]error, len(cs))
 	for i, c := range cs {
 		old, had := f.routes[c.Route.Prefix]
@@ -242,7 +279,7 @@ func (f *fakeFIB) Apply(cs []route.Change) []error {
 			// Another metric: not this route (ESRCH, reported as done).
 		case c.Delete:
 			delete(f.routes, c.Route.Prefix)
-		case slices.ContainsFunc(c.Route.NextHops, func(nh route.NextHop) bool { return nh.Gateway == f.refuse }):
+		case slices.ContainsFunc(c.Route.NextHops, func(nh route.NextHop) bool { return f.refuse.IsValid() && nh.Gateway == f.refuse }):
 			errs[i] = fmt.Errorf("install %s: %w: invalid argument", c.Route.Prefix, route.ErrRejected)
 			continue
 		case f.failNext > 0:
