@@ -1,13 +1,17 @@
 // Package bypass finds the kernel policy that packets XDP forwards never
 // meet: netfilter chains on the forward and prerouting hooks (nftables,
 // iptables-nft, legacy iptables), netdev ingress chains on the router's
-// ports, ip rules beyond the kernel's defaults, and rp_filter. XDP redirects
+// ports, and rp_filter. XDP redirects
 // a frame from one port's driver to another's before any of these run, so
 // the router has to say so instead of silently ignoring them.
 //
 // Check reads the current network namespace once; a Watcher checks again
-// whenever netfilter, the ip rules or a netconf setting changes (and every
+// whenever netfilter or a netconf setting changes (and every
 // few seconds, for legacy iptables, which notifies nobody).
+//
+// ip rules are not bypassed: XDP evaluates the kernel's rules itself and
+// passes packets a rule it cannot evaluate may match to the kernel (see
+// bpf/rules.go).
 package bypass
 
 import (
@@ -28,12 +32,11 @@ const (
 	KindNFTIngress    = "nftables-ingress"    // netdev/inet ingress chain on a router port
 	KindIPTForward    = "iptables-forward"    // iptables-nft FORWARD chain (tables filter, mangle, security)
 	KindIPTLegacy     = "iptables-legacy"     // legacy (x_tables) iptables/ip6tables FORWARD or PREROUTING
-	KindIPRule        = "ip-rule"             // ip rule beyond the kernel's defaults
 	KindRPFilter      = "rp-filter"           // net.ipv4.conf.{all,PORT}.rp_filter non-zero on a port
 )
 
 // Kinds lists every kind, in the order they are reported.
-var Kinds = []string{KindNFTForward, KindNFTPrerouting, KindNFTIngress, KindIPTForward, KindIPTLegacy, KindIPRule, KindRPFilter}
+var Kinds = []string{KindNFTForward, KindNFTPrerouting, KindNFTIngress, KindIPTForward, KindIPTLegacy, KindRPFilter}
 
 // A Finding is one piece of kernel policy XDP does not apply.
 type Finding struct {
@@ -42,7 +45,7 @@ type Finding struct {
 	// (hook forward, 3 rules)".
 	Detail string `json:"detail"`
 	// Count is the number of rules of a chain (a drop policy counts as
-	// one), or 1 for an ip rule or a port with rp_filter.
+	// one), or 1 for a port with rp_filter.
 	Count int `json:"count"`
 }
 
@@ -51,8 +54,6 @@ const filterHint = `express the policy as [[filter]] rules, or pass the traffic 
 // Remedy says what to do instead.
 func (f Finding) Remedy() string {
 	switch f.Kind {
-	case KindIPRule:
-		return `XDP routes by the tables xdprouterd builds (fib.table and connected routes), not by ip rules: pass the traffic these rules steer to the kernel with a [[filter]] action "pass"`
 	case KindRPFilter:
 		return `XDP does no reverse-path check of its own unless asked: set [dataplane] urpf = "strict" (rp_filter=1) or "loose" (rp_filter=2)`
 	}
@@ -73,7 +74,6 @@ func Check(ports []string) ([]Finding, error) {
 	for _, c := range []func() ([]Finding, error){
 		func() ([]Finding, error) { return checkNFTables(ports) },
 		func() ([]Finding, error) { return checkLegacy("/proc/thread-self/net", runSave) },
-		checkRules,
 		func() ([]Finding, error) { return checkRPFilter("/proc/sys", ports) },
 	} {
 		fs, err := c()

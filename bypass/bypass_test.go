@@ -2,7 +2,6 @@ package bypass
 
 import (
 	"encoding/binary"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/mdlayher/netlink"
-	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -131,43 +129,6 @@ func TestCheckLegacy(t *testing.T) {
 	}
 }
 
-func TestRules(t *testing.T) {
-	def := func(prio, table int) vnl.Rule {
-		r := *vnl.NewRule()
-		r.Priority, r.Table = prio, table
-		return r
-	}
-	_, src, _ := net.ParseCIDR("10.1.0.0/16")
-	custom := def(32765, 100)
-	custom.Src = src
-	mark := def(100, 200)
-	mark.Mark = 0x10
-	mask := uint32(0xff)
-	mark.Mask = &mask
-	mark.IifName = "eth1"
-	mark.Dport = vnl.NewRulePortRange(22, 22)
-	moved := def(1000, unix.RT_TABLE_LOCAL) // local lookup moved: not a default
-	black := def(500, 0)
-
-	v4 := []vnl.Rule{def(0, 255), custom, mark, moved, black, def(32766, 254), def(32767, 253)}
-	got := ruleFindings(vnl.FAMILY_V4, v4)
-	want := []Finding{
-		{KindIPRule, "ip rule 32765: from 10.1.0.0/16 lookup 100", 1},
-		{KindIPRule, "ip rule 100: from all fwmark 0x10/0xff iif eth1 dport 22 lookup 200", 1},
-		{KindIPRule, "ip rule 1000: from all lookup local", 1},
-		{KindIPRule, "ip rule 500: from all blackhole|unreachable|prohibit", 1},
-	}
-	if !equalFindings(got, want) {
-		t.Errorf("v4: got %+v\nwant %+v", got, want)
-	}
-	// IPv6 has no default-table rule by default: one added is reported.
-	got = ruleFindings(vnl.FAMILY_V6, []vnl.Rule{def(0, 255), def(32766, 254), def(32767, 253)})
-	want = []Finding{{KindIPRule, "ip -6 rule 32767: from all lookup default", 1}}
-	if !equalFindings(got, want) {
-		t.Errorf("v6: got %+v\nwant %+v", got, want)
-	}
-}
-
 func TestRPFilter(t *testing.T) {
 	dir := t.TempDir()
 	set := func(dev, v string) {
@@ -209,8 +170,8 @@ func TestMessageAndTotals(t *testing.T) {
 	if !strings.Contains(Finding{Kind: KindRPFilter}.Remedy(), `urpf = "strict"`) {
 		t.Error("rp_filter remedy does not name dataplane.urpf")
 	}
-	tot := Totals([]Finding{f, {KindIPRule, "a", 1}, {KindIPRule, "b", 1}})
-	if len(tot) != len(Kinds) || tot[KindNFTForward] != 3 || tot[KindIPRule] != 2 || tot[KindRPFilter] != 0 {
+	tot := Totals([]Finding{f, {KindRPFilter, "a", 1}, {KindRPFilter, "b", 1}})
+	if len(tot) != len(Kinds) || tot[KindNFTForward] != 3 || tot[KindRPFilter] != 2 || tot[KindIPTLegacy] != 0 {
 		t.Errorf("totals %v", tot)
 	}
 }

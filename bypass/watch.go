@@ -19,7 +19,7 @@ const DefaultEvery = 10 * time.Second
 // before the check that follows it.
 const settle = 200 * time.Millisecond
 
-// A Watcher checks at start, again soon after nf_tables, an ip rule or an
+// A Watcher checks at start, again soon after nf_tables or an
 // IPv4 netconf setting (rp_filter) changes, and every Every; it logs the
 // findings (WARN, one line each with what to do) whenever they change.
 type Watcher struct {
@@ -114,7 +114,7 @@ func (w *Watcher) Recheck() {
 		log.Warn(f.Message(), "kind", f.Kind, "count", f.Count)
 	}
 	if len(fs) == 0 && err == nil {
-		log.Info("no kernel policy here that XDP would bypass: no netfilter forward, prerouting or port ingress chain, extra ip rule or rp_filter on the ports")
+		log.Info("no kernel policy here that XDP would bypass: no netfilter forward, prerouting or port ingress chain or rp_filter on the ports")
 	}
 	if w.OnChange != nil {
 		w.OnChange(slices.Clone(fs))
@@ -122,7 +122,7 @@ func (w *Watcher) Recheck() {
 }
 
 // subscribe joins the netlink groups whose messages announce a change
-// (nf_tables; IPv4 and IPv6 rules; IPv4 netconf, which carries rp_filter)
+// (nf_tables; IPv4 netconf, which carries rp_filter)
 // and wakes the loop on each. Without them the poll still finds changes.
 func (w *Watcher) subscribe(wake chan<- struct{}) (stop func()) {
 	var conns []*netlink.Conn
@@ -132,7 +132,7 @@ func (w *Watcher) subscribe(wake chan<- struct{}) (stop func()) {
 		groups []uint32
 	}{
 		{unix.NETLINK_NETFILTER, []uint32{unix.NFNLGRP_NFTABLES}},
-		{unix.NETLINK_ROUTE, []uint32{unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_IPV6_RULE, unix.RTNLGRP_IPV4_NETCONF}},
+		{unix.NETLINK_ROUTE, []uint32{unix.RTNLGRP_IPV4_NETCONF}},
 	} {
 		c, err := netlink.Dial(s.proto, &netlink.Config{NetNS: w.NetNS})
 		if err == nil {

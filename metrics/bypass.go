@@ -12,7 +12,7 @@ type Findings interface {
 }
 
 var bypassDesc = prometheus.NewDesc("xdprouter_bypassed_policy",
-	"Kernel policy not applied to packets XDP forwards, by kind: rules of netfilter chains (a drop policy counts as one), ip rules, ports with rp_filter; 0 when none.",
+	"Kernel policy not applied to packets XDP forwards, by kind: rules of netfilter chains (a drop policy counts as one), ports with rp_filter; 0 when none.",
 	[]string{"kind"}, nil)
 
 // BypassCollector emits xdprouter_bypassed_policy, one series per kind.

@@ -78,18 +78,17 @@ func TestBypassCollector(t *testing.T) {
 	reg.MustRegister(NewBypass(fakeFindings{
 		{Kind: bypass.KindNFTForward, Detail: "a", Count: 3},
 		{Kind: bypass.KindNFTForward, Detail: "b", Count: 1},
-		{Kind: bypass.KindIPRule, Detail: "c", Count: 1},
+		{Kind: bypass.KindRPFilter, Detail: "c", Count: 1},
 	}))
 	want := `
-# HELP xdprouter_bypassed_policy Kernel policy not applied to packets XDP forwards, by kind: rules of netfilter chains (a drop policy counts as one), ip rules, ports with rp_filter; 0 when none.
+# HELP xdprouter_bypassed_policy Kernel policy not applied to packets XDP forwards, by kind: rules of netfilter chains (a drop policy counts as one), ports with rp_filter; 0 when none.
 # TYPE xdprouter_bypassed_policy gauge
-xdprouter_bypassed_policy{kind="ip-rule"} 1
 xdprouter_bypassed_policy{kind="iptables-forward"} 0
 xdprouter_bypassed_policy{kind="iptables-legacy"} 0
 xdprouter_bypassed_policy{kind="nftables-forward"} 4
 xdprouter_bypassed_policy{kind="nftables-ingress"} 0
 xdprouter_bypassed_policy{kind="nftables-prerouting"} 0
-xdprouter_bypassed_policy{kind="rp-filter"} 0
+xdprouter_bypassed_policy{kind="rp-filter"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "xdprouter_bypassed_policy"); err != nil {
 		t.Error(err)
