@@ -48,7 +48,11 @@ func (b *batcher) close() error { return unix.Close(b.fd) }
 // change.
 func (b *batcher) run(ops []route.Change, table int, proto uint8) []error {
 	return b.do(len(ops), func(buf []byte, i int, seq uint32) []byte {
-		return appendRouteMsg(buf, ops[i], table, proto, seq)
+		t := table
+		if ops[i].Route.Table != 0 {
+			t = ops[i].Route.Table // another table of ours (VRF-lite)
+		}
+		return appendRouteMsg(buf, ops[i], t, proto, seq)
 	})
 }
 

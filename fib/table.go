@@ -11,9 +11,10 @@ import (
 	"github.com/xdprouter/xdprouter/route"
 )
 
-// Table writes xdprouterd's routes into one kernel table with its own
-// protocol and asks the kernel to resolve neighbors. It works in the network
-// namespace of the process.
+// Table writes xdprouterd's routes with its own protocol, into table ID
+// or, for a change whose Route.Table is set, into that table (VRF-lite
+// instances), and asks the kernel to resolve neighbors. It works in the
+// network namespace of the process.
 type Table struct {
 	ID int
 	// Protocol is the rtm_protocol of the routes written and deleted
@@ -61,20 +62,24 @@ func (t *Table) Apply(changes []route.Change) []error {
 	errs := t.batch.run(changes, t.ID, uint8(proto))
 	for i, err := range errs {
 		c := changes[i]
+		tid := t.ID
+		if c.Route.Table != 0 {
+			tid = c.Route.Table
+		}
 		switch {
 		case err == nil:
 		case c.Delete && (errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT)):
 			errs[i] = nil
 		case c.Delete:
-			errs[i] = fmt.Errorf("delete route %s from table %d: %w", c.Route.Prefix, t.ID, err)
+			errs[i] = fmt.Errorf("delete route %s from table %d: %w", c.Route.Prefix, tid, err)
 		case refused(err) && c.Route.NHID != 0:
 			// Also a nexthop id that does not exist (yet): install the
 			// objects before the routes naming them.
-			errs[i] = fmt.Errorf("install route %s by nexthop %d in table %d: %w: %w", c.Route.Prefix, c.Route.NHID, t.ID, route.ErrRejected, err)
+			errs[i] = fmt.Errorf("install route %s by nexthop %d in table %d: %w: %w", c.Route.Prefix, c.Route.NHID, tid, route.ErrRejected, err)
 		case refused(err):
-			errs[i] = fmt.Errorf("install route %s via %v in table %d: %w: %w", c.Route.Prefix, c.Route.NextHops, t.ID, route.ErrRejected, err)
+			errs[i] = fmt.Errorf("install route %s via %v in table %d: %w: %w", c.Route.Prefix, c.Route.NextHops, tid, route.ErrRejected, err)
 		default:
-			errs[i] = fmt.Errorf("install route %s in table %d: %w", c.Route.Prefix, t.ID, err)
+			errs[i] = fmt.Errorf("install route %s in table %d: %w", c.Route.Prefix, tid, err)
 		}
 	}
 	return errs
