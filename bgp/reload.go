@@ -43,6 +43,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -127,6 +128,7 @@ func restartKeys(old, cfg *config.Config) error {
 		old.BGP.ListenAddresses, cfg.BGP.ListenAddresses)
 	check("bgp.use-multiple-paths", old.BGP.UseMultiplePaths == cfg.BGP.UseMultiplePaths, old.BGP.UseMultiplePaths, cfg.BGP.UseMultiplePaths)
 	check("bgp.pic", old.BGP.PIC == cfg.BGP.PIC, old.BGP.PIC, cfg.BGP.PIC)
+	check("vrf", reflect.DeepEqual(old.VRFs, cfg.VRFs), vrfNames(old), vrfNames(cfg))
 	check("api.grpc-listen", old.API.GRPCListen == cfg.API.GRPCListen, fmt.Sprintf("%q", old.API.GRPCListen), fmt.Sprintf("%q", cfg.API.GRPCListen))
 	return errors.Join(errs...)
 }
@@ -544,4 +546,13 @@ func (s *Speaker) reloadFlowspec() {
 
 func sortedAddrs(m map[netip.Addr]bool) []netip.Addr {
 	return slices.SortedFunc(maps.Keys(m), netip.Addr.Compare)
+}
+
+// vrfNames lists the [[vrf]]s for a log line.
+func vrfNames(c *config.Config) []string {
+	var out []string
+	for _, v := range c.VRFs {
+		out = append(out, fmt.Sprintf("%s(table %d, rd %s)", v.Name, v.Table, v.RouteDistinguisher))
+	}
+	return out
 }

@@ -235,6 +235,11 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	if err := installPolicies(ctx, srv, p); err != nil {
 		return fmt.Errorf("bgp: %w", err)
 	}
+	for _, v := range p.vrfs {
+		if err := srv.AddVrf(ctx, &api.AddVrfRequest{Vrf: v}); err != nil {
+			return fmt.Errorf("bgp: vrf %s: %w", v.Name, err)
+		}
+	}
 
 	// Watch before adding peers; Init replays whatever is already there.
 	onBest := s.onBest
@@ -272,6 +277,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 		s.backup, s.backupRun = b, done
 	} else {
 		tr := newBestTracker(p.global.UseMultiplePaths, &s.rule, s.log)
+		tr.vrfs = p.vrfTables
 		cb := server.WatchEventMessageCallbacks{
 			OnBestPath: func(paths []*apiutil.Path, _ time.Time) {
 				if s.stopping.Load() {
@@ -310,7 +316,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	}
 	go s.enforceLimits(wctx)
 	s.log.Info("bgp speaker started", "asn", p.global.Asn, "router-id", p.global.RouterId,
-		"port", p.global.ListenPort, "neighbors", len(p.peers), "networks", len(p.networks),
+		"port", p.global.ListenPort, "neighbors", len(p.peers), "networks", len(p.networks), "vrfs", len(p.vrfs),
 		"multipath", p.global.UseMultiplePaths, "backup-paths", s.withBackup, "grpc", s.cfg.API.GRPCListen,
 		"forwarding-preserved", preserved)
 	return nil

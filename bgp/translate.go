@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"google.golang.org/protobuf/proto"
 
@@ -53,6 +54,10 @@ type plan struct {
 	exportAssignment *api.PolicyAssignment
 	peers    []*api.Peer
 	networks []netip.Prefix
+	// vrfs are the [[vrf]] instances (added before the peers in them),
+	// vrfTables their route distinguishers → kernel tables.
+	vrfs      []*api.Vrf
+	vrfTables vrfTables
 }
 
 // translate turns a validated configuration into GoBGP objects.
@@ -61,6 +66,10 @@ func translate(cfg *config.Config) (*plan, error) {
 		return nil, errors.New("bgp: no config")
 	}
 	p := &plan{global: translateGlobal(cfg), definedSets: translateDefinedSets(cfg)}
+	var err error
+	if p.vrfs, p.vrfTables, err = translateVRFs(cfg); err != nil {
+		return nil, err
+	}
 	for i := range cfg.Neighbors {
 		p.peers = append(p.peers, translateNeighbor(cfg, &cfg.Neighbors[i]))
 	}
@@ -138,6 +147,7 @@ func translateNeighbor(cfg *config.Config, n *config.Neighbor) *api.Peer {
 			PeerAsn:         n.PeerASN,
 			Description:     n.Description,
 			AuthPassword:    n.Password,
+			Vrf:             n.VRF,
 		},
 		Transport: &api.Transport{
 			PassiveMode: n.Passive,
@@ -497,4 +507,42 @@ func StaleBound(cfg *config.Config) time.Duration {
 		longest = max(longest, rt)
 	}
 	return time.Duration(longest)*time.Second + staleMargin
+}
+
+// translateVRFs turns the [[vrf]]s into GoBGP VRFs. A neighbor in a VRF
+// (PeerConf.Vrf) has its ipv4/ipv6-unicast paths turned by GoBGP into
+// l3vpn paths with the VRF's route distinguisher and export route
+// targets, kept in the global RIB (and shown by `gobgp vrf NAME rib`);
+// it is sent the l3vpn paths its VRF imports. Import and export route
+// targets are the RD's value: each instance imports exactly its own
+// paths, so nothing leaks between instances or into the global table
+// (whose unicast families never see l3vpn paths). VRFs without a route
+// distinguisher (BGP off) are left out.
+func translateVRFs(cfg *config.Config) ([]*api.Vrf, vrfTables, error) {
+	var out []*api.Vrf
+	tables := vrfTables{}
+	for _, v := range cfg.VRFs {
+		if v.RouteDistinguisher == "" {
+			continue
+		}
+		rd, err := bgp.ParseRouteDistinguisher(v.RouteDistinguisher)
+		if err != nil {
+			return nil, nil, fmt.Errorf("vrf %s: route-distinguisher %q: %w", v.Name, v.RouteDistinguisher, err)
+		}
+		rt, err := bgp.ParseRouteTarget(v.RouteDistinguisher)
+		if err != nil {
+			return nil, nil, fmt.Errorf("vrf %s: route target %q: %w", v.Name, v.RouteDistinguisher, err)
+		}
+		ard, err := apiutil.MarshalRD(rd)
+		if err != nil {
+			return nil, nil, fmt.Errorf("vrf %s: %w", v.Name, err)
+		}
+		rts, err := apiutil.MarshalRTs([]bgp.ExtendedCommunityInterface{rt})
+		if err != nil {
+			return nil, nil, fmt.Errorf("vrf %s: %w", v.Name, err)
+		}
+		out = append(out, &api.Vrf{Name: v.Name, Rd: ard, ImportRt: rts, ExportRt: rts, Id: uint32(v.Table)})
+		tables[rd.String()] = v.Table
+	}
+	return out, tables, nil
 }

@@ -32,7 +32,12 @@ import (
 // with accept-blackhole and carries one of [bgp] blackhole-communities.
 // Traffic to the prefix is to be dropped; NextHops still holds the next
 // hops as learned (not empty: not a withdrawal), not to be used.
+//
+// Table is the kernel table of the path's routing instance: a [[vrf]]'s
+// table for paths of its neighbors (GoBGP holds them as l3vpn paths with
+// the VRF's route distinguisher), 0 for the global RIB.
 type PathUpdate struct {
+	Table      int
 	Prefix     netip.Prefix
 	NextHops   []netip.Addr
 	Peer       netip.Addr
@@ -62,6 +67,7 @@ type pathKey struct {
 // then rewalk re-emits the prefixes it may decide differently for.
 type bestTracker struct {
 	multipath bool
+	vrfs      vrfTables
 	rule      *atomic.Pointer[blackholeRule]
 	log       *slog.Logger
 
@@ -70,7 +76,13 @@ type bestTracker struct {
 	emit sync.Mutex
 
 	mu      sync.Mutex
-	members map[netip.Prefix][]member // multipath only
+	members map[tablePrefix][]member // multipath only
+}
+
+// tablePrefix is a prefix of one routing instance (table 0: global).
+type tablePrefix struct {
+	table  int
+	prefix netip.Prefix
 }
 
 type member struct {
@@ -86,7 +98,7 @@ func newBestTracker(multipath bool, rule *atomic.Pointer[blackholeRule], log *sl
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &bestTracker{multipath: multipath, rule: rule, log: log, members: make(map[netip.Prefix][]member)}
+	return &bestTracker{multipath: multipath, rule: rule, log: log, members: make(map[tablePrefix][]member)}
 }
 
 // isBlackhole applies the current rule to a best path, logging a
@@ -123,6 +135,36 @@ func pathPrefix(p *apiutil.Path) (netip.Prefix, bool) {
 	return n.Prefix.Masked(), true
 }
 
+// vrfTables maps the route distinguishers of the [[vrf]]s (bgp's String
+// form) to their kernel tables.
+type vrfTables map[string]int
+
+// instancePrefix returns the routing instance (kernel table, 0: global)
+// and prefix of a unicast path, or of an l3vpn path of one of our VRFs
+// (a VRF neighbor's path as GoBGP keeps it: the VRF's RD, its route
+// targets); false for anything else, l3vpn paths of unknown RDs included.
+func (v vrfTables) instancePrefix(p *apiutil.Path) (tablePrefix, bool) {
+	if p == nil {
+		return tablePrefix{}, false
+	}
+	switch p.Family {
+	case bgp.RF_IPv4_UC, bgp.RF_IPv6_UC:
+		pfx, ok := pathPrefix(p)
+		return tablePrefix{prefix: pfx}, ok
+	case bgp.RF_IPv4_VPN, bgp.RF_IPv6_VPN:
+		n, ok := p.Nlri.(*bgp.LabeledVPNIPAddrPrefix)
+		if !ok || !n.Prefix.IsValid() || n.RD == nil {
+			return tablePrefix{}, false
+		}
+		t, ok := v[n.RD.String()]
+		if !ok {
+			return tablePrefix{}, false
+		}
+		return tablePrefix{table: t, prefix: n.Prefix.Masked()}, true
+	}
+	return tablePrefix{}, false
+}
+
 // pathNextHop returns the (global) next hop of a path.
 func pathNextHop(p *apiutil.Path) netip.Addr {
 	var nh netip.Addr
@@ -156,11 +198,12 @@ func (t *bestTracker) apply(paths []*apiutil.Path) []PathUpdate {
 	rule := t.rule.Load()
 	if !t.multipath {
 		for _, p := range paths {
-			pfx, ok := pathPrefix(p)
+			tp, ok := t.vrfs.instancePrefix(p)
 			if !ok {
 				continue
 			}
-			u := PathUpdate{Prefix: pfx}
+			pfx := tp.prefix
+			u := PathUpdate{Table: tp.table, Prefix: pfx}
 			if nh, ok := usableNextHop(p); ok {
 				u.NextHops, u.Peer = []netip.Addr{nh}, p.PeerAddress
 				u.Blackhole = isBlackhole(rule, p, pfx, t.log)
@@ -171,29 +214,29 @@ func (t *bestTracker) apply(paths []*apiutil.Path) []PathUpdate {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var touched []netip.Prefix
+	var touched []tablePrefix
 	for _, p := range paths {
-		pfx, ok := pathPrefix(p)
+		tp, ok := t.vrfs.instancePrefix(p)
 		if !ok {
 			continue
 		}
-		if !slices.Contains(touched, pfx) {
-			touched = append(touched, pfx)
+		if !slices.Contains(touched, tp) {
+			touched = append(touched, tp)
 		}
 		key := pathKey{peer: p.PeerAddress, id: p.RemoteID}
-		m := slices.DeleteFunc(t.members[pfx], func(x member) bool { return x.key == key })
+		m := slices.DeleteFunc(t.members[tp], func(x member) bool { return x.key == key })
 		if nh, ok := usableNextHop(p); ok {
-			m = append(m, member{key, nh, isBlackhole(rule, p, pfx, t.log)})
+			m = append(m, member{key, nh, isBlackhole(rule, p, tp.prefix, t.log)})
 		}
 		if len(m) == 0 {
-			delete(t.members, pfx)
+			delete(t.members, tp)
 		} else {
-			t.members[pfx] = m
+			t.members[tp] = m
 		}
 	}
-	for _, pfx := range touched {
-		u := PathUpdate{Prefix: pfx}
-		for _, x := range t.members[pfx] {
+	for _, tp := range touched {
+		u := PathUpdate{Table: tp.table, Prefix: tp.prefix}
+		for _, x := range t.members[tp] {
 			u.NextHops = append(u.NextHops, x.nh)
 			if !u.Peer.IsValid() || x.nh == slices.MinFunc(u.NextHops, netip.Addr.Compare) {
 				u.Peer = x.key.peer
@@ -216,7 +259,11 @@ func (t *bestTracker) apply(paths []*apiutil.Path) []PathUpdate {
 func (t *bestTracker) rewalk(srv *server.BgpServer, tagged func(*apiutil.Path) bool, fn func([]PathUpdate)) error {
 	t.emit.Lock()
 	defer t.emit.Unlock()
-	for _, fam := range []bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
+	fams := []bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC}
+	if len(t.vrfs) > 0 {
+		fams = append(fams, bgp.RF_IPv4_VPN, bgp.RF_IPv6_VPN)
+	}
+	for _, fam := range fams {
 		var paths []*apiutil.Path
 		err := srv.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: fam},
 			func(_ bgp.NLRI, ps []*apiutil.Path) {

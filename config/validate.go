@@ -604,6 +604,9 @@ func (v *validator) neighbors() {
 			if n.Flowspec {
 				v.errf(base+"flowspec", "is not supported for a neighbor in a VRF (vrf = %q)", n.VRF)
 			}
+			if c.BGP.PIC {
+				v.errf(base+"vrf", "not with bgp.pic = true: backup paths are computed for the global instance only")
+			}
 		}
 	}
 }

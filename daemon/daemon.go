@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		speaker, err = bgp.New(bgp.Options{Config: cfg, Logger: log, OnBest: func(us []bgp.PathUpdate) {
 			best := make([]xsync.BestPath, len(us))
 			for i, u := range us {
-				best[i] = xsync.BestPath{Prefix: u.Prefix, NextHops: u.NextHops, Peer: u.Peer, Backup: u.Backup, BackupPeer: u.BackupPeer, Blackhole: u.Blackhole}
+				best[i] = xsync.BestPath{Table: u.Table, Prefix: u.Prefix, NextHops: u.NextHops, Peer: u.Peer, Backup: u.Backup, BackupPeer: u.BackupPeer, Blackhole: u.Blackhole}
 			}
 			syncer.Best(best)
 		}, Backup: cfg.BGP.PIC, OnPeerDropped: func(a netip.Addr) { syncer.PeerDropped(a) },
@@ -135,6 +135,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	}
 	table.Protocol = cfg.FIB.Protocol
 	handles = append([]closer{{"fib", closeFunc(func() error { table.Close(); return nil })}}, handles...)
+	if err := setVRFRules(table, cfg, log.With("component", "vrf")); err != nil {
+		return fmt.Errorf("VRF policy rules: %w", err)
+	}
 
 	var collector *metrics.Collector
 	capacity := dp.Capacity()
@@ -143,6 +146,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	}
 	opts := xsync.Options{
 		Datapath: dp, FIB: table, Log: log, Metric: cfg.FIB.Metric, Table: cfg.FIB.Table,
+		Tables: vrfTables(cfg), PortTables: cfg.PortTables(),
 		OnApply: func(d time.Duration) { collector.ObserveApply(d) },
 		// With pinned maps of another layout, the old program forwards
 		// until the new maps hold the kernel's state.

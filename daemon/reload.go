@@ -96,6 +96,11 @@ func restartOnly(old, new *config.Config) []string {
 	if !reflect.DeepEqual(old.FIB, new.FIB) {
 		keys = append(keys, "fib")
 	}
+	if !reflect.DeepEqual(old.VRFs, new.VRFs) {
+		// Tables, ports, rules and GoBGP VRFs are set up at start. Moving
+		// a neighbor between existing instances (neighbor.vrf) is live.
+		keys = append(keys, "vrf (adding, removing or changing a [[vrf]])")
+	}
 	if old.BGPEnabled() != new.BGPEnabled() {
 		keys = append(keys, "router.asn (BGP on/off)")
 	}

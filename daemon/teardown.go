@@ -38,11 +38,23 @@ func Teardown(cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	for _, vt := range vrfTables(cfg) {
+		vrf, err := fib.DumpOurs(vt, cfg.FIB.Protocol)
+		if err != nil {
+			return err
+		}
+		ours = append(ours, vrf...)
+	}
 	ops := make([]route.Change, len(ours))
 	for i, r := range ours {
 		ops[i] = route.Change{Delete: true, Route: r}
 	}
 	var errs []error
+	if _, deleted, err := table.SetOwnRules(nil); err != nil {
+		errs = append(errs, err)
+	} else if len(deleted) > 0 {
+		log.Info("removed xdprouterd's policy rules (VRF-lite)", "rules", len(deleted))
+	}
 	for _, err := range table.Apply(ops) {
 		if err != nil && len(errs) < 10 {
 			errs = append(errs, err)

@@ -119,5 +119,3 @@ func (st *state) isConnectedOurs(p route.TablePrefix) bool {
 	_, ok := st.connected[p]
 	return ok
 }
-
-
