@@ -14,7 +14,7 @@ import (
 // runIn runs the program on frame as if it arrived on ifindex (0: no
 // port), in the ports' namespace, where the kernel resolves it; the frame
 // is addressed to the port.
-func runIn(t *testing.T, d *Datapath, p ports, ifindex int, frame []byte) (uint32, []byte) {
+func runIn(t testing.TB, d *Datapath, p ports, ifindex int, frame []byte) (uint32, []byte) {
 	t.Helper()
 	switch ifindex {
 	case p.a:

@@ -89,7 +89,7 @@ func BenchmarkLookup(b *testing.B) {
 	for _, sz := range lookupSizes(b) {
 		b.Run(fmt.Sprintf("routes=%d+%d", sz[0], sz[1]), func(b *testing.B) {
 			start := time.Now()
-			e := newLookupEnv(b, sz)
+			e := newLookupEnv(b, sz, 0)
 			b.Logf("installed %d IPv4 + %d IPv6 routes into the kernel and two datapaths in %v",
 				sz[0], sz[1], time.Since(start).Round(time.Millisecond))
 			for fam, name := range []string{"v4", "v6"} {
@@ -117,7 +117,8 @@ type lookupEnv struct {
 
 var lookupModes = []bpf.LookupMode{bpf.LookupCompiled, bpf.LookupTrie}
 
-func newLookupEnv(b *testing.B, routes [2]int) *lookupEnv {
+// extra4 is room for more IPv4 routes in the datapaths (other tables).
+func newLookupEnv(b *testing.B, routes [2]int, extra4 int) *lookupEnv {
 	b.Helper()
 	e := &lookupEnv{l: lab.New("xlk"), routes: routes}
 	b.Cleanup(func() {
@@ -169,7 +170,7 @@ func newLookupEnv(b *testing.B, routes [2]int) *lookupEnv {
 			return err
 		}
 		for _, m := range lookupModes {
-			d, err := loadDatapath(m, tables, e.in, out.Attrs().Index)
+			d, err := loadDatapath(m, tables, extra4, e.in, out.Attrs().Index)
 			if err != nil {
 				return fmt.Errorf("datapath %v: %w", m, err)
 			}
@@ -220,8 +221,8 @@ func installKernel(tables [2][]netip.Prefix, out int) error {
 // loadDatapath loads xdprouter's program with mode and the tables, all
 // through one resolved next hop out of out (like bpf/bench_test.go, but
 // forwarding). Runs on a thread in the namespace (devmap updates).
-func loadDatapath(mode bpf.LookupMode, tables [2][]netip.Prefix, in, out int) (*bpf.Datapath, error) {
-	d, err := bpf.Load(bpf.Options{MaxRoutesV4: uint32(len(tables[0]) + 1024), MaxRoutesV6: uint32(len(tables[1]) + 1024),
+func loadDatapath(mode bpf.LookupMode, tables [2][]netip.Prefix, extra4, in, out int) (*bpf.Datapath, error) {
+	d, err := bpf.Load(bpf.Options{MaxRoutesV4: uint32(len(tables[0]) + extra4 + 1024), MaxRoutesV6: uint32(len(tables[1]) + 1024),
 		MaxGroups: 16, MaxNextHops: 16, MaxNeighbors: 16, Lookup: mode})
 	if err != nil {
 		return nil, err
