@@ -3,7 +3,6 @@ package bpf
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -120,13 +119,6 @@ type Datapath struct {
 	filters  *filters
 	tables   *tables
 
-	// The router's addresses in the locals map (tables.go): by route, and
-	// how many routes name each address.
-	localMu   sync.Mutex
-	localKeys map[route.TablePrefix]struct{}
-	localRefs map[netip.Addr]int
-	localErr  error
-
 	// Policy rules (rules.go), guarded by rmu: the last list given, as
 	// compiled, the source keys written per bank and family, and the
 	// ports' interface classes per bank (guarded by egressMu).
@@ -196,7 +188,7 @@ func Load(opts Options) (*Datapath, error) {
 
 	d := &Datapath{pinPath: opts.PinPath, links: make(map[int]attachment), targets: make(map[int]string),
 		nhs: make(map[uint32]route.Egress), ports: make(map[int]egressPort), urpf: make(map[int]URPFMode),
-		localKeys: map[route.TablePrefix]struct{}{}, localRefs: map[netip.Addr]int{}, ruleClass: map[int][2]uint8{}}
+		ruleClass: map[int][2]uint8{}}
 	var (
 		colOpts ebpf.CollectionOptions
 		pins    = &pinned{}

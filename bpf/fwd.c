@@ -215,14 +215,6 @@ struct {
 	__type(value, __u32);
 } rule_src SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 65536);
-	__type(key, struct local_key);
-	__type(value, __u8);
-} locals SEC(".maps");
-
 /* Control plane only: the kernel table id of each slot (0: free). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -920,6 +912,9 @@ struct rule_req {
 	__u8 rclass[2];     /* the ingress port's class, per bank */
 	__u16 rule;         /* out: the rule that decided */
 	struct route_val rt; /* out: the route (RV_ROUTE) */
+	struct route_val main; /* the main table's route, once looked up */
+	__u8 main_state;       /* 0: not looked up, 1: main holds it, 2: none */
+	__u8 pad2[3];
 };
 
 /* Per CPU: the request, off the stack (the program's stack is nearly full). */
@@ -938,7 +933,10 @@ static __always_inline struct rule_req *rule_req_get(__u32 in, __u16 rclass)
 
 	if (!q)
 		return 0;
-	__builtin_memset(q, 0, sizeof(*q));
+	/* Every field is set: the caller fills the addresses, ports and
+	 * protocol (zero where the packet has none). */
+	__builtin_memset(q, 0, __builtin_offsetof(struct rule_req, rclass));
+	q->main_state = 0;
 	q->iif = in;
 	q->rclass[0] = rclass;
 	q->rclass[1] = rclass >> 8;
@@ -955,6 +953,18 @@ __noinline int table_lookup(struct rule_req *q, __u32 slot)
 	__be32 a;
 	__builtin_memcpy(&a, q->dst, 4);
 	return route_v4(slot, a, &q->rt);
+}
+
+/* table_lookup of the main table, looked up once per packet. */
+static __always_inline int main_lookup(struct rule_req *q)
+{
+	if (!q->main_state) {
+		q->main_state = table_lookup(q, 0) ? 1 : 2;
+		q->main = q->rt;
+		return q->main_state == 1;
+	}
+	q->rt = q->main;
+	return q->main_state == 1;
 }
 
 static __always_inline int masked_eq(const __u8 *a, const __u8 *b, const __u8 *mask)
@@ -1004,7 +1014,7 @@ __noinline int rules_eval(struct rule_req *q)
 	__u32 bank = m->bank & 1, fam = q->v6 & 1;
 	__u32 n = m->n[bank][fam], nsrc = m->nsrc[bank][fam];
 	if (n == 0) /* the defaults: main table only */
-		return table_lookup(q, 0) ? RV_ROUTE : RV_NO_ROUTE;
+		return main_lookup(q) ? RV_ROUTE : RV_NO_ROUTE;
 	__u32 sclass = 0;
 	if (nsrc > 1) {
 		struct rule_src_key k = { .prefixlen = fam ? 32 + 128 : 32 + 32, .tag = bank << 1 | fam };
@@ -1035,7 +1045,7 @@ __noinline int rules_eval(struct rule_req *q)
 		switch (r->action) {
 		case RA_LOOKUP: {
 			__u8 suppress = r->suppress;
-			if (!table_lookup(q, r->table) || q->rt.type == ROUTE_THROW)
+			if (!(r->table == 0 ? main_lookup(q) : table_lookup(q, r->table)) || q->rt.type == ROUTE_THROW)
 				continue;
 			/* The kernel suppresses only results that are not errors. */
 			if (suppress && q->rt.plen < suppress &&
@@ -1049,19 +1059,12 @@ __noinline int rules_eval(struct rule_req *q)
 			continue;
 		case RA_NOP:
 			continue;
-		case RA_LOCAL: {
-			struct local_key lk = {};
-			if (fam) {
-				__builtin_memcpy(lk.addr, q->dst, 16);
-			} else { /* IPv4-mapped */
-				lk.addr[10] = 0xff;
-				lk.addr[11] = 0xff;
-				__builtin_memcpy(&lk.addr[12], q->dst, 4);
-			}
-			if (bpf_map_lookup_elem(&locals, &lk))
+		case RA_LOCAL:
+			/* The router's addresses are local routes of the main table
+			 * (sync puts them there, and nothing is longer than them). */
+			if (main_lookup(q) && q->rt.type == ROUTE_LOCAL)
 				return RV_LOCAL;
 			continue;
-		}
 		case RA_BLACKHOLE:
 			return RV_BLACKHOLE;
 		case RA_UNREACHABLE:
@@ -1135,7 +1138,9 @@ static __always_inline int urpf_rules(struct rule_req *q, __u32 in, __u8 mode)
 	q->sport = q->dport;
 	q->dport = p;
 	q->iif = 1; /* LOOPBACK_IFINDEX */
+	q->main_state = 0;
 	int v = rules_eval(q);
+	q->main_state = 0; /* main's route was the source's */
 	__builtin_memcpy(q->dst, q->src, 16);
 	__builtin_memcpy(q->src, a, 16);
 	q->dport = q->sport;

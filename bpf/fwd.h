@@ -338,7 +338,7 @@ enum rule_action {
 	RA_BLACKHOLE,    /* drop */
 	RA_UNREACHABLE,  /* unreachable, prohibit: the kernel sends the error */
 	RA_KERNEL,       /* XDP cannot evaluate the rule: pass to the kernel */
-	RA_LOCAL,        /* lookup local: a local destination goes to the kernel */
+	RA_LOCAL,        /* lookup local: a local destination (main's local routes) goes to the kernel */
 };
 
 /* What the rules decided for a packet (rules_eval). */
@@ -398,9 +398,5 @@ struct rule_meta {
 	__u32 lo_class[2]; /* per bank: the class of lo (uRPF looks up from lo) */
 };
 
-/* Addresses of the router (IPv4-mapped for IPv4), for RA_LOCAL. */
-struct local_key {
-	__u8 addr[16];
-};
 
 #endif /* XDPROUTER_FWD_H */

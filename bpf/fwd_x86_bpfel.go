@@ -174,11 +174,6 @@ type fwdIface struct {
 	Pad2      [2]uint8
 }
 
-type fwdLocalKey struct {
-	_    structs.HostLayout
-	Addr [16]uint8
-}
-
 type fwdLpmNode struct {
 	_         structs.HostLayout
 	Vector    uint64
@@ -336,19 +331,22 @@ type fwdRuleMeta struct {
 }
 
 type fwdRuleReq struct {
-	_      structs.HostLayout
-	Src    [16]uint8
-	Dst    [16]uint8
-	Iif    uint32
-	Sport  uint16
-	Dport  uint16
-	Proto  uint8
-	Tos    uint8
-	V6     uint8
-	Pad    uint8
-	Rclass [2]uint8
-	Rule   uint16
-	Rt     fwdRouteVal
+	_         structs.HostLayout
+	Src       [16]uint8
+	Dst       [16]uint8
+	Iif       uint32
+	Sport     uint16
+	Dport     uint16
+	Proto     uint8
+	Tos       uint8
+	V6        uint8
+	Pad       uint8
+	Rclass    [2]uint8
+	Rule      uint16
+	Rt        fwdRouteVal
+	Main      fwdRouteVal
+	MainState uint8
+	Pad2      [3]uint8
 }
 
 type fwdRuleSrcKey struct {
@@ -425,7 +423,6 @@ const (
 	fwdMapFilterRules    = "filter_rules"
 	fwdMapFilterState    = "filter_state"
 	fwdMapIfaces         = "ifaces"
-	fwdMapLocals         = "locals"
 	fwdMapLpmLeaves4     = "lpm_leaves4"
 	fwdMapLpmLeaves6     = "lpm_leaves6"
 	fwdMapLpmNodes4      = "lpm_nodes4"
@@ -511,7 +508,6 @@ type fwdMapSpecs struct {
 	FilterRules    *ebpf.MapSpec `ebpf:"filter_rules"`
 	FilterState    *ebpf.MapSpec `ebpf:"filter_state"`
 	Ifaces         *ebpf.MapSpec `ebpf:"ifaces"`
-	Locals         *ebpf.MapSpec `ebpf:"locals"`
 	LpmLeaves4     *ebpf.MapSpec `ebpf:"lpm_leaves4"`
 	LpmLeaves6     *ebpf.MapSpec `ebpf:"lpm_leaves6"`
 	LpmNodes4      *ebpf.MapSpec `ebpf:"lpm_nodes4"`
@@ -573,7 +569,6 @@ type fwdMaps struct {
 	FilterRules    *ebpf.Map `ebpf:"filter_rules"`
 	FilterState    *ebpf.Map `ebpf:"filter_state"`
 	Ifaces         *ebpf.Map `ebpf:"ifaces"`
-	Locals         *ebpf.Map `ebpf:"locals"`
 	LpmLeaves4     *ebpf.Map `ebpf:"lpm_leaves4"`
 	LpmLeaves6     *ebpf.Map `ebpf:"lpm_leaves6"`
 	LpmNodes4      *ebpf.Map `ebpf:"lpm_nodes4"`
@@ -608,7 +603,6 @@ func (m *fwdMaps) Close() error {
 		m.FilterRules,
 		m.FilterState,
 		m.Ifaces,
-		m.Locals,
 		m.LpmLeaves4,
 		m.LpmLeaves6,
 		m.LpmNodes4,

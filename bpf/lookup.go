@@ -246,8 +246,8 @@ func (d *Datapath) evalRules(rs *ruleSet, fr *famRules, f Flow) (fwdRuleVerdict,
 				from = int(p.GotoIdx)
 			}
 		case fwdRuleActionRA_NOP:
-		case fwdRuleActionRA_LOCAL:
-			if d.localAddr(f.Dst) {
+		case fwdRuleActionRA_LOCAL: // main's local routes
+			if kind, _, _, ok := d.compiledLookup(0, f.Dst); ok && kind == route.Local {
 				return fwdRuleVerdictRV_LOCAL, int(idx), 0
 			}
 		case fwdRuleActionRA_BLACKHOLE:

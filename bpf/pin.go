@@ -41,7 +41,7 @@ func stateMaps() []string {
 		fwdMapNeighbors, fwdMapIfaces, fwdMapTxPorts, fwdMapStats, fwdMapMeta,
 		fwdMapFilterState, fwdMapFilterClass, fwdMapFilterBitmaps, fwdMapFilterPrefixes, fwdMapFilterPorts,
 		fwdMapFilterRules, fwdMapFilterCounters, fwdMapFilterBuckets,
-		fwdMapRuleState, fwdMapRules, fwdMapRuleLists, fwdMapRuleSrc, fwdMapLocals, fwdMapTableIds}
+		fwdMapRuleState, fwdMapRules, fwdMapRuleLists, fwdMapRuleSrc, fwdMapTableIds}
 }
 
 // ErrPinPathBusy means another process holds the pin path's lock.
@@ -264,7 +264,7 @@ func (d *Datapath) stateMapsByName() map[string]*ebpf.Map {
 		fwdMapFilterPrefixes: m.FilterPrefixes, fwdMapFilterPorts: m.FilterPorts, fwdMapFilterRules: m.FilterRules,
 		fwdMapFilterCounters: m.FilterCounters, fwdMapFilterBuckets: m.FilterBuckets,
 		fwdMapRuleState: m.RuleState, fwdMapRules: m.Rules, fwdMapRuleLists: m.RuleLists,
-		fwdMapRuleSrc: m.RuleSrc, fwdMapLocals: m.Locals, fwdMapTableIds: m.TableIds,
+		fwdMapRuleSrc: m.RuleSrc, fwdMapTableIds: m.TableIds,
 	}
 }
 

@@ -3,7 +3,6 @@ package bpf
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -104,10 +103,9 @@ func (t *tables) ids() [MaxTables]int {
 }
 
 // routesWritten follows route writes that took effect: the compiled
-// structure, the router's own addresses (locals, for rules that look up
-// the local table) and, when the default table gains its first route or
-// loses its last, the rules (with an empty default table, the default
-// rules compile to the main table alone).
+// structure and, when the default table gains its first route or loses its
+// last, the rules (with an empty default table, the default rules compile
+// to the main table alone).
 func (d *Datapath) routesWritten(set []route.Entry, setSlots []uint32, del []route.TablePrefix, delKnown []bool) {
 	var delSlots []uint32
 	var dels []route.TablePrefix
@@ -123,7 +121,6 @@ func (d *Datapath) routesWritten(set []route.Entry, setSlots []uint32, del []rou
 	}
 	dflt, hadDflt := d.defaultEmpty()
 	d.applyCompiled(set, setSlots, dels, delSlots)
-	d.followLocals(set, dels)
 	if now, _ := d.defaultEmpty(); hadDflt && now != dflt {
 		d.refreshRules()
 	}
@@ -137,53 +134,4 @@ func (d *Datapath) defaultEmpty() (empty, ok bool) {
 		return true, true
 	}
 	return d.compiled.empty(s), true
-}
-
-// followLocals keeps the locals map equal to the host routes of kind
-// Local (the router's addresses) in any table.
-func (d *Datapath) followLocals(set []route.Entry, del []route.TablePrefix) {
-	d.localMu.Lock()
-	defer d.localMu.Unlock()
-	drop := func(tp route.TablePrefix) {
-		if _, ok := d.localKeys[tp]; !ok {
-			return
-		}
-		delete(d.localKeys, tp)
-		a := tp.Prefix.Addr()
-		if d.localRefs[a]--; d.localRefs[a] <= 0 {
-			delete(d.localRefs, a)
-			k := fwdLocalKey{Addr: a.As16()}
-			if err := d.objs.Locals.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				d.localErr = fmt.Errorf("map locals: delete %v: %w", a, err)
-			}
-		}
-	}
-	for _, e := range set {
-		tp := route.TablePrefix{Table: route.NormTable(e.Table), Prefix: e.Prefix.Masked()}
-		if e.Kind != route.Local || !e.Prefix.IsSingleIP() {
-			drop(tp)
-			continue
-		}
-		if _, ok := d.localKeys[tp]; ok {
-			continue
-		}
-		d.localKeys[tp] = struct{}{}
-		a := tp.Prefix.Addr()
-		if d.localRefs[a]++; d.localRefs[a] == 1 {
-			k := fwdLocalKey{Addr: a.As16()}
-			if err := d.objs.Locals.Put(&k, uint8(1)); err != nil {
-				d.localErr = fmt.Errorf("map locals: set %v: %w", a, err)
-			}
-		}
-	}
-	for _, tp := range del {
-		drop(route.TablePrefix{Table: route.NormTable(tp.Table), Prefix: tp.Prefix.Masked()})
-	}
-}
-
-// localAddr reports whether a is in the locals map (for Lookup).
-func (d *Datapath) localAddr(a netip.Addr) bool {
-	var v uint8
-	k := fwdLocalKey{Addr: a.As16()}
-	return d.objs.Locals.Lookup(&k, &v) == nil
 }
