@@ -29,6 +29,9 @@ type compiled struct {
 	top4     []uint32 // MaxTables * lpm.TopEntries
 	top6     []uint32
 	v4, v6   [MaxTables]*lpm.Table // nil: slot unused
+	// The rules' source classes per bank and family (rule_top4/6).
+	rtop4, rtop6 []uint32
+	rsrc         [2][2]*lpm.Table
 	mem4     lpm.Memory            // Top: slot 0's
 	mem6     lpm.Memory
 	mappings [][]byte
@@ -54,6 +57,39 @@ func (c *compiled) table(slot uint32, v4 bool) (*lpm.Table, error) {
 		*tp = t
 	}
 	return *tp, nil
+}
+
+// setSources replaces the source classes of a bank and family (fi: 0
+// IPv4, 1 IPv6) and publishes them; on an error the bank's classes are
+// incomplete (the caller must not use them).
+func (c *compiled) setSources(bank uint32, fi int, srcs []srcClass) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &c.rsrc[bank&1][fi]
+	if *t == nil {
+		top, a, bits := c.rtop4, c.a4, 32
+		if fi == 1 {
+			top, a, bits = c.rtop6, c.a6, 128
+		}
+		var err error
+		if *t, err = lpm.NewIn(bits, a, top[int(bank&1)*lpm.TopEntries:int(bank&1+1)*lpm.TopEntries]); err != nil {
+			return err
+		}
+	}
+	(*t).Reset()
+	var errs []error
+	for _, s := range srcs {
+		errs = append(errs, (*t).Set(s.prefix, lpm.NewLeaf(0, uint8(s.prefix.Bits()), s.class)))
+	}
+	err := (*t).Commit()
+	if errors.Is(err, lpm.ErrFull) && (*t).Pending() {
+		e := (*t).Epoch()
+		if gerr := gracePeriod(); gerr == nil {
+			(*t).Reclaim(e)
+			err = (*t).Commit()
+		}
+	}
+	return errors.Join(append(errs, err)...)
 }
 
 // empty reports whether a slot has no route in either family.
@@ -113,8 +149,8 @@ func records(b []byte, n uint32) []lpm.Record {
 // newCompiled maps the compiled arrays and sets the lookup XDP uses.
 func newCompiled(m *fwdMaps, v *fwdVariables, mode LookupMode) (*compiled, error) {
 	c := &compiled{}
-	var maps [6][]byte
-	for i, am := range []*ebpf.Map{m.LpmTop4, m.LpmNodes4, m.LpmLeaves4, m.LpmTop6, m.LpmNodes6, m.LpmLeaves6} {
+	var maps [8][]byte
+	for i, am := range []*ebpf.Map{m.LpmTop4, m.LpmNodes4, m.LpmLeaves4, m.LpmTop6, m.LpmNodes6, m.LpmLeaves6, m.RuleTop4, m.RuleTop6} {
 		b, err := mmapArray(am)
 		if err != nil {
 			c.close()
@@ -133,6 +169,7 @@ func newCompiled(m *fwdMaps, v *fwdVariables, mode LookupMode) (*compiled, error
 	c.mem4 = lpm.Memory{Top: c.top4[:lpm.TopEntries], Records: rec4, Leaves: lv4}
 	c.mem6 = lpm.Memory{Top: c.top6[:lpm.TopEntries], Records: rec6, Leaves: lv6}
 	c.a4, c.a6 = lpm.NewArena(rec4, lv4), lpm.NewArena(rec6, lv6)
+	c.rtop4, c.rtop6 = u32s(maps[6], 2*lpm.TopEntries), u32s(maps[7], 2*lpm.TopEntries)
 	// Maps reused from a previous instance are rebuilt from the trie:
 	// start from nothing.
 	clear(c.top4)

@@ -53,12 +53,21 @@ LPM_ARRAY(lpm_leaves4, struct lpm_pair, DEFAULT_LPM_LEAVES_V4);
 LPM_ARRAY(lpm_top6, struct lpm_pair, MAX_TABLES << (LPM_TOP_BITS - 1));
 LPM_ARRAY(lpm_nodes6, struct lpm_node, DEFAULT_LPM_RECORDS_V6);
 LPM_ARRAY(lpm_leaves6, struct lpm_pair, DEFAULT_LPM_LEAVES_V6);
+/* Source classes of the policy rules, per bank: the same structure. */
+LPM_ARRAY(rule_top4, struct lpm_pair, 2 << (LPM_TOP_BITS - 1));
+LPM_ARRAY(rule_top6, struct lpm_pair, 2 << (LPM_TOP_BITS - 1));
 
 /*
  * Which structure packets use: 1 the compiled one, 0 the LPM trie (set by
  * Go at load, and at run time if the compiled one runs out of room).
  */
 volatile __u32 lookup_compiled = 1;
+
+/*
+ * 1 once Go has built the compiled source classes of the rules in force
+ * (rule_top4/6); until then, and if they do not fit, the trie rule_src.
+ */
+volatile __u32 rules_compiled = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -464,6 +473,58 @@ static __always_inline int lpm_top(void *top, __u32 t, __u32 *e)
 	return 1;
 }
 
+/*
+ * The compiled structure's walk for a (host order) from the top entries at
+ * base: 1 with *e the leaf entry (LPM_LEAF | leaf), 0 if a record is out
+ * of range.
+ */
+static __always_inline int lpm_walk_v4(void *top, __u32 base, __u32 a, __u32 *e)
+{
+	if (!lpm_top(top, base | a >> 14, e))
+		return 0;
+	/* Nodes cover bits 18-23, 24-29 and 30-31 (plus four zero bits). */
+	__u32 chunks[3] = { (a >> 8) & 63, (a >> 2) & 63, (a << 4) & 63 };
+	for (int level = 0; level < 3; level++) {
+		if (*e & LPM_LEAF)
+			break;
+		struct lpm_node *n = bpf_map_lookup_elem(&lpm_nodes4, e);
+		if (!n)
+			return 0;
+		if (lpm_step(n, chunks[level], &lpm_leaves4, e))
+			break;
+	}
+	return 1;
+}
+
+static __always_inline int lpm_walk_v6(void *top, __u32 base, struct in6_addr *daddr, __u32 *e)
+{
+	__u64 hi = (__u64)bpf_ntohl(daddr->in6_u.u6_addr32[0]) << 32 | bpf_ntohl(daddr->in6_u.u6_addr32[1]);
+	__u64 lo = (__u64)bpf_ntohl(daddr->in6_u.u6_addr32[2]) << 32 | bpf_ntohl(daddr->in6_u.u6_addr32[3]);
+
+	if (!lpm_top(top, base | (__u32)(hi >> 46), e))
+		return 0;
+	/* 19 nodes of 6 bits from bit 18; the one at bit 60 straddles. */
+	for (int level = 0; level < 19; level++) {
+		if (*e & LPM_LEAF)
+			break;
+		struct lpm_node *n = bpf_map_lookup_elem(&lpm_nodes6, e);
+		if (!n)
+			return 0;
+		__u32 off = 18 + 6 * level, v;
+		if (off <= 58)
+			v = hi >> (58 - off);
+		else if (off < 64)
+			v = hi << (off - 58) | lo >> (122 - off);
+		else if (off <= 122)
+			v = lo >> (122 - off);
+		else
+			v = lo << (off - 122);
+		if (lpm_step(n, v & 63, &lpm_leaves6, e))
+			break;
+	}
+	return 1;
+}
+
 /* Longest-prefix match of an IPv4 destination in a table slot; 0: no route. */
 static __always_inline int route_v4(__u32 slot, __be32 daddr, struct route_val *rt)
 {
@@ -476,20 +537,9 @@ static __always_inline int route_v4(__u32 slot, __be32 daddr, struct route_val *
 		*rt = *v;
 		return 1;
 	}
-	__u32 a = bpf_ntohl(daddr), e;
-	if (!lpm_top(&lpm_top4, slot << LPM_TOP_BITS | a >> 14, &e))
+	__u32 e;
+	if (!lpm_walk_v4(&lpm_top4, slot << LPM_TOP_BITS, bpf_ntohl(daddr), &e))
 		return 0;
-	/* Nodes cover bits 18-23, 24-29 and 30-31 (plus four zero bits). */
-	__u32 chunks[3] = { (a >> 8) & 63, (a >> 2) & 63, (a << 4) & 63 };
-	for (int level = 0; level < 3; level++) {
-		if (e & LPM_LEAF)
-			break;
-		struct lpm_node *n = bpf_map_lookup_elem(&lpm_nodes4, &e);
-		if (!n)
-			return 0;
-		if (lpm_step(n, chunks[level], &lpm_leaves4, &e))
-			break;
-	}
 	return lpm_leaf(e, rt);
 }
 
@@ -506,30 +556,9 @@ static __always_inline int route_v6(__u32 slot, struct in6_addr *daddr, struct r
 		*rt = *v;
 		return 1;
 	}
-	__u64 hi = (__u64)bpf_ntohl(daddr->in6_u.u6_addr32[0]) << 32 | bpf_ntohl(daddr->in6_u.u6_addr32[1]);
-	__u64 lo = (__u64)bpf_ntohl(daddr->in6_u.u6_addr32[2]) << 32 | bpf_ntohl(daddr->in6_u.u6_addr32[3]);
 	__u32 e;
-	if (!lpm_top(&lpm_top6, slot << LPM_TOP_BITS | (__u32)(hi >> 46), &e))
+	if (!lpm_walk_v6(&lpm_top6, slot << LPM_TOP_BITS, daddr, &e))
 		return 0;
-	/* 19 nodes of 6 bits from bit 18; the one at bit 60 straddles. */
-	for (int level = 0; level < 19; level++) {
-		if (e & LPM_LEAF)
-			break;
-		struct lpm_node *n = bpf_map_lookup_elem(&lpm_nodes6, &e);
-		if (!n)
-			return 0;
-		__u32 off = 18 + 6 * level, v;
-		if (off <= 58)
-			v = hi >> (58 - off);
-		else if (off < 64)
-			v = hi << (off - 58) | lo >> (122 - off);
-		else if (off <= 122)
-			v = lo >> (122 - off);
-		else
-			v = lo << (off - 122);
-		if (lpm_step(n, v & 63, &lpm_leaves6, &e))
-			break;
-	}
 	return lpm_leaf(e, rt);
 }
 
@@ -943,8 +972,11 @@ static __always_inline struct rule_req *rule_req_get(__u32 in, __u16 rclass)
 	return q;
 }
 
-/* Global: checked once by the verifier, not once per rule of the walk. */
-__noinline int table_lookup(struct rule_req *q, __u32 slot)
+/*
+ * Inlined: a call costs as much as a lookup here (return thunks); the
+ * walk that calls it is one function (rules_eval).
+ */
+static __always_inline int table_lookup(struct rule_req *q, __u32 slot)
 {
 	if (!q)
 		return 0;
@@ -1016,7 +1048,17 @@ __noinline int rules_eval(struct rule_req *q)
 	if (n == 0) /* the defaults: main table only */
 		return main_lookup(q) ? RV_ROUTE : RV_NO_ROUTE;
 	__u32 sclass = 0;
-	if (nsrc > 1) {
+	if (nsrc > 1 && rules_compiled) {
+		__u32 e = 0;
+		if (fam) {
+			lpm_walk_v6(&rule_top6, bank << LPM_TOP_BITS, (struct in6_addr *)q->src, &e);
+		} else {
+			__be32 a;
+			__builtin_memcpy(&a, q->src, 4);
+			lpm_walk_v4(&rule_top4, bank << LPM_TOP_BITS, bpf_ntohl(a), &e);
+		}
+		sclass = e & LPM_GROUP_MASK;
+	} else if (nsrc > 1) {
 		struct rule_src_key k = { .prefixlen = fam ? 32 + 128 : 32 + 32, .tag = bank << 1 | fam };
 		__builtin_memcpy(k.addr, q->src, 16);
 		__u32 *c = bpf_map_lookup_elem(&rule_src, &k);

@@ -440,6 +440,8 @@ const (
 	fwdMapRuleScratch    = "rule_scratch"
 	fwdMapRuleSrc        = "rule_src"
 	fwdMapRuleState      = "rule_state"
+	fwdMapRuleTop4       = "rule_top4"
+	fwdMapRuleTop6       = "rule_top6"
 	fwdMapRules          = "rules"
 	fwdMapStats          = "stats"
 	fwdMapTableIds       = "table_ids"
@@ -447,6 +449,7 @@ const (
 	fwdProgXdpFwd        = "xdp_fwd"
 	fwdVarEnumAnchor     = "enum_anchor"
 	fwdVarLookupCompiled = "lookup_compiled"
+	fwdVarRulesCompiled  = "rules_compiled"
 	fwdVarRulesOn        = "rules_on"
 )
 
@@ -525,6 +528,8 @@ type fwdMapSpecs struct {
 	RuleScratch    *ebpf.MapSpec `ebpf:"rule_scratch"`
 	RuleSrc        *ebpf.MapSpec `ebpf:"rule_src"`
 	RuleState      *ebpf.MapSpec `ebpf:"rule_state"`
+	RuleTop4       *ebpf.MapSpec `ebpf:"rule_top4"`
+	RuleTop6       *ebpf.MapSpec `ebpf:"rule_top6"`
 	Rules          *ebpf.MapSpec `ebpf:"rules"`
 	Stats          *ebpf.MapSpec `ebpf:"stats"`
 	TableIds       *ebpf.MapSpec `ebpf:"table_ids"`
@@ -537,6 +542,7 @@ type fwdMapSpecs struct {
 type fwdVariableSpecs struct {
 	EnumAnchor     *ebpf.VariableSpec `ebpf:"enum_anchor"`
 	LookupCompiled *ebpf.VariableSpec `ebpf:"lookup_compiled"`
+	RulesCompiled  *ebpf.VariableSpec `ebpf:"rules_compiled"`
 	RulesOn        *ebpf.VariableSpec `ebpf:"rules_on"`
 }
 
@@ -586,6 +592,8 @@ type fwdMaps struct {
 	RuleScratch    *ebpf.Map `ebpf:"rule_scratch"`
 	RuleSrc        *ebpf.Map `ebpf:"rule_src"`
 	RuleState      *ebpf.Map `ebpf:"rule_state"`
+	RuleTop4       *ebpf.Map `ebpf:"rule_top4"`
+	RuleTop6       *ebpf.Map `ebpf:"rule_top6"`
 	Rules          *ebpf.Map `ebpf:"rules"`
 	Stats          *ebpf.Map `ebpf:"stats"`
 	TableIds       *ebpf.Map `ebpf:"table_ids"`
@@ -620,6 +628,8 @@ func (m *fwdMaps) Close() error {
 		m.RuleScratch,
 		m.RuleSrc,
 		m.RuleState,
+		m.RuleTop4,
+		m.RuleTop6,
 		m.Rules,
 		m.Stats,
 		m.TableIds,
@@ -633,6 +643,7 @@ func (m *fwdMaps) Close() error {
 type fwdVariables struct {
 	EnumAnchor     *ebpf.Variable `ebpf:"enum_anchor"`
 	LookupCompiled *ebpf.Variable `ebpf:"lookup_compiled"`
+	RulesCompiled  *ebpf.Variable `ebpf:"rules_compiled"`
 	RulesOn        *ebpf.Variable `ebpf:"rules_on"`
 }
 

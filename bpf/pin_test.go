@@ -87,9 +87,21 @@ func TestPinnedRestart(t *testing.T) {
 		{Prefix: netip.MustParsePrefix("10.1.0.0/16"), Group: 2},
 		{Prefix: netip.MustParsePrefix("2001:db8::/32"), Group: 1},
 		{Prefix: netip.MustParsePrefix("192.0.2.254/32"), Kind: route.Local},
+		{Table: 100, Prefix: netip.MustParsePrefix("10.1.0.0/16"), Kind: route.Blackhole},
 	}
 	if _, err := d.UpdateRoutes(routes); err != nil {
 		t.Fatal(err)
+	}
+	// A policy rule sends 172.16.0.1's packets to table 100 (a blackhole).
+	rules := append(route.DefaultRules(), route.Rule{Family: 4, Priority: 100, Src: netip.MustParsePrefix("172.16.0.1/32"),
+		Action: route.RuleLookup, Table: 100, SuppressPrefixlen: -1, SuppressIfgroup: -1})
+	must(t, p.ns.Do(func() error { return d.SetRules(rules, func(string) int { return 0 }) }))
+	ruled := func(d *Datapath) uint32 {
+		ret, _ := runIn(t, d, p, p.a, v4("10.1.2.3").with(func(k *pkt) { k.src = ip("172.16.0.1") }).build())
+		return ret
+	}
+	if ret := ruled(d); ret != xdpDrop {
+		t.Fatalf("before the restart: %s, want XDP_DROP by table 100", xdpNames[ret])
 	}
 	before := d.lookupOf(t, "10.1.2.3")
 	must(t, d.Close())
@@ -124,6 +136,15 @@ func TestPinnedRestart(t *testing.T) {
 	// The compiled structure was rebuilt from the trie.
 	if after := d2.lookupOf(t, "10.1.2.3"); after != before {
 		t.Errorf("lookup after restart %+v, before %+v", after, before)
+	}
+	// The rules stay in force (with the trie's source classes) until the
+	// new instance sets them, and then too.
+	if ret := ruled(d2); ret != xdpDrop {
+		t.Errorf("after the restart: %s, want XDP_DROP by the pinned rule and table 100", xdpNames[ret])
+	}
+	must(t, p.ns.Do(func() error { return d2.SetRules(rules, func(string) int { return 0 }) }))
+	if ret := ruled(d2); ret != xdpDrop {
+		t.Errorf("after SetRules: %s, want XDP_DROP", xdpNames[ret])
 	}
 	progBefore := attachedProg(t, p)
 	if err := p.ns.Do(func() error { return d2.Attach(p.a, ModeAuto) }); err != nil {

@@ -427,6 +427,27 @@ func (d *Datapath) writeRules() error {
 		meta.N[bank][fi], meta.Nsrc[bank][fi] = n, nsrc
 	}
 	meta.LoClass[bank] = uint32(rs.loClass)
+	// The compiled source classes, for both families of the bank: XDP
+	// classifies with them once every family's are built, else with the
+	// trie.
+	compiledOK := true
+	for fi := range rs.fam {
+		fr := &rs.fam[fi]
+		if fr.simple || fr.fallback != "" || fr.nsrc <= 1 {
+			continue
+		}
+		if err := d.compiled.setSources(bank, fi, fr.srcs); err != nil {
+			compiledOK = false
+			errs = append(errs, fmt.Errorf("compiled source classes (the trie classifies meanwhile): %w", err))
+		}
+	}
+	if !compiledOK {
+		// Before the switch: the new bank's compiled classes are not
+		// whole.
+		if err := d.objs.RulesCompiled.Set(uint32(0)); err != nil {
+			errs = append(errs, fmt.Errorf("set rules_compiled: %w", err))
+		}
+	}
 	if err := d.setPortClasses(bank, rs.portClass); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
@@ -442,10 +463,20 @@ func (d *Datapath) writeRules() error {
 	if err := d.objs.RulesOn.Set(on); err != nil {
 		errs = append(errs, fmt.Errorf("set rules_on: %w", err))
 	}
+	if err := d.objs.RulesCompiled.Set(b2u(compiledOK)); err != nil {
+		errs = append(errs, fmt.Errorf("set rules_compiled: %w", err))
+	}
 	d.rules = rs
 	d.freeSlots(rs)
 	d.rulesErr = errors.Join(errs...)
 	return d.rulesErr
+}
+
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // writeFamily writes one family's rules, lists and source classes into a
