@@ -24,17 +24,17 @@ var _ = [1]struct{}{}[unsafe.Sizeof(fwdLpmNode{})-unsafe.Sizeof(lpm.Record{})]
 // memory mappings of its BPF arrays. The LPM trie holds the same routes
 // (the reference); XDP walks one or the other (lookup_compiled).
 type compiled struct {
-	mu       sync.Mutex
-	a4, a6   *lpm.Arena
-	top4     []uint32 // MaxTables * lpm.TopEntries
-	top6     []uint32
-	v4, v6   [MaxTables]*lpm.Table // nil: slot unused
+	mu     sync.Mutex
+	a4, a6 *lpm.Arena
+	top4   []uint32 // MaxTables * lpm.TopEntries
+	top6   []uint32
+	v4, v6 [MaxTables]*lpm.Table // nil: slot unused
 	// The rules' source classes per bank and family (rule_top4/6).
 	rtop4, rtop6 []uint32
 	rsrc         [2][2]*lpm.Table
-	mem4     lpm.Memory            // Top: slot 0's
-	mem6     lpm.Memory
-	mappings [][]byte
+	mem4         lpm.Memory // Top: slot 0's
+	mem6         lpm.Memory
+	mappings     [][]byte
 	// fallback says why packets use the trie although compiled was asked
 	// for ("" if they do not).
 	fallback string
