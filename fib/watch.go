@@ -252,7 +252,10 @@ func (st *watchState) route(u netlink.RouteUpdate, ok bool) (any, error) {
 	if ours && !deleted {
 		return nil, nil // the echo of our own write
 	}
-	return route.RouteEvent{Route: r, Ours: ours, Deleted: deleted}, nil
+	// An IPv6 replace must say so: the route it replaced may have had
+	// other next hops, or none (a reject route).
+	replace := !deleted && u.NlFlags&unix.NLM_F_REPLACE != 0
+	return route.RouteEvent{Route: r, Ours: ours, Deleted: deleted, Replace: replace}, nil
 }
 
 // ruleSet dumps the rules after a change notification; nothing when they

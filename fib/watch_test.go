@@ -6,12 +6,14 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/xdprouter/xdprouter/lab"
 	"github.com/xdprouter/xdprouter/route"
 
 	"golang.org/x/sys/unix"
@@ -113,4 +115,92 @@ func mustIPNet(s string) *net.IPNet {
 	}
 	n.IP = ip
 	return n
+}
+
+// TestWatcherReplaceFlag: a route the kernel replaced (NLM_F_REPLACE) is an
+// event with Replace set, in both families, whatever it replaced; adds,
+// appends (an IPv6 ECMP sibling: the whole route) and deletes are not.
+// Without it, sync cannot tell an IPv6 replace from a route added next to
+// the others of its metric.
+func TestWatcherReplaceFlag(t *testing.T) {
+	inLab(t, func(l *lab.Lab, _ int) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		out := make(chan any, 64)
+		ns, err := netns.Get() // this thread's: the test namespace
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer ns.Close()
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+			if err := netns.Set(ns); err != nil {
+				t.Error(err)
+				return
+			}
+			_ = (&Watcher{Log: slog.New(slog.DiscardHandler)}).Run(ctx, out)
+		}()
+		next := func() any {
+			select {
+			case ev := <-out:
+				return ev
+			case <-time.After(10 * time.Second):
+				return nil
+			}
+		}
+		if _, ok := next().(*route.Snapshot); !ok {
+			t.Error("no initial snapshot")
+			return
+		}
+		type step struct {
+			cmd              string
+			replace, deleted bool
+			kind             route.Kind
+			nhs              int
+		}
+		for _, fam := range []string{"4", "6"} {
+			p, g := "198.51.100.0/24", "10.99.0."
+			if fam == "6" {
+				p, g = "2001:db8:98::/48", "fd99::"
+			}
+			steps := []step{
+				{cmd: "add prohibit " + p, kind: route.Unreachable},
+				{cmd: "replace " + p + " via " + g + "2 dev v0", replace: true, kind: route.Unicast, nhs: 1},
+				{cmd: "replace " + p + " via " + g + "3 dev v0", replace: true, kind: route.Unicast, nhs: 1},
+				{cmd: "replace prohibit " + p, replace: true, kind: route.Unreachable},
+				{cmd: "del prohibit " + p, deleted: true, kind: route.Unreachable},
+			}
+			if fam == "6" {
+				steps = append(steps,
+					step{cmd: "add " + p + " via " + g + "2 dev v0", kind: route.Unicast, nhs: 1},
+					step{cmd: "append " + p + " via " + g + "3 dev v0", kind: route.Unicast, nhs: 2},
+					step{cmd: "del " + p + " via " + g + "2 dev v0", deleted: true, kind: route.Unicast, nhs: 1},
+					step{cmd: "replace " + p + " nexthop via " + g + "2 dev v0 nexthop via " + g + "4 dev v0", replace: true, kind: route.Unicast, nhs: 2},
+					step{cmd: "del " + p, deleted: true, kind: route.Unicast, nhs: 2})
+			}
+			for _, s := range steps {
+				if err := l.Run("r", append([]string{"ip", "-" + fam, "route"}, strings.Fields(s.cmd)...)...); err != nil {
+					t.Error(err)
+					return
+				}
+				var ev route.RouteEvent
+				for {
+					x := next()
+					if x == nil {
+						t.Errorf("ip -%s route %s: no event", fam, s.cmd)
+						return
+					}
+					if re, ok := x.(route.RouteEvent); ok && re.Route.Prefix.String() == p {
+						ev = re
+						break
+					}
+				}
+				if ev.Replace != s.replace || ev.Deleted != s.deleted || ev.Route.Kind != s.kind || len(ev.Route.NextHops) != s.nhs {
+					t.Errorf("ip -%s route %s: event %+v, want replace %v deleted %v kind %v with %d next hops",
+						fam, s.cmd, ev, s.replace, s.deleted, s.kind, s.nhs)
+				}
+			}
+		}
+	})
 }

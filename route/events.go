@@ -31,6 +31,11 @@ type RouteEvent struct {
 	Route   Route
 	Ours    bool // xdprouterd's protocol: one of our routes (or its echo)
 	Deleted bool
+	// Replace: the kernel replaced a route of the same table, prefix and
+	// metric with Route (NLM_F_REPLACE). IPv6 keeps several routes of one
+	// metric side by side; without Replace, Route is added next to them
+	// (or, a multipath route listing the next hops it had, updates it).
+	Replace bool
 }
 
 // NeighEvent is a neighbor entry change.

@@ -27,7 +27,7 @@ func (st *state) kernelEvent(ev any) {
 		if ev.Ours {
 			st.foreignOurs(ev.Route)
 		}
-		st.kernelRoute(ev.Route, ev.Deleted)
+		st.kernelRoute(ev.Route, ev.Deleted, ev.Replace)
 	case route.RuleSet:
 		st.setRules(ev.Rules)
 	case *route.RuleSet:
@@ -118,7 +118,7 @@ func (st *state) snapshot(s *route.Snapshot) {
 		return
 	}
 	for _, r := range s.Routes {
-		st.kernelRoute(r, false)
+		st.kernelRoute(r, false, false)
 	}
 	if st.opt.NexthopObjects {
 		st.adoptLeftoverNexthops()
@@ -126,7 +126,7 @@ func (st *state) snapshot(s *route.Snapshot) {
 	for _, r := range s.Ours {
 		if !st.isBGPTable(r.Key().Table) {
 			st.foreignOurs(r)
-			st.kernelRoute(r, false)
+			st.kernelRoute(r, false, false)
 			continue
 		}
 		if r.Metric != st.opt.Metric {
@@ -263,18 +263,27 @@ func (st *state) ourRouteEvent(ev route.RouteEvent) {
 // kernelRoute adds, replaces or deletes one of the kernel's routes of a
 // prefix in its table. A prefix may have several: one per metric, and in
 // IPv6 several of one metric through different next hops (fe80::/64 on
-// every port). A route is replaced by one of the same metric whose next
-// hops are equal or, for IPv6, overlap (a multipath route changing); IPv4
-// has one route per metric. A delete removes the route with the same metric and next hops,
-// or, in IPv6, those next hops from the route holding them.
-func (st *state) kernelRoute(r route.Route, deleted bool) {
+// every port, a reject route and a unicast one added with `ip -6 route
+// append`). A route is replaced by one of the same metric whose next hops
+// are equal or, for IPv6, overlap (a multipath route changing: the kernel
+// announces a new sibling with the whole route); IPv4 has one route per
+// metric. An IPv6 replace (the kernel's NLM_F_REPLACE: replace) takes the
+// place of the route the kernel replaced, whatever its next hops (see
+// replacedIPv6). A delete removes the route with the same metric and next
+// hops, or, in IPv6, those next hops from the route holding them.
+func (st *state) kernelRoute(r route.Route, deleted, replace bool) {
 	key := r.Key()
 	e := st.entry(key)
 	v4 := r.Prefix.Addr().Is4()
 	ks := e.kernelRoutes()
-	i := slices.IndexFunc(ks, func(k route.Route) bool {
-		return k.Metric == r.Metric && (v4 || slices.Equal(k.NextHops, r.NextHops) || overlap(k.NextHops, r.NextHops))
-	})
+	var i int
+	if replace && !deleted && !v4 {
+		i = replacedIPv6(ks, r)
+	} else {
+		i = slices.IndexFunc(ks, func(k route.Route) bool {
+			return k.Metric == r.Metric && (v4 || slices.Equal(k.NextHops, r.NextHops) || overlap(k.NextHops, r.NextHops))
+		})
+	}
 	switch {
 	case deleted && i < 0:
 		st.gc(key, e)
@@ -301,6 +310,37 @@ func (st *state) kernelRoute(r route.Route, deleted bool) {
 	}
 }
 
+// replacedIPv6 is the index in ks of the route an IPv6 replace by r
+// replaced, chosen as the kernel does (fib6_add_rt2node): the first of r's
+// metric that can be a multipath sibling (see ecmpCapable) if r can, or
+// cannot if r cannot; failing that, the first of r's metric. The replaced
+// route goes with all its siblings: here, the one multipath route. -1 if
+// none (the replace added r).
+func replacedIPv6(ks []route.Route, r route.Route) int {
+	first := -1
+	for i := range ks {
+		if ks[i].Metric != r.Metric {
+			continue
+		}
+		if ecmpCapable(ks[i]) == ecmpCapable(r) {
+			return i
+		}
+		if first < 0 {
+			first = i
+		}
+	}
+	return first
+}
+
+// ecmpCapable approximates the kernel's rt6_qualify_for_ecmp: a unicast
+// route through a gateway, not learned from router advertisements (nor by
+// a nexthop object, which kernel routes do not show). Kernel-only routes
+// do not show their next hops: they count as not capable.
+func ecmpCapable(r route.Route) bool {
+	return r.Kind == route.Unicast && r.NHID == 0 && r.Protocol != protoRA &&
+		len(r.NextHops) > 0 && !r.NextHops[0].Connected()
+}
+
 func overlap(a, b []route.NextHop) bool {
 	for _, x := range a {
 		if slices.Contains(b, x) {
@@ -312,6 +352,9 @@ func overlap(a, b []route.NextHop) bool {
 
 // protoKernel is RTPROT_KERNEL: routes the kernel made for an address.
 const protoKernel = 2
+
+// protoRA is RTPROT_RA: routes learned from router advertisements.
+const protoRA = 9
 
 func isConnected(r route.Route) bool { return r.Protocol == protoKernel }
 

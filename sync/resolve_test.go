@@ -176,12 +176,12 @@ func TestResolveMatchesProbe(t *testing.T) {
 		case n < 40: // delete one
 			for _, e := range st.entries.all() {
 				if len(e.kernelRoutes()) > 0 {
-					st.kernelRoute(e.kernelRoutes()[rnd.IntN(len(e.kernelRoutes()))], true)
+					st.kernelRoute(e.kernelRoutes()[rnd.IntN(len(e.kernelRoutes()))], true, false)
 					break
 				}
 			}
 		default:
-			st.kernelRoute(randRoute(), false)
+			st.kernelRoute(randRoute(), false, false)
 		}
 		for p, e := range st.entries.all() {
 			ie, ok := st.kernelRoutes[st.table].Get(p.Prefix)
@@ -314,12 +314,12 @@ func BenchmarkReresolve(b *testing.B) {
 			b.Run(change+"/"+path, func(b *testing.B) {
 				r, del := changes[change], false
 				for b.Loop() {
-					st.kernelRoute(r, del)
+					st.kernelRoute(r, del, false)
 					del = !del
 					paths[path]()
 				}
 				if del { // leave the table as it was
-					st.kernelRoute(r, true)
+					st.kernelRoute(r, true, false)
 					st.reresolve()
 				}
 			})
