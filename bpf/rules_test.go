@@ -473,3 +473,30 @@ func TestRuleSuppress(t *testing.T) {
 		})
 	}
 }
+
+// TestRulesUnmirroredTable: a rule that looks up a table XDP does not
+// mirror passes its packets to the kernel; the others still forward.
+func TestRulesUnmirroredTable(t *testing.T) {
+	d := loadTest(t)
+	p := setupPorts(t, d)
+	setupTable(t, d, p)
+	d.SetMirrored(func(table int) bool { return table != 101 })
+	if _, err := d.UpdateRoutes([]route.Entry{{Table: 101, Prefix: pfx("10.1.0.0/16"), Group: gB}}); err == nil {
+		t.Error("a route of an unmirrored table was taken")
+	}
+	rules := append(route.DefaultRules(),
+		route.Rule{Family: 4, Priority: 10, Src: pfx("172.16.9.0/24"), Action: route.RuleLookup, Table: 101, SuppressPrefixlen: -1, SuppressIfgroup: -1})
+	if err := p.ns.Do(func() error { return d.SetRules(rules, func(string) int { return 0 }) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		src  string
+		want string
+	}{{"172.16.9.1", "pass/rule_kernel"}, {"172.16.8.1", "redirect/"}} {
+		before := statsMap(t, d)[c.want].Packets
+		runIn(t, d, p, p.b, v4("10.1.0.9").with(func(k *pkt) { k.src = ip(c.src) }).build())
+		if n := statsMap(t, d)[c.want].Packets - before; n != 1 {
+			t.Errorf("from %s: %s +%d, want +1", c.src, c.want, n)
+		}
+	}
+}
