@@ -32,6 +32,7 @@ type compiled struct {
 	// The rules' source classes per bank and family (rule_top4/6).
 	rtop4, rtop6 []uint32
 	rsrc         [2][2]*lpm.Table
+	bloom        []uint64 // local_bloom's words (tables.go)
 	mem4         lpm.Memory // Top: slot 0's
 	mem6         lpm.Memory
 	mappings     [][]byte
@@ -149,8 +150,8 @@ func records(b []byte, n uint32) []lpm.Record {
 // newCompiled maps the compiled arrays and sets the lookup XDP uses.
 func newCompiled(m *fwdMaps, v *fwdVariables, mode LookupMode) (*compiled, error) {
 	c := &compiled{}
-	var maps [8][]byte
-	for i, am := range []*ebpf.Map{m.LpmTop4, m.LpmNodes4, m.LpmLeaves4, m.LpmTop6, m.LpmNodes6, m.LpmLeaves6, m.RuleTop4, m.RuleTop6} {
+	var maps [9][]byte
+	for i, am := range []*ebpf.Map{m.LpmTop4, m.LpmNodes4, m.LpmLeaves4, m.LpmTop6, m.LpmNodes6, m.LpmLeaves6, m.RuleTop4, m.RuleTop6, m.LocalBloom} {
 		b, err := mmapArray(am)
 		if err != nil {
 			c.close()
@@ -170,6 +171,7 @@ func newCompiled(m *fwdMaps, v *fwdVariables, mode LookupMode) (*compiled, error
 	c.mem6 = lpm.Memory{Top: c.top6[:lpm.TopEntries], Records: rec6, Leaves: lv6}
 	c.a4, c.a6 = lpm.NewArena(rec4, lv4), lpm.NewArena(rec6, lv6)
 	c.rtop4, c.rtop6 = u32s(maps[6], 2*lpm.TopEntries), u32s(maps[7], 2*lpm.TopEntries)
+	c.bloom = unsafe.Slice((*uint64)(unsafe.Pointer(&maps[8][0])), len(fwdLocalBits{}.W))
 	// Maps reused from a previous instance are rebuilt from the trie:
 	// start from nothing.
 	clear(c.top4)

@@ -119,6 +119,10 @@ type Datapath struct {
 	filters  *filters
 	tables   *tables
 
+	// The local routes (tables.go, local_bloom), guarded by localMu.
+	localMu sync.Mutex
+	locals  map[route.TablePrefix]struct{}
+
 	// Policy rules (rules.go), guarded by rmu: the last list given, as
 	// compiled, the source keys written per bank and family, and the
 	// ports' interface classes per bank (guarded by egressMu).
@@ -188,7 +192,7 @@ func Load(opts Options) (*Datapath, error) {
 
 	d := &Datapath{pinPath: opts.PinPath, links: make(map[int]attachment), targets: make(map[int]string),
 		nhs: make(map[uint32]route.Egress), ports: make(map[int]egressPort), urpf: make(map[int]URPFMode),
-		ruleClass: map[int][2]uint8{}}
+		ruleClass: map[int][2]uint8{}, locals: map[route.TablePrefix]struct{}{}}
 	var (
 		colOpts ebpf.CollectionOptions
 		pins    = &pinned{}

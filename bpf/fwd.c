@@ -71,6 +71,14 @@ volatile __u32 rules_compiled = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct local_bits);
+} local_bloom SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, DEFAULT_MAX_GROUPS);
 	__type(key, __u32);
 	__type(value, struct nhg);
@@ -987,6 +995,24 @@ static __always_inline int table_lookup(struct rule_req *q, __u32 slot)
 	return route_v4(slot, a, &q->rt);
 }
 
+/* 0: q's destination is no address of the router (local_bloom). */
+static __always_inline int local_maybe(struct rule_req *q)
+{
+	__u32 zero = 0, a;
+	struct local_bits *b = bpf_map_lookup_elem(&local_bloom, &zero);
+
+	if (!b)
+		return 1;
+	__builtin_memcpy(&a, q->dst, 4);
+	if (q->v6) {
+		__u32 w[4];
+		__builtin_memcpy(w, q->dst, 16);
+		a = w[0] ^ w[1] ^ w[2] ^ w[3];
+	}
+	__u32 h = (bpf_ntohl(a) * 0x9E3779B1u) >> 20; /* 12 bits */
+	return (b->w[(h >> 6) & 63] >> (h & 63)) & 1;
+}
+
 /* table_lookup of the main table, looked up once per packet. */
 static __always_inline int main_lookup(struct rule_req *q)
 {
@@ -1104,7 +1130,7 @@ __noinline int rules_eval(struct rule_req *q)
 		case RA_LOCAL:
 			/* The router's addresses are local routes of the main table
 			 * (sync puts them there, and nothing is longer than them). */
-			if (main_lookup(q) && q->rt.type == ROUTE_LOCAL)
+			if (local_maybe(q) && main_lookup(q) && q->rt.type == ROUTE_LOCAL)
 				return RV_LOCAL;
 			continue;
 		case RA_BLACKHOLE:

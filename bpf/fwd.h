@@ -391,6 +391,18 @@ struct rule_src_key {
 	__u8 addr[16];
 };
 
+/*
+ * A Bloom filter (one hash) of the router's addresses: a clear bit means
+ * "not local" without touching the main table, whose walk is a cache miss
+ * or two with a full table. Go sets bits before a local route is written
+ * and rebuilds the words after deletes.
+ */
+#define LOCAL_BLOOM_BITS 4096
+
+struct local_bits {
+	__u64 w[LOCAL_BLOOM_BITS / 64];
+};
+
 struct rule_meta {
 	__u32 bank;
 	__u32 n[2][2];    /* per bank and family: rules (0: the main table only) */

@@ -174,6 +174,11 @@ type fwdIface struct {
 	Pad2      [2]uint8
 }
 
+type fwdLocalBits struct {
+	_ structs.HostLayout
+	W [64]uint64
+}
+
 type fwdLpmNode struct {
 	_         structs.HostLayout
 	Vector    uint64
@@ -423,6 +428,7 @@ const (
 	fwdMapFilterRules    = "filter_rules"
 	fwdMapFilterState    = "filter_state"
 	fwdMapIfaces         = "ifaces"
+	fwdMapLocalBloom     = "local_bloom"
 	fwdMapLpmLeaves4     = "lpm_leaves4"
 	fwdMapLpmLeaves6     = "lpm_leaves6"
 	fwdMapLpmNodes4      = "lpm_nodes4"
@@ -511,6 +517,7 @@ type fwdMapSpecs struct {
 	FilterRules    *ebpf.MapSpec `ebpf:"filter_rules"`
 	FilterState    *ebpf.MapSpec `ebpf:"filter_state"`
 	Ifaces         *ebpf.MapSpec `ebpf:"ifaces"`
+	LocalBloom     *ebpf.MapSpec `ebpf:"local_bloom"`
 	LpmLeaves4     *ebpf.MapSpec `ebpf:"lpm_leaves4"`
 	LpmLeaves6     *ebpf.MapSpec `ebpf:"lpm_leaves6"`
 	LpmNodes4      *ebpf.MapSpec `ebpf:"lpm_nodes4"`
@@ -575,6 +582,7 @@ type fwdMaps struct {
 	FilterRules    *ebpf.Map `ebpf:"filter_rules"`
 	FilterState    *ebpf.Map `ebpf:"filter_state"`
 	Ifaces         *ebpf.Map `ebpf:"ifaces"`
+	LocalBloom     *ebpf.Map `ebpf:"local_bloom"`
 	LpmLeaves4     *ebpf.Map `ebpf:"lpm_leaves4"`
 	LpmLeaves6     *ebpf.Map `ebpf:"lpm_leaves6"`
 	LpmNodes4      *ebpf.Map `ebpf:"lpm_nodes4"`
@@ -611,6 +619,7 @@ func (m *fwdMaps) Close() error {
 		m.FilterRules,
 		m.FilterState,
 		m.Ifaces,
+		m.LocalBloom,
 		m.LpmLeaves4,
 		m.LpmLeaves6,
 		m.LpmNodes4,

@@ -91,6 +91,7 @@ func (d *Datapath) UpdateRoutes(rs []route.Entry) (n int, err error) {
 		}
 	}
 	defer func() { d.routesWritten(rs[:n], slots[:n], nil, nil) }()
+	d.markLocals(rs[:end])
 	for n < end {
 		run := familyRun(end-n, func(i int) netip.Addr { return rs[n+i].Prefix.Addr() })
 		var (

@@ -283,6 +283,7 @@ func (d *Datapath) takeOver() error {
 			routes, slots = append(routes, r), append(slots, s)
 		}
 	}
+	d.markLocals(routes)
 	d.routesWritten(routes, slots, nil, nil)
 	var it fwdIface
 	var k uint32

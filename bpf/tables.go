@@ -1,9 +1,12 @@
 package bpf
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 
@@ -140,8 +143,72 @@ func (d *Datapath) routesWritten(set []route.Entry, setSlots []uint32, del []rou
 	}
 	dflt, hadDflt := d.defaultEmpty()
 	d.applyCompiled(set, setSlots, dels, delSlots)
+	d.followLocals(set, dels)
 	if now, _ := d.defaultEmpty(); hadDflt && now != dflt {
 		d.refreshRules()
+	}
+}
+
+// The router's addresses are the host routes of kind Local (sync's, in
+// main); the rules' "lookup local" tests local_bloom before walking main.
+
+// bloomBit is local_maybe's hash in fwd.c.
+func bloomBit(a netip.Addr) uint32 {
+	var x uint32
+	if a.Is4() {
+		b := a.As4()
+		x = binary.BigEndian.Uint32(b[:])
+	} else {
+		b := a.As16()
+		x = binary.BigEndian.Uint32(b[0:]) ^ binary.BigEndian.Uint32(b[4:]) ^ binary.BigEndian.Uint32(b[8:]) ^ binary.BigEndian.Uint32(b[12:])
+	}
+	return x * 0x9E3779B1 >> 20
+}
+
+// markLocals sets the bits of the local routes among rs before they are
+// written (a packet must never find a local route its bit denies).
+func (d *Datapath) markLocals(rs []route.Entry) {
+	for _, e := range rs {
+		if e.Kind == route.Local && e.Prefix.IsSingleIP() {
+			h := bloomBit(e.Prefix.Addr())
+			w := &d.compiled.bloom[h>>6&63]
+			atomic.OrUint64(w, 1<<(h&63))
+		}
+	}
+}
+
+// followLocals keeps the set of local routes and, when one goes, rebuilds
+// the filter's words from those left.
+func (d *Datapath) followLocals(set []route.Entry, del []route.TablePrefix) {
+	d.localMu.Lock()
+	defer d.localMu.Unlock()
+	gone := false
+	for _, e := range set {
+		tp := route.TablePrefix{Table: route.NormTable(e.Table), Prefix: e.Prefix.Masked()}
+		if e.Kind == route.Local && e.Prefix.IsSingleIP() {
+			d.locals[tp] = struct{}{}
+		} else if _, ok := d.locals[tp]; ok {
+			delete(d.locals, tp)
+			gone = true
+		}
+	}
+	for _, tp := range del {
+		tp = route.TablePrefix{Table: route.NormTable(tp.Table), Prefix: tp.Prefix.Masked()}
+		if _, ok := d.locals[tp]; ok {
+			delete(d.locals, tp)
+			gone = true
+		}
+	}
+	if !gone {
+		return
+	}
+	var w [len(fwdLocalBits{}.W)]uint64
+	for tp := range d.locals {
+		h := bloomBit(tp.Prefix.Addr())
+		w[h>>6&63] |= 1 << (h & 63)
+	}
+	for i := range w {
+		atomic.StoreUint64(&d.compiled.bloom[i], w[i])
 	}
 }
 
