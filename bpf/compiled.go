@@ -32,7 +32,7 @@ type compiled struct {
 	// The rules' source classes per bank and family (rule_top4/6).
 	rtop4, rtop6 []uint32
 	rsrc         [2][2]*lpm.Table
-	bloom        []uint64 // local_bloom's words (tables.go)
+	bloom        []uint64   // local_bloom's words (tables.go)
 	mem4         lpm.Memory // Top: slot 0's
 	mem6         lpm.Memory
 	mappings     [][]byte
