@@ -118,7 +118,7 @@ hold-time = 0
 		Router:    Router{ASN: 65000, RouterID: "192.0.2.254"},
 		API:       API{GRPCListen: "unix:///run/xdprouter/gobgp.sock", MetricsListen: "127.0.0.1:9179"},
 		Dataplane: Dataplane{XDPMode: "auto", PinPath: "/sys/fs/bpf/xdprouter", Lookup: "compiled", KeepOnExit: true, URPF: "off"},
-		FIB:       FIB{Table: 254, Metric: 20, Protocol: 200, NexthopObjects: true, KeepRoutesOnExit: true},
+		FIB:       FIB{Table: 254, Metric: 20, Protocol: 200, NexthopObjects: true, KeepRoutesOnExit: true, PolicyTableBase: 20000},
 		Runtime:   Runtime{GCPercent: 100},
 		BGP: BGP{ListenPort: 179, GracefulRestart: true, RestartTime: 120,
 			BogonMaxLengthV4: 24, BogonMaxLengthV6: 48, BlackholeCommunities: []string{"65535:666"}},

@@ -54,6 +54,9 @@ import "strconv"
 //	              vrf                 "" (the global instance)
 //	[[vrf]]       route-distinguisher "ASN:TABLE" (router.asn, table)
 //	              rule-priority       1000 + 10*N, N its position
+//	[[policy-route]] priority         500 + 10*N, N its position
+//	              fallback            "table" (with next-hop)
+//	[fib]         policy-table-base   20000
 //	[[policy.statement]] match-set-options "any"
 //	[[filter]]    name                "filter-N", N its 1-based position
 const (
@@ -95,6 +98,22 @@ const (
 	// MaxVRFRulePriority is the highest rule-priority: the unreachable
 	// rule (+1) must come before the main table's (32766).
 	MaxVRFRulePriority = 32764
+	// DefaultPolicyRoutePriority and PolicyRoutePriorityStep give the
+	// default priority of the N-th [[policy-route]]: base + N*step, a
+	// block before the [[vrf]]s' rules.
+	DefaultPolicyRoutePriority = 500
+	PolicyRoutePriorityStep    = 10
+	// MaxPolicyRoutePriority is the highest priority of a policy route's
+	// rule: before the main table's (32766).
+	MaxPolicyRoutePriority = 32765
+	// DefaultPolicyTableBase is the first kernel table of policy routes'
+	// next hops (fib.policy-table-base); MaxPolicyNextHops bounds how many
+	// distinct next hops (tables) there may be.
+	DefaultPolicyTableBase = 20000
+	MaxPolicyNextHops      = 256
+	// PolicyFallbackTable is the default fallback of a next-hop policy
+	// route: the next rules decide.
+	PolicyFallbackTable = "table"
 	// CommunityBlackhole is RFC 7999's BLACKHOLE well-known community.
 	CommunityBlackhole = "65535:666"
 )
@@ -290,6 +309,18 @@ func (c *Config) applyDefaults() {
 		}
 		if v.RouteDistinguisher == "" && !set(indexPath("vrf", i)+".route-distinguisher") {
 			v.RouteDistinguisher = DefaultRouteDistinguisher(c.Router.ASN, v.Table)
+		}
+	}
+	if c.FIB.PolicyTableBase == 0 && !set("fib.policy-table-base") {
+		c.FIB.PolicyTableBase = DefaultPolicyTableBase
+	}
+	for i := range c.PolicyRoutes {
+		r := &c.PolicyRoutes[i]
+		if r.Priority == 0 && !set(indexPath("policy-route", i)+".priority") {
+			r.Priority = DefaultPolicyRoutePriority + i*PolicyRoutePriorityStep
+		}
+		if r.Fallback == "" && r.NextHop != "" && !set(indexPath("policy-route", i)+".fallback") {
+			r.Fallback = PolicyFallbackTable
 		}
 	}
 	for i := range c.Policies {

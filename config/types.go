@@ -17,6 +17,9 @@ type Config struct {
 	Neighbors []Neighbor `toml:"neighbor"`
 	// VRFs are the VRF-lite routing instances (see VRF).
 	VRFs []VRF `toml:"vrf"`
+	// PolicyRoutes are policy routes: kernel policy rules of ours (see
+	// PolicyRoute).
+	PolicyRoutes []PolicyRoute `toml:"policy-route"`
 
 	// Policy model handed to GoBGP's policy engine (never re-implemented).
 	PrefixSets    []PrefixSet    `toml:"prefix-set"`
@@ -98,6 +101,11 @@ type FIB struct {
 	// resolve is one write, not one per route. Used where the kernel has
 	// them; default true.
 	NexthopObjects bool `toml:"nexthop-objects"`
+	// PolicyTableBase is the first of the kernel tables xdprouterd gives
+	// the next hops of [[policy-route]]s (next-hop = ADDR): one table per
+	// distinct next hop, PolicyTableBase .. PolicyTableBase +
+	// MaxPolicyNextHops - 1, all routes there of ours. Default 20000.
+	PolicyTableBase int `toml:"policy-table-base"`
 }
 
 // Runtime tunes the Go runtime's memory use (see the README's figures).
@@ -251,6 +259,54 @@ type VRF struct {
 	// position among the [[vrf]]s (room for 2776 instances, and for
 	// operators' rules between them).
 	RulePriority int `toml:"rule-priority"`
+}
+
+// PolicyRoute is a policy route: traffic matching its selectors (all
+// that are set; none set: all traffic) is routed by its action instead
+// of the main table. xdprouterd installs it as a kernel policy rule of
+// its own (marked with fib.protocol), so that `ip rule` and `ip route
+// get` tell the truth; XDP follows the kernel's rules.
+type PolicyRoute struct {
+	// Name identifies it in logs. Unique; required.
+	Name string `toml:"name"`
+	// From and To select by source and destination: a prefix or an
+	// address. Of one family (that of next-hop too).
+	From string `toml:"from"`
+	To   string `toml:"to"`
+	// In selects by ingress port (from dataplane.interfaces).
+	In string `toml:"in"`
+	// Protocol selects by IP protocol: tcp, udp, sctp, icmp (IPv4),
+	// icmpv6 (IPv6), a name of config's list or a number 0-255.
+	Protocol Value `toml:"protocol"`
+	// SrcPort and DstPort select by port, "80" or "1024-65535"; only with
+	// protocol tcp, udp or sctp.
+	SrcPort Value `toml:"sport"`
+	DstPort Value `toml:"dport"`
+	// TOS selects by the dsfield byte (DSCP << 2, e.g. 0xb8 for EF); the
+	// two ECN bits must be 0.
+	TOS int `toml:"tos"`
+	// Priority of its rule, 1..32765 (before the main table's, 32766);
+	// a fallback other than "table" takes the next one as well.
+	// Default 500 + 10*N, N its position among the [[policy-route]]s:
+	// before the [[vrf]] rules (1000 up).
+	Priority int `toml:"priority"`
+	// The action, exactly one of:
+	// Table: look the destination up in that kernel table (no route
+	// there: the next rules decide).
+	Table int `toml:"table"`
+	// NextHop: send the traffic to this address, a neighbor on a
+	// connected subnet, while it is usable (its port up, a connected
+	// route covering it, its neighbor entry resolved); else Fallback.
+	NextHop string `toml:"next-hop"`
+	// Fallback, with next-hop, says what becomes of the traffic while
+	// the next hop is not usable: "table" (default) the next rules
+	// decide (normally the main table routes it); "unreachable",
+	// "prohibit" or "blackhole" it is refused (ICMP unreachable or
+	// prohibited) or dropped, never routed elsewhere.
+	Fallback string `toml:"fallback"`
+	// Action: "blackhole" (drop), "unreachable" or "prohibit" (refused
+	// with an ICMP error).
+	Action string `toml:"action"`
 }
 
 // PrefixSet is a named list of prefixes with optional mask-length ranges,

@@ -51,6 +51,7 @@ func (c *Config) problems() []error {
 	v.policies()
 	v.neighbors()
 	v.vrfs()
+	v.policyRoutes()
 	v.urpf()
 	v.filters()
 	return v.errs
