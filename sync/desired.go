@@ -100,6 +100,9 @@ func (st *state) wantXDP(e *entry, oursGone bool) xdpWant {
 	if set := st.setsByID[e.bgpSet]; set != nil && slices.Equal(set.active(), nhs) {
 		w.groupKey, w.refuse = setGroupKey(set), set.overLimit
 		w.members, w.backups, w.set = set.resolved, set.resolvedBackup, set
+		if set.policy {
+			w.source = "policy"
+		}
 	} else {
 		w.groupKey = "k" + route.Key(nhs)
 	}

@@ -43,9 +43,15 @@ func (st *state) kernelEvent(ev any) {
 		st.groupsDirty = true
 	case sweepRequest:
 		st.sweepRequested()
+	case policyNextHops:
+		st.setPolicyNextHops(ev.nhs)
 	}
 	if st.connDirty {
 		st.syncConnected()
+		st.policyDirty = st.policyDirty || len(st.policyNH) > 0
+	}
+	if st.policyDirty && st.haveSnapshot {
+		st.syncPolicy()
 	}
 }
 
@@ -450,6 +456,9 @@ func (st *state) neighbor(n route.Neighbor, deleted bool) {
 		if err := st.opt.Datapath.SetNeighbor(n.Ifindex, n.Addr, n.MAC); err != nil {
 			st.log.Error("set neighbor", "addr", n.Addr, "err", err)
 		}
+	}
+	if st.policyAddrs[n.Addr] {
+		st.policyDirty = true
 	}
 	// A gateway next hop using this neighbor gets the new MAC; its groups
 	// may gain or lose it.

@@ -374,7 +374,7 @@ func (st *state) routeNHID(s *bgpSet, nhs []route.NextHop) uint32 {
 // usesKernelGroup reports whether s's routes go by a kernel group: not
 // with a backup (see above), nor blackholes (no next hops).
 func usesKernelGroup(s *bgpSet) bool {
-	return s != nil && len(s.backup) == 0 && !s.blackhole && !s.connected
+	return s != nil && len(s.backup) == 0 && !s.blackhole && !s.connected && !s.policy
 }
 
 func (g *kgroup) writtenNHs() []route.NextHop {

@@ -308,7 +308,7 @@ func (st *state) reresolve() {
 	st.resolveAll, st.kernelChanged, st.kernelChangedN = false, new(bart.Lite), 0
 	changed := map[uint32]bool{}
 	for _, s := range st.setsByID {
-		if s.blackhole || s.connected {
+		if s.blackhole || s.connected || s.policy {
 			continue // nothing to resolve
 		}
 		if !all && !slices.ContainsFunc(s.addrs, touched.Lookup) && !slices.ContainsFunc(s.backup, touched.Lookup) {

@@ -64,6 +64,9 @@ type bgpSet struct {
 	// (vrf.go): resolved is that port, nothing to resolve.
 	table     int
 	connected bool
+	// policy: the set of a policy next hop's route (policy.go): resolved
+	// is the next hop on its port, nothing to resolve.
+	policy bool
 }
 
 type state struct {
@@ -85,6 +88,15 @@ type state struct {
 	connected map[route.TablePrefix]uint32
 	connBGP   map[route.TablePrefix]uint32
 	connDirty bool // addresses or links changed: syncConnected
+
+	// Policy next hops (policy.go): the default route wanted in each
+	// next hop's table (key) via it, their addresses, the routes
+	// installed (their sets), and the port each was last probed on.
+	policyNH     map[route.TablePrefix]netip.Addr
+	policyAddrs  map[netip.Addr]bool
+	policyOn     map[route.TablePrefix]uint32
+	policyProbed map[route.TablePrefix]int
+	policyDirty  bool // links, addresses, their neighbors or the list changed: syncPolicy
 
 	haveSnapshot   bool
 	sweepWanted    bool // SweepStale before the first snapshot (sweep.go)
@@ -221,6 +233,8 @@ func newState(opt Options, log *slog.Logger) *state {
 		portTable:     map[string]int{},
 		connected:     map[route.TablePrefix]uint32{},
 		connBGP:       map[route.TablePrefix]uint32{},
+		policyOn:      map[route.TablePrefix]uint32{},
+		policyProbed:  map[route.TablePrefix]int{},
 		kernelChanged: new(bart.Lite),
 	}
 	st.ourLists.freed = st.listFreed
@@ -235,6 +249,7 @@ func newState(opt Options, log *slog.Logger) *state {
 	for t := range st.bgpTables {
 		st.kernelRoutes[t] = new(bart.Table[*entry])
 	}
+	st.setPolicyNextHops(opt.PolicyNextHops)
 	for _, p := range opt.Ports {
 		st.ports[p] = true
 	}
@@ -263,7 +278,10 @@ func bgpKey(def, t int, p netip.Prefix) route.TablePrefix {
 }
 
 // isBGPTable reports whether table t holds BGP routes (routes of ours).
-func (st *state) isBGPTable(t int) bool { return st.bgpTables[route.NormTable(t)] }
+// The policy tables hold routes of ours too (policy.go).
+func (st *state) isBGPTable(t int) bool {
+	return st.bgpTables[route.NormTable(t)] || st.isPolicyTable(t)
+}
 
 // mainKey is the key of prefix p in the main table (local addresses).
 func mainKey(p netip.Prefix) route.TablePrefix {

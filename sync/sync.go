@@ -125,6 +125,14 @@ type Options struct {
 	// routes of ours (adopted at a restart, swept when stale) and BGP next
 	// hops in them resolve through their own routes only.
 	Tables []int
+	// PolicyNextHops are the next hops of policy routes: each one's
+	// table holds a default route of ours via it while it is usable
+	// (policy.go); SetPolicyNextHops changes them. PolicyTableBase and
+	// PolicyTableCount are the range of their tables (base .. base+count-1):
+	// routes of ours there are adopted at a start and swept when stale
+	// like those of Table.
+	PolicyNextHops                    []PolicyNextHop
+	PolicyTableBase, PolicyTableCount int
 	// PortTables maps router ports of VRF-lite instances to their table:
 	// the connected routes of their addresses are installed there as
 	// routes of ours (scope link), so that an instance reaches its own
@@ -279,6 +287,7 @@ func (s *Syncer) Run(ctx context.Context, events <-chan any) error {
 		case <-refresh.C:
 			s.mu.Lock()
 			s.st.refreshNeighbors()
+			s.st.probePolicy()
 			s.mu.Unlock()
 		case <-retry.C:
 			s.mu.Lock()
