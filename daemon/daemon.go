@@ -135,8 +135,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	}
 	table.Protocol = cfg.FIB.Protocol
 	handles = append([]closer{{"fib", closeFunc(func() error { table.Close(); return nil })}}, handles...)
-	if err := setVRFRules(table, cfg, log.With("component", "vrf")); err != nil {
-		return fmt.Errorf("VRF policy rules: %w", err)
+	logVRFs(cfg, log.With("component", "vrf"))
+	ptables := newPolicyTables(cfg)
+	if err := setOwnRules(table, cfg, ptables.assign(cfg), log.With("component", "rules")); err != nil {
+		return fmt.Errorf("policy rules of ours ([[vrf]], [[policy-route]]): %w", err)
 	}
 
 	var collector *metrics.Collector
@@ -147,6 +149,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	opts := xsync.Options{
 		Datapath: dp, FIB: table, Log: log, Metric: cfg.FIB.Metric, Table: cfg.FIB.Table,
 		Tables: vrfTables(cfg), PortTables: cfg.PortTables(),
+		PolicyNextHops: policyNextHops(ptables.assign(cfg)), PolicyTableBase: cfg.FIB.PolicyTableBase,
+		PolicyTableCount: config.MaxPolicyNextHops,
 		OnApply: func(d time.Duration) { collector.ObserveApply(d) },
 		// With pinned maps of another layout, the old program forwards
 		// until the new maps hold the kernel's state.
@@ -254,7 +258,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	if speaker != nil {
 		c.bgp = speaker
 	}
-	c.reload = func(ctx context.Context) { reloadOnHangup(ctx, cfg, speaker, reloadable{filters, dp, ports}, log) }
+	c.reload = func(ctx context.Context) { reloadOnHangup(ctx, cfg, speaker, reloadable{filters, dp, ports, table, syncer, ptables}, log) }
 	log.Info("xdprouterd running", "interfaces", len(ports), "table", cfg.FIB.Table,
 		"metrics", cfg.API.MetricsListen, "bgp", cfg.BGPEnabled(), "pprof", cfg.API.PProf)
 	owned = true

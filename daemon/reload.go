@@ -12,13 +12,15 @@ import (
 	"github.com/xdprouter/xdprouter/bgp"
 	"github.com/xdprouter/xdprouter/bpf"
 	"github.com/xdprouter/xdprouter/config"
+	"github.com/xdprouter/xdprouter/fib"
 	"github.com/xdprouter/xdprouter/filter"
+	xsync "github.com/xdprouter/xdprouter/sync"
 )
 
 // reloadOnHangup answers SIGHUP (which would otherwise kill the daemon):
 // it re-reads and validates the configuration and applies the difference
 // live where it can (BGP neighbors, networks, sets, policies, filters,
-// uRPF). A change
+// uRPF, policy routes). A change
 // that needs a restart (api, dataplane, fib, router identity, BGP on/off)
 // is refused as a whole and the running configuration stays.
 func reloadOnHangup(ctx context.Context, running *config.Config, speaker *bgp.Speaker /* nil: BGP off */, live reloadable, log *slog.Logger) {
@@ -65,6 +67,14 @@ func reloadOnHangup(ctx context.Context, running *config.Config, speaker *bgp.Sp
 		if err := setURPF(live.dp, cfg.Dataplane, live.ports); err != nil {
 			log.Error("SIGHUP: uRPF not applied", "file", path, "err", err)
 		}
+		if !reflect.DeepEqual(running.PolicyRoutes, cfg.PolicyRoutes) && live.policy != nil {
+			// Routes in the next hops' tables first, then the rules.
+			of := live.policy.assign(cfg)
+			live.sync.SetPolicyNextHops(policyNextHops(of))
+			if err := setOwnRules(live.fib, cfg, of, log.With("component", "rules")); err != nil {
+				log.Error("SIGHUP: policy routes not (all) applied", "file", path, "err", err)
+			}
+		}
 		if running.Runtime != cfg.Runtime {
 			setMemory(cfg.Runtime, log)
 		}
@@ -73,11 +83,15 @@ func reloadOnHangup(ctx context.Context, running *config.Config, speaker *bgp.Sp
 	}
 }
 
-// reloadable is what SIGHUP changes besides BGP: filters and uRPF.
+// reloadable is what SIGHUP changes besides BGP: filters, uRPF and
+// policy routes.
 type reloadable struct {
 	filters *filterSet
 	dp      *bpf.Datapath
 	ports   []port
+	fib     *fib.Table
+	sync    *xsync.Syncer
+	policy  *policyTables
 }
 
 // restartOnly names the changed sections that cannot change while running.

@@ -38,7 +38,11 @@ func Teardown(cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	for _, vt := range vrfTables(cfg) {
+	var policy []int
+	for _, t := range newPolicyTables(cfg).of {
+		policy = append(policy, t)
+	}
+	for _, vt := range append(vrfTables(cfg), policy...) {
 		vrf, err := fib.DumpOurs(vt, cfg.FIB.Protocol)
 		if err != nil {
 			return err
@@ -53,7 +57,7 @@ func Teardown(cfg *config.Config, log *slog.Logger) error {
 	if _, deleted, err := table.SetOwnRules(nil); err != nil {
 		errs = append(errs, err)
 	} else if len(deleted) > 0 {
-		log.Info("removed xdprouterd's policy rules (VRF-lite)", "rules", len(deleted))
+		log.Info("removed xdprouterd's policy rules ([[vrf]], [[policy-route]])", "rules", len(deleted))
 	}
 	for _, err := range table.Apply(ops) {
 		if err != nil && len(errs) < 10 {

@@ -55,17 +55,9 @@ func vrfTables(cfg *config.Config) []int {
 	return out
 }
 
-// setVRFRules reconciles the kernel's rules of ours with the config.
-func setVRFRules(t *fib.Table, cfg *config.Config, log *slog.Logger) error {
-	added, deleted, err := t.SetOwnRules(vrfRules(cfg))
-	for _, r := range added {
-		log.Info("VRF policy rule added", "rule", r.String())
-	}
-	for _, r := range deleted {
-		log.Info("policy rule of ours no longer configured: deleted", "rule", r.String())
-	}
+// logVRFs logs the instances configured.
+func logVRFs(cfg *config.Config, log *slog.Logger) {
 	if len(cfg.VRFs) > 0 {
 		log.Info("VRF-lite instances", "count", len(cfg.VRFs), "rules", len(vrfRules(cfg)))
 	}
-	return err
 }
