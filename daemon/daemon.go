@@ -151,7 +151,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		Tables: vrfTables(cfg), PortTables: cfg.PortTables(),
 		PolicyNextHops: policyNextHops(ptables.assign(cfg)), PolicyTableBase: cfg.FIB.PolicyTableBase,
 		PolicyTableCount: config.MaxPolicyNextHops,
-		OnApply: func(d time.Duration) { collector.ObserveApply(d) },
+		OnApply:          func(d time.Duration) { collector.ObserveApply(d) },
 		// With pinned maps of another layout, the old program forwards
 		// until the new maps hold the kernel's state.
 		OnFirstApply: func() {
@@ -258,7 +258,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	if speaker != nil {
 		c.bgp = speaker
 	}
-	c.reload = func(ctx context.Context) { reloadOnHangup(ctx, cfg, speaker, reloadable{filters, dp, ports, table, syncer, ptables}, log) }
+	c.reload = func(ctx context.Context) {
+		reloadOnHangup(ctx, cfg, speaker, reloadable{filters, dp, ports, table, syncer, ptables}, log)
+	}
 	log.Info("xdprouterd running", "interfaces", len(ports), "table", cfg.FIB.Table,
 		"metrics", cfg.API.MetricsListen, "bgp", cfg.BGPEnabled(), "pprof", cfg.API.PProf)
 	owned = true
