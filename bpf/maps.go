@@ -78,27 +78,35 @@ func checkPrefix(p netip.Prefix) (netip.Prefix, error) {
 // written: on an error, exactly rs[:n] are in the maps (runs of one address
 // family go to their map in one batch each; a batch stops at its first
 // failure). It falls back to one update per route where batch operations
-// are unsupported. A route of a table XDP has no slot for (more than
-// MaxTables tables) is an error.
+// are unsupported. A route of a table XDP holds no slot for (more than
+// MaxTables tables, or one SetMirrored leaves out) is taken but kept out
+// of the maps: Routes lists it, and rules that look that table up pass to
+// the kernel.
 func (d *Datapath) UpdateRoutes(rs []route.Entry) (n int, err error) {
 	slots := make([]uint32, len(rs))
-	end, serr := len(rs), error(nil)
+	held := make([]bool, len(rs)) // a table XDP holds no slot for
 	for i, r := range rs {
+		var serr error
 		if slots[i], serr = d.tables.slot(r.Table, true); serr != nil {
-			end = i
-			serr = fmt.Errorf("update route %v: %w", route.TablePrefix{Table: route.NormTable(r.Table), Prefix: r.Prefix}, serr)
-			break
+			held[i] = true
 		}
 	}
-	defer func() { d.routesWritten(rs[:n], slots[:n], nil, nil) }()
-	d.markLocals(rs[:end])
-	for n < end {
-		run := familyRun(end-n, func(i int) netip.Addr { return rs[n+i].Prefix.Addr() })
+	defer func() { d.routesWritten(rs[:n], slots[:n], held[:n], nil, nil) }()
+	d.markLocals(rs)
+	for n < len(rs) {
+		if held[n] {
+			n++
+			continue
+		}
+		v4, run := rs[n].Prefix.Addr().Is4(), 1
+		for n+run < len(rs) && !held[n+run] && rs[n+run].Prefix.Addr().Is4() == v4 {
+			run++
+		}
 		var (
 			done int
 			err  error
 		)
-		if rs[n].Prefix.Addr().Is4() {
+		if v4 {
 			done, err = updateRun(d.objs.RoutesV4, rs[n:n+run], slots[n:n+run], v4Key, prefixString4)
 		} else {
 			done, err = updateRun(d.objs.RoutesV6, rs[n:n+run], slots[n:n+run], v6Key, prefixString6)
@@ -108,7 +116,7 @@ func (d *Datapath) UpdateRoutes(rs []route.Entry) (n int, err error) {
 			return n, err
 		}
 	}
-	return n, serr
+	return n, nil
 }
 
 // familyRun is the length of the leading run of addresses of one family.
@@ -186,7 +194,7 @@ func (d *Datapath) DeleteRoutes(ps []route.TablePrefix) (n int, err error) {
 		slots[i], err = d.tables.slot(tp.Table, false)
 		known[i] = err == nil
 	}
-	defer func() { d.routesWritten(nil, nil, ps[:n], known[:n]) }()
+	defer func() { d.routesWritten(nil, nil, nil, ps[:n], known[:n]) }()
 	for n < len(ps) {
 		if !known[n] {
 			n++
@@ -257,7 +265,7 @@ func batchDelete[K any](m *ebpf.Map, keys []K, name func(K) string) (int, error)
 // prefixes masked, IPv4 prefixes with 4-byte addresses.
 func (d *Datapath) Routes() ([]route.Entry, error) {
 	ids := d.tables.ids()
-	var out []route.Entry
+	out := d.heldRoutes()
 	err := readRoutes(d.objs.RoutesV4, func(k fwdLpmV4Key, v fwdRouteVal) {
 		out = append(out, route.Entry{Table: ids[k.Table%MaxTables], Prefix: keyPrefix4(k), Kind: route.Kind(v.Type), Group: v.Nhg})
 	})

@@ -284,7 +284,7 @@ func (d *Datapath) takeOver() error {
 		}
 	}
 	d.markLocals(routes)
-	d.routesWritten(routes, slots, nil, nil)
+	d.routesWritten(routes, slots, make([]bool, len(routes)), nil, nil)
 	var it fwdIface
 	var k uint32
 	ifs := d.objs.Ifaces.Iterate()

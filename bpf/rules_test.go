@@ -481,8 +481,42 @@ func TestRulesUnmirroredTable(t *testing.T) {
 	p := setupPorts(t, d)
 	setupTable(t, d, p)
 	d.SetMirrored(func(table int) bool { return table != 101 })
-	if _, err := d.UpdateRoutes([]route.Entry{{Table: 101, Prefix: pfx("10.1.0.0/16"), Group: gB}}); err == nil {
-		t.Error("a route of an unmirrored table was taken")
+	// Routes of an unmirrored table, and of tables beyond MaxTables, are
+	// taken (Routes lists them: the audit finds nothing to repair) but
+	// stay out of XDP.
+	var es []route.Entry
+	for tb := 101; tb < 101+MaxTables+3; tb++ {
+		es = append(es, route.Entry{Table: tb, Prefix: pfx("10.1.0.0/16"), Group: gB})
+	}
+	if n, err := d.UpdateRoutes(es); err != nil || n != len(es) {
+		t.Fatalf("UpdateRoutes: %d, %v; want all %d taken", n, err, len(es))
+	}
+	got, err := d.Routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if !slices.ContainsFunc(got, func(g route.Entry) bool { return g.Table == e.Table && g.Prefix == e.Prefix }) {
+			t.Errorf("Routes() lacks table %d's route", e.Table)
+		}
+	}
+	if n, err := d.DeleteRoutes([]route.TablePrefix{{Table: 101, Prefix: pfx("10.1.0.0/16")}}); err != nil || n != 1 {
+		t.Errorf("DeleteRoutes of a held route: %d, %v", n, err)
+	}
+	got, _ = d.Routes()
+	if slices.ContainsFunc(got, func(g route.Entry) bool { return g.Table == 101 }) {
+		t.Error("a deleted held route is still listed")
+	}
+	last := 101 + MaxTables + 2 // beyond the slots
+	rules0 := append(route.DefaultRules(),
+		route.Rule{Family: 4, Priority: 11, Src: pfx("172.16.7.0/24"), Action: route.RuleLookup, Table: last, SuppressPrefixlen: -1, SuppressIfgroup: -1})
+	if err := p.ns.Do(func() error { return d.SetRules(rules0, func(string) int { return 0 }) }); err != nil {
+		t.Fatal(err)
+	}
+	before := statsMap(t, d)["pass/rule_kernel"].Packets
+	runIn(t, d, p, p.b, v4("10.1.0.9").with(func(k *pkt) { k.src = ip("172.16.7.1") }).build())
+	if n := statsMap(t, d)["pass/rule_kernel"].Packets - before; n != 1 {
+		t.Errorf("a rule looking up table %d (no slot): pass/rule_kernel +%d, want +1", last, n)
 	}
 	rules := append(route.DefaultRules(),
 		route.Rule{Family: 4, Priority: 10, Src: pfx("172.16.9.0/24"), Action: route.RuleLookup, Table: 101, SuppressPrefixlen: -1, SuppressIfgroup: -1})

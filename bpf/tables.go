@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -32,6 +33,11 @@ type tables struct {
 	id    [MaxTables]int // kernel table of each slot; 0: free
 	slots map[int]uint32
 	allow func(table int) bool // nil: every table
+	// refused are tables denied a slot once: they never get one later
+	// (their routes were not written), until the daemon restarts.
+	refused map[int]bool
+	// held are the routes of refused tables, as taken (see UpdateRoutes).
+	held map[route.TablePrefix]route.Entry
 }
 
 // ErrNotMirrored means a table is not one XDP mirrors (SetMirrored): its
@@ -50,7 +56,7 @@ func (d *Datapath) SetMirrored(allow func(table int) bool) {
 }
 
 func newTables(m *ebpf.Map) (*tables, error) {
-	t := &tables{m: m, slots: map[int]uint32{}}
+	t := &tables{m: m, slots: map[int]uint32{}, refused: map[int]bool{}, held: map[route.TablePrefix]route.Entry{}}
 	var ids [MaxTables]uint32
 	for i := range ids {
 		if err := m.Lookup(uint32(i), &ids[i]); err != nil {
@@ -85,10 +91,11 @@ func (t *tables) slot(table int, create bool) (uint32, error) {
 	if s, ok := t.slots[table]; ok {
 		return s, nil
 	}
-	if !create {
+	if !create || t.refused[table] {
 		return 0, fmt.Errorf("table %d: %w", table, ErrTooManyTables)
 	}
 	if t.allow != nil && !t.allow(table) {
+		t.refused[table] = true
 		return 0, fmt.Errorf("table %d: %w", table, ErrNotMirrored)
 	}
 	for s := range uint32(MaxTables) {
@@ -102,6 +109,7 @@ func (t *tables) slot(table int, create bool) (uint32, error) {
 			return s, nil
 		}
 	}
+	t.refused[table] = true
 	return 0, fmt.Errorf("table %d: %w (%d)", table, ErrTooManyTables, MaxTables)
 }
 
@@ -128,9 +136,31 @@ func (t *tables) ids() [MaxTables]int {
 // structure and, when the default table gains its first route or loses its
 // last, the rules (with an empty default table, the default rules compile
 // to the main table alone).
-func (d *Datapath) routesWritten(set []route.Entry, setSlots []uint32, del []route.TablePrefix, delKnown []bool) {
+func (d *Datapath) routesWritten(set []route.Entry, setSlots []uint32, setHeld []bool, del []route.TablePrefix, delKnown []bool) {
 	var delSlots []uint32
 	var dels []route.TablePrefix
+	d.tables.mu.Lock()
+	for i, e := range set {
+		tp := route.TablePrefix{Table: route.NormTable(e.Table), Prefix: e.Prefix.Masked()}
+		if setHeld[i] {
+			e.Table, e.Prefix = tp.Table, tp.Prefix
+			d.tables.held[tp] = e
+		}
+	}
+	for _, tp := range del {
+		delete(d.tables.held, route.TablePrefix{Table: route.NormTable(tp.Table), Prefix: tp.Prefix.Masked()})
+	}
+	d.tables.mu.Unlock()
+	if slices.Contains(setHeld, true) {
+		var s []route.Entry
+		var ss []uint32
+		for i := range set {
+			if !setHeld[i] {
+				s, ss = append(s, set[i]), append(ss, setSlots[i])
+			}
+		}
+		set, setSlots = s, ss
+	}
 	for i, tp := range del {
 		if !delKnown[i] {
 			continue
@@ -210,6 +240,17 @@ func (d *Datapath) followLocals(set []route.Entry, del []route.TablePrefix) {
 	for i := range w {
 		atomic.StoreUint64(&d.compiled.bloom[i], w[i])
 	}
+}
+
+// heldRoutes lists the routes of tables XDP holds no slot for.
+func (d *Datapath) heldRoutes() []route.Entry {
+	d.tables.mu.Lock()
+	defer d.tables.mu.Unlock()
+	out := make([]route.Entry, 0, len(d.tables.held))
+	for _, e := range d.tables.held {
+		out = append(out, e)
+	}
+	return out
 }
 
 // defaultEmpty reports whether the default table has no route (and
