@@ -304,6 +304,40 @@ func (v *validator) policyTableBase() {
 	}
 }
 
+// MirrorTableFilter says which tables fib.mirror-tables mirrors besides
+// those always mirrored; nil: every table (the key is absent).
+func (c *Config) MirrorTableFilter() func(table int) bool {
+	if c.FIB.MirrorTables == nil && !c.pos.isSet("fib.mirror-tables") {
+		return nil
+	}
+	set := map[int]bool{}
+	for _, t := range c.FIB.MirrorTables {
+		set[t] = true
+	}
+	return func(t int) bool { return set[t] }
+}
+
+// mirrorTables checks fib.mirror-tables.
+func (v *validator) mirrorTables() {
+	seen := map[int]int{}
+	for i, t := range v.c.FIB.MirrorTables {
+		key := "fib.mirror-tables"
+		if v.c.pos.isSet(indexPath(key, i)) {
+			key = indexPath(key, i)
+		}
+		switch j, dup := seen[t]; {
+		case t < 1 || int64(t) > math.MaxUint32:
+			v.errf(key, "%d is not a kernel table 1..4294967295", t)
+		case t == tableLocal:
+			v.errf(key, "255 is the kernel's local table: XDP follows it through the router's addresses, never as a table")
+		case dup:
+			v.errf(key, "table %d is listed twice (also at index %d)", t, j)
+		default:
+			seen[t] = i
+		}
+	}
+}
+
 // isPolicyTable reports whether t is one of the tables of policy routes'
 // next hops.
 func (c *Config) isPolicyTable(t int) bool {

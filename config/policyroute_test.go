@@ -123,3 +123,49 @@ func TestPolicyRouteErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestMirrorTables(t *testing.T) {
+	c, err := Parse([]byte(prBase), "x.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MirrorTableFilter() != nil {
+		t.Error("absent mirror-tables: want every table (nil filter)")
+	}
+	for _, tc := range []struct {
+		doc     string
+		in, out []int
+	}{
+		{"[fib]\nmirror-tables = []\n", nil, []int{100, 300}},
+		{"[fib]\nmirror-tables = [300, 7]\n", []int{300, 7}, []int{100}},
+	} {
+		c, err := Parse([]byte(tc.doc+prBase), "x.toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := c.MirrorTableFilter()
+		if f == nil {
+			t.Fatalf("%q: nil filter", tc.doc)
+		}
+		for _, x := range tc.in {
+			if !f(x) {
+				t.Errorf("%q: %d not mirrored", tc.doc, x)
+			}
+		}
+		for _, x := range tc.out {
+			if f(x) {
+				t.Errorf("%q: %d mirrored", tc.doc, x)
+			}
+		}
+	}
+	for doc, want := range map[string]string{
+		"[fib]\nmirror-tables = [300, 255]\n": "x.toml:2: fib.mirror-tables[1]: 255 is the kernel's local table",
+		"[fib]\nmirror-tables = [300, 300]\n": "x.toml:2: fib.mirror-tables[1]: table 300 is listed twice",
+		"[fib]\nmirror-tables = [0]\n":        "x.toml:2: fib.mirror-tables[0]: 0 is not a kernel table",
+	} {
+		_, err := Parse([]byte(doc+prBase), "x.toml")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", doc, err, want)
+		}
+	}
+}

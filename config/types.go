@@ -106,6 +106,13 @@ type FIB struct {
 	// distinct next hop, PolicyTableBase .. PolicyTableBase +
 	// MaxPolicyNextHops - 1, all routes there of ours. Default 20000.
 	PolicyTableBase int `toml:"policy-table-base"`
+	// MirrorTables lists the kernel tables mirrored into XDP besides
+	// those always mirrored (main, default, fib.table, the [[vrf]]s' and
+	// the policy routes' next hops' tables); the others' routes stay the
+	// kernel's, and XDP passes to the kernel the packets a rule looking
+	// one up may match. Absent (default): every table; [] only those
+	// always mirrored. See MirrorTableFilter.
+	MirrorTables []int `toml:"mirror-tables"`
 }
 
 // Runtime tunes the Go runtime's memory use (see the README's figures).

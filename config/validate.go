@@ -44,6 +44,7 @@ func (c *Config) problems() []error {
 	v.api()
 	v.dataplane()
 	v.fib()
+	v.mirrorTables()
 	v.runtime()
 	v.bgp()
 	v.networks()

@@ -151,6 +151,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		Tables: vrfTables(cfg), PortTables: cfg.PortTables(),
 		PolicyNextHops: policyNextHops(ptables.assign(cfg)), PolicyTableBase: cfg.FIB.PolicyTableBase,
 		PolicyTableCount: config.MaxPolicyNextHops,
+		MirrorTables:     cfg.MirrorTableFilter(),
 		OnApply:          func(d time.Duration) { collector.ObserveApply(d) },
 		// With pinned maps of another layout, the old program forwards
 		// until the new maps hold the kernel's state.

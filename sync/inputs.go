@@ -14,12 +14,20 @@ import (
 func (st *state) kernelEvent(ev any) {
 	switch ev := ev.(type) {
 	case *route.Snapshot:
+		if st.opt.MirrorTables != nil {
+			s := *ev
+			s.Routes, s.Ours = st.mirroredOnly(s.Routes), st.mirroredOnly(s.Ours)
+			ev = &s
+		}
 		st.snapshot(ev)
 	case route.RouteResync:
 		if st.haveSnapshot {
-			st.replaceRoutes(ev.Routes, ev.Ours)
+			st.replaceRoutes(st.mirroredOnly(ev.Routes), st.mirroredOnly(ev.Ours))
 		}
 	case route.RouteEvent:
+		if !st.mirrored(ev.Route.Key().Table) {
+			return // the kernel's alone (fib.mirror-tables)
+		}
 		if ev.Ours && st.isBGPTable(ev.Route.Key().Table) {
 			st.ourRouteEvent(ev)
 			return

@@ -51,7 +51,7 @@ func (st *state) applyRules() {
 		return
 	}
 	// names is never written again: the Datapath may keep the function.
-	err := st.opt.Datapath.SetRules(slices.Clone(st.rules), func(name string) int { return names[name] })
+	err := st.opt.Datapath.SetRules(st.rulesForXDP(), func(name string) int { return names[name] })
 	if err != nil {
 		// Retried with the next apply (every second at the latest).
 		if time.Since(st.rulesFailLog) >= failLogEvery {

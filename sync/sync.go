@@ -133,6 +133,11 @@ type Options struct {
 	// like those of Table.
 	PolicyNextHops                    []PolicyNextHop
 	PolicyTableBase, PolicyTableCount int
+	// MirrorTables, if set, says which kernel tables besides those sync
+	// writes (Table, Tables, the policy tables), main and default are
+	// mirrored into XDP; the routes of the others are ignored and rules
+	// looking them up pass to the kernel (mirror.go). Nil: every table.
+	MirrorTables func(table int) bool
 	// PortTables maps router ports of VRF-lite instances to their table:
 	// the connected routes of their addresses are installed there as
 	// routes of ours (scope link), so that an instance reaches its own

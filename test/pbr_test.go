@@ -218,3 +218,74 @@ func ifindexIn(t *testing.T, r *router, role, name string) int {
 	}
 	return n
 }
+
+// TestMirrorTablesRuleToKernel (issue 11): with [fib] mirror-tables = []
+// an operator's table 300 is not mirrored: its routes are not in XDP, and
+// h1's traffic that the operator's rule sends to it is passed to the
+// kernel (pass/rule_kernel), which forwards it to alt; other traffic is
+// still XDP's.
+func TestMirrorTablesRuleToKernel(t *testing.T) {
+	r := newLab(t)
+	if err := r.AddHost("alt", 3); err != nil {
+		t.Fatal(err)
+	}
+	r.ports = []string{"eth1", "eth2", "eth3"}
+	for _, args := range [][]string{
+		{"ip", "route", "add", "198.51.100.0/24", "via", "10.0.3.2", "table", "300"},
+		{"ip", "route", "add", "198.51.101.0/24", "via", "10.0.3.2", "table", "301"},
+		{"ip", "rule", "add", "from", lab.H1v4, "to", "198.51.100.0/24", "lookup", "300", "pref", "300"},
+	} {
+		if err := r.Run("r", args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Run("alt", "ip", "addr", "add", pbrDst+"/32", "dev", "lo"); err != nil {
+		t.Fatal(err)
+	}
+	r.start("[fib]\nmirror-tables = [301]\n")
+
+	var d bpf.Decision
+	r.poll(10*time.Second, func() error {
+		if err := r.ctl(&d, "lookup", pbrDst, "--from", lab.H1v4, "--in", "eth1"); err != nil {
+			return err
+		}
+		if d.Action != bpf.ActionPass || d.Reason != bpf.ReasonRuleKernel {
+			return fmt.Errorf("lookup %s from h1: %+v, want pass/%s", pbrDst, d, bpf.ReasonRuleKernel)
+		}
+		return nil
+	})
+	var routes []struct {
+		Table  int
+		Prefix string
+	}
+	if err := r.ctl(&routes, "routes"); err != nil {
+		t.Fatal(err)
+	}
+	has := map[int]bool{}
+	for _, rt := range routes {
+		has[rt.Table] = true
+	}
+	if has[300] || !has[301] {
+		t.Errorf("tables in XDP: %v, want 301 and not 300", has)
+	}
+	// The kernel forwards what XDP passed (forwarding on for that).
+	before := r.counter(bpf.ActionPass, bpf.ReasonRuleKernel)
+	if err := r.Sysctl("r", "net.ipv4.ip_forward", "1"); err != nil {
+		t.Fatal(err)
+	}
+	n0 := icmpIn(t, r, "alt")
+	r.poll(10*time.Second, func() error { return r.Run("h1", "ping", "-c1", "-W1", pbrDst) })
+	if icmpIn(t, r, "alt") == n0 {
+		t.Error("h1's ping did not reach alt")
+	}
+	if r.counter(bpf.ActionPass, bpf.ReasonRuleKernel) == before {
+		t.Error("no packet passed to the kernel for the rule of an unmirrored table")
+	}
+	if err := r.ForwardingOff("r"); err != nil {
+		t.Fatal(err)
+	}
+	// h2 → h1 is still XDP's (forwarding off again).
+	if err := r.Run("h2", "ping", "-c1", "-W1", lab.H1v4); err != nil {
+		t.Errorf("h2 → h1 with forwarding off: %v", err)
+	}
+}
