@@ -79,7 +79,7 @@ func checkPrefix(p netip.Prefix) (netip.Prefix, error) {
 // family go to their map in one batch each; a batch stops at its first
 // failure). It falls back to one update per route where batch operations
 // are unsupported. A route of a table XDP holds no slot for (more than
-// MaxTables tables, or one SetMirrored leaves out) is taken but kept out
+// MaxTables tables) is taken but kept out
 // of the maps: Routes lists it, and rules that look that table up pass to
 // the kernel.
 func (d *Datapath) UpdateRoutes(rs []route.Entry) (n int, err error) {

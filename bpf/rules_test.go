@@ -474,16 +474,15 @@ func TestRuleSuppress(t *testing.T) {
 	}
 }
 
-// TestRulesUnmirroredTable: a rule that looks up a table XDP does not
-// mirror passes its packets to the kernel; the others still forward.
+// TestRulesUnmirroredTable: routes of tables beyond the MaxTables XDP
+// holds are taken and listed but not in XDP, a rule that looks such a
+// table up passes its packets to the kernel, the others still forward.
 func TestRulesUnmirroredTable(t *testing.T) {
 	d := loadTest(t)
 	p := setupPorts(t, d)
 	setupTable(t, d, p)
-	d.SetMirrored(func(table int) bool { return table != 101 })
-	// Routes of an unmirrored table, and of tables beyond MaxTables, are
-	// taken (Routes lists them: the audit finds nothing to repair) but
-	// stay out of XDP.
+	// Routes of tables beyond MaxTables are taken (Routes lists them: the
+	// audit finds nothing to repair) but stay out of XDP.
 	var es []route.Entry
 	for tb := 101; tb < 101+MaxTables+3; tb++ {
 		es = append(es, route.Entry{Table: tb, Prefix: pfx("10.1.0.0/16"), Group: gB})
@@ -500,11 +499,12 @@ func TestRulesUnmirroredTable(t *testing.T) {
 			t.Errorf("Routes() lacks table %d's route", e.Table)
 		}
 	}
-	if n, err := d.DeleteRoutes([]route.TablePrefix{{Table: 101, Prefix: pfx("10.1.0.0/16")}}); err != nil || n != 1 {
+	held := 101 + MaxTables + 1 // main has slot 0
+	if n, err := d.DeleteRoutes([]route.TablePrefix{{Table: held, Prefix: pfx("10.1.0.0/16")}}); err != nil || n != 1 {
 		t.Errorf("DeleteRoutes of a held route: %d, %v", n, err)
 	}
 	got, _ = d.Routes()
-	if slices.ContainsFunc(got, func(g route.Entry) bool { return g.Table == 101 }) {
+	if slices.ContainsFunc(got, func(g route.Entry) bool { return g.Table == held }) {
 		t.Error("a deleted held route is still listed")
 	}
 	last := 101 + MaxTables + 2 // beyond the slots
@@ -519,7 +519,7 @@ func TestRulesUnmirroredTable(t *testing.T) {
 		t.Errorf("a rule looking up table %d (no slot): pass/rule_kernel +%d, want +1", last, n)
 	}
 	rules := append(route.DefaultRules(),
-		route.Rule{Family: 4, Priority: 10, Src: pfx("172.16.9.0/24"), Action: route.RuleLookup, Table: 101, SuppressPrefixlen: -1, SuppressIfgroup: -1})
+		route.Rule{Family: 4, Priority: 10, Src: pfx("172.16.9.0/24"), Action: route.RuleLookup, Table: held + 1, SuppressPrefixlen: -1, SuppressIfgroup: -1})
 	if err := p.ns.Do(func() error { return d.SetRules(rules, func(string) int { return 0 }) }); err != nil {
 		t.Fatal(err)
 	}

@@ -32,27 +32,11 @@ type tables struct {
 	m     *ebpf.Map
 	id    [MaxTables]int // kernel table of each slot; 0: free
 	slots map[int]uint32
-	allow func(table int) bool // nil: every table
 	// refused are tables denied a slot once: they never get one later
 	// (their routes were not written), until the daemon restarts.
 	refused map[int]bool
 	// held are the routes of refused tables, as taken (see UpdateRoutes).
 	held map[route.TablePrefix]route.Entry
-}
-
-// ErrNotMirrored means a table is not one XDP mirrors (SetMirrored): its
-// routes are not in XDP, and rules that look it up pass to the kernel.
-var ErrNotMirrored = errors.New("table not mirrored into XDP")
-
-// SetMirrored limits the tables XDP holds (nil: all, up to MaxTables);
-// the main table always is. Rules set later that look up another table
-// pass its packets to the kernel (pass/rule_kernel). Call it before
-// writing routes; tables that already have a slot keep it.
-func (d *Datapath) SetMirrored(allow func(table int) bool) {
-	d.tables.mu.Lock()
-	d.tables.allow = allow
-	d.tables.mu.Unlock()
-	d.refreshRules()
 }
 
 func newTables(m *ebpf.Map) (*tables, error) {
@@ -93,10 +77,6 @@ func (t *tables) slot(table int, create bool) (uint32, error) {
 	}
 	if !create || t.refused[table] {
 		return 0, fmt.Errorf("table %d: %w", table, ErrTooManyTables)
-	}
-	if t.allow != nil && !t.allow(table) {
-		t.refused[table] = true
-		return 0, fmt.Errorf("table %d: %w", table, ErrNotMirrored)
 	}
 	for s := range uint32(MaxTables) {
 		if t.id[s] == 0 {
