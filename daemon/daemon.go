@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -202,7 +203,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	// XDP forwards never meet: logged, counted and in status.
 	bypassed := &bypass.Watcher{Ports: opts.Ports, Log: log.With("component", "bypass")}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(collector, metrics.NewBypass(bypassed), metrics.NewFilters(dp, func() int { return len(filters.Rejected()) }))
+	reg.MustRegister(collector, metrics.NewBypass(bypassed), metrics.NewFilters(dp, func() int { return len(filters.Rejected()) }),
+		metrics.NewMaps(dp, syncer),
+		// process_resident_memory_bytes and the Go runtime's go_* for
+		// dashboards.
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	if speaker != nil {
 		reg.MustRegister(speaker.Collector())
 	}

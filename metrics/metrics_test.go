@@ -131,3 +131,69 @@ xdprouter_flowspec_rejected_rules 3
 		t.Error(err)
 	}
 }
+
+type fakeSizes bpf.MapSizes
+
+func (f fakeSizes) Sizes() bpf.MapSizes { return bpf.MapSizes(f) }
+
+func TestMapCollector(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewMaps(fakeSizes{RoutesV4: 2000000, RoutesV6: 500000, Groups: 65536, NextHops: 65536, Neighbors: 262144,
+		Records4: 10, Leaves4: 30, RecordsCap4: 1100000, LeavesCap4: 2000000, Records6: 4, Leaves6: 6, RecordsCap6: 750000, LeavesCap6: 1000000},
+		fakeCounts{XDP4: 5, XDP6: 1, Groups: 3, NextHops: 4, Neighbors: 2, Failovers: 7}))
+	want := `
+# HELP xdprouter_map_capacity Entries an XDP map holds (max_entries; for lpm_leaves4/6, leaves: two per array element), by BPF map name.
+# TYPE xdprouter_map_capacity gauge
+xdprouter_map_capacity{map="lpm_leaves4"} 2e+06
+xdprouter_map_capacity{map="lpm_leaves6"} 1e+06
+xdprouter_map_capacity{map="lpm_nodes4"} 1.1e+06
+xdprouter_map_capacity{map="lpm_nodes6"} 750000
+xdprouter_map_capacity{map="neighbors"} 262144
+xdprouter_map_capacity{map="nexthops"} 65536
+xdprouter_map_capacity{map="nhgs"} 65536
+xdprouter_map_capacity{map="routes_v4"} 2e+06
+xdprouter_map_capacity{map="routes_v6"} 500000
+# HELP xdprouter_map_entries Entries in use in an XDP map, by BPF map name: routes_v4/6 (routes written, every table), nhgs and nexthops (ids held), neighbors, and the compiled structure's lpm_nodes4/6 (records) and lpm_leaves4/6 (leaves).
+# TYPE xdprouter_map_entries gauge
+xdprouter_map_entries{map="lpm_leaves4"} 30
+xdprouter_map_entries{map="lpm_leaves6"} 6
+xdprouter_map_entries{map="lpm_nodes4"} 10
+xdprouter_map_entries{map="lpm_nodes6"} 4
+xdprouter_map_entries{map="neighbors"} 2
+xdprouter_map_entries{map="nexthops"} 4
+xdprouter_map_entries{map="nhgs"} 3
+xdprouter_map_entries{map="routes_v4"} 5
+xdprouter_map_entries{map="routes_v6"} 1
+# HELP xdprouter_sync_failovers_total Next-hop groups switched from their primary next hops to their backups in XDP (bgp.pic), one per group however many routes use it.
+# TYPE xdprouter_sync_failovers_total counter
+xdprouter_sync_failovers_total 7
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestApplyHistogram: the sync latency histogram has its buckets from the
+// start (dashboards' quantiles need them), and counts observations.
+func TestApplyHistogram(t *testing.T) {
+	c := New(&fakeStats{}, fakeCounts{})
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	c.ObserveApply(3 * time.Millisecond)
+	c.ObserveApply(2 * time.Second)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "xdprouter_sync_apply_seconds" {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		if h.GetSampleCount() != 2 || len(h.GetBucket()) != 10 {
+			t.Errorf("histogram: %d samples, %d buckets", h.GetSampleCount(), len(h.GetBucket()))
+		}
+		return
+	}
+	t.Error("no xdprouter_sync_apply_seconds")
+}

@@ -165,7 +165,23 @@ func (st *state) writeGroup(g *group) {
 		st.groupsDirty = true // retried with the next batch
 		return
 	}
+	if g.written != nil && !st.onBackup(g, g.written) && st.onBackup(g, ids) {
+		st.counts.Failovers++
+	}
 	g.written = ids
+}
+
+// onBackup reports whether ids (as written for g) are backups only.
+func (st *state) onBackup(g *group, ids []uint32) bool {
+	if len(ids) == 0 || g.nPrimary == len(g.nhs) {
+		return false
+	}
+	for _, x := range g.nhs[:g.nPrimary] {
+		if slices.Contains(ids, x.id) {
+			return false
+		}
+	}
+	return true
 }
 
 // usable is what writeGroup writes for g.

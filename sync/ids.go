@@ -59,6 +59,9 @@ func (i *ids) reserve(inUse []uint32) {
 	i.next = top
 }
 
+// used is how many ids are held: handed out, or freed and still cooling.
+func (i *ids) used() int { return int(i.next) - len(i.freed) }
+
 func (i *ids) put(id uint32) {
 	if id != 0 {
 		i.freed = append(i.freed, freedID{id, i.clock()})

@@ -36,13 +36,16 @@ func TestPICBackupSwitch(t *testing.T) {
 		eq(t, "backup after neighbor failure", r.dp.egress(t, prefix(i).String()), viaB)
 	}
 	eq(t, "XDP route writes", r.dp.writes-writes, 0)
+	eq(t, "failovers (one group)", r.st.counts.Failovers, uint64(1))
 	r.ev(route.NeighEvent{Neighbor: route.Neighbor{Ifindex: eth1, Addr: ip("10.0.1.2"), MAC: mac1, Valid: true}})
 	eq(t, "primary again", r.dp.egress(t, "198.18.7.0/24"), viaA)
+	eq(t, "failovers after the return", r.st.counts.Failovers, uint64(1))
 
 	// eth1 down: the group moves with the link event alone.
 	writes = r.dp.writes
 	r.ev(route.LinkEvent{Link: route.Link{Index: eth1, Name: "eth1", MTU: 1500, MAC: mac3}})
 	eq(t, "backup after link down", r.dp.egress(t, "198.18.7.0/24"), viaB)
+	eq(t, "failovers", r.st.counts.Failovers, uint64(2))
 	eq(t, "XDP route writes", r.dp.writes-writes, 0)
 
 	// The kernel flushed the connected route and ours via eth1: they are

@@ -406,6 +406,8 @@ func (s *Syncer) publishCounts() {
 	c := s.st.counts
 	c.Pending = s.st.dirty.Len()
 	c.Failed = len(s.st.failed)
+	c.Groups, c.NextHops = s.st.groupIDs.used(), s.st.nhIDs.used()
+	c.Neighbors = len(s.st.neighs)
 	s.countsMu.Lock()
 	s.counts = c
 	s.countsMu.Unlock()
@@ -427,6 +429,13 @@ type Counts struct {
 	XDPWrites               uint64
 	Repairs                 uint64
 	NexthopWrites           uint64 // kernel nexthop objects written and deleted
+	// XDP map slots in use: next-hop group and next-hop ids held (a freed
+	// id cools down a second before reuse, and counts meanwhile), neighbor
+	// entries written.
+	Groups, NextHops, Neighbors int
+	// Failovers counts next-hop groups switched from their primary members
+	// to their backups (bgp.pic) since start: one per group, not per route.
+	Failovers uint64
 }
 
 // Counts returns the counts as of the last applied chunk, plus the input
