@@ -8,8 +8,16 @@ DURATION ?= 30s
 
 all: build
 
+# Version stamping (xdprouterd --version, xdprouterctl version,
+# xdprouter_build_info): GOFLAGS has -buildvcs=false here, so the Makefile
+# passes what git says; outside a git checkout: "devel", "unknown".
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+LDFLAGS := -X github.com/xdprouter/xdprouter/version.version=$(VERSION) \
+	-X github.com/xdprouter/xdprouter/version.commit=$(COMMIT)
+
 build:
-	$(GO) build -o $(BIN)/ ./cmd/xdprouterd ./cmd/xdprouterctl ./cmd/xdprouter-lab
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/xdprouterd ./cmd/xdprouterctl ./cmd/xdprouter-lab
 	$(GO) build -o $(BIN)/gobgp github.com/osrg/gobgp/v4/cmd/gobgp
 
 # Regenerate the BPF objects (needs clang); the output is committed.

@@ -18,6 +18,7 @@ import (
 	"github.com/xdprouter/xdprouter/bypass"
 	"github.com/xdprouter/xdprouter/filter"
 	xsync "github.com/xdprouter/xdprouter/sync"
+	"github.com/xdprouter/xdprouter/version"
 )
 
 // Interface is a router port with XDP attached.
@@ -40,6 +41,8 @@ type Status struct {
 	// Bypass is the kernel policy (netfilter, ip rules, rp_filter) that
 	// packets XDP forwards do not meet.
 	Bypass []bypass.Finding `json:"bypass,omitempty"`
+	// Version is the daemon's build (xdprouterctl version).
+	Version version.Info `json:"version"`
 }
 
 // Lookup is the route lookup structure XDP walks, and why it is the trie
@@ -107,7 +110,7 @@ func ActionString(a filter.Action) string {
 func Handler(b Backend) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
-		st := Status{Routes: b.Sync.Counts()}
+		st := Status{Routes: b.Sync.Counts(), Version: version.Get()}
 		mode, why := b.Datapath.LookupState()
 		st.Lookup = Lookup{Structure: mode.String(), Fallback: why}
 		for _, i := range b.Interfaces {

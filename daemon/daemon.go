@@ -32,6 +32,7 @@ import (
 	"github.com/xdprouter/xdprouter/fib"
 	"github.com/xdprouter/xdprouter/metrics"
 	xsync "github.com/xdprouter/xdprouter/sync"
+	"github.com/xdprouter/xdprouter/version"
 )
 
 // auditEvery is how often the XDP maps are checked against sync's state.
@@ -63,6 +64,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		return err
 	}
 	setMemory(cfg.Runtime, log)
+	sd := defaultNotifier() // systemd readiness and watchdog (contrib/xdprouterd.service)
 	ln, err := net.Listen("tcp", cfg.API.MetricsListen)
 	if err != nil {
 		return fmt.Errorf("api.metrics-listen: %w", err)
@@ -160,6 +162,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 			if err := dp.SwapIn(); err != nil {
 				log.Error("swap in the new program", "err", err)
 			}
+			// Type=notify: the ports are attached (before sync runs) and
+			// the kernel's state is in both sinks.
+			sd.ready(len(ports), log)
 		},
 		ResolveViaDefault: cfg.FIB.ResolveViaDefault,
 		// Not with PIC: see sync/kernelnh.go (the kernel deletes routes by
@@ -231,6 +236,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 		log.Info("XDP detached from a port no longer configured", "ifindex", ifindex)
 	}
 
+	reg.MustRegister(metrics.NewBuildInfo(version.Get()))
 	backend := api.Backend{Datapath: dp, Sync: syncer, BGP: speaker, Interfaces: ifaces, Bypass: bypassed, Rejected: filters.Rejected}
 	srv := &http.Server{Handler: newMux(cfg.API, reg, api.Handler(backend)), ReadHeaderTimeout: 5 * time.Second}
 
@@ -259,7 +265,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 			return nil
 		},
 		keepRoutes: cfg.FIB.KeepRoutesOnExit,
-		background: []func(context.Context) error{bypassed.Run},
+		background: []func(context.Context) error{bypassed.Run, sd.lifecycle(syncer.Alive, log.With("component", "watchdog"))},
 	}
 	if speaker != nil {
 		c.bgp = speaker
@@ -267,7 +273,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	c.reload = func(ctx context.Context) {
 		reloadOnHangup(ctx, cfg, speaker, reloadable{filters, dp, ports, table, syncer, ptables}, log)
 	}
-	log.Info("xdprouterd running", "interfaces", len(ports), "table", cfg.FIB.Table,
+	log.Info("xdprouterd running", "version", version.Get().Version, "commit", version.Get().Commit, "interfaces", len(ports), "table", cfg.FIB.Table,
 		"metrics", cfg.API.MetricsListen, "bgp", cfg.BGPEnabled(), "pprof", cfg.API.PProf)
 	owned = true
 	return c.run(ctx)

@@ -216,6 +216,8 @@ type Syncer struct {
 	// wait for a batch.
 	countsMu gosync.Mutex
 	counts   Counts
+
+	beat heartbeat // see Alive
 }
 
 // New returns a Syncer; nothing is touched before Run.
@@ -259,6 +261,9 @@ func (s *Syncer) kick() {
 // that a long batch never stalls the netlink reader (whose socket would
 // overflow and force a full resync).
 func (s *Syncer) Run(ctx context.Context, events <-chan any) error {
+	s.beat.tick()
+	s.beat.running.Store(true)
+	defer s.beat.running.Store(false)
 	go func() {
 		for {
 			select {
@@ -285,6 +290,7 @@ func (s *Syncer) Run(ctx context.Context, events <-chan any) error {
 	var auditDone chan auditRead // a route read-back in progress
 	var staleC <-chan time.Time
 	for {
+		s.beat.tick()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -384,6 +390,7 @@ func (s *Syncer) applyPending() {
 	for s.st.dirty.Len() > 0 || s.st.resolveDirty || s.st.groupsDirty || s.st.rulesDirty {
 		start := time.Now()
 		more := s.st.apply(chunk)
+		s.beat.tick()
 		if s.opt.OnApply != nil {
 			s.opt.OnApply(time.Since(start))
 		}

@@ -39,6 +39,7 @@ commands:
   stats            XDP counters by action and reason
   filters          filter rules in XDP order (config, then Flowspec) with
                    their counters, and Flowspec rules not in force, why
+  version          version and commit of xdprouterctl and of the daemon
 `
 
 func main() {
@@ -71,11 +72,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *addr == "" {
 		cfg, err := config.Load(*path)
-		if err != nil {
+		switch {
+		case err == nil:
+			*addr = cfg.API.MetricsListen
+		case cmd != "version": // version prints the CLI's without a daemon
 			fmt.Fprintf(stderr, "xdprouterctl: %v\n(use --config FILE or --api ADDR)\n", err)
 			return 2
 		}
-		*addr = cfg.API.MetricsListen
 	}
 	out, err := c.run(ctx, *addr, rest)
 	if err != nil {
@@ -149,6 +152,8 @@ var commands = map[string]command{
 
 func printText(w io.Writer, v any) {
 	switch v := v.(type) {
+	case interface{ printText(io.Writer) }: // commands in files of their own
+		v.printText(w)
 	case *api.Status:
 		fmt.Fprintln(w, "INTERFACE\tIFINDEX\tXDP\tEGRESS")
 		for _, i := range v.Interfaces {

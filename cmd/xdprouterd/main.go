@@ -16,21 +16,27 @@ import (
 
 	"github.com/xdprouter/xdprouter/config"
 	"github.com/xdprouter/xdprouter/daemon"
+	"github.com/xdprouter/xdprouter/version"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("xdprouterd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", config.DefaultPath, "configuration `file` (TOML)")
 	check := fs.Bool("check", false, "only validate the configuration and exit")
 	teardown := fs.Bool("teardown", false, "remove what a stopped xdprouterd left running (the pinned XDP dataplane, its kernel routes and nexthop objects) and exit")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	showVersion := fs.Bool("version", false, "print the version and commit and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "xdprouterd %s\n", version.Get())
+		return 0
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "xdprouterd: unexpected argument %q\n", fs.Arg(0))
