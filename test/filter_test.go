@@ -160,6 +160,11 @@ func TestURPFAgreesWithKernel(t *testing.T) {
 				return strings.Replace(s, "[dataplane]\n", "[dataplane]\n"+mode.urpfPorts+"\n", 1)
 			})
 			r.start("")
+			// The API answers before the first snapshot is applied: wait
+			// for the routes the sources are checked against.
+			for _, a := range []string{lab.H1v4, lab.H2v4, "198.18.0.1", "198.18.1.1", "198.18.2.1", "198.18.3.1", "198.18.4.1", "198.18.5.1"} {
+				r.waitDecision(a, "the route of "+a, func(d bpf.Decision) bool { return d.Prefix.IsValid() })
+			}
 			x := r.xdp(pin)
 			ns, err := netns.GetFromName(r.NS("r"))
 			if err != nil {
