@@ -36,9 +36,13 @@ commands:
                    that picks the table, the route, each next hop)
   nexthops         next-hop groups and their members
   neighbors        neighbor entries XDP forwards with
-  stats            XDP counters by action and reason
+  stats [--watch [--interval D] [--count N]]
+                   XDP counters by action and reason; --watch: per-second
+                   rates, refreshed every D (1s) until interrupted
   filters          filter rules in XDP order (config, then Flowspec) with
                    their counters, and Flowspec rules not in force, why
+  completion bash|zsh
+                   print a shell completion script
   version          version and commit of xdprouterctl and of the daemon
 `
 
@@ -61,6 +65,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	if cmd == "completion" {
+		return completion(rest, stdout, stderr)
+	}
 	c, ok := commands[cmd]
 	if !ok {
 		fmt.Fprintf(stderr, "xdprouterctl: unknown command %q\n%s", cmd, usage)
@@ -79,6 +86,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "xdprouterctl: %v\n(use --config FILE or --api ADDR)\n", err)
 			return 2
 		}
+	}
+	if w, err := watchFor(cmd, rest); err != nil {
+		fmt.Fprintf(stderr, "xdprouterctl %s: %v\n", cmd, err)
+		return 2
+	} else if w != nil {
+		if err := w.run(ctx, *addr, stdout, *asJSON); err != nil {
+			fmt.Fprintf(stderr, "xdprouterctl %s: %v\n", cmd, err)
+			return 1
+		}
+		return 0
 	}
 	out, err := c.run(ctx, *addr, rest)
 	if err != nil {
@@ -140,7 +157,7 @@ var commands = map[string]command{
 		var ns []api.Neighbor
 		return ns, api.Get(ctx, addr, "/api/v1/neighbors", nil, &ns)
 	}},
-	"stats": {0, 0, func(ctx context.Context, addr string, _ []string) (any, error) {
+	"stats": {0, 5, func(ctx context.Context, addr string, _ []string) (any, error) {
 		var ss []bpf.StatCounter
 		return ss, api.Get(ctx, addr, "/api/v1/stats", nil, &ss)
 	}},
