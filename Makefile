@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 BIN     := bin
 DURATION ?= 30s
 
-.PHONY: all build generate test unit lint lab bench deps fuzz fuzz-brief clean
+.PHONY: all build generate test unit lint lab bench deps fuzz fuzz-brief clean deb
 
 all: build
 
@@ -19,6 +19,24 @@ LDFLAGS := -X github.com/xdprouter/xdprouter/version.version=$(VERSION) \
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/xdprouterd ./cmd/xdprouterctl ./cmd/xdprouter-lab
 	$(GO) build -o $(BIN)/gobgp github.com/osrg/gobgp/v4/cmd/gobgp
+
+# The Debian package (packaging/nfpm.yaml, nfpm as a Go tool of the
+# module): binaries, unit, config, rt_protos, man pages, and the Grafana
+# dashboards of contrib/grafana if there are any. Its version: the tag
+# without its "v" (1.2.3-4-gabc), or 0.0~git<commit time>.<commit>.
+PKG := $(BIN)/pkg
+DEB_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo $${v\#v} || \
+	echo 0.0~git$$(git log -1 --format=%cd --date=format:%Y%m%d%H%M%S 2>/dev/null || echo 0).$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
+deb: build
+	rm -rf $(PKG) && mkdir -p $(PKG)/man/man8 $(PKG)/man/man1 $(PKG)/share/dashboards $(PKG)/doc
+	cp $(BIN)/xdprouterd $(BIN)/xdprouterctl $(BIN)/gobgp $(PKG)/
+	for p in docs/man/*.8; do gzip -9n -c $$p > $(PKG)/man/man8/$$(basename $$p).gz; done
+	for p in docs/man/*.1; do gzip -9n -c $$p > $(PKG)/man/man1/$$(basename $$p).gz; done
+	cp config/example.toml $(PKG)/share/
+	for d in contrib/grafana/*.json; do [ ! -e "$$d" ] || cp "$$d" $(PKG)/share/dashboards/; done
+	gzip -9n -c README.md > $(PKG)/doc/README.md.gz
+	DEB_VERSION='$(DEB_VERSION)' $(GO) tool nfpm package --config packaging/nfpm.yaml --packager deb --target $(BIN)/
+	@ls -l $(BIN)/*.deb
 
 # Regenerate the BPF objects (needs clang); the output is committed.
 generate:

@@ -59,12 +59,15 @@ func (n *notifier) notify(state string) error {
 // but only while alive returns nil: a wedged sync worker stops the pings
 // and the service manager restarts xdprouterd (Restart=on-failure), whose
 // pinned dataplane keeps forwarding meanwhile. alive is given the age of
-// progress that still counts as alive: half the period.
+// progress that still counts as alive: the period, at least 2 s (the idle
+// worker turns once a second), so a worker stuck for one to two periods
+// is restarted.
 func (n *notifier) runWatchdog(ctx context.Context, alive func(maxAge time.Duration) error, log *slog.Logger) {
 	if n == nil || n.addr == "" || n.watchdog <= 0 {
 		return
 	}
 	every := n.watchdog / 2
+	maxAge := max(n.watchdog, 2*time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	healthy := true
@@ -74,7 +77,7 @@ func (n *notifier) runWatchdog(ctx context.Context, alive func(maxAge time.Durat
 			return
 		case <-t.C:
 		}
-		if err := alive(every); err != nil {
+		if err := alive(maxAge); err != nil {
 			if healthy {
 				log.Error("withholding the watchdog ping: the service manager will restart xdprouterd", "err", err, "watchdog", n.watchdog)
 			}
