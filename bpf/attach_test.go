@@ -180,8 +180,3 @@ func peerRx(ns *testNS, name string) (uint64, error) {
 	}
 	return 0, nil
 }
-
-// xdpMD is struct xdp_md, the context of BPF_PROG_TEST_RUN for XDP.
-type xdpMD struct {
-	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
-}

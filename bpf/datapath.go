@@ -82,10 +82,11 @@ type loaded struct {
 	fwdPrograms
 	fwdMaps
 	fwdVariables
+	dataSections // for the explain instance (explain.go)
 }
 
 func (l *loaded) Close() error {
-	return errors.Join(l.fwdPrograms.Close(), l.fwdMaps.Close())
+	return errors.Join(l.fwdPrograms.Close(), l.fwdMaps.Close(), l.dataSections.Close())
 }
 
 type attachment struct {
@@ -118,6 +119,12 @@ type Datapath struct {
 	compiled *compiled
 	filters  *filters
 	tables   *tables
+
+	// The explain instance (explain.go), loaded on first use, and the
+	// tracer (trace.go).
+	exMu   sync.Mutex
+	ex     *explainer
+	tracer tracer
 
 	// The local routes (tables.go, local_bloom), guarded by localMu.
 	localMu sync.Mutex
@@ -323,6 +330,11 @@ func (d *Datapath) Close() error {
 	}
 	d.compiled.close()
 	d.filters.close()
+	d.exMu.Lock()
+	d.ex.close()
+	d.ex = nil
+	d.exMu.Unlock()
+	d.tracer.stop()
 	if err := d.objs.Close(); err != nil {
 		errs = append(errs, err)
 	}

@@ -22,21 +22,7 @@ func runIn(t testing.TB, d *Datapath, p ports, ifindex int, frame []byte) (uint3
 	case p.b:
 		copy(frame, macB)
 	}
-	out := make([]byte, len(frame)+256)
-	opts := ebpf.RunOptions{Data: frame, DataOut: out}
-	if ifindex != 0 {
-		opts.Context = xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(ifindex)}
-	}
-	var ret uint32
-	err := p.ns.Do(func() error {
-		var err error
-		ret, err = d.Program().Run(&opts)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("BPF_PROG_TEST_RUN: %v", err)
-	}
-	return ret, opts.DataOut
+	return checkedRun(t, d, frame, ifindex, p.ns.Do)
 }
 
 func setFilters(t *testing.T, d *Datapath, rules ...filter.Rule) {

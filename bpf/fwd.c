@@ -266,6 +266,7 @@ struct enum_anchor {
 	enum rule_action rule_action;
 	enum rule_flags rule_flags;
 	enum rule_verdict rule_verdict;
+	struct trace_event trace_event;
 };
 const volatile struct enum_anchor enum_anchor __attribute__((unused));
 
@@ -276,7 +277,127 @@ const volatile struct enum_anchor enum_anchor __attribute__((unused));
 #define IPPROTO_SCTP 132
 #endif
 
-static __always_inline int count(enum stat s, __u64 bytes, int action)
+/* Tracing: see fwd.h (struct trace_cfg). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 18);
+} trace_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct trace_cfg);
+} trace_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct trace_state);
+} trace_states SEC(".maps");
+
+/*
+ * 1 while someone traces (set by Go, after trace_config). A section of its
+ * own: the explain instance (bpf/explain.go) shares .data and .bss with
+ * the live program, not this.
+ */
+volatile __u32 trace_on SEC(".data.trace") = 0;
+
+static __always_inline int masked_match(const __u8 *a, const __u8 *want, const __u8 *mask)
+{
+	__u8 d = 0;
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		d |= (a[i] ^ want[i]) & mask[i];
+	return d == 0;
+}
+
+/*
+ * One verdict, while tracing: parse the frame again (as it is now), apply
+ * the filter, the sampling and the budget, and write an event. Global:
+ * verified once, and out of the inlined fast path.
+ */
+__noinline int trace_emit(struct xdp_md *ctx, __u32 s, __u32 action, __u32 egress)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct trace_cfg *cfg = bpf_map_lookup_elem(&trace_config, &zero);
+	struct trace_state *st = bpf_map_lookup_elem(&trace_states, &zero);
+
+	if (!cfg || !st)
+		return 0;
+	struct trace_event ev = {};
+	ev.ingress = ctx->ingress_ifindex;
+	ev.egress = egress;
+	ev.len = data_end - data;
+	ev.stat = s;
+	ev.action = action;
+	ev.v6 = 2;
+	struct ethhdr *eth = data;
+	void *l4 = 0;
+	if ((void *)(eth + 1) <= data_end) {
+		__builtin_memcpy(ev.dmac, eth->h_dest, 6);
+		__builtin_memcpy(ev.smac, eth->h_source, 6);
+		if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+			struct iphdr *iph = (void *)(eth + 1);
+			if ((void *)(iph + 1) <= data_end) {
+				ev.v6 = 0;
+				ev.proto = iph->protocol;
+				ev.tos = iph->tos;
+				ev.ttl = iph->ttl;
+				__builtin_memcpy(ev.src, &iph->saddr, 4);
+				__builtin_memcpy(ev.dst, &iph->daddr, 4);
+				if (!(iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET)))
+					l4 = (void *)iph + (iph->ihl * 4 & 0x3c);
+			}
+		} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+			struct ipv6hdr *ip6 = (void *)(eth + 1);
+			if ((void *)(ip6 + 1) <= data_end) {
+				ev.v6 = 1;
+				ev.proto = ip6->nexthdr;
+				ev.tos = ip6->priority << 4 | ip6->flow_lbl[0] >> 4;
+				ev.ttl = ip6->hop_limit;
+				__builtin_memcpy(ev.src, &ip6->saddr, 16);
+				__builtin_memcpy(ev.dst, &ip6->daddr, 16);
+				l4 = ip6 + 1;
+			}
+		}
+	}
+	if (l4 && (ev.proto == IPPROTO_TCP || ev.proto == IPPROTO_UDP || ev.proto == IPPROTO_SCTP) &&
+	    l4 + 4 <= data_end) {
+		ev.sport = bpf_ntohs(*(__be16 *)l4);
+		ev.dport = bpf_ntohs(*(__be16 *)(l4 + 2));
+	}
+
+	if (cfg->family && (ev.v6 > 1 || cfg->family != (ev.v6 ? 6 : 4)))
+		return 0;
+	if (cfg->proto && cfg->proto != ev.proto)
+		return 0;
+	if (!masked_match(ev.src, cfg->src, cfg->src_mask) || !masked_match(ev.dst, cfg->dst, cfg->dst_mask))
+		return 0;
+	st->seen++;
+	if (cfg->sample > 1 && st->seen % cfg->sample)
+		return 0;
+	ev.ts = bpf_ktime_get_ns();
+	__u64 window = ev.ts / 1000000000;
+	if (window != st->window) {
+		st->window = window;
+		st->sent = 0;
+	}
+	if (cfg->budget && st->sent >= cfg->budget)
+		return 0;
+	if (bpf_ringbuf_output(&trace_ring, &ev, sizeof(ev), 0)) {
+		st->lost++;
+		return 0;
+	}
+	st->sent++;
+	return 1;
+}
+
+/* Counts the verdict (and traces it, while tracing); egress: the redirect target. */
+static __always_inline int count_to(struct xdp_md *ctx, enum stat s, __u64 bytes, int action, __u32 egress)
 {
 	__u32 key = s;
 	struct counter *c = bpf_map_lookup_elem(&stats, &key);
@@ -286,7 +407,14 @@ static __always_inline int count(enum stat s, __u64 bytes, int action)
 		c->packets++;
 		c->bytes += bytes;
 	}
+	if (trace_on)
+		trace_emit(ctx, s, action, egress);
 	return action;
+}
+
+static __always_inline int count(struct xdp_md *ctx, enum stat s, __u64 bytes, int action)
+{
+	return count_to(ctx, s, bytes, action, 0);
 }
 
 static __always_inline __u32 rol32(__u32 word, unsigned int shift)
@@ -336,6 +464,7 @@ struct fwd_ctx {
 	struct neigh_key nkey; /* ifindex filled in later; addr = destination */
 	__u32 hash;
 	__u32 pkt_len; /* L3 length, compared against the egress MTU */
+	__u32 egress;  /* out: the redirect target */
 };
 
 /*
@@ -390,6 +519,7 @@ static __always_inline int resolve(struct route_val *rt, struct fwd_ctx *fc,
 		return STAT_PASS_EGRESS;
 
 	*smac = nh->smac;
+	fc->egress = nh->ifindex;
 	return -1;
 }
 
@@ -421,11 +551,12 @@ static __always_inline int route_stat(struct route_val *rt)
 }
 
 /* The redirect target is set (resolve): rewrite the MACs and send. */
-static __always_inline int finish(struct ethhdr *eth, __u8 *dmac, __u8 *smac, __u64 bytes)
+static __always_inline int finish(struct xdp_md *ctx, struct ethhdr *eth, __u8 *dmac, __u8 *smac,
+				  __u64 bytes, __u32 egress)
 {
 	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
-	return count(STAT_REDIRECT, bytes, XDP_REDIRECT);
+	return count_to(ctx, STAT_REDIRECT, bytes, XDP_REDIRECT, egress);
 }
 
 /* Bits set in x: BPF has no popcount instruction. */
@@ -1259,12 +1390,12 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 	struct iphdr *iph = (void *)(eth + 1);
 
 	if ((void *)(iph + 1) > data_end)
-		return count(STAT_PASS_MALFORMED, bytes, XDP_PASS);
+		return count(ctx, STAT_PASS_MALFORMED, bytes, XDP_PASS);
 	__u32 hlen = iph->ihl * 4;
 	__u32 tot = bpf_ntohs(iph->tot_len);
 	if (iph->version != 4 || hlen < sizeof(*iph) || tot < hlen ||
 	    (void *)iph + tot > data_end)
-		return count(STAT_PASS_MALFORMED, bytes, XDP_PASS);
+		return count(ctx, STAT_PASS_MALFORMED, bytes, XDP_PASS);
 
 	/* Filters first: whatever XDP would pass to the kernel is filtered too. */
 	__u32 in = ctx->ingress_ifindex;
@@ -1284,7 +1415,7 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 	__builtin_memcpy(fp.daddr, &iph->daddr, 4);
 	int v = filter(&fp), s = filter_stat(v);
 	if (s >= 0)
-		return count(s, bytes, s == STAT_PASS_FILTER ? XDP_PASS : XDP_DROP);
+		return count(ctx, s, bytes, s == STAT_PASS_FILTER ? XDP_PASS : XDP_DROP);
 	struct filter_rule *fr = filter_kept(v);
 	if (fr && (fr->flags & FR_F_REMARK)) {
 		__u16 old = *(__u16 *)iph;
@@ -1294,18 +1425,18 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 
 	__u32 daddr = bpf_ntohl(iph->daddr), saddr = bpf_ntohl(iph->saddr);
 	if (v4_martian_dst(daddr, saddr))
-		return count(STAT_DROP_MARTIAN_DST, bytes, XDP_DROP);
+		return count(ctx, STAT_DROP_MARTIAN_DST, bytes, XDP_DROP);
 	if (v4_special(daddr))
-		return count(STAT_PASS_LINKLOCAL_MCAST, bytes, XDP_PASS);
+		return count(ctx, STAT_PASS_LINKLOCAL_MCAST, bytes, XDP_PASS);
 	if (v4_martian_src(saddr))
-		return count(STAT_DROP_MARTIAN_SRC, bytes, XDP_DROP);
+		return count(ctx, STAT_DROP_MARTIAN_SRC, bytes, XDP_DROP);
 	struct route_val route, *rt = &route;
 	/* Policy rules beyond the defaults: the flow as the kernel sees it. */
 	struct rule_req *q = 0;
 	if (rules_on & 1) {
 		q = rule_req_get(in, rclass);
 		if (!q)
-			return count(STAT_PASS_RULE_KERNEL, bytes, XDP_PASS);
+			return count(ctx, STAT_PASS_RULE_KERNEL, bytes, XDP_PASS);
 		__builtin_memcpy(q->src, &iph->saddr, 4);
 		__builtin_memcpy(q->dst, &iph->daddr, 4);
 		q->proto = iph->protocol;
@@ -1318,10 +1449,10 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 		else
 			s = urpf(rt, route_v4(0, iph->saddr, rt), in, urpf_mode);
 		if (s >= 0)
-			return count(s, bytes, s == STAT_PASS_URPF_KERNEL ? XDP_PASS : XDP_DROP);
+			return count(ctx, s, bytes, s == STAT_PASS_URPF_KERNEL ? XDP_PASS : XDP_DROP);
 	}
 	if (hlen != sizeof(*iph))
-		return count(STAT_PASS_IP_OPTIONS, bytes, XDP_PASS);
+		return count(ctx, STAT_PASS_IP_OPTIONS, bytes, XDP_PASS);
 
 	/* A redirect (Flowspec) forwards by the main table's route to its address, if any. */
 	__be32 target = iph->daddr;
@@ -1336,18 +1467,18 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 			int v = rules_eval(q);
 			if (v != RV_ROUTE) {
 				s = rule_stat(v);
-				return count(s, bytes, s == STAT_DROP_RULE ? XDP_DROP : XDP_PASS);
+				return count(ctx, s, bytes, s == STAT_DROP_RULE ? XDP_DROP : XDP_PASS);
 			}
 			*rt = q->rt;
 		} else if (!route_v4(0, target, rt)) {
-			return count(STAT_PASS_NO_ROUTE, bytes, XDP_PASS);
+			return count(ctx, STAT_PASS_NO_ROUTE, bytes, XDP_PASS);
 		}
 	}
 	s = route_stat(rt);
 	if (s >= 0)
-		return count(s, bytes, s == STAT_DROP_BLACKHOLE ? XDP_DROP : XDP_PASS);
+		return count(ctx, s, bytes, s == STAT_DROP_BLACKHOLE ? XDP_DROP : XDP_PASS);
 	if (iph->ttl <= 1)
-		return count(STAT_PASS_TTL, bytes, XDP_PASS);
+		return count(ctx, STAT_PASS_TTL, bytes, XDP_PASS);
 
 	struct fwd_ctx fc = {};
 	fc.nkey.addr[10] = 0xff;
@@ -1367,7 +1498,7 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 	__u8 *dmac = 0, *smac = 0;
 	s = resolve(rt, &fc, &dmac, &smac);
 	if (s >= 0)
-		return count(s, bytes, XDP_PASS);
+		return count(ctx, s, bytes, XDP_PASS);
 
 	/* ip_decrease_ttl(): incremental checksum update (RFC 1624). */
 	__u32 check = iph->check;
@@ -1375,7 +1506,7 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 	iph->check = (__u16)(check + (check >= 0xFFFF));
 	iph->ttl--;
 
-	return finish(eth, dmac, smac, bytes);
+	return finish(ctx, eth, dmac, smac, bytes, fc.egress);
 }
 
 static __always_inline int v6_special(struct in6_addr *a)
@@ -1436,10 +1567,10 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 	struct ipv6hdr *ip6 = (void *)(eth + 1);
 
 	if ((void *)(ip6 + 1) > data_end)
-		return count(STAT_PASS_MALFORMED, bytes, XDP_PASS);
+		return count(ctx, STAT_PASS_MALFORMED, bytes, XDP_PASS);
 	__u32 plen = bpf_ntohs(ip6->payload_len);
 	if (ip6->version != 6 || (void *)(ip6 + 1) + plen > data_end)
-		return count(STAT_PASS_MALFORMED, bytes, XDP_PASS);
+		return count(ctx, STAT_PASS_MALFORMED, bytes, XDP_PASS);
 
 	__u32 in = ctx->ingress_ifindex;
 	struct filter_pkt fp = {};
@@ -1463,7 +1594,7 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 	__builtin_memcpy(fp.daddr, &ip6->daddr, 16);
 	int v = filter(&fp), s = filter_stat(v);
 	if (s >= 0)
-		return count(s, bytes, s == STAT_PASS_FILTER ? XDP_PASS : XDP_DROP);
+		return count(ctx, s, bytes, s == STAT_PASS_FILTER ? XDP_PASS : XDP_DROP);
 	struct filter_rule *fr = filter_kept(v);
 	if (fr && (fr->flags & FR_F_REMARK)) {
 		/* Traffic class: the low nibble of byte 0 and the high one of byte 1. */
@@ -1473,20 +1604,20 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 	}
 
 	if (v6_martian_dst(&ip6->daddr))
-		return count(STAT_DROP_MARTIAN_DST, bytes, XDP_DROP);
+		return count(ctx, STAT_DROP_MARTIAN_DST, bytes, XDP_DROP);
 	if (v6_special(&ip6->daddr))
-		return count(STAT_PASS_LINKLOCAL_MCAST, bytes, XDP_PASS);
+		return count(ctx, STAT_PASS_LINKLOCAL_MCAST, bytes, XDP_PASS);
 	/* A link-local source must not leave its link (RFC 4291 2.5.6). */
 	if ((bpf_ntohl(ip6->saddr.in6_u.u6_addr32[0]) & 0xffc00000) == 0xfe800000)
-		return count(STAT_PASS_LINKLOCAL_MCAST, bytes, XDP_PASS);
+		return count(ctx, STAT_PASS_LINKLOCAL_MCAST, bytes, XDP_PASS);
 	if (v6_martian_src(&ip6->saddr))
-		return count(STAT_DROP_MARTIAN_SRC, bytes, XDP_DROP);
+		return count(ctx, STAT_DROP_MARTIAN_SRC, bytes, XDP_DROP);
 	struct route_val route, *rt = &route;
 	struct rule_req *q = 0;
 	if (rules_on & 2) {
 		q = rule_req_get(in, rclass);
 		if (!q)
-			return count(STAT_PASS_RULE_KERNEL, bytes, XDP_PASS);
+			return count(ctx, STAT_PASS_RULE_KERNEL, bytes, XDP_PASS);
 		__builtin_memcpy(q->src, &ip6->saddr, 16);
 		__builtin_memcpy(q->dst, &ip6->daddr, 16);
 		q->v6 = 1;
@@ -1500,10 +1631,10 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 		else
 			s = urpf(rt, route_v6(0, &ip6->saddr, rt), in, urpf_mode);
 		if (s >= 0)
-			return count(s, bytes, s == STAT_PASS_URPF_KERNEL ? XDP_PASS : XDP_DROP);
+			return count(ctx, s, bytes, s == STAT_PASS_URPF_KERNEL ? XDP_PASS : XDP_DROP);
 	}
 	if (ipv6_ext(ip6->nexthdr))
-		return count(STAT_PASS_IPV6_EXT, bytes, XDP_PASS);
+		return count(ctx, STAT_PASS_IPV6_EXT, bytes, XDP_PASS);
 
 	struct in6_addr target = ip6->daddr;
 	int found = 0;
@@ -1517,18 +1648,18 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 			int v = rules_eval(q);
 			if (v != RV_ROUTE) {
 				s = rule_stat(v);
-				return count(s, bytes, s == STAT_DROP_RULE ? XDP_DROP : XDP_PASS);
+				return count(ctx, s, bytes, s == STAT_DROP_RULE ? XDP_DROP : XDP_PASS);
 			}
 			*rt = q->rt;
 		} else if (!route_v6(0, &target, rt)) {
-			return count(STAT_PASS_NO_ROUTE, bytes, XDP_PASS);
+			return count(ctx, STAT_PASS_NO_ROUTE, bytes, XDP_PASS);
 		}
 	}
 	s = route_stat(rt);
 	if (s >= 0)
-		return count(s, bytes, s == STAT_DROP_BLACKHOLE ? XDP_DROP : XDP_PASS);
+		return count(ctx, s, bytes, s == STAT_DROP_BLACKHOLE ? XDP_DROP : XDP_PASS);
 	if (ip6->hop_limit <= 1)
-		return count(STAT_PASS_TTL, bytes, XDP_PASS);
+		return count(ctx, STAT_PASS_TTL, bytes, XDP_PASS);
 
 	struct fwd_ctx fc = {};
 	__builtin_memcpy(fc.nkey.addr, &target, 16);
@@ -1551,10 +1682,10 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 	__u8 *dmac = 0, *smac = 0;
 	s = resolve(rt, &fc, &dmac, &smac);
 	if (s >= 0)
-		return count(s, bytes, XDP_PASS);
+		return count(ctx, s, bytes, XDP_PASS);
 
 	ip6->hop_limit--;
-	return finish(eth, dmac, smac, bytes);
+	return finish(ctx, eth, dmac, smac, bytes, fc.egress);
 }
 
 SEC("xdp")
@@ -1566,9 +1697,9 @@ int xdp_fwd(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 
 	if ((void *)(eth + 1) > data_end)
-		return count(STAT_PASS_MALFORMED, bytes, XDP_PASS);
+		return count(ctx, STAT_PASS_MALFORMED, bytes, XDP_PASS);
 	if (eth->h_proto != bpf_htons(ETH_P_IP) && eth->h_proto != bpf_htons(ETH_P_IPV6))
-		return count(STAT_PASS_NOT_IP, bytes, XDP_PASS);
+		return count(ctx, STAT_PASS_NOT_IP, bytes, XDP_PASS);
 
 	/*
 	 * Route only frames addressed to the receiving port: a switch flooding
@@ -1580,7 +1711,7 @@ int xdp_fwd(struct xdp_md *ctx)
 	__u32 in = ctx->ingress_ifindex;
 	struct iface *port = bpf_map_lookup_elem(&ifaces, &in);
 	if (port && !mac_eq(eth->h_dest, port->mac))
-		return count(STAT_PASS_OTHER_HOST, bytes, XDP_PASS);
+		return count(ctx, STAT_PASS_OTHER_HOST, bytes, XDP_PASS);
 
 	__u8 urpf_mode = URPF_OFF;
 	__u16 rclass = 0;

@@ -410,5 +410,45 @@ struct rule_meta {
 	__u32 lo_class[2]; /* per bank: the class of lo (uRPF looks up from lo) */
 };
 
+/*
+ * Tracing (xdprouterctl trace): while the global trace_on is set, every
+ * verdict counted also goes through trace_emit, which samples packets
+ * matching trace_cfg into the ring buffer trace_ring as trace_events.
+ * With trace_on clear the cost is one load and a branch per packet.
+ */
+struct trace_cfg {
+	__u32 sample;  /* 1 in sample matching packets (0 or 1: each) */
+	__u32 budget;  /* events per second per CPU (0: no limit) */
+	__u8 proto;    /* 0: any */
+	__u8 family;   /* 0: any, 4 or 6 */
+	__u8 pad[2];
+	__u8 src[16], src_mask[16]; /* IPv4 in the first 4 bytes */
+	__u8 dst[16], dst_mask[16];
+};
+
+/* Per CPU: sampling and budget state, and events the ring had no room for. */
+struct trace_state {
+	__u64 seen;   /* packets matching the filter */
+	__u64 window; /* the current second (ktime / 1e9) */
+	__u64 lost;
+	__u32 sent;   /* events in the current second */
+	__u32 pad;
+};
+
+struct trace_event {
+	__u64 ts; /* bpf_ktime_get_ns */
+	__u32 ingress;
+	__u32 egress; /* the redirect target; 0 unless redirected */
+	__u32 len;    /* frame length */
+	__u8 stat;    /* enum stat */
+	__u8 action;  /* XDP_* */
+	__u8 proto;
+	__u8 v6;      /* 0: IPv4, 1: IPv6, 2: not IP */
+	__u16 sport, dport; /* host order; 0 without ports */
+	__u8 tos, ttl;      /* as the frame has them when counted */
+	__u8 pad[2];
+	__u8 src[16], dst[16]; /* IPv4 in the first 4 bytes */
+	__u8 smac[6], dmac[6]; /* the frame's MACs when counted (redirect: rewritten) */
+};
 
 #endif /* XDPROUTER_FWD_H */

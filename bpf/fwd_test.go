@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"testing"
-
-	"github.com/cilium/ebpf"
 )
 
 // Group and next-hop ids of the test table (see setupTable).
@@ -104,24 +102,27 @@ func v6(dst string) pkt { return pkt{v6: true, src: src6, dst: ip(dst), sport: 1
 
 func (p pkt) with(f func(*pkt)) pkt { f(&p); return p }
 
-func TestForward(t *testing.T) {
-	d := loadTest(t)
-	p := setupPorts(t, d)
-	setupTable(t, d, p)
+// redirect is where a forwarded test frame must go.
+type redirect struct{ dmac, smac net.HardwareAddr }
 
-	type redirect struct{ dmac, smac net.HardwareAddr }
+// forwardCase is a case of TestForward (and TestExplainAgrees).
+type forwardCase struct {
+	name   string
+	pkt    pkt
+	raw    []byte // overrides pkt
+	ret    uint32
+	stat   string // action/reason
+	expect *redirect
+}
+
+// forwardCases covers every outcome over setupTable's table, frames
+// arriving on no port.
+func forwardCases() []forwardCase {
 	toA := &redirect{macGwA, macA}
 	toB := &redirect{macGwB, macB}
 	toNbr := &redirect{macNbr, macA}
 
-	tests := []struct {
-		name   string
-		pkt    pkt
-		raw    []byte // overrides pkt
-		ret    uint32
-		stat   string // action/reason
-		expect *redirect
-	}{
+	return []forwardCase{
 		// Redirects.
 		{name: "v4 unicast", pkt: v4("10.1.2.3"), ret: xdpRedirect, stat: "redirect/", expect: toA},
 		{name: "v4 more specific", pkt: v4("10.1.5.9"), ret: xdpRedirect, stat: "redirect/", expect: toB},
@@ -231,6 +232,14 @@ func TestForward(t *testing.T) {
 		{name: "v6 ethertype with v4 packet", raw: v4("10.1.2.3").with(func(p *pkt) { p.ethertype = 0x86dd }).build(), ret: xdpPass, stat: "pass/malformed"},
 		{name: "runt ethernet", raw: make([]byte, 14), ret: xdpPass, stat: "pass/not_ip"},
 	}
+}
+
+func TestForward(t *testing.T) {
+	d := loadTest(t)
+	p := setupPorts(t, d)
+	setupTable(t, d, p)
+
+	tests := forwardCases()
 
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -364,14 +373,9 @@ func TestOtherHost(t *testing.T) {
 	p := setupPorts(t, d)
 	setupTable(t, d, p)
 	runOn := func(frame []byte) (uint32, error) {
-		var ret uint32
-		err := p.ns.Do(func() error { // the ingress ifindex is resolved in the caller's namespace
-			var err error
-			ret, err = d.Program().Run(&ebpf.RunOptions{Data: frame,
-				Context: xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(p.a)}})
-			return err
-		})
-		return ret, err
+		// The ingress ifindex is resolved in the caller's namespace.
+		ret, _ := checkedRun(t, d, frame, p.a, p.ns.Do)
+		return ret, nil
 	}
 	for _, tc := range []struct {
 		name string

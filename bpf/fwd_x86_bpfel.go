@@ -46,6 +46,27 @@ type fwdEnumAnchor struct {
 	RuleFlags    uint32
 	RuleVerdict  uint32
 	_            [4]byte
+	TraceEvent   struct {
+		_       structs.HostLayout
+		Ts      uint64
+		Ingress uint32
+		Egress  uint32
+		Len     uint32
+		Stat    uint8
+		Action  uint8
+		Proto   uint8
+		V6      uint8
+		Sport   uint16
+		Dport   uint16
+		Tos     uint8
+		Ttl     uint8
+		Pad     [2]uint8
+		Src     [16]uint8
+		Dst     [16]uint8
+		Smac    [6]uint8
+		Dmac    [6]uint8
+		_       [4]byte
+	}
 }
 
 type fwdFilterAction uint32
@@ -407,6 +428,50 @@ const (
 	fwdStatSTAT__MAX                 fwdStat = 29
 )
 
+type fwdTraceCfg struct {
+	_       structs.HostLayout
+	Sample  uint32
+	Budget  uint32
+	Proto   uint8
+	Family  uint8
+	Pad     [2]uint8
+	Src     [16]uint8
+	SrcMask [16]uint8
+	Dst     [16]uint8
+	DstMask [16]uint8
+}
+
+type fwdTraceEvent struct {
+	_       structs.HostLayout
+	Ts      uint64
+	Ingress uint32
+	Egress  uint32
+	Len     uint32
+	Stat    uint8
+	Action  uint8
+	Proto   uint8
+	V6      uint8
+	Sport   uint16
+	Dport   uint16
+	Tos     uint8
+	Ttl     uint8
+	Pad     [2]uint8
+	Src     [16]uint8
+	Dst     [16]uint8
+	Smac    [6]uint8
+	Dmac    [6]uint8
+	_       [4]byte
+}
+
+type fwdTraceState struct {
+	_      structs.HostLayout
+	Seen   uint64
+	Window uint64
+	Lost   uint64
+	Sent   uint32
+	Pad    uint32
+}
+
 type fwdUrpfMode uint32
 
 const (
@@ -451,12 +516,16 @@ const (
 	fwdMapRules          = "rules"
 	fwdMapStats          = "stats"
 	fwdMapTableIds       = "table_ids"
+	fwdMapTraceConfig    = "trace_config"
+	fwdMapTraceRing      = "trace_ring"
+	fwdMapTraceStates    = "trace_states"
 	fwdMapTxPorts        = "tx_ports"
 	fwdProgXdpFwd        = "xdp_fwd"
 	fwdVarEnumAnchor     = "enum_anchor"
 	fwdVarLookupCompiled = "lookup_compiled"
 	fwdVarRulesCompiled  = "rules_compiled"
 	fwdVarRulesOn        = "rules_on"
+	fwdVarTraceOn        = "trace_on"
 )
 
 // loadFwd returns the embedded CollectionSpec for fwd.
@@ -540,6 +609,9 @@ type fwdMapSpecs struct {
 	Rules          *ebpf.MapSpec `ebpf:"rules"`
 	Stats          *ebpf.MapSpec `ebpf:"stats"`
 	TableIds       *ebpf.MapSpec `ebpf:"table_ids"`
+	TraceConfig    *ebpf.MapSpec `ebpf:"trace_config"`
+	TraceRing      *ebpf.MapSpec `ebpf:"trace_ring"`
+	TraceStates    *ebpf.MapSpec `ebpf:"trace_states"`
 	TxPorts        *ebpf.MapSpec `ebpf:"tx_ports"`
 }
 
@@ -551,6 +623,7 @@ type fwdVariableSpecs struct {
 	LookupCompiled *ebpf.VariableSpec `ebpf:"lookup_compiled"`
 	RulesCompiled  *ebpf.VariableSpec `ebpf:"rules_compiled"`
 	RulesOn        *ebpf.VariableSpec `ebpf:"rules_on"`
+	TraceOn        *ebpf.VariableSpec `ebpf:"trace_on"`
 }
 
 // fwdObjects contains all objects after they have been loaded into the kernel.
@@ -605,6 +678,9 @@ type fwdMaps struct {
 	Rules          *ebpf.Map `ebpf:"rules"`
 	Stats          *ebpf.Map `ebpf:"stats"`
 	TableIds       *ebpf.Map `ebpf:"table_ids"`
+	TraceConfig    *ebpf.Map `ebpf:"trace_config"`
+	TraceRing      *ebpf.Map `ebpf:"trace_ring"`
+	TraceStates    *ebpf.Map `ebpf:"trace_states"`
 	TxPorts        *ebpf.Map `ebpf:"tx_ports"`
 }
 
@@ -642,6 +718,9 @@ func (m *fwdMaps) Close() error {
 		m.Rules,
 		m.Stats,
 		m.TableIds,
+		m.TraceConfig,
+		m.TraceRing,
+		m.TraceStates,
 		m.TxPorts,
 	)
 }
@@ -654,6 +733,7 @@ type fwdVariables struct {
 	LookupCompiled *ebpf.Variable `ebpf:"lookup_compiled"`
 	RulesCompiled  *ebpf.Variable `ebpf:"rules_compiled"`
 	RulesOn        *ebpf.Variable `ebpf:"rules_on"`
+	TraceOn        *ebpf.Variable `ebpf:"trace_on"`
 }
 
 // fwdPrograms contains all programs after they have been loaded into the kernel.

@@ -54,6 +54,11 @@ type Flow struct {
 	Proto        uint8
 	Sport, Dport uint16
 	Tos          uint8 // IPv4 TOS byte, IPv6 traffic class
+	// For Explain's frame only (the model assumes TTL 64 and a packet
+	// that fits every MTU): the TTL or hop limit (0: DefaultTTL) and the
+	// IP packet's length (0 or less than the headers: the headers).
+	TTL  uint8 `json:",omitempty"`
+	Size int   `json:",omitempty"`
 }
 
 // Lookup reports what the XDP program would do for a well-formed packet
