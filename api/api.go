@@ -16,6 +16,7 @@ import (
 	"github.com/xdprouter/xdprouter/bgp"
 	"github.com/xdprouter/xdprouter/bpf"
 	"github.com/xdprouter/xdprouter/bypass"
+	"github.com/xdprouter/xdprouter/fib"
 	"github.com/xdprouter/xdprouter/filter"
 	xsync "github.com/xdprouter/xdprouter/sync"
 	"github.com/xdprouter/xdprouter/version"
@@ -68,6 +69,9 @@ type Backend struct {
 	Bypass     *bypass.Watcher // nil: not watched
 	// Rejected lists the Flowspec rules not in force; nil: none.
 	Rejected func() []bgp.Rejected
+	// RouteGet asks the kernel for a flow's route (lookup); nil:
+	// fib.RouteGet in the daemon's namespace.
+	RouteGet func(fib.RouteQuery) (fib.KernelRoute, error)
 }
 
 // Filter is one filter rule: in force (with its counters, in the order
@@ -106,7 +110,7 @@ func ActionString(a filter.Action) string {
 	return s
 }
 
-// Handler serves /api/v1/{status,routes,lookup,nexthops,neighbors,stats,filters}.
+// Handler serves /api/v1/{status,routes,lookup,trace,nexthops,neighbors,stats,filters}.
 func Handler(b Backend) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
@@ -156,13 +160,14 @@ func Handler(b Backend) http.Handler {
 			fail(w, http.StatusBadRequest, err)
 			return
 		}
-		d, err := b.Datapath.LookupFlow(f)
+		e, err := explain(b, f)
 		if err != nil {
 			fail(w, http.StatusInternalServerError, err)
 			return
 		}
-		reply(w, d)
+		reply(w, e)
 	})
+	mux.HandleFunc("GET /api/v1/trace", serveTrace(b))
 	mux.HandleFunc("GET /api/v1/nexthops", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, b.Sync.Groups())
 	})

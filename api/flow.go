@@ -13,12 +13,13 @@ import (
 
 // FlowKeys are the query parameters of GET /api/v1/lookup beyond addr:
 // what a packet's route depends on under policy rules.
-var FlowKeys = []string{"from", "in", "proto", "sport", "dport", "tos"}
+var FlowKeys = []string{"from", "in", "proto", "sport", "dport", "tos", "ttl", "size"}
 
 // ParseFlow reads a lookup query: addr (the destination), and optionally
 // from (source address), in (ingress interface name, or ifindex), proto
 // (tcp, udp, icmp, icmpv6, sctp or a number), sport, dport (0-65535) and
-// tos (the IPv4 TOS byte or IPv6 traffic class, decimal or 0x hex).
+// tos (the IPv4 TOS byte or IPv6 traffic class, decimal or 0x hex), and
+// for the explained frame ttl and size (the IP packet's length).
 // ifindex resolves interface names (ok false: no such interface).
 func ParseFlow(q url.Values, ifindex func(name string) (int, bool)) (bpf.Flow, error) {
 	var f bpf.Flow
@@ -62,6 +63,20 @@ func ParseFlow(q url.Values, ifindex func(name string) (int, bool)) (bpf.Flow, e
 			}
 			*p.v = uint16(n)
 		}
+	}
+	if s := q.Get("ttl"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 8)
+		if err != nil || n == 0 {
+			return f, fmt.Errorf("ttl: %q is not a TTL (1-255)", s)
+		}
+		f.TTL = uint8(n)
+	}
+	if s := q.Get("size"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 16)
+		if err != nil {
+			return f, fmt.Errorf("size: %q is not an IP packet length (0-65535)", s)
+		}
+		f.Size = int(n)
 	}
 	if s := q.Get("tos"); s != "" {
 		n, err := strconv.ParseUint(s, 0, 8)

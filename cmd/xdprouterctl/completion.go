@@ -198,7 +198,9 @@ _xdprouterctl() {
                 '--proto[protocol]:protocol:(tcp udp icmp icmpv6)' \
                 '--sport[source port]:port:' \
                 '--dport[destination port]:port:' \
-                '--tos[TOS byte]:tos:' ;;
+                '--tos[TOS byte]:tos:' \
+                '--ttl[TTL of the explained frame]:ttl:' \
+                '--size[IP length of the explained frame]:bytes:' ;;
         completion)
             _values 'shell' bash zsh ;;
         esac ;;

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,9 +32,18 @@ commands:
                    kernel policy XDP bypasses
   routes [PREFIX]  routes (all, or those overlapping PREFIX or ADDRESS)
   lookup ADDR [--from SRC] [--in PORT] [--proto P] [--sport N] [--dport N] [--tos N]
-                   what XDP does with a packet to ADDR (with its source,
-                   ingress port, protocol, ports and TOS: the policy rule
-                   that picks the table, the route, each next hop)
+         [--ttl N] [--size N]
+                   what XDP does with a packet to ADDR: the real program
+                   run on a synthetic frame (its counters apart), the policy
+                   rule, route and next hops behind it, the kernel's own
+                   route (ip route get), and any disagreement
+  trace [PREFIX] [--from P] [--to P] [--proto P] [--family 4|6] [--sample N]
+        [--rate N] [--count N]
+                   a sample of live XDP decisions, one line per packet
+                   (ingress, 5-tuple, verdict, egress) until interrupted
+  top [PREFIX] [--by prefix|nexthop] [--seconds N] [--len4 N] [--len6 N] ...
+                   busiest destination prefixes or next hops over a few
+                   seconds, from a trace sample (estimates)
   nexthops         next-hop groups and their members
   neighbors        neighbor entries XDP forwards with
   stats [--watch [--interval D] [--count N]]
@@ -97,6 +107,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if ok, err := streamFor(ctx, cmd, *addr, rest, stdout, *asJSON); ok {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "xdprouterctl %s: %v\n", cmd, err)
+			return 2
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "xdprouterctl %s: %v\n", cmd, err)
+			return 1
+		}
+		return 0
+	}
 	out, err := c.run(ctx, *addr, rest)
 	if err != nil {
 		fmt.Fprintf(stderr, "xdprouterctl %s: %v\n", cmd, err)
@@ -146,7 +168,7 @@ var commands = map[string]command{
 		if err != nil {
 			return nil, err
 		}
-		var d bpf.Decision
+		var d api.Explain
 		return &d, api.Get(ctx, addr, "/api/v1/lookup", q, &d)
 	}},
 	"nexthops": {0, 0, func(ctx context.Context, addr string, _ []string) (any, error) {
@@ -226,6 +248,8 @@ func printText(w io.Writer, v any) {
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Prefix, r.Source, r.Kind, r.Metric, nh, yes(r.InXDP), kernelCol(r), note(r))
 		}
+	case *api.Explain:
+		printExplain(w, v)
 	case *bpf.Decision:
 		if v.Rule != "" {
 			fmt.Fprintf(w, "rule\t%s\n", v.Rule)
