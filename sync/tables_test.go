@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/xdprouter/xdprouter/route"
 )
@@ -231,21 +230,17 @@ func TestRulesFirstSnapshotRun(t *testing.T) {
 		Routes: []route.Route{connected("10.0.1.0/24", eth1), inTable(100, connected("10.0.1.0/24", eth1))},
 		Rules:  rules,
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var calls, n int
+	var ifs []int
+	poll(t, func() bool { // a failure, then the retry
 		s.mu.Lock()
-		calls, ifs, n := dp.ruleCalls, dp.ruleIfs, dp.ruleRoutes
-		s.mu.Unlock()
-		if calls == 2 {
-			eq(t, "iif indexes", ifs, []int{eth1})
-			eq(t, "routes written before the rules", n, 2)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("SetRules called %d times, want a failure and a retry", calls)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer s.mu.Unlock()
+		calls, ifs, n = dp.ruleCalls, dp.ruleIfs, dp.ruleRoutes
+		return calls >= 2
+	})
+	eq(t, "SetRules calls", calls, 2)
+	eq(t, "iif indexes", ifs, []int{eth1})
+	eq(t, "routes written before the rules", n, 2)
 }
 
 // TestAuditOtherTable: the audit compares by (table, prefix): a route of

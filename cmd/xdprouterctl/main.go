@@ -250,21 +250,6 @@ func printText(w io.Writer, v any) {
 		}
 	case *api.Explain:
 		printExplain(w, v)
-	case *bpf.Decision:
-		if v.Rule != "" {
-			fmt.Fprintf(w, "rule\t%s\n", v.Rule)
-		}
-		if v.Prefix.IsValid() {
-			table := ""
-			if v.Table != 0 && v.Table != 254 {
-				table = fmt.Sprintf(" table %d", v.Table)
-			}
-			fmt.Fprintf(w, "prefix\t%s%s (%s, group %d)\n", v.Prefix, table, v.Kind, v.Group)
-		}
-		fmt.Fprintf(w, "action\t%s %s\n", v.Action, v.Reason)
-		for _, c := range v.Candidates {
-			fmt.Fprintf(w, "  nexthop %d\tifindex %d\t%s -> %s\t%s %s\n", c.NextHop, c.Ifindex, c.SrcMAC, c.DstMAC, c.Action, c.Reason)
-		}
 	case []xsync.GroupInfo:
 		fmt.Fprintln(w, "GROUP\tROUTES\tNEXT HOP\tID\tMAC\tACTIVE")
 		for _, g := range v {
