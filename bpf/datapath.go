@@ -36,6 +36,9 @@ type Options struct {
 	MaxRoutesV4, MaxRoutesV6, MaxGroups, MaxNextHops, MaxNeighbors uint32
 	// Lookup selects the structure packets are looked up in.
 	Lookup LookupMode
+	// HashSeed seeds the ECMP flow hash. 0: the seed a pinned dataplane
+	// holds, else a random one (kept in the pins for the next Load).
+	HashSeed uint32
 }
 
 // Mode selects how Attach hooks the XDP program into an interface.
@@ -115,6 +118,9 @@ type Datapath struct {
 	nhs      map[uint32]route.Egress // next hops as set, by id
 	ports    map[int]egressPort      // SetInterface'd ports, by ifindex
 	urpf     map[int]URPFMode        // SetURPF'd ports, by ifindex
+
+	groupMu  sync.Mutex // SetGroupFrom's read-modify-write
+	hashSeed uint32
 
 	compiled *compiled
 	filters  *filters
@@ -230,6 +236,12 @@ func Load(opts Options) (*Datapath, error) {
 		}
 		return nil, err
 	}
+	if d.hashSeed, err = chooseHashSeed(opts.HashSeed, pins); err != nil {
+		return fail(err)
+	}
+	if err := spec.Variables[fwdVarHashSeed].Set(d.hashSeed); err != nil {
+		return fail(fmt.Errorf("set hash_seed: %w", err))
+	}
 	if err := spec.LoadAndAssign(&d.objs, &colOpts); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -265,7 +277,7 @@ func Load(opts Options) (*Datapath, error) {
 			d.deferSwap = len(pins.links) > 0
 		}
 	}
-	if err := d.objs.Meta.Put(uint32(0), fwdPinMeta{Magic: pinMagic, Version: layoutVersion}); err != nil {
+	if err := d.objs.Meta.Put(uint32(0), fwdPinMeta{Magic: pinMagic, Version: layoutVersion, HashSeed: d.hashSeed}); err != nil {
 		return fail(fmt.Errorf("map meta: %w", err))
 	}
 	if err := d.pinFresh(pins.maps); err != nil {

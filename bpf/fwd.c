@@ -444,7 +444,12 @@ static __always_inline __u32 fmix(__u32 h)
 	return h;
 }
 
-#define HASH_SEED 0x9e3779b9
+/*
+ * The router's ECMP hash seed: random per router (so that tiers of
+ * routers hashing the same flows do not polarise), kept in the pinned
+ * meta map across restarts. Go sets it before load (bpf/datapath.go).
+ */
+volatile __u32 hash_seed = 0x9e3779b9;
 
 static __always_inline int has_ports(__u8 proto)
 {
@@ -484,10 +489,11 @@ static __always_inline int resolve(struct route_val *rt, struct fwd_ctx *fc,
 	if (n == 0 || n > MAX_ECMP)
 		return STAT_PASS_NO_NEXTHOP;
 
-	__u32 idx = fc->hash % n;
-	/* clang knows idx < 16 and would drop the check the verifier needs. */
-	asm volatile("" : "+r"(idx));
-	__u32 nhid = g->nh[idx & (MAX_ECMP - 1)];
+	/* O(1) whatever the group size: hash -> bucket -> member slot. */
+	__u32 slot = g->bucket[fc->hash & (NHG_BUCKETS - 1)];
+	/* clang knows slot < 256 and would drop the mask the verifier needs. */
+	asm volatile("" : "+r"(slot));
+	__u32 nhid = g->nh[slot & (MAX_ECMP - 1)];
 
 	struct nexthop *nh = bpf_map_lookup_elem(&nexthops, &nhid);
 	if (!nh)
@@ -1489,7 +1495,7 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 	__u32 ports = 0;
 	if (!(iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET)))
 		ports = l4_ports(iph + 1, data_end, tot - hlen, iph->protocol);
-	__u32 h = mix(HASH_SEED, iph->saddr);
+	__u32 h = mix(hash_seed, iph->saddr);
 	h = mix(h, iph->daddr);
 	h = mix(h, iph->protocol);
 	h = mix(h, ports);
@@ -1666,7 +1672,7 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 	fc.pkt_len = plen + sizeof(*ip6);
 
 	__u32 ports = l4_ports(ip6 + 1, data_end, plen, ip6->nexthdr);
-	__u32 h = HASH_SEED;
+	__u32 h = hash_seed;
 	h = mix(h, ip6->saddr.in6_u.u6_addr32[0]);
 	h = mix(h, ip6->saddr.in6_u.u6_addr32[1]);
 	h = mix(h, ip6->saddr.in6_u.u6_addr32[2]);

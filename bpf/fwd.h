@@ -9,7 +9,14 @@
 
 #include <linux/types.h>
 
-#define MAX_ECMP 16
+#define MAX_ECMP 64
+/*
+ * Resilient hashing: a flow's hash picks one of NHG_BUCKETS buckets, the
+ * bucket names a member. Go (bpf/resilient.go) assigns buckets so that a
+ * member leaving moves only its own buckets and a member joining takes
+ * an even share from the others.
+ */
+#define NHG_BUCKETS 256
 
 /* Default map sizes; the Go loader may override max_entries before load. */
 #define DEFAULT_MAX_ROUTES_V4 2000000
@@ -91,10 +98,15 @@ struct lpm_node {
 	__u32 child_base; /* record index of the first child */
 };
 
-/* Next-hop group (ECMP set), indexed by group id. */
+/*
+ * Next-hop group (ECMP set), indexed by group id. nh[0..count) are the
+ * members; the slots past count repeat them, so every slot names a
+ * member (a torn read of an entry being rewritten still picks one).
+ */
 struct nhg {
 	__u32 count;
 	__u32 nh[MAX_ECMP];
+	__u8 bucket[NHG_BUCKETS]; /* slot in nh of each hash bucket */
 };
 
 enum nh_flags {
@@ -128,6 +140,8 @@ struct nh_gateway {
 struct pin_meta {
 	__u32 magic;
 	__u32 version;
+	__u32 hash_seed; /* the router's ECMP hash seed, kept across restarts */
+	__u32 pad;
 };
 
 /* IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d). */

@@ -264,15 +264,18 @@ type fwdNhGateway struct {
 }
 
 type fwdNhg struct {
-	_     structs.HostLayout
-	Count uint32
-	Nh    [16]uint32
+	_      structs.HostLayout
+	Count  uint32
+	Nh     [64]uint32
+	Bucket [256]uint8
 }
 
 type fwdPinMeta struct {
-	_       structs.HostLayout
-	Magic   uint32
-	Version uint32
+	_        structs.HostLayout
+	Magic    uint32
+	Version  uint32
+	HashSeed uint32
+	Pad      uint32
 }
 
 type fwdPrule struct {
@@ -522,6 +525,7 @@ const (
 	fwdMapTxPorts        = "tx_ports"
 	fwdProgXdpFwd        = "xdp_fwd"
 	fwdVarEnumAnchor     = "enum_anchor"
+	fwdVarHashSeed       = "hash_seed"
 	fwdVarLookupCompiled = "lookup_compiled"
 	fwdVarRulesCompiled  = "rules_compiled"
 	fwdVarRulesOn        = "rules_on"
@@ -620,6 +624,7 @@ type fwdMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type fwdVariableSpecs struct {
 	EnumAnchor     *ebpf.VariableSpec `ebpf:"enum_anchor"`
+	HashSeed       *ebpf.VariableSpec `ebpf:"hash_seed"`
 	LookupCompiled *ebpf.VariableSpec `ebpf:"lookup_compiled"`
 	RulesCompiled  *ebpf.VariableSpec `ebpf:"rules_compiled"`
 	RulesOn        *ebpf.VariableSpec `ebpf:"rules_on"`
@@ -730,6 +735,7 @@ func (m *fwdMaps) Close() error {
 // It can be passed to loadFwdObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fwdVariables struct {
 	EnumAnchor     *ebpf.Variable `ebpf:"enum_anchor"`
+	HashSeed       *ebpf.Variable `ebpf:"hash_seed"`
 	LookupCompiled *ebpf.Variable `ebpf:"lookup_compiled"`
 	RulesCompiled  *ebpf.Variable `ebpf:"rules_compiled"`
 	RulesOn        *ebpf.Variable `ebpf:"rules_on"`

@@ -319,19 +319,37 @@ func readRoutes[K any](m *ebpf.Map, f func(K, fwdRouteVal)) error {
 }
 
 // SetGroup sets next-hop group id to the given next-hop ids (at most
-// MaxECMP). An empty group makes its routes pass to the kernel
+// MaxECMP), keeping the flows of the members that stay where they were
+// (resilient.go). An empty group makes its routes pass to the kernel
 // (no_nexthop).
+func (d *Datapath) SetGroup(id uint32, nexthops []uint32) error {
+	return d.SetGroupFrom(id, id, nexthops)
+}
+
+// SetGroupFrom sets group id like SetGroup, deriving its hash buckets
+// from group from as the map holds it now: a route moving from group from
+// to a new group id keeps the flows of the members the two share.
 //
 // The kernel copies an array element without a lock, so XDP may read a
-// group half-written: count from one version, slots from the other. Every
-// slot past the count repeats the members, so any such mix still names a
-// member of the old or of the new version (sync keeps freed next-hop ids
-// out of use for a while, so an old member is still what it was).
-func (d *Datapath) SetGroup(id uint32, nexthops []uint32) error {
+// group half-written: count, buckets and slots each from one version or
+// the other. Every slot past the count repeats the members, so any bucket
+// of either version names a member of the old or of the new version (sync
+// keeps freed next-hop ids out of use for a while, so an old member is
+// still what it was).
+func (d *Datapath) SetGroupFrom(id, from uint32, nexthops []uint32) error {
 	if len(nexthops) > MaxECMP {
 		return fmt.Errorf("map nhgs: group %d: %d next hops, at most %d: %w", id, len(nexthops), MaxECMP, ErrTooManyNextHops)
 	}
-	g := fwdNhg{Count: uint32(len(nexthops))}
+	d.groupMu.Lock() // read-modify-write of the buckets
+	defer d.groupMu.Unlock()
+	var prev *[NHGBuckets]uint32
+	var old fwdNhg
+	if err := d.objs.Nhgs.Lookup(from, &old); err == nil {
+		prev = bucketMembers(&old)
+	} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("map nhgs: read group %d: %w", from, err)
+	}
+	g := fwdNhg{Count: uint32(len(nexthops)), Bucket: resilientBuckets(prev, nexthops)}
 	for i := 0; len(nexthops) > 0 && i < MaxECMP; i++ {
 		g.Nh[i] = nexthops[i%len(nexthops)]
 	}
@@ -339,6 +357,16 @@ func (d *Datapath) SetGroup(id uint32, nexthops []uint32) error {
 		return fmt.Errorf("map nhgs: set group %d: %w", id, err)
 	}
 	return nil
+}
+
+// GroupBuckets returns the next hop of each hash bucket of group id (all
+// 0 if it is empty), as XDP picks them.
+func (d *Datapath) GroupBuckets(id uint32) ([]uint32, error) {
+	var g fwdNhg
+	if err := d.objs.Nhgs.Lookup(id, &g); err != nil {
+		return nil, fmt.Errorf("map nhgs: group %d: %w", id, err)
+	}
+	return bucketMembers(&g)[:], nil
 }
 
 // Group returns the next-hop ids of group id.

@@ -1,6 +1,8 @@
 package bpf
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -30,7 +32,7 @@ import (
 // layoutVersion names the layout of the pinned maps (their keys, values
 // and meaning). Change it with any such change: a Load that finds another
 // version rebuilds the maps side by side and swaps them in.
-const layoutVersion = 3 // 2: uRPF in ifaces, filters, more stats; 3: tables, policy rules
+const layoutVersion = 4 // 2: uRPF in ifaces, filters, more stats; 3: tables, policy rules; 4: 64-way resilient groups, hash seed
 
 // pinMagic marks xdprouter's meta map ("xdpr").
 const pinMagic = 0x78647072
@@ -141,6 +143,39 @@ func pinVersion(m *ebpf.Map) (uint32, error) {
 	}
 	return v.Version, nil
 }
+
+// chooseHashSeed returns the ECMP hash seed of this Load: the configured
+// one, else the one the pinned meta map holds (the previous instance's:
+// flows stay on their members across a restart), else a random one. A
+// meta map of another layout still gives its seed if it has one (from
+// layout 4 on, the third word).
+func chooseHashSeed(configured uint32, p *pinned) (uint32, error) {
+	if configured != 0 {
+		return configured, nil
+	}
+	for _, maps := range []map[string]*ebpf.Map{p.maps, p.old} {
+		if m := maps[fwdMapMeta]; m != nil && m.ValueSize() >= 12 {
+			v := make([]byte, m.ValueSize())
+			if err := m.Lookup(uint32(0), &v); err == nil && binary.NativeEndian.Uint32(v) == pinMagic {
+				if seed := binary.NativeEndian.Uint32(v[8:]); seed != 0 {
+					return seed, nil
+				}
+			}
+		}
+	}
+	var b [4]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, fmt.Errorf("random hash seed: %w", err)
+		}
+		if seed := binary.NativeEndian.Uint32(b[:]); seed != 0 {
+			return seed, nil
+		}
+	}
+}
+
+// HashSeed returns the ECMP hash seed XDP uses.
+func (d *Datapath) HashSeed() uint32 { return d.hashSeed }
 
 // linkPin names the pin of the XDP link on ifindex, with the mode it was
 // attached in (the kernel does not report it).

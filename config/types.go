@@ -79,6 +79,10 @@ type Dataplane struct {
 	URPF string `toml:"urpf"`
 	// URPFPorts overrides URPF for some ports: interface name → mode.
 	URPFPorts map[string]string `toml:"urpf-ports"`
+	// HashSeed seeds XDP's ECMP flow hash: 1..4294967295 pins it; 0 (the
+	// default) picks a random seed at the first start and keeps it in
+	// the pinned dataplane.
+	HashSeed int64 `toml:"hash-seed"`
 }
 
 // FIB configures the kernel routing table sink and source.

@@ -156,6 +156,9 @@ func (v *validator) dataplane() {
 	if d.PinPath != "" && !filepath.IsAbs(d.PinPath) {
 		v.errf("dataplane.pin-path", `%q is not an absolute path ("" disables pinning)`, d.PinPath)
 	}
+	if d.HashSeed < 0 || d.HashSeed > math.MaxUint32 {
+		v.errf("dataplane.hash-seed", "must be 0 (random, kept in the pinned dataplane) or 1..4294967295, got %d", d.HashSeed)
+	}
 	if d.KeepOnExit && d.PinPath == "" {
 		v.errf("dataplane.keep-on-exit", `needs dataplane.pin-path: without pins XDP stops with the daemon`)
 	}

@@ -107,7 +107,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	if err := ensureBPFFS(cfg.Dataplane.PinPath, log); err != nil {
 		return err
 	}
-	dp, err = bpf.Load(bpf.Options{PinPath: cfg.Dataplane.PinPath, Lookup: lookup})
+	dp, err = bpf.Load(bpf.Options{PinPath: cfg.Dataplane.PinPath, Lookup: lookup, HashSeed: uint32(cfg.Dataplane.HashSeed)})
 	if err != nil {
 		return fmt.Errorf("load XDP program: %w", err)
 	}

@@ -7,7 +7,7 @@ import (
 
 // MaxECMP is the largest number of next hops in a group, in XDP (MAX_ECMP in
 // bpf/fwd.h) and in sync.
-const MaxECMP = 16
+const MaxECMP = 64
 
 // Entry is one route of the fast path's lookup structure: what packets to
 // Prefix do (Kind) and, for Unicast, which next-hop group they use.

@@ -229,7 +229,7 @@ func (st *state) applyXDP(batch []route.TablePrefix, removing map[route.TablePre
 		if w.kind == route.Unicast {
 			if w.refuse {
 				n.kind, n.refused = route.KernelOnly, refusedPeerLimit // the kernel forwards it
-			} else if g := st.acquireGroup(w.groupKey, w.members, w.backups, w.set, st.adoptedGroupOf(e)); g != nil {
+			} else if g := st.acquireGroup(w.groupKey, w.members, w.backups, w.set, st.adoptedGroupOf(e), e.xdp.group); g != nil {
 				n.group = g.id
 			} else {
 				n.kind, n.refused = route.KernelOnly, refusedMapFull

@@ -24,6 +24,10 @@ type group struct {
 	nhs      []*nexthop // acquired members, then backups
 	nPrimary int        // of nhs, the members
 	written  []uint32   // what the XDP map holds
+	// from is the group the first write derives its hash buckets from
+	// (the one its first route used before): flows on the members the
+	// two share stay there (bpf/resilient.go). 0: the group itself.
+	from uint32
 	// A BGP set's next-hop addresses, primary and backup: members of a
 	// neighbor BGP dropped are not used (PeerDropped).
 	addrs, backupAddrs []netip.Addr
@@ -46,7 +50,9 @@ func setGroupKey(s *bgpSet) string { return "b" + s.key }
 //
 // prefer is the adopted group (adopt.go) the route points at now, 0 for
 // none: a new group takes over its id if it has the same members in use.
-func (st *state) acquireGroup(key string, members, backups []route.NextHop, set *bgpSet, prefer uint32) *group {
+// from is the group the route uses now (0: none): a new group starts
+// from its hash buckets.
+func (st *state) acquireGroup(key string, members, backups []route.NextHop, set *bgpSet, prefer, from uint32) *group {
 	g := st.groups[key]
 	if g == nil {
 		g = &group{key: key}
@@ -62,6 +68,7 @@ func (st *state) acquireGroup(key string, members, backups []route.NextHop, set 
 				st.releaseMembers(g)
 				return nil
 			}
+			g.from = from
 		}
 		st.writeGroup(g)
 		st.groups[key] = g
@@ -160,11 +167,16 @@ func (st *state) writeGroup(g *group) {
 	if g.written != nil && slices.Equal(ids, g.written) {
 		return
 	}
-	if err := st.opt.Datapath.SetGroup(g.id, ids); err != nil {
+	from := g.id
+	if g.written == nil && g.from != 0 {
+		from = g.from
+	}
+	if err := st.opt.Datapath.SetGroupFrom(g.id, from, ids); err != nil {
 		st.log.Error("set group", "group", g.id, "err", err)
 		st.groupsDirty = true // retried with the next batch
 		return
 	}
+	g.from = 0
 	if g.written != nil && !st.onBackup(g, g.written) && st.onBackup(g, ids) {
 		st.counts.Failovers++
 	}

@@ -39,7 +39,9 @@ type Datapath interface {
 	// and keys name their table (normalised: never 0).
 	UpdateRoutes([]route.Entry) (n int, err error)
 	DeleteRoutes([]route.TablePrefix) (n int, err error)
-	SetGroup(id uint32, nexthops []uint32) error
+	// SetGroupFrom writes group id, deriving its hash buckets from group
+	// from as written (from == id: the group's own; see bpf/resilient.go).
+	SetGroupFrom(id, from uint32, nexthops []uint32) error
 	SetNextHop(id uint32, nh route.Egress) error
 	SetNeighbor(ifindex int, addr netip.Addr, mac net.HardwareAddr) error
 	DeleteNeighbor(ifindex int, addr netip.Addr) error

@@ -20,6 +20,7 @@ import (
 type fakeDP struct {
 	routes map[route.TablePrefix]route.Entry // by (table, prefix)
 	groups map[uint32][]uint32
+	from   map[uint32]uint32 // per group: the group its last write derived from
 	nhs    map[uint32]route.Egress
 	neighs map[string]string
 	ifaces map[int]int
@@ -40,7 +41,7 @@ type fakeDP struct {
 }
 
 func newFakeDP() *fakeDP {
-	return &fakeDP{routes: map[route.TablePrefix]route.Entry{}, groups: map[uint32][]uint32{},
+	return &fakeDP{routes: map[route.TablePrefix]route.Entry{}, groups: map[uint32][]uint32{}, from: map[uint32]uint32{},
 		nhs: map[uint32]route.Egress{}, neighs: map[string]string{}, ifaces: map[int]int{}, failAfter: -1}
 }
 
@@ -88,8 +89,9 @@ func (f *fakeDP) SetRules(rules []route.Rule, ifindex func(string) int) error {
 	}
 	return nil
 }
-func (f *fakeDP) SetGroup(id uint32, nhs []uint32) error {
+func (f *fakeDP) SetGroupFrom(id, from uint32, nhs []uint32) error {
 	f.groups[id] = slices.Clone(nhs)
+	f.from[id] = from
 	return nil
 }
 func (f *fakeDP) SetNextHop(id uint32, nh route.Egress) error { f.nhs[id] = nh; return nil }
