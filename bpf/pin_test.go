@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -216,4 +217,52 @@ func attachedProg(t *testing.T, p ports) uint32 {
 		return 0
 	}
 	return l.Attrs().Xdp.ProgId
+}
+
+// TestPinnedHashSeed: a random hash seed is chosen once and kept in the
+// pins, so a restart keeps every flow on its member (with the groups'
+// buckets, which a rewrite with the same members leaves as they are); a
+// configured seed wins and is kept in turn.
+func TestPinnedHashSeed(t *testing.T) {
+	requireBPF(t)
+	dir := bpffs(t)
+	d := loadPinned(t, dir)
+	seed := d.HashSeed()
+	if seed == 0 {
+		t.Fatal("no hash seed chosen")
+	}
+	for i := uint32(1); i <= 8; i++ {
+		must(t, d.SetNextHop(i, route.Egress{Ifindex: 1, MAC: macGwB}))
+	}
+	members := []uint32{1, 2, 3, 4, 5, 6, 7, 8}
+	must(t, d.SetGroup(1, members[:7]))
+	must(t, d.SetGroup(1, members)) // buckets no longer the fresh layout
+	buckets, err := d.GroupBuckets(1)
+	must(t, err)
+	must(t, d.Close())
+
+	d = loadPinned(t, dir)
+	if got := d.HashSeed(); got != seed {
+		t.Errorf("restart: hash seed %#x, before %#x", got, seed)
+	}
+	must(t, d.SetGroup(1, []uint32{8, 7, 6, 5, 4, 3, 2, 1})) // sync rewrites it
+	after, err := d.GroupBuckets(1)
+	must(t, err)
+	if !slices.Equal(after, buckets) {
+		t.Errorf("restart: the group's buckets changed:\n%v\nbefore\n%v", after, buckets)
+	}
+	must(t, d.Close())
+
+	d, err = Load(Options{PinPath: dir, MaxRoutesV4: 1000, MaxRoutesV6: 1000, HashSeed: 42})
+	must(t, err)
+	if got := d.HashSeed(); got != 42 {
+		t.Errorf("configured seed 42: have %#x", got)
+	}
+	must(t, d.Close())
+	d = loadPinned(t, dir)
+	if got := d.HashSeed(); got != 42 {
+		t.Errorf("after a configured seed: %#x, want it kept (42)", got)
+	}
+	must(t, d.Close())
+	must(t, Teardown(dir))
 }
