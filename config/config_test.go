@@ -330,6 +330,12 @@ interfaces = ["eth 0"] #<
 	{name: "pin-path relative", body: `[dataplane]
 pin-path = "bpf/xdprouter" #<
 `, key: "dataplane.pin-path", msg: "absolute"},
+	{name: "hash-seed negative", body: `[dataplane]
+hash-seed = -1 #<
+`, key: "dataplane.hash-seed", msg: "1..4294967295"},
+	{name: "hash-seed too big", body: `[dataplane]
+hash-seed = 4294967296 #<
+`, key: "dataplane.hash-seed", msg: "1..4294967295"},
 	{name: "fib table 0", body: `[fib]
 table = 0 #<
 `, key: "fib.table", msg: "1..4294967295"},
