@@ -117,6 +117,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	case dp.Rebuilt() != "":
 		log.Warn("pinned maps not reused as they were: rebuilt side by side", "pin-path", cfg.Dataplane.PinPath, "why", dp.Rebuilt())
 	}
+	// dataplane.hash-seed = this value reproduces the flows' members.
+	log.Info("ECMP hash seed", "seed", dp.HashSeed())
 	// Until the lifecycle owns them, a setup error closes what is open.
 	var handles []closer
 	handles = append(handles, closer{"data path", closeFunc(func() error {

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -238,11 +240,22 @@ func (r *router) settled(what string) {
 	})
 }
 
+// hashSeed is the ECMP hash seed the running daemon logged at start.
+func (r *router) hashSeed() string {
+	r.t.Helper()
+	m := regexp.MustCompile(`msg="ECMP hash seed".* seed=(\d+)`).FindStringSubmatch(r.daemon.Out.String())
+	if m == nil {
+		r.t.Fatalf("xdprouterd logged no ECMP hash seed:\n%s", r.daemon.Out.String())
+	}
+	return m[1]
+}
+
 // TestHitlessRestart: with the dataplane pinned, XDP forwards across a
 // kill -9 of xdprouterd and its restart, across SIGTERM and a start, and
 // across an upgrade to a program whose pinned maps have another layout
 // version (rebuilt side by side and swapped in): no frame lost, no kernel
-// route deleted, the pinned maps byte for byte as before. Two daemons on
+// route deleted, the pinned maps byte for byte as before, the ECMP hash
+// seed the same (flows stay on their members). Two daemons on
 // one pin path: the second refuses. --teardown removes everything.
 func TestHitlessRestart(t *testing.T) {
 	needBinary(t, "/usr/sbin/bird")
@@ -256,6 +269,7 @@ func TestHitlessRestart(t *testing.T) {
 	r.waitRoutes("first start", nV4, nV6)
 	r.pingXDP(dst4)
 	r.pingXDP(lab.H2v4)
+	seed := r.hashSeed()
 
 	restarts := []struct {
 		name string
@@ -287,11 +301,11 @@ func TestHitlessRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			var v [2]uint32
+			v := make([]byte, m.ValueSize()) // magic, version, ...
 			if err := m.Lookup(uint32(0), &v); err != nil {
 				t.Fatal(err)
 			}
-			v[1]++
+			binary.NativeEndian.PutUint32(v[4:], binary.NativeEndian.Uint32(v[4:])+1)
 			if err := m.Put(uint32(0), v); err != nil {
 				t.Fatal(err)
 			}
@@ -316,6 +330,9 @@ func TestHitlessRestart(t *testing.T) {
 		waitSent(dead + 20000) // about a second without a daemon
 		r.start(cfg)
 		r.settled("after " + rs.name)
+		if got := r.hashSeed(); got != seed {
+			t.Errorf("%s: ECMP hash seed %s, before %s: flows would move", rs.name, got, seed)
+		}
 		waitSent(f.Sent() + 2000)
 		sent, lost := f.lost()
 		if err := mon.Stop(5 * time.Second); err != nil && !isExit(err) {
