@@ -25,7 +25,8 @@ const NHGBuckets = len(fwdNhg{}.Bucket)
 
 // resilientBuckets returns the bucket table (member index per bucket) of
 // members, given the next hop each bucket held before (prev; 0 or an id
-// not in members: none). Members must be distinct; at most 256.
+// not in members: none). At most MaxECMP members; an id listed twice
+// keeps its buckets on its first slot.
 func resilientBuckets(prev *[NHGBuckets]uint32, members []uint32) (out [NHGBuckets]uint8) {
 	n := len(members)
 	if n == 0 {
