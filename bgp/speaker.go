@@ -135,14 +135,16 @@ type Speaker struct {
 	// trackers read it, Reload replaces it.
 	rule atomic.Pointer[blackholeRule]
 
-	mu          sync.Mutex       // guards the fields below
-	best        *bestTracker     // without Options.Backup, while running
-	backup      *backupTracker   // with Options.Backup, while running
-	backupRun   chan struct{}    // closed when the backup worker has returned
-	flowspec    *flowspecTracker // while running
-	flowspecRun chan struct{}    // closed when the Flowspec worker has returned
-	cfg         *config.Config   // the applied configuration; Reload replaces it
-	plan        *plan            // cfg translated
+	mu          sync.Mutex            // guards the fields below
+	best        *bestTracker          // without Options.Backup, while running
+	backup      *backupTracker        // with Options.Backup, while running
+	backupRun   chan struct{}         // closed when the backup worker has returned
+	flowspec    *flowspecTracker      // while running
+	flowspecRun chan struct{}         // closed when the Flowspec worker has returned
+	cfg         *config.Config        // the applied configuration (want with the unnumbered peers found); Reload replaces it
+	plan        *plan                 // cfg translated
+	want        *config.Config        // the configuration as given (unnumbered neighbors by interface)
+	found       map[string]netip.Addr // peers of unnumbered neighbors by interface (unnumbered.go)
 	srv         *server.BgpServer
 	cancel      context.CancelFunc
 	networks    map[netip.Prefix]bool
@@ -158,7 +160,12 @@ type Speaker struct {
 // New validates the configuration's translation into GoBGP objects without
 // starting anything.
 func New(opts Options) (*Speaker, error) {
-	p, err := translate(opts.Config)
+	if opts.Config == nil {
+		return nil, errors.New("bgp: no config")
+	}
+	found := foundNow(opts.Config, nil)
+	cfg := withUnnumbered(opts.Config, found)
+	p, err := translate(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("bgp: %w", err)
 	}
@@ -172,7 +179,9 @@ func New(opts Options) (*Speaker, error) {
 		onBest = func([]PathUpdate) {}
 	}
 	s := &Speaker{
-		cfg:        opts.Config,
+		cfg:        cfg,
+		want:       opts.Config,
+		found:      found,
 		log:        log,
 		onBest:     onBest,
 		withBackup: opts.Backup,
@@ -188,7 +197,7 @@ func New(opts Options) (*Speaker, error) {
 	for _, n := range p.networks {
 		s.networks[n] = true
 	}
-	s.rule.Store(newBlackholeRule(opts.Config))
+	s.rule.Store(newBlackholeRule(cfg))
 	return s, nil
 }
 
@@ -315,6 +324,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 		}
 	}
 	go s.enforceLimits(wctx)
+	go s.runUnnumbered(wctx) // idle without unnumbered neighbors; Reload may add some
 	s.log.Info("bgp speaker started", "asn", p.global.Asn, "router-id", p.global.RouterId,
 		"port", p.global.ListenPort, "neighbors", len(p.peers), "networks", len(p.networks), "vrfs", len(p.vrfs),
 		"multipath", p.global.UseMultiplePaths, "backup-paths", s.withBackup, "grpc", s.cfg.API.GRPCListen,

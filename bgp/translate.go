@@ -360,7 +360,7 @@ func translatePolicies(cfg *config.Config) (pols []*api.Policy, nsets []*api.Def
 		nsets = append(nsets, &api.DefinedSet{
 			DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR,
 			Name:        neighborSetName(addr),
-			List:        []string{netip.PrefixFrom(addr, addr.BitLen()).String()},
+			List:        []string{netip.PrefixFrom(addr.WithZone(""), addr.BitLen()).String()},
 		})
 		for _, d := range []struct {
 			dir    string
