@@ -90,12 +90,11 @@ func (s *Speaker) Reload(ctx context.Context, cfg *config.Config) error {
 	// Unnumbered neighbors: with the peers found now (the loop adds the
 	// others).
 	want := cfg
-	found := foundNow(want, s.found)
-	cfg = withUnnumbered(want, found)
-	if err := restartKeys(s.cfg, cfg); err != nil {
+	if err := restartKeys(s.cfg, want); err != nil { // no neighbor key among them
 		return fmt.Errorf("bgp: reload refused: %w", err)
 	}
-	np, err := translate(cfg)
+	found := foundNow(want, s.found)
+	cfg, np, err := translateUnnumbered(want, found)
 	if err != nil {
 		return fmt.Errorf("bgp: reload refused: %w", err)
 	}

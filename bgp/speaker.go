@@ -164,8 +164,7 @@ func New(opts Options) (*Speaker, error) {
 		return nil, errors.New("bgp: no config")
 	}
 	found := foundNow(opts.Config, nil)
-	cfg := withUnnumbered(opts.Config, found)
-	p, err := translate(cfg)
+	cfg, p, err := translateUnnumbered(opts.Config, found)
 	if err != nil {
 		return nil, fmt.Errorf("bgp: %w", err)
 	}
@@ -368,11 +367,16 @@ func (s *Speaker) newInitialSync() *eorTracker {
 	})
 }
 
-// planAddrs lists the neighbor addresses of a plan.
+// planAddrs lists the neighbor addresses of a plan, and a placeholder
+// ("::%IFNAME", never a peer's) for each unnumbered neighbor whose peer is
+// not known yet: the initial sync waits for it too (or for its bound).
 func planAddrs(p *plan) []netip.Addr {
-	out := make([]netip.Addr, 0, len(p.peers))
+	out := make([]netip.Addr, 0, len(p.peers)+len(p.unresolved))
 	for a := range planPeers(p) {
 		out = append(out, a)
+	}
+	for _, ifname := range p.unresolved {
+		out = append(out, netip.IPv6Unspecified().WithZone(ifname))
 	}
 	return out
 }

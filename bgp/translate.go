@@ -58,6 +58,9 @@ type plan struct {
 	// vrfTables their route distinguishers → kernel tables.
 	vrfs      []*api.Vrf
 	vrfTables vrfTables
+	// unresolved are the interfaces of unnumbered neighbors left out of
+	// peers: their peer is not known yet (set by the speaker).
+	unresolved []string
 }
 
 // translate turns a validated configuration into GoBGP objects.

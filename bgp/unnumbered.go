@@ -81,6 +81,22 @@ func withUnnumbered(cfg *config.Config, found map[string]netip.Addr) *config.Con
 	return &c
 }
 
+// translateUnnumbered is translate of want with the unnumbered peers
+// found: the effective configuration and its plan.
+func translateUnnumbered(want *config.Config, found map[string]netip.Addr) (*config.Config, *plan, error) {
+	cfg := withUnnumbered(want, found)
+	p, err := translate(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, ifname := range unnumberedInterfaces(want) {
+		if _, ok := found[ifname]; !ok {
+			p.unresolved = append(p.unresolved, ifname)
+		}
+	}
+	return cfg, p, nil
+}
+
 // errNoPeer is returned by findPeer while the link shows no peer.
 var errNoPeer = errors.New("no IPv6 link-local neighbor")
 
@@ -276,8 +292,7 @@ func (s *Speaker) applyUnnumbered(ctx context.Context, want *config.Config, foun
 			s.log.Info("unnumbered neighbor found", "interface", ifname, "address", a.WithZone(ifname))
 		}
 	}
-	eff := withUnnumbered(want, found)
-	np, err := translate(eff)
+	eff, np, err := translateUnnumbered(want, found)
 	if err == nil {
 		err = s.reloadLocked(ctx, eff, np)
 	}
