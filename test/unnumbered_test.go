@@ -60,11 +60,24 @@ interface = "eth3"
 peer-asn = %d
 description = "frr-unnumbered"
 import = "accept-all"
+export = "announce-h1"
 connect-retry = 2
+
+[[network]]
+prefix = "10.0.1.0/24"
+
+[[prefix-set]]
+name = "h1"
+prefixes = ["10.0.1.0/24"]
+
+[[policy]]
+name = "announce-h1"
+[[policy.statement]]
+match-prefix-set = "h1"
+action = "accept"
 `, lab.RouterASN, lab.UpstreamASN))
 
-	// f's link-local address, as r's kernel sees it once f's RAs or its
-	// answer to our all-nodes ping came in.
+	// The link-local address of ifname in role.
 	linkLocal := func(role, ifname string) netip.Addr {
 		t.Helper()
 		out, err := r.Output(role, "ip", "-6", "-j", "addr", "show", "dev", ifname, "scope", "link")
@@ -108,9 +121,19 @@ connect-retry = 2
 	}
 	r.agreeAll("IPv4 via IPv6", []string{dst, "100.64.1.1", "100.64.2.1"})
 
-	// Traffic: h1 pings f's address; f answers through r (its route back
-	// via r's link-local address). Both directions are forwarded by XDP.
-	must(r.Run("f", "ip", "route", "add", "10.0.1.0/24", "via", "inet6", linkLocal("r", "eth3").String(), "dev", "eth0"))
+	// The other direction: FRR learned h1's subnet from us with our IPv6
+	// link-local next hop (GoBGP over the extended next hop capability)
+	// and its zebra installed it.
+	r.poll(20*time.Second, func() error {
+		out, err := r.Output("f", "ip", "route", "show", "10.0.1.0/24", "proto", "bgp")
+		if err != nil || !strings.Contains(out, "dev eth0") {
+			return fmt.Errorf("f has no BGP route to 10.0.1.0/24: %q %v", out, err)
+		}
+		return nil
+	})
+
+	// Traffic: h1 pings f's address; f answers through r. Both directions
+	// are forwarded by XDP.
 	r.pingXDP(dst)
 
 	// FRR goes away: its routes go with it.
