@@ -108,8 +108,8 @@ func fromNetlink(r *netlink.Route) (route.Route, bool) {
 		return out, true
 	}
 	if kernelOnly(r) {
-		// XDP cannot do what this route asks (encapsulate, reach a gateway
-		// of the other family, respect a route MTU): mirroring it as a
+		// XDP cannot do what this route asks (encapsulate, an MPLS via,
+		// respect a route MTU): mirroring it as a
 		// pass keeps XDP from forwarding such packets by a shorter match.
 		out.Kind = route.KernelOnly
 		return out, true
