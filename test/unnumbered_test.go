@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdprouter/xdprouter/api"
 	"github.com/xdprouter/xdprouter/bpf"
 	"github.com/xdprouter/xdprouter/fib"
 	"github.com/xdprouter/xdprouter/lab"
@@ -120,6 +121,21 @@ action = "accept"
 		t.Errorf("XDP egress ifindex %d, want eth3's %d", d.Candidates[0].Ifindex, want)
 	}
 	r.agreeAll("IPv4 via IPv6", []string{dst, "100.64.1.1", "100.64.2.1"})
+	// xdprouterctl lookup runs the real XDP program on a frame: out of
+	// eth3 to FRR's MAC. The kernel's answer (RTA_VIA) names FRR's
+	// link-local address on eth3.
+	var ex api.Explain
+	must(r.ctl(&ex, "lookup", dst))
+	if p := ex.Program; p == nil || p.Action != bpf.ActionRedirect || p.Egress != d.Candidates[0].Ifindex || p.DstMAC.String() != strings.TrimSpace(fmac) {
+		t.Errorf("xdprouterctl lookup %s: the program did %+v (%s), want a redirect to %s", dst, p, ex.ProgramError, strings.TrimSpace(fmac))
+	}
+	must(r.Do("r", func() error {
+		k, err := fib.RouteGet(fib.RouteQuery{Dst: netip.MustParseAddr(dst)})
+		if err != nil || k.Gateway != fLL || k.Ifindex != d.Candidates[0].Ifindex {
+			return fmt.Errorf("route get %s: %+v %v, want via %s on ifindex %d", dst, k, err, fLL, d.Candidates[0].Ifindex)
+		}
+		return nil
+	}))
 
 	// The other direction: FRR learned h1's subnet from us with our IPv6
 	// link-local next hop (GoBGP over the extended next hop capability)
