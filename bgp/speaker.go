@@ -85,7 +85,11 @@ type Options struct {
 
 // PeerStatus is the state of one configured neighbor.
 type PeerStatus struct {
+	// Address is the neighbor's address; for an unnumbered neighbor the
+	// peer's link-local address with the interface as zone, invalid
+	// (State "no-peer") while none is found on Interface.
 	Address     netip.Addr
+	Interface   string `json:",omitempty"` // of an unnumbered neighbor
 	Description string
 	ASN         uint32
 	State       string // idle, connect, active, opensent, openconfirm, established; admin-down or max-prefixes when shut down
@@ -107,6 +111,10 @@ type PeerStatus struct {
 	// BFD is off for the neighbor.
 	BFD string
 }
+
+// StateNoPeer is the state of an unnumbered neighbor while no peer is
+// found on its interface.
+const StateNoPeer = "no-peer"
 
 // Speaker is the embedded BGP speaker.
 type Speaker struct {
@@ -506,8 +514,19 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	// Descriptions from the configuration: GoBGP keeps the one a neighbor
 	// was added with (changing it there would reset the session).
 	desc := make(map[netip.Addr]string, len(s.cfg.Neighbors))
+	ifname := map[netip.Addr]string{}
 	for _, n := range s.cfg.Neighbors {
 		desc[n.Addr()] = n.Description
+		if n.Interface != "" {
+			ifname[n.Addr()] = n.Interface
+		}
+	}
+	// Unnumbered neighbors whose peer is not found: not in GoBGP yet.
+	var waiting []PeerStatus
+	for _, n := range s.want.Neighbors {
+		if n.Interface != "" && slices.Contains(s.plan.unresolved, n.Interface) {
+			waiting = append(waiting, PeerStatus{Interface: n.Interface, ASN: n.PeerASN, Description: n.Description, State: StateNoPeer})
+		}
 	}
 	s.mu.Unlock()
 	if srv == nil {
@@ -520,8 +539,10 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		if d, ok := desc[st.Address]; ok {
 			st.Description = d
 		}
+		st.Interface = ifname[st.Address]
 		out = append(out, st)
 	})
+	out = append(out, waiting...)
 	if err != nil {
 		return nil, fmt.Errorf("bgp: list peers: %w", err)
 	}

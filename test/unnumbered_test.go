@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xdprouter/xdprouter/api"
+	"github.com/xdprouter/xdprouter/bgp"
 	"github.com/xdprouter/xdprouter/bpf"
 	"github.com/xdprouter/xdprouter/fib"
 	"github.com/xdprouter/xdprouter/lab"
@@ -40,6 +41,8 @@ func TestUnnumberedFRR(t *testing.T) {
 	must(r.Run("f", "ip", "addr", "add", dst+"/32", "dev", "lo"))
 	prefixes := []netip.Prefix{netip.MustParsePrefix("100.64.0.0/24"), netip.MustParsePrefix("100.64.1.0/24"),
 		netip.MustParsePrefix("100.64.2.0/24"), netip.MustParsePrefix("2001:db8:1000::/48")}
+	// f's side is down at first: nothing answers on eth3.
+	must(r.Run("f", "ip", "link", "set", "eth0", "down"))
 	zebra, bgpd, err := r.StartFRRUnnumbered("f", "eth0", lab.UpstreamASN, "10.255.0.1", prefixes)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -91,18 +94,35 @@ action = "accept"
 		}
 		return netip.MustParseAddr(l[0].AddrInfo[0].Local)
 	}
+	// No peer on the link: status shows the neighbor by its interface.
+	r.poll(10*time.Second, func() error {
+		for _, p := range r.status().Peers {
+			if p.Interface == "eth3" && p.State == bgp.StateNoPeer && !p.Address.IsValid() && p.ASN == lab.UpstreamASN {
+				return nil
+			}
+		}
+		return fmt.Errorf("status does not show eth3 waiting for its peer: %+v", r.status().Peers)
+	})
+	if m := r.metrics(); strings.Contains(m, "xdprouter_bgp_peer_up{") {
+		t.Errorf("a peer_up metric without a peer:\n%s", m)
+	}
+	must(r.Run("f", "ip", "link", "set", "eth0", "up"))
+
 	fLL := linkLocal("f", "eth0")
 	peer := fLL.WithZone("eth3")
 
 	r.poll(60*time.Second, func() error {
 		for _, p := range r.status().Peers {
-			if p.Address == peer && p.Up && p.Description == "frr-unnumbered" {
+			if p.Address == peer && p.Up && p.Description == "frr-unnumbered" && p.Interface == "eth3" {
 				return nil
 			}
 		}
 		return fmt.Errorf("no established session with %s: %+v", peer, r.status().Peers)
 	})
 	r.waitRoutes("learned from FRR over the unnumbered session", 3, 1)
+	if m, want := r.metrics(), fmt.Sprintf("xdprouter_bgp_peer_up{peer=%q} 1", peer); !strings.Contains(m, want) {
+		t.Errorf("metrics lack %s", want)
+	}
 
 	// The kernel has FRR's IPv4 routes via its IPv6 link-local address.
 	out, err := r.Output("r", "ip", "route", "show", "proto", fmt.Sprint(fib.DefaultProtocol))
