@@ -497,7 +497,8 @@ func (s *Speaker) stopLocked() {
 	s.log.Info("bgp speaker stopped")
 }
 
-// Peers reports the state of every configured neighbor, sorted by address.
+// Peers reports the state of every configured neighbor, sorted by address
+// (unnumbered neighbors without a peer yet last, by interface).
 // The answer may be as old as peersAge: GoBGP counts each peer's prefixes
 // by walking its Adj-RIB-In, in its main loop, where it stalls UPDATEs.
 func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
@@ -542,11 +543,11 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		st.Interface = ifname[st.Address]
 		out = append(out, st)
 	})
-	out = append(out, waiting...)
 	if err != nil {
 		return nil, fmt.Errorf("bgp: list peers: %w", err)
 	}
 	slices.SortFunc(out, func(a, b PeerStatus) int { return a.Address.Compare(b.Address) })
+	out = append(out, waiting...) // after the others, in configuration order
 	s.mu.Lock()
 	s.peers, s.peersAt = out, time.Now()
 	s.peersAge = min(max(peersMinAge, peersWalkShare*time.Since(start)), peersMaxAge)

@@ -1,11 +1,14 @@
 package bgp
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
 
+	"github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
@@ -127,5 +130,42 @@ func TestLinkLocalNextHop(t *testing.T) {
 		if !ok || got.String() != tc.want {
 			t.Errorf("%s: %v %v, want %s", tc.name, got, ok, tc.want)
 		}
+	}
+}
+
+// TestReloadUnnumberedWaiting: an unnumbered neighbor added by a reload
+// whose link shows no peer (here: no such interface) is not given to
+// GoBGP, shows in Peers as "no-peer" by its interface, and leaves the
+// numbered neighbors alone; removing it again removes the entry.
+func TestReloadUnnumberedWaiting(t *testing.T) {
+	e := newReloadEnv(t, "127.0.0.2")
+	e.peer("127.0.0.2")
+	base := []config.Neighbor{e.nbr("127.0.0.2")}
+	s := e.start(e.cfg(base))
+	e.waitUp("127.0.0.2")
+	un := config.Neighbor{Interface: "xr-nosuchif0", PeerASN: 65010, Description: "fabric", ConnectRetry: 1}
+	e.mustReload(e.cfg(append(slices.Clone(base), un)))
+	peers, err := s.Peers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range peers {
+		got = append(got, fmt.Sprintf("%s|%s|%s|%d|%s|%v", p.Address, p.Interface, p.State, p.ASN, p.Description, p.Up))
+	}
+	want := []string{"127.0.0.2||established|65002||true", "invalid IP|xr-nosuchif0|no-peer|65010|fabric|false"}
+	if !slices.Equal(got, want) {
+		t.Errorf("peers:\n got %q\nwant %q", got, want)
+	}
+	var n int
+	s.mu.Lock()
+	srv := s.srv
+	s.mu.Unlock()
+	if err := srv.ListPeer(context.Background(), &api.ListPeerRequest{}, func(*api.Peer) { n++ }); err != nil || n != 1 {
+		t.Errorf("GoBGP has %d neighbors (%v), want the numbered one", n, err)
+	}
+	e.mustReload(e.cfg(base)) // also drops Peers' cache
+	if peers, err := s.Peers(context.Background()); err != nil || len(peers) != 1 {
+		t.Errorf("after removing it: %+v %v", peers, err)
 	}
 }
