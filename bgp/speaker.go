@@ -498,7 +498,7 @@ func (s *Speaker) stopLocked() {
 }
 
 // Peers reports the state of every configured neighbor, sorted by address
-// (unnumbered neighbors without a peer yet last, by interface).
+// (unnumbered neighbors without a peer yet last, in configuration order).
 // The answer may be as old as peersAge: GoBGP counts each peer's prefixes
 // by walking its Adj-RIB-In, in its main loop, where it stalls UPDATEs.
 func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
