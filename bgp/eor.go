@@ -62,7 +62,10 @@ func (t *eorTracker) setNeighbors(addrs []netip.Addr) {
 		t.want[a] = true
 	}
 	t.mu.Unlock()
-	t.check()
+	// Not in the caller's goroutine: Start and Reload call this holding
+	// the speaker's lock, which the callback takes (fewer neighbors, or
+	// none, may complete the set at once).
+	go t.check()
 }
 
 func (t *eorTracker) peer(a netip.Addr) *eorPeer {

@@ -55,6 +55,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, p := range peers {
+		if !p.Address.IsValid() {
+			continue // an unnumbered neighbor without a peer yet: no session
+		}
 		up := 0.0
 		if p.Up {
 			up = 1

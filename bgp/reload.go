@@ -87,23 +87,31 @@ func (s *Speaker) Reload(ctx context.Context, cfg *config.Config) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := restartKeys(s.cfg, cfg); err != nil {
+	// Unnumbered neighbors: with the peers found now (the loop adds the
+	// others).
+	want := cfg
+	if err := restartKeys(s.cfg, want); err != nil { // no neighbor key among them
 		return fmt.Errorf("bgp: reload refused: %w", err)
 	}
-	np, err := translate(cfg)
+	found := foundNow(want, s.found)
+	cfg, np, err := translateUnnumbered(want, found)
 	if err != nil {
 		return fmt.Errorf("bgp: reload refused: %w", err)
 	}
 	if s.srv == nil {
 		s.rule.Store(newBlackholeRule(cfg))
-		s.cfg, s.plan = cfg, np
+		s.cfg, s.plan, s.want, s.found = cfg, np, want, found
 		s.networks = make(map[netip.Prefix]bool, len(np.networks))
 		for _, n := range np.networks {
 			s.networks[n] = true
 		}
 		return nil
 	}
-	return s.reloadLocked(ctx, cfg, np)
+	if err := s.reloadLocked(ctx, cfg, np); err != nil {
+		return err
+	}
+	s.want, s.found = want, found
+	return nil
 }
 
 // restartKeys reports the settings that differ between the running and the

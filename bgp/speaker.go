@@ -85,7 +85,11 @@ type Options struct {
 
 // PeerStatus is the state of one configured neighbor.
 type PeerStatus struct {
+	// Address is the neighbor's address; for an unnumbered neighbor the
+	// peer's link-local address with the interface as zone, invalid
+	// (State "no-peer") while none is found on Interface.
 	Address     netip.Addr
+	Interface   string `json:",omitempty"` // of an unnumbered neighbor
 	Description string
 	ASN         uint32
 	State       string // idle, connect, active, opensent, openconfirm, established; admin-down or max-prefixes when shut down
@@ -107,6 +111,10 @@ type PeerStatus struct {
 	// BFD is off for the neighbor.
 	BFD string
 }
+
+// StateNoPeer is the state of an unnumbered neighbor while no peer is
+// found on its interface.
+const StateNoPeer = "no-peer"
 
 // Speaker is the embedded BGP speaker.
 type Speaker struct {
@@ -135,14 +143,16 @@ type Speaker struct {
 	// trackers read it, Reload replaces it.
 	rule atomic.Pointer[blackholeRule]
 
-	mu          sync.Mutex       // guards the fields below
-	best        *bestTracker     // without Options.Backup, while running
-	backup      *backupTracker   // with Options.Backup, while running
-	backupRun   chan struct{}    // closed when the backup worker has returned
-	flowspec    *flowspecTracker // while running
-	flowspecRun chan struct{}    // closed when the Flowspec worker has returned
-	cfg         *config.Config   // the applied configuration; Reload replaces it
-	plan        *plan            // cfg translated
+	mu          sync.Mutex            // guards the fields below
+	best        *bestTracker          // without Options.Backup, while running
+	backup      *backupTracker        // with Options.Backup, while running
+	backupRun   chan struct{}         // closed when the backup worker has returned
+	flowspec    *flowspecTracker      // while running
+	flowspecRun chan struct{}         // closed when the Flowspec worker has returned
+	cfg         *config.Config        // the applied configuration (want with the unnumbered peers found); Reload replaces it
+	plan        *plan                 // cfg translated
+	want        *config.Config        // the configuration as given (unnumbered neighbors by interface)
+	found       map[string]netip.Addr // peers of unnumbered neighbors by interface (unnumbered.go)
 	srv         *server.BgpServer
 	cancel      context.CancelFunc
 	networks    map[netip.Prefix]bool
@@ -158,7 +168,11 @@ type Speaker struct {
 // New validates the configuration's translation into GoBGP objects without
 // starting anything.
 func New(opts Options) (*Speaker, error) {
-	p, err := translate(opts.Config)
+	if opts.Config == nil {
+		return nil, errors.New("bgp: no config")
+	}
+	found := foundNow(opts.Config, nil)
+	cfg, p, err := translateUnnumbered(opts.Config, found)
 	if err != nil {
 		return nil, fmt.Errorf("bgp: %w", err)
 	}
@@ -172,7 +186,9 @@ func New(opts Options) (*Speaker, error) {
 		onBest = func([]PathUpdate) {}
 	}
 	s := &Speaker{
-		cfg:        opts.Config,
+		cfg:        cfg,
+		want:       opts.Config,
+		found:      found,
 		log:        log,
 		onBest:     onBest,
 		withBackup: opts.Backup,
@@ -188,7 +204,7 @@ func New(opts Options) (*Speaker, error) {
 	for _, n := range p.networks {
 		s.networks[n] = true
 	}
-	s.rule.Store(newBlackholeRule(opts.Config))
+	s.rule.Store(newBlackholeRule(cfg))
 	return s, nil
 }
 
@@ -315,6 +331,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 		}
 	}
 	go s.enforceLimits(wctx)
+	go s.runUnnumbered(wctx) // idle without unnumbered neighbors; Reload may add some
 	s.log.Info("bgp speaker started", "asn", p.global.Asn, "router-id", p.global.RouterId,
 		"port", p.global.ListenPort, "neighbors", len(p.peers), "networks", len(p.networks), "vrfs", len(p.vrfs),
 		"multipath", p.global.UseMultiplePaths, "backup-paths", s.withBackup, "grpc", s.cfg.API.GRPCListen,
@@ -358,11 +375,16 @@ func (s *Speaker) newInitialSync() *eorTracker {
 	})
 }
 
-// planAddrs lists the neighbor addresses of a plan.
+// planAddrs lists the neighbor addresses of a plan, and a placeholder
+// ("::%IFNAME", never a peer's) for each unnumbered neighbor whose peer is
+// not known yet: the initial sync waits for it too (or for its bound).
 func planAddrs(p *plan) []netip.Addr {
-	out := make([]netip.Addr, 0, len(p.peers))
+	out := make([]netip.Addr, 0, len(p.peers)+len(p.unresolved))
 	for a := range planPeers(p) {
 		out = append(out, a)
+	}
+	for _, ifname := range p.unresolved {
+		out = append(out, netip.IPv6Unspecified().WithZone(ifname))
 	}
 	return out
 }
@@ -475,7 +497,8 @@ func (s *Speaker) stopLocked() {
 	s.log.Info("bgp speaker stopped")
 }
 
-// Peers reports the state of every configured neighbor, sorted by address.
+// Peers reports the state of every configured neighbor, sorted by address
+// (unnumbered neighbors without a peer yet last, in configuration order).
 // The answer may be as old as peersAge: GoBGP counts each peer's prefixes
 // by walking its Adj-RIB-In, in its main loop, where it stalls UPDATEs.
 func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
@@ -492,8 +515,19 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	// Descriptions from the configuration: GoBGP keeps the one a neighbor
 	// was added with (changing it there would reset the session).
 	desc := make(map[netip.Addr]string, len(s.cfg.Neighbors))
+	ifname := map[netip.Addr]string{}
 	for _, n := range s.cfg.Neighbors {
 		desc[n.Addr()] = n.Description
+		if n.Interface != "" {
+			ifname[n.Addr()] = n.Interface
+		}
+	}
+	// Unnumbered neighbors whose peer is not found: not in GoBGP yet.
+	var waiting []PeerStatus
+	for _, n := range s.want.Neighbors {
+		if n.Interface != "" && slices.Contains(s.plan.unresolved, n.Interface) {
+			waiting = append(waiting, PeerStatus{Interface: n.Interface, ASN: n.PeerASN, Description: n.Description, State: StateNoPeer})
+		}
 	}
 	s.mu.Unlock()
 	if srv == nil {
@@ -506,12 +540,14 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		if d, ok := desc[st.Address]; ok {
 			st.Description = d
 		}
+		st.Interface = ifname[st.Address]
 		out = append(out, st)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bgp: list peers: %w", err)
 	}
 	slices.SortFunc(out, func(a, b PeerStatus) int { return a.Address.Compare(b.Address) })
+	out = append(out, waiting...) // after the others, in configuration order
 	s.mu.Lock()
 	s.peers, s.peersAt = out, time.Now()
 	s.peersAge = min(max(peersMinAge, peersWalkShare*time.Since(start)), peersMaxAge)

@@ -58,6 +58,9 @@ type plan struct {
 	// vrfTables their route distinguishers → kernel tables.
 	vrfs      []*api.Vrf
 	vrfTables vrfTables
+	// unresolved are the interfaces of unnumbered neighbors left out of
+	// peers: their peer is not known yet (set by the speaker).
+	unresolved []string
 }
 
 // translate turns a validated configuration into GoBGP objects.
@@ -360,7 +363,7 @@ func translatePolicies(cfg *config.Config) (pols []*api.Policy, nsets []*api.Def
 		nsets = append(nsets, &api.DefinedSet{
 			DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR,
 			Name:        neighborSetName(addr),
-			List:        []string{netip.PrefixFrom(addr, addr.BitLen()).String()},
+			List:        []string{netip.PrefixFrom(addr.WithZone(""), addr.BitLen()).String()},
 		})
 		for _, d := range []struct {
 			dir    string

@@ -189,7 +189,27 @@ func usableNextHop(p *apiutil.Path) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	nh := pathNextHop(p)
+	if ll := linkLocalNextHop(p); (!nh.IsValid() || nh.IsUnspecified()) && ll.IsValid() {
+		nh = ll // RFC 2545: "::" and the link-local one
+	}
+	if nh.IsLinkLocalUnicast() && p.PeerAddress.Zone() != "" {
+		// A link-local next hop means something on the session's link
+		// only (unnumbered neighbors, RFC 8950; sessions on link-local
+		// addresses): sync resolves it there.
+		nh = nh.WithZone(p.PeerAddress.Zone())
+	}
 	return nh, nh.IsValid() && !nh.IsUnspecified()
+}
+
+// linkLocalNextHop returns the link-local next hop of an MP_REACH_NLRI
+// with two (RFC 2545), if any.
+func linkLocalNextHop(p *apiutil.Path) netip.Addr {
+	for _, a := range p.Attrs {
+		if mp, ok := a.(*bgp.PathAttributeMpReachNLRI); ok {
+			return mp.LinkLocalNexthop.WithZone("")
+		}
+	}
+	return netip.Addr{}
 }
 
 // apply processes one event batch and returns the changed prefixes.

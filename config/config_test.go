@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -85,6 +86,19 @@ func TestMinimal(t *testing.T) {
 	}
 	if n.Addr() != netip.MustParseAddr("192.0.2.1") {
 		t.Errorf("Addr() = %v", n.Addr())
+	}
+}
+
+// TestUnnumberedDefaults: an unnumbered neighbor has no address and both
+// unicast families by default.
+func TestUnnumberedDefaults(t *testing.T) {
+	c, err := Parse([]byte(header+"[[neighbor]]\ninterface = \"eth1\"\npeer-asn = 65001\n"), "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.Neighbors[0]
+	if n.Interface != "eth1" || n.Addr().IsValid() || !slices.Equal(n.Families, []string{FamilyIPv4Unicast, FamilyIPv6Unicast}) {
+		t.Errorf("neighbor: %+v", n)
 	}
 }
 
@@ -211,7 +225,7 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Neighbors) != 2 || len(c.Policies) != 2 || len(c.Policies[0].Statements) != 4 {
+	if len(c.Neighbors) != 3 || len(c.Policies) != 2 || len(c.Policies[0].Statements) != 4 {
 		t.Fatalf("unexpected shape: %d neighbors, %d policies", len(c.Neighbors), len(c.Policies))
 	}
 	// Every key of the schema appears in the example.
@@ -662,6 +676,35 @@ name = "p"
   name = "s" #<
   action = "accept"
 `, key: "policy[0].statement[1].name", msg: "already the name of statement[0]"},
+	{name: "unnumbered with address", body: `[[neighbor]]
+interface = "eth1"
+address = "192.0.2.1" #<
+peer-asn = 65001
+`, key: "neighbor[0].address", msg: "not with interface"},
+	{name: "unnumbered bad interface", body: `[[neighbor]]
+interface = "eth/1" #<
+peer-asn = 65001
+`, key: "neighbor[0].interface", msg: "contains '/'"},
+	{name: "unnumbered twice on a link", body: `[[neighbor]]
+interface = "eth1"
+peer-asn = 65001
+[[neighbor]]
+interface = "eth1" #<
+peer-asn = 65002
+`, key: "neighbor[1].interface", msg: "already neighbor[0]"},
+	{name: "unnumbered multihop", body: `[[neighbor]]
+interface = "eth1"
+peer-asn = 65001
+multihop = 2 #<
+`, key: "neighbor[0].multihop", msg: "directly connected"},
+	{name: "unnumbered local-address", body: `[[neighbor]]
+interface = "eth1"
+peer-asn = 65001
+local-address = "192.0.2.2" #<
+`, key: "neighbor[0].local-address", msg: "link-local"},
+	{name: "neither address nor interface", body: `[[neighbor]] #<
+peer-asn = 65001
+`, key: "neighbor[0].address", msg: "or interface"},
 	{name: "dotted keys and inline tables", noHeader: true, body: `router = { asn = 65000, router-id = "1.2.3" } #<
 `, key: "router.router-id", msg: "IPv4"},
 	{name: "dotted key", noHeader: true, body: `router.asn = 65000

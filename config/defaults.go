@@ -280,7 +280,10 @@ func (c *Config) applyDefaults() {
 			n.MaxPrefixesWarning = DefaultMaxPrefixesWarning
 		}
 		if len(n.Families) == 0 && !set(key("families")) {
-			if a := n.Addr(); a.IsValid() {
+			if n.Interface != "" {
+				// Unnumbered: IPv4 over IPv6 next hops (RFC 8950), and IPv6.
+				n.Families = []string{FamilyIPv4Unicast, FamilyIPv6Unicast}
+			} else if a := n.Addr(); a.IsValid() {
 				if a.Unmap().Is4() {
 					n.Families = []string{FamilyIPv4Unicast}
 				} else {

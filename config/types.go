@@ -169,7 +169,12 @@ type Network struct {
 
 // Neighbor is one BGP peer.
 type Neighbor struct {
-	Address     string `toml:"address"`
+	Address string `toml:"address"`
+	// Interface is an unnumbered neighbor (BGP unnumbered, RFC 8950): the
+	// session runs between the link-local addresses of this interface and
+	// of the one router on its other end, found in the IPv6 neighbor
+	// table. Not with Address.
+	Interface   string `toml:"interface"`
 	PeerASN     uint32 `toml:"peer-asn"`
 	Description string `toml:"description"`
 	Import      string `toml:"import"` // policy name, accept-all or reject-all

@@ -500,12 +500,15 @@ func (v *validator) neighbors() {
 		policies[p.Name] = true
 	}
 	seen := map[netip.Addr]int{}
+	seenIf := map[string]int{}
 	for i, n := range c.Neighbors {
 		base := indexPath("neighbor", i) + "."
 		addr, err := netip.ParseAddr(n.Address)
 		switch {
+		case n.Interface != "":
+			v.unnumbered(base, i, n, seenIf)
 		case n.Address == "":
-			v.missing(base+"address", "")
+			v.missing(base+"address", " (or interface, for an unnumbered neighbor)")
 		case err != nil:
 			v.errf(base+"address", "%q is not an IP address", n.Address)
 		case addr.IsUnspecified() || addr.IsMulticast():
@@ -613,6 +616,29 @@ func (v *validator) neighbors() {
 				v.errf(base+"vrf", "not with bgp.pic = true: backup paths are computed for the global instance only")
 			}
 		}
+	}
+}
+
+// unnumbered checks an unnumbered neighbor (interface): its addresses are
+// the link-local ones of the link, found at run time.
+func (v *validator) unnumbered(base string, i int, n Neighbor, seen map[string]int) {
+	if p := ifnameProblem(n.Interface); p != "" {
+		v.errf(base+"interface", "%s", p)
+		return
+	}
+	if j, dup := seen[n.Interface]; dup {
+		v.errf(base+"interface", "%q is already neighbor[%d] (one unnumbered neighbor per link)", n.Interface, j)
+	} else {
+		seen[n.Interface] = i
+	}
+	if n.Address != "" {
+		v.errf(base+"address", "not with interface = %q: an unnumbered neighbor's address is the link-local address found on the interface", n.Interface)
+	}
+	if n.LocalAddress != "" {
+		v.errf(base+"local-address", "not with interface = %q: the session uses the interface's link-local address", n.Interface)
+	}
+	if n.Multihop > 0 {
+		v.errf(base+"multihop", "not with interface = %q: an unnumbered neighbor is directly connected, got %d", n.Interface, n.Multihop)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"sync/atomic"
 
@@ -172,7 +173,7 @@ func appendRouteMsg(buf []byte, o route.Change, table int, proto uint8, seq uint
 		} else if len(r.NextHops) == 1 {
 			nh := r.NextHops[0]
 			if !nh.Connected() {
-				buf = appendAttr(buf, unix.RTA_GATEWAY, nh.Gateway.AsSlice())
+				buf = appendGateway(buf, fam, nh.Gateway)
 			}
 			buf = appendU32(buf, unix.RTA_OIF, uint32(nh.Ifindex))
 		} else {
@@ -183,7 +184,7 @@ func appendRouteMsg(buf []byte, o route.Change, table int, proto uint8, seq uint
 				mp = append(mp, 0, 0)                        // flags, hops
 				mp = binary.NativeEndian.AppendUint32(mp, uint32(nh.Ifindex))
 				if !nh.Connected() {
-					mp = appendAttr(mp, unix.RTA_GATEWAY, nh.Gateway.AsSlice())
+					mp = appendGateway(mp, fam, nh.Gateway)
 				}
 				binary.NativeEndian.PutUint16(mp[s:], uint16(len(mp)-s))
 			}
@@ -192,6 +193,17 @@ func appendRouteMsg(buf []byte, o route.Change, table int, proto uint8, seq uint
 	}
 	binary.NativeEndian.PutUint32(buf[start:], uint32(len(buf)-start))
 	return buf
+}
+
+// appendGateway appends a next hop's gateway: RTA_GATEWAY of the route's
+// family, or RTA_VIA (struct rtvia: family, address) for an IPv6 gateway
+// of an IPv4 route (RFC 8950, `via inet6`).
+func appendGateway(buf []byte, fam byte, gw netip.Addr) []byte {
+	if fam == unix.AF_INET && gw.Is6() {
+		via := binary.NativeEndian.AppendUint16(make([]byte, 0, 18), unix.AF_INET6)
+		return appendAttr(buf, unix.RTA_VIA, append(via, gw.AsSlice()...))
+	}
+	return appendAttr(buf, unix.RTA_GATEWAY, gw.AsSlice())
 }
 
 // appendRequestHeader appends the nlmsghdr of a request with an ack: newTyp

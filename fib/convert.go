@@ -108,8 +108,8 @@ func fromNetlink(r *netlink.Route) (route.Route, bool) {
 		return out, true
 	}
 	if kernelOnly(r) {
-		// XDP cannot do what this route asks (encapsulate, reach a gateway
-		// of the other family, respect a route MTU): mirroring it as a
+		// XDP cannot do what this route asks (encapsulate, an MPLS via,
+		// respect a route MTU): mirroring it as a
 		// pass keeps XDP from forwarding such packets by a shorter match.
 		out.Kind = route.KernelOnly
 		return out, true
@@ -126,13 +126,22 @@ func fromNetlink(r *netlink.Route) (route.Route, bool) {
 			if nh.Flags&deadNH != 0 {
 				continue
 			}
-			out.NextHops = append(out.NextHops, nextHop(nh.Gw, nh.LinkIndex))
+			out.NextHops = append(out.NextHops, nextHop(gateway(nh.Gw, nh.Via), nh.LinkIndex))
 		}
 	} else if r.Flags&deadNH == 0 {
-		out.NextHops = append(out.NextHops, nextHop(r.Gw, r.LinkIndex))
+		out.NextHops = append(out.NextHops, nextHop(gateway(r.Gw, r.Via), r.LinkIndex))
 	}
 	out.NextHops = route.SortNextHops(out.NextHops)
 	return out, true
+}
+
+// gateway is a next hop's gateway: RTA_GATEWAY, or RTA_VIA for an IPv4
+// route through an IPv6 gateway (RFC 8950: `via inet6 fe80::1`).
+func gateway(gw net.IP, via netlink.Destination) net.IP {
+	if v, ok := via.(*netlink.Via); ok && len(gw) == 0 {
+		return v.Addr
+	}
+	return gw
 }
 
 func nextHop(gw net.IP, ifindex int) route.NextHop {
@@ -172,15 +181,26 @@ func neighFromNetlink(n *netlink.Neigh) (route.Neighbor, bool) {
 }
 
 // kernelOnly reports whether a unicast route needs forwarding the XDP
-// program does not do.
+// program does not do. An IPv4 route via an IPv6 gateway is not one: XDP
+// forwards by the gateway's neighbor entry, whatever its family.
 func kernelOnly(r *netlink.Route) bool {
-	if r.Encap != nil || r.Via != nil || r.MTU > 0 {
+	if r.Encap != nil || !viaIPv6(r.Via) || r.MTU > 0 {
 		return true
 	}
 	for _, nh := range r.MultiPath {
-		if nh.Encap != nil || nh.Via != nil {
+		if nh.Encap != nil || !viaIPv6(nh.Via) {
 			return true
 		}
 	}
 	return false
+}
+
+// viaIPv6 reports whether via is absent or an IPv6 gateway (other
+// families, e.g. MPLS, are the kernel's).
+func viaIPv6(via netlink.Destination) bool {
+	if via == nil {
+		return true
+	}
+	v, ok := via.(*netlink.Via)
+	return ok && v.AddrFamily == unix.AF_INET6 && len(v.Addr) == net.IPv6len
 }

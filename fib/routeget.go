@@ -50,6 +50,16 @@ var routeTypes = map[uint8]string{
 	unix.RTN_NAT: "nat",
 }
 
+// via decodes RTA_VIA (struct rtvia: family, address): an IPv4 route's
+// IPv6 gateway.
+func via(b []byte) netip.Addr {
+	if len(b) < 2 {
+		return netip.Addr{}
+	}
+	a, _ := netip.AddrFromSlice(b[2:])
+	return a
+}
+
 // RouteGet asks the kernel of the calling thread's network namespace for
 // q's route, as `ip route get DST from SRC iif DEV ipproto P sport S
 // dport D tos T` does (RTM_GETROUTE), and for the matched route's next
@@ -123,6 +133,8 @@ func routeGet(q RouteQuery, fibMatch bool) (KernelRoute, error) {
 			k.Table = int(binary.NativeEndian.Uint32(a.Value))
 		case unix.RTA_GATEWAY:
 			k.Gateway = addr(a.Value)
+		case unix.RTA_VIA:
+			k.Gateway = via(a.Value)
 		case unix.RTA_OIF:
 			k.Ifindex = int(binary.NativeEndian.Uint32(a.Value))
 		case unix.RTA_MULTIPATH:
@@ -136,8 +148,11 @@ func routeGet(q RouteQuery, fibMatch bool) (KernelRoute, error) {
 				h := KernelHop{Ifindex: int(n.Ifindex)}
 				sub, _ := nl.ParseRouteAttr(b[unix.SizeofRtNexthop:l])
 				for _, s := range sub {
-					if s.Attr.Type == unix.RTA_GATEWAY {
+					switch s.Attr.Type {
+					case unix.RTA_GATEWAY:
 						h.Gateway = addr(s.Value)
+					case unix.RTA_VIA:
+						h.Gateway = via(s.Value)
 					}
 				}
 				k.Hops = append(k.Hops, h)

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Prefixes returns n consecutive prefixes of length bits starting at base
@@ -263,4 +265,63 @@ func (l *Lab) Upstream(role string, port int, prefixes []netip.Prefix, dir strin
 			{Local: host4, Remote: netip.MustParseAddr(fmt.Sprintf("10.0.%d.1", port)), RemoteASN: RouterASN},
 			{Local: host6, Remote: netip.MustParseAddr(fmt.Sprintf("fd00:%d::1", port)), RemoteASN: RouterASN},
 		}}, dsts, nil
+}
+
+// StartFRRUnnumbered runs FRR's zebra and bgpd in role's namespace as an
+// unnumbered peer on ifname (`neighbor IFNAME interface remote-as
+// external`, RFC 8950), announcing prefixes (IPv4 ones with its IPv6
+// link-local next hop). zebra is needed: it sends the router
+// advertisements that tell the other side our link-local address, and
+// learns the other side's from its advertisements. Both are stopped with
+// the lab.
+func (l *Lab) StartFRRUnnumbered(role, ifname string, asn uint32, routerID string, prefixes []netip.Prefix) (zebra, bgpd *Proc, err error) {
+	for _, d := range []string{"zebra", "bgpd"} {
+		if _, err := os.Stat(filepath.Join(FRRBin, d)); err != nil {
+			return nil, nil, errors.New("FRR not installed (apt-get install frr, or make deps)")
+		}
+	}
+	var b strings.Builder
+	// datacenter defaults: 10 s connect retry, fast timers.
+	fmt.Fprintf(&b, "frr defaults datacenter\nhostname %s\nlog stdout informational\n!\nrouter bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n no bgp network import-check\n neighbor %s interface remote-as external\n",
+		role, asn, routerID, ifname)
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		fmt.Fprintf(&b, " address-family %s unicast\n  neighbor %s activate\n", fam, ifname)
+		for _, pf := range prefixes {
+			if pf.Addr().Is4() == (fam == "ipv4") {
+				fmt.Fprintf(&b, "  network %s\n", pf)
+			}
+		}
+		b.WriteString(" exit-address-family\n")
+	}
+	dir, err := os.MkdirTemp("", "xdprouter-frr-")
+	if err != nil {
+		return nil, nil, err
+	}
+	l.mu.Lock()
+	l.dirs = append(l.dirs, dir)
+	l.mu.Unlock()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		return nil, nil, err
+	}
+	zconf, bconf := filepath.Join(dir, "zebra.conf"), filepath.Join(dir, "bgpd.conf")
+	zserv := filepath.Join(dir, "zserv.api")
+	if err := errors.Join(
+		os.WriteFile(zconf, []byte(fmt.Sprintf("hostname %s\nlog stdout informational\n", role)), 0o644),
+		os.WriteFile(bconf, []byte(b.String()), 0o644)); err != nil {
+		return nil, nil, err
+	}
+	common := []string{"-z", zserv, "--vty_socket", dir, "-N", filepath.Base(dir), "-P", "0"}
+	zebra, err = l.Start(role, "zebra", append([]string{filepath.Join(FRRBin, "zebra"), "-f", zconf, "-i", filepath.Join(dir, "zebra.pid")}, common...)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	// bgpd gives up on a zebra socket that is not there yet.
+	if err := Poll(context.Background(), 10*time.Second, func() error {
+		_, err := os.Stat(zserv)
+		return err
+	}); err != nil {
+		return zebra, nil, fmt.Errorf("zebra did not open its socket: %w\n%s", err, zebra.Out.String())
+	}
+	bgpd, err = l.Start(role, "bgpd", append([]string{filepath.Join(FRRBin, "bgpd"), "-f", bconf, "-i", filepath.Join(dir, "bgpd.pid")}, common...)...)
+	return zebra, bgpd, err
 }

@@ -20,7 +20,7 @@ const (
 	Blackhole               // drop silently
 	Unreachable             // reject: the kernel sends the ICMP error (unreachable, prohibit, throw)
 	Local                   // destination is an address of this router
-	KernelOnly              // only the kernel can forward: encapsulation, a gateway of the other family, a route MTU
+	KernelOnly              // only the kernel can forward: encapsulation, an MPLS via, a route MTU
 	Throw                   // policy routing: the lookup fails in this table and goes on with the next rule
 )
 

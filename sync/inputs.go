@@ -383,6 +383,9 @@ func (st *state) link(l route.Link, deleted bool) {
 	if deleted {
 		delete(st.links, l.Index)
 		st.groupsDirty = true
+		if had && st.hasZonedSets() {
+			st.resolveDirty, st.resolveAll = true, true // link-local next hops by link name
+		}
 		st.kernelLinkDown(l.Index)
 		if had && st.ports[old.Name] {
 			if err := st.opt.Datapath.DeleteInterface(l.Index); err != nil {
@@ -400,6 +403,9 @@ func (st *state) link(l route.Link, deleted bool) {
 	}
 	if !had || old.Up != l.Up {
 		st.groupsDirty = true
+	}
+	if (!had || old.Up != l.Up || old.Name != l.Name) && st.hasZonedSets() {
+		st.resolveDirty, st.resolveAll = true, true // link-local next hops by link name
 	}
 	if had && old.Up && !l.Up {
 		st.kernelLinkDown(l.Index) // the kernel deleted our nexthops on it

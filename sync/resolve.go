@@ -32,14 +32,12 @@ func (st *state) getSetIn(table int, addrs, backup []netip.Addr, peer netip.Addr
 		key = append(key, '|')
 	}
 	for _, a := range addrs {
-		key = append(key, a.AsSlice()...)
-		key = append(key, '|')
+		key = appendAddrKey(key, a)
 	}
 	if len(backup) > 0 {
 		key = append(key, '/')
 		for _, a := range backup {
-			key = append(key, a.AsSlice()...)
-			key = append(key, '|')
+			key = appendAddrKey(key, a)
 		}
 	}
 	s := st.sets[string(key)]
@@ -55,6 +53,17 @@ func (st *state) getSetIn(table int, addrs, backup []netip.Addr, peer netip.Addr
 	}
 	s.refs++
 	return s.id
+}
+
+// appendAddrKey appends a next hop to a set key: its bytes, and the zone
+// of a link-local one (one address on two links is two next hops).
+func appendAddrKey(key []byte, a netip.Addr) []byte {
+	key = append(key, a.AsSlice()...)
+	if z := a.Zone(); z != "" {
+		key = append(key, '%')
+		key = append(key, z...)
+	}
+	return append(key, '|')
 }
 
 // blackholeSetKey is the key of the blackhole set: every other set has
@@ -188,6 +197,14 @@ func (st *state) resolveIn(table int, addrs []netip.Addr) (out []route.NextHop, 
 		minBits = 0
 	}
 	for _, a := range addrs {
+		if a.Zone() != "" {
+			// A link-local next hop with its link (BGP unnumbered, RFC
+			// 8950): on that link while it is up, whatever the table.
+			if ifx := st.linkIndex(a.Zone()); ifx != 0 && st.linkUp(ifx) {
+				out = append(out, route.NextHop{Gateway: a.WithZone(""), Ifindex: ifx})
+			}
+			continue
+		}
 		if w := st.unusableNextHop(a); w != "" {
 			if why == "" {
 				why = w
@@ -241,6 +258,29 @@ func (st *state) resolveIn(table int, addrs []netip.Addr) (out []route.NextHop, 
 	}
 	return route.SortNextHops(out), why
 }
+
+// linkIndex returns the index of the link named name, 0 if none.
+func (st *state) linkIndex(name string) int {
+	for i, l := range st.links {
+		if l.Name == name {
+			return i
+		}
+	}
+	return 0
+}
+
+// hasZonedSets reports whether a BGP set has a link-local next hop with
+// its link: those resolve by the link's name and state, not by routes.
+func (st *state) hasZonedSets() bool {
+	for _, s := range st.setsByID {
+		if slices.ContainsFunc(s.addrs, isZoned) || slices.ContainsFunc(s.backup, isZoned) {
+			return true
+		}
+	}
+	return false
+}
+
+func isZoned(a netip.Addr) bool { return a.Zone() != "" }
 
 // unusableNextHop says why a the router must not forward to a as a
 // gateway, or "".

@@ -216,7 +216,7 @@ func printText(w io.Writer, v any) {
 		if len(v.Peers) > 0 {
 			fmt.Fprintln(w, "\nPEER\tASN\tSTATE\tUPTIME\tRECEIVED\tACCEPTED\tGR\tBFD\tDESCRIPTION")
 			for _, p := range v.Peers {
-				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", p.Address, p.ASN, p.State, p.Uptime.Round(1e9), p.Received, p.Accepted,
+				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", peerName(p), p.ASN, p.State, p.Uptime.Round(1e9), p.Received, p.Accepted,
 					grState(p), dash(p.BFD), p.Description)
 			}
 		}
@@ -356,6 +356,15 @@ func kernelCol(r xsync.RouteInfo) string {
 // grState sums up a peer's graceful restart for status: "restarting"
 // (its routes are kept, stale), "syncing" (we restarted and wait for its
 // End-of-RIB), "yes" (negotiated), "-".
+// peerName is a peer's address, or for an unnumbered neighbor without a
+// peer yet its interface.
+func peerName(p bgp.PeerStatus) string {
+	if !p.Address.IsValid() {
+		return p.Interface
+	}
+	return p.Address.String()
+}
+
 func grState(p bgp.PeerStatus) string {
 	switch {
 	case p.PeerRestarting:
