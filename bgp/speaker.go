@@ -150,6 +150,11 @@ type Speaker struct {
 	peersAt     time.Time
 	peersAge    time.Duration // how long s.peers is fresh (see Peers)
 	connected   map[netip.Prefix]uuid.UUID
+	// rpkiState is the caches' state at watchRPKI's last poll;
+	// revalidations counts the re-evaluations after VRP changes.
+	rpkiMu        sync.Mutex
+	rpkiState     []RPKIStatus
+	revalidations atomic.Uint64
 	// connectedWant is the last SetConnected argument, kept so that a
 	// Reload can re-apply it when networks or redistribute-connected change.
 	connectedWant []netip.Prefix
@@ -240,6 +245,15 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("bgp: vrf %s: %w", v.Name, err)
 		}
 	}
+	// Caches and stations before the peers: a path that arrives before
+	// the VRPs is re-evaluated when they come (rpki.go).
+	if err := addRPKI(ctx, srv, p.rpki); err != nil {
+		return fmt.Errorf("bgp: %w", err)
+	}
+	if err := addBMP(ctx, srv, p.bmp); err != nil {
+		return fmt.Errorf("bgp: %w", err)
+	}
+	go s.watchRPKI(wctx, srv)
 
 	// Watch before adding peers; Init replays whatever is already there.
 	onBest := s.onBest
@@ -316,6 +330,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	}
 	go s.enforceLimits(wctx)
 	s.log.Info("bgp speaker started", "asn", p.global.Asn, "router-id", p.global.RouterId,
+		"rpki-caches", len(p.rpki), "bmp-stations", len(p.bmp),
 		"port", p.global.ListenPort, "neighbors", len(p.peers), "networks", len(p.networks), "vrfs", len(p.vrfs),
 		"multipath", p.global.UseMultiplePaths, "backup-paths", s.withBackup, "grpc", s.cfg.API.GRPCListen,
 		"forwarding-preserved", preserved)
@@ -456,6 +471,19 @@ func (s *Speaker) stopLocked() {
 	if s.flowspecRun != nil {
 		<-s.flowspecRun // likewise
 	}
+	// GoBGP's Stop leaves RTR clients running (and blocked on its main
+	// loop) and BMP stations without a Termination: remove them first.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := deleteRPKI(ctx, s.srv, s.plan.rpki); err != nil {
+		s.log.Warn("stop rpki clients", "err", err)
+	}
+	if err := deleteBMP(ctx, s.srv, s.plan.bmp); err != nil {
+		s.log.Warn("stop bmp clients", "err", err)
+	}
+	cancel()
+	s.rpkiMu.Lock()
+	s.rpkiState = nil
+	s.rpkiMu.Unlock()
 	if s.graceful {
 		// No NOTIFICATION to graceful-restart peers: they keep our routes.
 		// srv.Stop below then finds BGP stopped (and logs that it was).

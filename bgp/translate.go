@@ -58,6 +58,9 @@ type plan struct {
 	// vrfTables their route distinguishers → kernel tables.
 	vrfs      []*api.Vrf
 	vrfTables vrfTables
+	// rpki are the RTR caches, bmp the BMP stations.
+	rpki []*api.AddRpkiRequest
+	bmp  []*api.AddBmpRequest
 }
 
 // translate turns a validated configuration into GoBGP objects.
@@ -82,6 +85,7 @@ func translate(cfg *config.Config) (*plan, error) {
 	for _, pfx := range cfg.NetworkPrefixes() {
 		p.networks = append(p.networks, pfx.Masked())
 	}
+	p.rpki, p.bmp = translateRPKI(cfg), translateBMP(cfg)
 	return p, nil
 }
 
@@ -369,7 +373,7 @@ func translatePolicies(cfg *config.Config) (pols []*api.Policy, nsets []*api.Def
 			pre    prelude
 		}{
 			{"import", importPolicy(cfg, n), imp, func(pname string, scope func() *api.MatchSet) []*api.Statement {
-				return bogonImportStatements(cfg, n, pname, scope)
+				return append(bogonImportStatements(cfg, n, pname, scope), rpkiImportStatements(cfg, pname, scope)...)
 			}},
 			{"export", exportPolicy(cfg, n), exp, func(pname string, scope func() *api.MatchSet) []*api.Statement {
 				return blackholeExportStatements(cfg, pname, scope)
