@@ -174,11 +174,13 @@ func (s *Speaker) watchRPKI(ctx context.Context, srv *server.BgpServer) {
 	t := time.NewTicker(rpkiPoll)
 	defer t.Stop()
 	var last []RPKIStatus // no cache, no VRPs: what paths were evaluated against at start
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
 		cur, err := listRPKI(ctx, srv)
 		if err != nil {
