@@ -61,6 +61,7 @@ func TestRPKIBMPErrors(t *testing.T) {
 		{"bmp monitoring", `address = "192.0.2.20"`, "address = \"192.0.2.20\"\nroute-monitoring = \"pre\"", `x.toml:14: bmp[0].route-monitoring: "pre": must be pre-policy, post-policy, local-rib or all`},
 		{"bmp duplicate", "", "", "x.toml:16: bmp[1].address: 192.0.2.20:11019 is already bmp[0]"},
 		{"bmp statistics", `address = "192.0.2.20"`, "address = \"192.0.2.20\"\nstatistics-interval = 70000", "x.toml:14: bmp[0].statistics-interval: must be 0..65535"},
+		{"bgp off", "asn = 65000", "asn = 0", "x.toml:5: rpki[0]: needs BGP: router.asn is 0"},
 		{"unknown key", "port = 8282", "port = 8282\nrefresh = 5", "x.toml:8: rpki[0].refresh: unknown key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

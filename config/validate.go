@@ -784,6 +784,9 @@ func (v *validator) rpki() {
 			v.errf(base+"lifetime", "must be 1..%d seconds (how long a lost cache's VRPs are kept), got %d", maxRestart, r.Lifetime)
 		}
 	}
+	if len(v.c.RPKI) > 0 && !v.c.BGPEnabled() {
+		v.errf("rpki[0]", "needs BGP: router.asn is 0 (BGP off), so no route would be validated")
+	}
 	if v.c.BGP.RPKIValidLocalPref != 0 && len(v.c.RPKI) == 0 {
 		v.errf("bgp.rpki-valid-local-pref", "needs at least one [[rpki]] cache (without one no route is valid)")
 	}
@@ -791,6 +794,9 @@ func (v *validator) rpki() {
 
 // bmp checks the [[bmp]] stations.
 func (v *validator) bmp() {
+	if len(v.c.BMP) > 0 && !v.c.BGPEnabled() {
+		v.errf("bmp[0]", "needs BGP: router.asn is 0 (BGP off), so there is nothing to monitor")
+	}
 	seen := map[netip.AddrPort]int{}
 	for i, b := range v.c.BMP {
 		base := indexPath("bmp", i) + "."
