@@ -291,18 +291,9 @@ func Get(ctx context.Context, addr, path string, query url.Values, out any) erro
 	return json.Unmarshal(body, out)
 }
 
-// rpkiListLimit is the most routes a listing gets validation states for:
-// GoBGP validates them in its main loop, at a cost that grows with the
-// VRPs (see bgp.BenchmarkRPKI); longer listings need a prefix.
-const rpkiListLimit = 10000
-
 // addRPKIStates sets the origin validation state of the BGP routes of
-// the global instance's table (none without [[rpki]], nor in a listing of
-// more than rpkiListLimit routes).
+// the global instance's table (none without [[rpki]]).
 func addRPKIStates(ctx context.Context, sp *bgp.Speaker, filter netip.Prefix, routes []xsync.RouteInfo) error {
-	if len(routes) > rpkiListLimit {
-		return nil
-	}
 	table, states, err := sp.RPKIStates(ctx, filter)
 	if err != nil || states == nil {
 		if errors.Is(err, bgp.ErrNotRunning) {

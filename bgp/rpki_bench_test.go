@@ -17,7 +17,7 @@ import (
 )
 
 // benchRPKIPrefixes is the table size of BenchmarkRPKI.
-const benchRPKIPrefixes = 100_000
+const benchRPKIPrefixes = 200_000
 
 // serveRTR is a minimal RTR cache (RFC 6810) for benchmarks: to every
 // Reset Query it answers with all of vrps and End of Data. It returns the
@@ -146,12 +146,12 @@ func runRPKI(tb testing.TB, n int, withRPKI bool) rpkiRun {
 // with one without, side by side: the table load and the re-evaluation
 // that a VRP change costs (a soft reset in of every path).
 //
-// Measured (2 cores, shared): 50k paths, 25k VRPs: load x1.5, soft reset
-// 2.0 s → 3.8 s (x1.9); 200k paths, 100k VRPs: load 20 s → 116 s (x5.7),
-// soft reset 3.3 s → 60 s (x18). The profile is GoBGP's ROA lookup
-// (critbitgo's WalkMatch descends every left subtree: a lookup costs in
-// proportion to the VRPs, not to the prefix length), so both grow with
-// paths × VRPs.
+// Measured (2 cores, shared with other work; ratios within one run),
+// 200k paths and 100k VRPs: with critbitgo v1.4.0 as GoBGP has it, load
+// x5.7 (20 s → 116 s) and soft reset x18 (3.3 s → 60 s): its WalkMatch
+// visited a share of all VRPs per lookup. With the copy in
+// third_party/critbitgo (one exact lookup per prefix length): load x1.31
+// (28 s → 37 s), soft reset x1.33 (7.5 s → 9.9 s).
 //
 //	go test -run '^$' -bench BenchmarkRPKI -benchtime 1x ./bgp/
 func BenchmarkRPKI(b *testing.B) {
