@@ -444,11 +444,13 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 			}
 		}
 	}
+	s.softMu.Lock()
 	for _, a := range sortedAddrs(softIn) {
 		if err := srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: a.String(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_IN}); err != nil {
 			errs = append(errs, fmt.Errorf("soft reset in %s: %w", a, err))
 		}
 	}
+	s.softMu.Unlock()
 	if len(softIn) > 0 && s.backup != nil {
 		s.backup.requestResync() // re-evaluated paths come with no UPDATE
 	}

@@ -197,7 +197,10 @@ func (s *Speaker) watchRPKI(ctx context.Context, srv *server.BgpServer) {
 			continue
 		}
 		start := time.Now()
-		if err := srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: "all", Soft: true, Direction: api.ResetPeerRequest_DIRECTION_IN}); err != nil {
+		s.softMu.Lock()
+		err = srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: "all", Soft: true, Direction: api.ResetPeerRequest_DIRECTION_IN})
+		s.softMu.Unlock()
+		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("rpki: re-evaluate paths after a VRP change", "err", err)
 			}
@@ -245,6 +248,8 @@ func (s *Speaker) RPKIStates(ctx context.Context, within netip.Prefix) (table in
 		return cfg.FIB.Table, nil, nil
 	}
 	states = map[netip.Prefix]string{}
+	s.softMu.RLock()
+	defer s.softMu.RUnlock()
 	for _, fam := range []bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
 		req := apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: fam}
 		if within.IsValid() {

@@ -152,7 +152,11 @@ type Speaker struct {
 	connected   map[netip.Prefix]uuid.UUID
 	// rpkiState is the caches' state at watchRPKI's last poll;
 	// revalidations counts the re-evaluations after VRP changes.
-	rpkiMu        sync.Mutex
+	rpkiMu sync.Mutex
+	// softMu keeps RPKIStates' ListPath off soft resets in: GoBGP re-feeds
+	// the same *Path objects and writes their fields in its main loop,
+	// while ListPath converts them outside it (a data race in GoBGP).
+	softMu        sync.RWMutex
 	rpkiState     []RPKIStatus
 	revalidations atomic.Uint64
 	// connectedWant is the last SetConnected argument, kept so that a
