@@ -540,7 +540,7 @@ func (s *Speaker) rewalkBlackholes(old, cur *blackholeRule) error {
 		return nil
 	}
 	tagged := func(p *apiutil.Path) bool { return old.tagged(p) || cur.tagged(p) }
-	return s.best.rewalk(s.srv, tagged, func(ups []PathUpdate) {
+	return s.best.rewalk(s.guarded(s.srv), tagged, func(ups []PathUpdate) {
 		if !s.stopping.Load() {
 			s.onBest(ups)
 		}

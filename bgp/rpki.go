@@ -30,6 +30,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/osrg/gobgp/v4/api"
@@ -248,8 +249,7 @@ func (s *Speaker) RPKIStates(ctx context.Context, within netip.Prefix) (table in
 		return cfg.FIB.Table, nil, nil
 	}
 	states = map[netip.Prefix]string{}
-	s.softMu.RLock()
-	defer s.softMu.RUnlock()
+	rib := s.guarded(srv)
 	for _, fam := range []bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
 		req := apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: fam}
 		if within.IsValid() {
@@ -260,7 +260,7 @@ func (s *Speaker) RPKIStates(ctx context.Context, within netip.Prefix) (table in
 				req.Prefixes = append(req.Prefixes, &apiutil.LookupPrefix{Prefix: within.String(), LookupOption: o})
 			}
 		}
-		err := srv.ListPath(req, func(nlri bgp.NLRI, paths []*apiutil.Path) {
+		err := rib.ListPath(req, func(nlri bgp.NLRI, paths []*apiutil.Path) {
 			p, err := netip.ParsePrefix(nlri.String())
 			if err != nil {
 				return
@@ -299,3 +299,18 @@ func (s *Speaker) hasRPKI() bool {
 	defer s.mu.Unlock()
 	return len(s.cfg.RPKI) > 0
 }
+
+// guardedRIB is GoBGP's ListPath under softMu's read lock (see softMu):
+// every ListPath of the speaker goes through it.
+type guardedRIB struct {
+	srv *server.BgpServer
+	mu  *sync.RWMutex
+}
+
+func (g guardedRIB) ListPath(r apiutil.ListPathRequest, fn func(bgp.NLRI, []*apiutil.Path)) error {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.srv.ListPath(r, fn)
+}
+
+func (s *Speaker) guarded(srv *server.BgpServer) ribReader { return guardedRIB{srv, &s.softMu} }

@@ -153,9 +153,9 @@ type Speaker struct {
 	// rpkiState is the caches' state at watchRPKI's last poll;
 	// revalidations counts the re-evaluations after VRP changes.
 	rpkiMu sync.Mutex
-	// softMu keeps RPKIStates' ListPath off soft resets in: GoBGP re-feeds
-	// the same *Path objects and writes their fields in its main loop,
-	// while ListPath converts them outside it (a data race in GoBGP).
+	// softMu keeps every ListPath (guarded) off soft resets in: GoBGP
+	// re-feeds the same *Path objects and writes their fields in its main
+	// loop, while ListPath converts them outside it (a data race in GoBGP).
 	softMu        sync.RWMutex
 	rpkiState     []RPKIStatus
 	revalidations atomic.Uint64
@@ -280,6 +280,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	}
 	if s.withBackup {
 		b := newBackupTracker(srv, s.log, &s.rule)
+		b.rib = s.guarded(srv)
 		if err := b.watch(wctx, eor, fs.observe); err != nil {
 			return fmt.Errorf("bgp: watch paths for backups: %w", err)
 		}
