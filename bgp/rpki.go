@@ -12,8 +12,9 @@ package bgp
 // keeps the decision taken when it arrived. Sessions usually come up
 // before the cache has sent its VRPs, so without more every path of the
 // first minutes would be not-found for good. watchRPKI therefore polls the
-// caches' state (ListRpki) every rpkiPoll and, when a cache's serial,
-// End-of-Data count or VRP counts changed, soft-resets every neighbor in:
+// caches' state (ListRpki) every rpkiPoll (longer with many VRPs) and,
+// when a cache's serial, End-of-Data count or VRP counts changed,
+// soft-resets every neighbor in:
 // GoBGP keeps each Adj-RIB-In before policy, so that re-evaluates every
 // path against the current VRPs locally (no ROUTE-REFRESH), and the best
 // paths that change reach OnBest as usual. The cost is one import-policy
@@ -41,9 +42,19 @@ import (
 	"github.com/xdprouter/xdprouter/config"
 )
 
-// rpkiPoll is how often watchRPKI reads the caches' state: the longest
-// a VRP change takes to reach the routes, plus the re-evaluation.
+// watchRPKI reads the caches' state every rpkiPoll, or less often when
+// a read takes long: ListRpki walks every VRP in GoBGP's main loop (380 ms
+// with 500k VRPs, BenchmarkListRPKI), stalling UPDATEs meanwhile, so the
+// reads take at most 1/rpkiPollShare of the time, and are at most
+// rpkiMaxPoll apart. The wait is how long a VRP change takes to reach the
+// routes (plus the re-evaluation): 5 s with few VRPs, about 40 s with
+// the Internet's.
 var rpkiPoll = 5 * time.Second
+
+const (
+	rpkiPollShare = 100
+	rpkiMaxPoll   = time.Minute
+)
 
 // RPKIStatus is the state of one [[rpki]] cache.
 type RPKIStatus struct {
@@ -172,18 +183,18 @@ func vrpChange(old, cur []RPKIStatus) bool {
 // watchRPKI polls the caches until ctx ends, keeps their state for RPKI,
 // and re-evaluates every neighbor's paths when the VRPs changed.
 func (s *Speaker) watchRPKI(ctx context.Context, srv *server.BgpServer) {
-	t := time.NewTicker(rpkiPoll)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	var last []RPKIStatus // no cache, no VRPs: what paths were evaluated against at start
-	for first := true; ; first = false {
-		if !first {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
+		start := time.Now()
 		cur, err := listRPKI(ctx, srv)
+		t.Reset(min(max(rpkiPoll, rpkiPollShare*time.Since(start)), rpkiMaxPoll))
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("rpki: list caches", "err", err)
@@ -197,7 +208,7 @@ func (s *Speaker) watchRPKI(ctx context.Context, srv *server.BgpServer) {
 			last = cur
 			continue
 		}
-		start := time.Now()
+		start = time.Now()
 		s.softMu.Lock()
 		err = srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: "all", Soft: true, Direction: api.ResetPeerRequest_DIRECTION_IN})
 		s.softMu.Unlock()

@@ -168,3 +168,49 @@ func BenchmarkRPKI(b *testing.B) {
 		b.ReportMetric(with.reset.Seconds(), "reset-s")
 	}
 }
+
+// BenchmarkListRPKI is the cost of watchRPKI's poll (ListRpki, which
+// counts the VRPs per cache in GoBGP's main loop) with 500k VRPs, about
+// the Internet's.
+//
+//	go test -run '^$' -bench BenchmarkListRPKI ./bgp/
+func BenchmarkListRPKI(b *testing.B) {
+	const n = 500_000
+	vrps := make([]*rtr.RTRIPPrefix, 0, n)
+	for _, p := range benchTable(n) {
+		vrps = append(vrps, rtr.NewRTRIPPrefix(p.Addr(), 24, 24, 65001, rtr.ANNOUNCEMENT))
+	}
+	port := serveRTR(b, vrps)
+	pUs := freePort(b, "127.0.0.1")
+	cfg := &config.Config{
+		Router: config.Router{ASN: 65000, RouterID: "192.0.2.254"},
+		BGP:    config.BGP{ListenPort: int32(pUs), ListenAddresses: []string{"127.0.0.1"}},
+		RPKI:   []config.RPKI{{Address: "127.0.0.1", Port: port, Lifetime: 60}},
+	}
+	s, err := New(Options{Config: cfg, Logger: testLogger(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Stop()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		st, err := listRPKI(ctx, s.srv)
+		if err == nil && len(st) == 1 && st[0].VRPs4 == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("VRPs not loaded: %+v %v", st, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := listRPKI(ctx, s.srv); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
