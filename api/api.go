@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -42,6 +43,9 @@ type Status struct {
 	// Bypass is the kernel policy (netfilter, ip rules, rp_filter) that
 	// packets XDP forwards do not meet.
 	Bypass []bypass.Finding `json:"bypass,omitempty"`
+	// RPKI are the [[rpki]] caches, BMP the [[bmp]] stations.
+	RPKI []bgp.RPKIStatus `json:"rpki,omitempty"`
+	BMP  []bgp.BMPStatus  `json:"bmp,omitempty"`
 	// Version is the daemon's build (xdprouterctl version).
 	Version version.Info `json:"version"`
 }
@@ -130,6 +134,11 @@ func Handler(b Backend) http.Handler {
 				return
 			}
 			st.Peers = peers
+			st.RPKI = b.BGP.RPKI()
+			if st.BMP, err = b.BGP.BMP(r.Context()); err != nil {
+				fail(w, http.StatusInternalServerError, err)
+				return
+			}
 		}
 		stats, err := b.Datapath.Stats()
 		if err != nil {
@@ -152,7 +161,14 @@ func Handler(b Backend) http.Handler {
 			}
 			filter = p
 		}
-		reply(w, b.Sync.Routes(filter))
+		routes := b.Sync.Routes(filter)
+		if b.BGP != nil {
+			if err := addRPKIStates(r.Context(), b.BGP, filter, routes); err != nil {
+				fail(w, http.StatusInternalServerError, err)
+				return
+			}
+		}
+		reply(w, routes)
 	})
 	mux.HandleFunc("GET /api/v1/lookup", func(w http.ResponseWriter, r *http.Request) {
 		f, err := ParseFlow(r.URL.Query(), ifindexByName(b.Interfaces))
@@ -273,4 +289,23 @@ func Get(ctx context.Context, addr, path string, query url.Values, out any) erro
 		return fmt.Errorf("xdprouterd: %s", resp.Status)
 	}
 	return json.Unmarshal(body, out)
+}
+
+// addRPKIStates sets the origin validation state of the BGP routes of
+// the global instance's table (none without [[rpki]]).
+func addRPKIStates(ctx context.Context, sp *bgp.Speaker, filter netip.Prefix, routes []xsync.RouteInfo) error {
+	table, states, err := sp.RPKIStates(ctx, filter)
+	if err != nil || states == nil {
+		if errors.Is(err, bgp.ErrNotRunning) {
+			return nil
+		}
+		return err
+	}
+	for i := range routes {
+		r := &routes[i]
+		if r.Source == "bgp" && r.Table == table {
+			r.RPKI = states[r.Prefix]
+		}
+	}
+	return nil
 }

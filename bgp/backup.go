@@ -79,6 +79,7 @@ const backupRetry = time.Second
 
 type backupTracker struct {
 	srv  *server.BgpServer
+	rib  ribReader // srv, or srv guarded against soft resets (Speaker.guarded)
 	log  *slog.Logger
 	rule *atomic.Pointer[blackholeRule] // which paths are blackholes (bogon.go)
 	wake chan struct{}
@@ -95,7 +96,7 @@ func newBackupTracker(srv *server.BgpServer, log *slog.Logger, rule *atomic.Poin
 	if rule == nil {
 		rule = new(atomic.Pointer[blackholeRule])
 	}
-	b := &backupTracker{srv: srv, log: log, rule: rule, wake: make(chan struct{}, 1)}
+	b := &backupTracker{srv: srv, rib: srv, log: log, rule: rule, wake: make(chan struct{}, 1)}
 	for i := range b.dirty {
 		b.dirty[i] = make(map[netip.Prefix]struct{})
 	}
@@ -315,7 +316,7 @@ func (b *backupTracker) query(fam bgp.Family, prefixes []netip.Prefix) ([]PathUp
 	out := make([]PathUpdate, 0, len(prefixes))
 	seen := make(map[netip.Prefix]bool, len(prefixes))
 	rule := b.rule.Load()
-	err := b.srv.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: fam, Prefixes: lp},
+	err := b.rib.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: fam, Prefixes: lp},
 		func(nlri bgp.NLRI, paths []*apiutil.Path) {
 			n, ok := nlri.(*bgp.IPAddrPrefix)
 			if !ok {
@@ -341,7 +342,7 @@ func (b *backupTracker) walk(emit func([]PathUpdate)) error {
 	rule := b.rule.Load()
 	for _, fam := range backupFamilies {
 		var out []PathUpdate
-		err := b.srv.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: fam},
+		err := b.rib.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: fam},
 			func(nlri bgp.NLRI, paths []*apiutil.Path) {
 				n, ok := nlri.(*bgp.IPAddrPrefix)
 				if !ok {

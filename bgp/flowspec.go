@@ -521,7 +521,7 @@ func (s *Speaker) Flowspec() ([]filter.Rule, []Rejected) {
 // startFlowspec creates the tracker and its worker for a starting server;
 // callers hold s.mu.
 func (s *Speaker) startFlowspec(ctx context.Context, srv *server.BgpServer) *flowspecTracker {
-	t := newFlowspecTracker(srv, s.log, flowspecNeighbors(s.cfg), s.onFlowspec)
+	t := newFlowspecTracker(s.guarded(srv), s.log, flowspecNeighbors(s.cfg), s.onFlowspec)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -3,6 +3,7 @@ package bgp
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,18 @@ var (
 	maxPrefixesShutdownsDesc = prometheus.NewDesc("xdprouter_bgp_max_prefixes_shutdowns_total",
 		"Sessions with the neighbor shut down because it sent more than max-prefixes.",
 		[]string{"peer"}, nil)
+	rpkiUpDesc = prometheus.NewDesc("xdprouter_rpki_session_up",
+		"Whether the RTR session with the [[rpki]] cache is up (1) or not (0).",
+		[]string{"server"}, nil)
+	rpkiVRPsDesc = prometheus.NewDesc("xdprouter_rpki_vrps",
+		"Validated ROA payloads received from the [[rpki]] cache and in use, per family (ipv4, ipv6).",
+		[]string{"server", "family"}, nil)
+	rpkiRevalidationsDesc = prometheus.NewDesc("xdprouter_rpki_revalidations_total",
+		"Times every neighbor's paths were re-evaluated against changed VRPs.",
+		nil, nil)
+	bmpUpDesc = prometheus.NewDesc("xdprouter_bmp_session_up",
+		"Whether the connection to the [[bmp]] station is up (1) or not (0).",
+		[]string{"station"}, nil)
 )
 
 // collectTimeout bounds a scrape's wait for GoBGP's management loop.
@@ -41,6 +54,10 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- bfdUpDesc
 	ch <- peerRestartingDesc
 	ch <- maxPrefixesShutdownsDesc
+	ch <- rpkiUpDesc
+	ch <- rpkiVRPsDesc
+	ch <- rpkiRevalidationsDesc
+	ch <- bmpUpDesc
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -70,6 +87,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(bfdUpDesc, prometheus.GaugeValue, boolValue(p.BFD == "up"), addr)
 		}
 	}
+	c.collectStations(ctx, ch)
 	c.s.tripsMu.Lock()
 	defer c.s.tripsMu.Unlock()
 	for a, n := range c.s.trips {
@@ -82,4 +100,26 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// collectStations reports the RTR caches (from watchRPKI's last poll: no
+// walk of the ROA table per scrape) and the BMP stations.
+func (c collector) collectStations(ctx context.Context, ch chan<- prometheus.Metric) {
+	if c.s.hasRPKI() {
+		ch <- prometheus.MustNewConstMetric(rpkiRevalidationsDesc, prometheus.CounterValue, float64(c.s.revalidations.Load()))
+	}
+	for _, r := range c.s.RPKI() {
+		server := netip.AddrPortFrom(r.Address, r.Port).String()
+		ch <- prometheus.MustNewConstMetric(rpkiUpDesc, prometheus.GaugeValue, boolValue(r.Up), server)
+		ch <- prometheus.MustNewConstMetric(rpkiVRPsDesc, prometheus.GaugeValue, float64(r.VRPs4), server, "ipv4")
+		ch <- prometheus.MustNewConstMetric(rpkiVRPsDesc, prometheus.GaugeValue, float64(r.VRPs6), server, "ipv6")
+	}
+	bmp, err := c.s.BMP(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(bmpUpDesc, err)
+		return
+	}
+	for _, b := range bmp {
+		ch <- prometheus.MustNewConstMetric(bmpUpDesc, prometheus.GaugeValue, boolValue(b.Up), netip.AddrPortFrom(b.Address, b.Port).String())
+	}
 }

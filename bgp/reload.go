@@ -16,6 +16,8 @@ package bgp
 //     plan (each call replaces one list).
 //  4. Policies, step two: SetPolicies with exactly the new plan, dropping
 //     what nothing refers to any more.
+//     Then the [[rpki]] caches and [[bmp]] stations: removed, changed
+//     (deleted and added again), added.
 //  5. AddPeer for added and replaced neighbors (their derived policies are
 //     in place before their session can bring routes), UpdatePeer for
 //     neighbors whose change is live-updatable (timers, max-prefixes).
@@ -42,13 +44,16 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/server"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/xdprouter/xdprouter/config"
@@ -411,6 +416,10 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 		}
 	}
 
+	// RTR caches and BMP stations (a VRP change they cause re-evaluates
+	// paths through watchRPKI).
+	errs = append(errs, reloadStations(ctx, srv, op, np)...)
+
 	// 5. New and replaced neighbors, in-place updates.
 	for _, a := range slices.Concat(added, replaced) {
 		if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: unarmed(newPeers[a])}); err != nil {
@@ -443,11 +452,13 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 			}
 		}
 	}
+	s.softMu.Lock()
 	for _, a := range sortedAddrs(softIn) {
 		if err := srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: a.String(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_IN}); err != nil {
 			errs = append(errs, fmt.Errorf("soft reset in %s: %w", a, err))
 		}
 	}
+	s.softMu.Unlock()
 	if len(softIn) > 0 && s.backup != nil {
 		s.backup.requestResync() // re-evaluated paths come with no UPDATE
 	}
@@ -537,7 +548,7 @@ func (s *Speaker) rewalkBlackholes(old, cur *blackholeRule) error {
 		return nil
 	}
 	tagged := func(p *apiutil.Path) bool { return old.tagged(p) || cur.tagged(p) }
-	return s.best.rewalk(s.srv, tagged, func(ups []PathUpdate) {
+	return s.best.rewalk(s.guarded(s.srv), tagged, func(ups []PathUpdate) {
 		if !s.stopping.Load() {
 			s.onBest(ups)
 		}
@@ -563,4 +574,79 @@ func vrfNames(c *config.Config) []string {
 		out = append(out, fmt.Sprintf("%s(table %d, rd %s)", v.Name, v.Table, v.RouteDistinguisher))
 	}
 	return out
+}
+
+// reloadStations brings GoBGP's RTR caches and BMP stations from what it
+// has to the new plan's: removes those not wanted any more or changed
+// from op (lifetime, route monitoring: GoBGP changes neither in place),
+// adds those missing. Idempotent against GoBGP's actual lists.
+func reloadStations(ctx context.Context, srv *server.BgpServer, op, np *plan) []error {
+	var errs []error
+	haveRPKI := map[string]bool{}
+	err := srv.ListRpki(ctx, &api.ListRpkiRequest{}, func(r *api.Rpki) {
+		haveRPKI[rpkiKey(&api.AddRpkiRequest{Address: r.GetConf().GetAddress(), Port: r.GetConf().GetRemotePort()})] = true
+	})
+	if err != nil {
+		return []error{fmt.Errorf("list rpki caches: %w", err)}
+	}
+	oldRPKI := map[string]*api.AddRpkiRequest{}
+	for _, r := range op.rpki {
+		oldRPKI[rpkiKey(r)] = r
+	}
+	newRPKI := map[string]*api.AddRpkiRequest{}
+	for _, r := range np.rpki {
+		newRPKI[rpkiKey(r)] = r
+	}
+	for k := range haveRPKI {
+		if n := newRPKI[k]; n == nil || oldRPKI[k] == nil || !proto.Equal(n, oldRPKI[k]) {
+			port, _ := strconv.Atoi(k[strings.LastIndexByte(k, ':')+1:])
+			if err := srv.DeleteRpki(ctx, &api.DeleteRpkiRequest{Address: k, Port: uint32(port)}); err != nil {
+				errs = append(errs, fmt.Errorf("remove rpki %s: %w", k, err))
+				continue
+			}
+			delete(haveRPKI, k)
+		}
+	}
+	for _, r := range np.rpki {
+		if !haveRPKI[rpkiKey(r)] {
+			if err := srv.AddRpki(ctx, r); err != nil {
+				errs = append(errs, fmt.Errorf("add rpki %s: %w", rpkiKey(r), err))
+			}
+		}
+	}
+
+	bmpKey := func(addr string, port uint32) string { return net.JoinHostPort(addr, strconv.Itoa(int(port))) }
+	haveBMP := map[string]*api.DeleteBmpRequest{}
+	err = srv.ListBmp(ctx, &api.ListBmpRequest{}, func(st *api.ListBmpResponse_BmpStation) {
+		c := st.GetConf()
+		haveBMP[bmpKey(c.GetAddress(), c.GetPort())] = &api.DeleteBmpRequest{Address: c.GetAddress(), Port: c.GetPort()}
+	})
+	if err != nil {
+		return append(errs, fmt.Errorf("list bmp stations: %w", err))
+	}
+	oldBMP := map[string]*api.AddBmpRequest{}
+	for _, b := range op.bmp {
+		oldBMP[bmpKey(b.Address, b.Port)] = b
+	}
+	newBMP := map[string]*api.AddBmpRequest{}
+	for _, b := range np.bmp {
+		newBMP[bmpKey(b.Address, b.Port)] = b
+	}
+	for k, del := range haveBMP {
+		if n := newBMP[k]; n == nil || oldBMP[k] == nil || !proto.Equal(n, oldBMP[k]) {
+			if err := srv.DeleteBmp(ctx, del); err != nil {
+				errs = append(errs, fmt.Errorf("remove bmp %s: %w", k, err))
+				continue
+			}
+			delete(haveBMP, k)
+		}
+	}
+	for _, b := range np.bmp {
+		if haveBMP[bmpKey(b.Address, b.Port)] == nil {
+			if err := srv.AddBmp(ctx, b); err != nil {
+				errs = append(errs, fmt.Errorf("add bmp %s: %w", bmpKey(b.Address, b.Port), err))
+			}
+		}
+	}
+	return errs
 }

@@ -160,6 +160,15 @@ type Speaker struct {
 	peersAt     time.Time
 	peersAge    time.Duration // how long s.peers is fresh (see Peers)
 	connected   map[netip.Prefix]uuid.UUID
+	// rpkiState is the caches' state at watchRPKI's last poll;
+	// revalidations counts the re-evaluations after VRP changes.
+	rpkiMu sync.Mutex
+	// softMu keeps every ListPath (guarded) off soft resets in: GoBGP
+	// re-feeds the same *Path objects and writes their fields in its main
+	// loop, while ListPath converts them outside it (a data race in GoBGP).
+	softMu        sync.RWMutex
+	rpkiState     []RPKIStatus
+	revalidations atomic.Uint64
 	// connectedWant is the last SetConnected argument, kept so that a
 	// Reload can re-apply it when networks or redistribute-connected change.
 	connectedWant []netip.Prefix
@@ -256,6 +265,15 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("bgp: vrf %s: %w", v.Name, err)
 		}
 	}
+	// Caches and stations before the peers: a path that arrives before
+	// the VRPs is re-evaluated when they come (rpki.go).
+	if err := addRPKI(ctx, srv, p.rpki); err != nil {
+		return fmt.Errorf("bgp: %w", err)
+	}
+	if err := addBMP(ctx, srv, p.bmp); err != nil {
+		return fmt.Errorf("bgp: %w", err)
+	}
+	go s.watchRPKI(wctx, srv)
 
 	// Watch before adding peers; Init replays whatever is already there.
 	onBest := s.onBest
@@ -278,6 +296,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	}
 	if s.withBackup {
 		b := newBackupTracker(srv, s.log, &s.rule)
+		b.rib = s.guarded(srv)
 		if err := b.watch(wctx, eor, fs.observe); err != nil {
 			return fmt.Errorf("bgp: watch paths for backups: %w", err)
 		}
@@ -333,6 +352,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	go s.enforceLimits(wctx)
 	go s.runUnnumbered(wctx) // idle without unnumbered neighbors; Reload may add some
 	s.log.Info("bgp speaker started", "asn", p.global.Asn, "router-id", p.global.RouterId,
+		"rpki-caches", len(p.rpki), "bmp-stations", len(p.bmp),
 		"port", p.global.ListenPort, "neighbors", len(p.peers), "networks", len(p.networks), "vrfs", len(p.vrfs),
 		"multipath", p.global.UseMultiplePaths, "backup-paths", s.withBackup, "grpc", s.cfg.API.GRPCListen,
 		"forwarding-preserved", preserved)
@@ -478,6 +498,19 @@ func (s *Speaker) stopLocked() {
 	if s.flowspecRun != nil {
 		<-s.flowspecRun // likewise
 	}
+	// GoBGP's Stop leaves RTR clients running (and blocked on its main
+	// loop) and BMP stations without a Termination: remove them first.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := deleteRPKI(ctx, s.srv, s.plan.rpki); err != nil {
+		s.log.Warn("stop rpki clients", "err", err)
+	}
+	if err := deleteBMP(ctx, s.srv, s.plan.bmp); err != nil {
+		s.log.Warn("stop bmp clients", "err", err)
+	}
+	cancel()
+	s.rpkiMu.Lock()
+	s.rpkiState = nil
+	s.rpkiMu.Unlock()
 	if s.graceful {
 		// No NOTIFICATION to graceful-restart peers: they keep our routes.
 		// srv.Stop below then finds BGP stopped (and logs that it was).

@@ -61,6 +61,9 @@ type plan struct {
 	// unresolved are the interfaces of unnumbered neighbors left out of
 	// peers: their peer is not known yet (set by the speaker).
 	unresolved []string
+	// rpki are the RTR caches, bmp the BMP stations.
+	rpki []*api.AddRpkiRequest
+	bmp  []*api.AddBmpRequest
 }
 
 // translate turns a validated configuration into GoBGP objects.
@@ -85,6 +88,7 @@ func translate(cfg *config.Config) (*plan, error) {
 	for _, pfx := range cfg.NetworkPrefixes() {
 		p.networks = append(p.networks, pfx.Masked())
 	}
+	p.rpki, p.bmp = translateRPKI(cfg), translateBMP(cfg)
 	return p, nil
 }
 
@@ -372,7 +376,7 @@ func translatePolicies(cfg *config.Config) (pols []*api.Policy, nsets []*api.Def
 			pre    prelude
 		}{
 			{"import", importPolicy(cfg, n), imp, func(pname string, scope func() *api.MatchSet) []*api.Statement {
-				return bogonImportStatements(cfg, n, pname, scope)
+				return append(bogonImportStatements(cfg, n, pname, scope), rpkiImportStatements(cfg, pname, scope)...)
 			}},
 			{"export", exportPolicy(cfg, n), exp, func(pname string, scope func() *api.MatchSet) []*api.Statement {
 				return blackholeExportStatements(cfg, pname, scope)

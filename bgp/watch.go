@@ -11,7 +11,6 @@ import (
 	"github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
-	"github.com/osrg/gobgp/v4/pkg/server"
 )
 
 // PathUpdate is a change of the best path(s) of one prefix. NextHops empty =
@@ -276,7 +275,7 @@ func (t *bestTracker) apply(paths []*apiutil.Path) []PathUpdate {
 // reports no event for a path whose attributes stayed the same. Held
 // against deliver, so that an event queued meanwhile is emitted after the
 // walk's (older) view: the last update of a prefix is always the newest.
-func (t *bestTracker) rewalk(srv *server.BgpServer, tagged func(*apiutil.Path) bool, fn func([]PathUpdate)) error {
+func (t *bestTracker) rewalk(srv ribReader, tagged func(*apiutil.Path) bool, fn func([]PathUpdate)) error {
 	t.emit.Lock()
 	defer t.emit.Unlock()
 	fams := []bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC}

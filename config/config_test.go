@@ -135,7 +135,7 @@ hold-time = 0
 		FIB:       FIB{Table: 254, Metric: 20, Protocol: 200, NexthopObjects: true, KeepRoutesOnExit: true, PolicyTableBase: 20000},
 		Runtime:   Runtime{GCPercent: 100},
 		BGP: BGP{ListenPort: 179, GracefulRestart: true, RestartTime: 120,
-			BogonMaxLengthV4: 24, BogonMaxLengthV6: 48, BlackholeCommunities: []string{"65535:666"}},
+			BogonMaxLengthV4: 24, BogonMaxLengthV6: 48, BlackholeCommunities: []string{"65535:666"}, RPKIRejectInvalid: true},
 		Networks: []Network{{Prefix: "198.51.100.0/24"}},
 		Neighbors: []Neighbor{
 			{Address: "192.0.2.1", PeerASN: 65001, Import: "reject-all", Export: "reject-all", Port: 179,

@@ -91,6 +91,13 @@ const (
 	// Internet (a /24 and a /48 are the longest commonly accepted).
 	DefaultBogonMaxLengthV4 = 24
 	DefaultBogonMaxLengthV6 = 48
+	// DefaultRPKIPort is the IANA rpki-rtr port (stayrtr and Routinator
+	// listen on 8282 and 3323 by default: set port for them).
+	DefaultRPKIPort = 323
+	// DefaultRPKILifetime is how long (s) a lost cache's VRPs are kept.
+	DefaultRPKILifetime = 3600
+	// DefaultBMPPort is GoBGP's (BMP has no IANA port).
+	DefaultBMPPort = 11019
 	// DefaultVRFRulePriority and VRFRulePriorityStep give the default
 	// rule-priority of the N-th [[vrf]]: base + N*step.
 	DefaultVRFRulePriority = 1000
@@ -139,6 +146,14 @@ const (
 	XDPModeNative  = "native"
 	XDPModeGeneric = "generic"
 	XDPModeAuto    = "auto" // native where the driver supports it, else generic
+)
+
+// BMP route monitoring choices (bmp.route-monitoring).
+const (
+	BMPPrePolicy  = "pre-policy"
+	BMPPostPolicy = "post-policy"
+	BMPLocalRIB   = "local-rib"
+	BMPAll        = "all"
 )
 
 // Address families (neighbor.families).
@@ -236,6 +251,29 @@ func (c *Config) applyDefaults() {
 	}
 	if c.BGP.BogonMaxLengthV6 == 0 && !set("bgp.bogon-max-length-v6") {
 		c.BGP.BogonMaxLengthV6 = DefaultBogonMaxLengthV6
+	}
+	if !set("bgp.rpki-reject-invalid") {
+		c.BGP.RPKIRejectInvalid = true
+	}
+	for i := range c.RPKI {
+		r := &c.RPKI[i]
+		key := func(k string) string { return indexPath("rpki", i) + "." + k }
+		if r.Port == 0 && !set(key("port")) {
+			r.Port = DefaultRPKIPort
+		}
+		if r.Lifetime == 0 && !set(key("lifetime")) {
+			r.Lifetime = DefaultRPKILifetime
+		}
+	}
+	for i := range c.BMP {
+		b := &c.BMP[i]
+		key := func(k string) string { return indexPath("bmp", i) + "." + k }
+		if b.Port == 0 && !set(key("port")) {
+			b.Port = DefaultBMPPort
+		}
+		if b.RouteMonitoring == "" && !set(key("route-monitoring")) {
+			b.RouteMonitoring = BMPPrePolicy
+		}
 	}
 	if c.BGP.BlackholeCommunities == nil && !set("bgp.blackhole-communities") {
 		c.BGP.BlackholeCommunities = []string{CommunityBlackhole}

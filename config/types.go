@@ -20,6 +20,10 @@ type Config struct {
 	// PolicyRoutes are policy routes: kernel policy rules of ours (see
 	// PolicyRoute).
 	PolicyRoutes []PolicyRoute `toml:"policy-route"`
+	// RPKI are the RPKI-to-Router caches route origin validation asks
+	// (see RPKI); BMP the monitoring stations BGP is exported to.
+	RPKI []RPKI `toml:"rpki"`
+	BMP  []BMP  `toml:"bmp"`
 
 	// Policy model handed to GoBGP's policy engine (never re-implemented).
 	PrefixSets    []PrefixSet    `toml:"prefix-set"`
@@ -160,6 +164,42 @@ type BGP struct {
 	// 7999 BLACKHOLE, 65535:666, and operators' own): from a neighbor with
 	// accept-blackhole they become blackhole routes. Default ["65535:666"].
 	BlackholeCommunities []string `toml:"blackhole-communities"`
+
+	// RPKIRejectInvalid rejects, on import from every neighbor, routes
+	// whose origin validation state is invalid (RFC 6811) against the
+	// VRPs of the [[rpki]] caches. Default true; without [[rpki]] every
+	// route is not-found and nothing is rejected.
+	RPKIRejectInvalid bool `toml:"rpki-reject-invalid"`
+	// RPKIValidLocalPref sets LOCAL_PREF to this value on import of the
+	// routes whose state is valid, so that they win over not-found ones
+	// (a later set-local-pref of the neighbor's import policy overrides
+	// it). 0 (default): not changed.
+	RPKIValidLocalPref uint32 `toml:"rpki-valid-local-pref"`
+}
+
+// RPKI is one RPKI-to-Router cache (RFC 6810/8210) whose validated ROA
+// payloads (VRPs) decide the origin validation state of BGP routes. With
+// several caches the union of their VRPs counts.
+type RPKI struct {
+	Address string `toml:"address"` // IP address of the cache
+	Port    uint32 `toml:"port"`    // TCP port, default 323 (rpki-rtr)
+	// Lifetime is how long (seconds) the VRPs of a cache whose session
+	// dropped are kept while it reconnects. Default 3600.
+	Lifetime uint64 `toml:"lifetime"`
+}
+
+// BMP is one BGP Monitoring Protocol (RFC 7854) station the speaker
+// connects to and streams its peers' state and routes to.
+type BMP struct {
+	Address string `toml:"address"` // IP address of the collector
+	Port    uint32 `toml:"port"`    // TCP port, default 11019
+	// RouteMonitoring selects the routes reported: pre-policy (default,
+	// each neighbor's Adj-RIB-In as received), post-policy (after import
+	// policy), local-rib (the best paths, RFC 9069) or all of them.
+	RouteMonitoring string `toml:"route-monitoring"`
+	// StatisticsInterval sends a Statistics Report per neighbor this
+	// often (seconds); 0 (default): none.
+	StatisticsInterval uint64 `toml:"statistics-interval"`
 }
 
 // Network is a prefix originated into BGP.

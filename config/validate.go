@@ -52,6 +52,8 @@ func (c *Config) problems() []error {
 	v.policies()
 	v.neighbors()
 	v.vrfs()
+	v.rpki()
+	v.bmp()
 	v.policyRoutes()
 	v.urpf()
 	v.filters()
@@ -799,4 +801,69 @@ func (c *Config) PortTables() map[string]int {
 		}
 	}
 	return m
+}
+
+// rpki checks the [[rpki]] caches and the [bgp] keys that use them.
+func (v *validator) rpki() {
+	seen := map[netip.AddrPort]int{}
+	for i, r := range v.c.RPKI {
+		base := indexPath("rpki", i) + "."
+		v.stationAddrPort(base, "rpki", i, r.Address, r.Port, seen)
+		if r.Lifetime < 1 || r.Lifetime > maxRestart {
+			v.errf(base+"lifetime", "must be 1..%d seconds (how long a lost cache's VRPs are kept), got %d", maxRestart, r.Lifetime)
+		}
+	}
+	if len(v.c.RPKI) > 0 && !v.c.BGPEnabled() {
+		v.errf("rpki[0]", "needs BGP: router.asn is 0 (BGP off), so no route would be validated")
+	}
+	if v.c.BGP.RPKIValidLocalPref != 0 && len(v.c.RPKI) == 0 {
+		v.errf("bgp.rpki-valid-local-pref", "needs at least one [[rpki]] cache (without one no route is valid)")
+	}
+}
+
+// bmp checks the [[bmp]] stations.
+func (v *validator) bmp() {
+	if len(v.c.BMP) > 0 && !v.c.BGPEnabled() {
+		v.errf("bmp[0]", "needs BGP: router.asn is 0 (BGP off), so there is nothing to monitor")
+	}
+	seen := map[netip.AddrPort]int{}
+	for i, b := range v.c.BMP {
+		base := indexPath("bmp", i) + "."
+		v.stationAddrPort(base, "bmp", i, b.Address, b.Port, seen)
+		switch b.RouteMonitoring {
+		case BMPPrePolicy, BMPPostPolicy, BMPLocalRIB, BMPAll:
+		default:
+			v.errf(base+"route-monitoring", "%q: must be %s, %s, %s or %s", b.RouteMonitoring, BMPPrePolicy, BMPPostPolicy, BMPLocalRIB, BMPAll)
+		}
+		if b.StatisticsInterval > math.MaxUint16 {
+			v.errf(base+"statistics-interval", "must be 0..%d seconds, got %d", math.MaxUint16, b.StatisticsInterval)
+		}
+	}
+}
+
+// stationAddrPort checks the address and port of an [[rpki]] or [[bmp]]
+// entry (base ends in "."), each pair at most once.
+func (v *validator) stationAddrPort(base, kind string, i int, address string, port uint32, seen map[netip.AddrPort]int) {
+	a, err := netip.ParseAddr(address)
+	switch {
+	case address == "":
+		v.missing(base+"address", " (the IP address of the server)")
+		return
+	case err != nil || a.Zone() != "":
+		v.errf(base+"address", "%q is not an IP address", address)
+		return
+	case a.IsUnspecified() || a.IsMulticast():
+		v.errf(base+"address", "%q is not a unicast address", address)
+		return
+	}
+	if port < 1 || port > math.MaxUint16 {
+		v.errf(base+"port", "must be 1..65535, got %d", port)
+		return
+	}
+	ap := netip.AddrPortFrom(a.Unmap(), uint16(port))
+	if j, dup := seen[ap]; dup {
+		v.errf(base+"address", "%s is already %s[%d]", ap, kind, j)
+		return
+	}
+	seen[ap] = i
 }

@@ -3,7 +3,7 @@
 # Routing daemons must never start in the root namespace: policy-rc.d
 # refuses every service start first.
 set -euo pipefail
-pkgs=(clang llvm libbpf-dev bpftool iproute2 procps ethtool iputils-ping bird2 frr nftables iptables man-db systemd)
+pkgs=(clang llvm libbpf-dev bpftool iproute2 procps ethtool iputils-ping bird2 frr nftables iptables man-db systemd stayrtr)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

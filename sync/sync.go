@@ -484,6 +484,9 @@ type RouteInfo struct {
 	// map is full.
 	Refused bool            `json:"refused,omitempty"`
 	Members []route.NextHop `json:"-"`
+	// RPKI is the origin validation state of the BGP best path (valid,
+	// not-found, invalid); set by the API when [[rpki]] is configured.
+	RPKI string `json:"rpki,omitempty"`
 }
 
 // Routes lists the routes sync knows in every table (main first, then by

@@ -232,9 +232,16 @@ func printText(w io.Writer, v any) {
 			}
 		}
 		fmt.Fprintf(w, "\nXDP packets: redirect %d, pass %d, drop %d\n", redirect, pass, drop)
+		printStations(w, v.RPKI, v.BMP)
 		printBypass(w, v.Bypass)
 	case []xsync.RouteInfo:
-		fmt.Fprintln(w, "PREFIX\tSOURCE\tKIND\tMETRIC\tNEXT HOPS\tXDP\tKERNEL\tNOTE")
+		// The RPKI column only where origin validation is configured.
+		rpki := slices.ContainsFunc(v, func(r xsync.RouteInfo) bool { return r.RPKI != "" })
+		if rpki {
+			fmt.Fprintln(w, "PREFIX\tSOURCE\tKIND\tMETRIC\tNEXT HOPS\tXDP\tKERNEL\tRPKI\tNOTE")
+		} else {
+			fmt.Fprintln(w, "PREFIX\tSOURCE\tKIND\tMETRIC\tNEXT HOPS\tXDP\tKERNEL\tNOTE")
+		}
 		for _, r := range v {
 			nh := strings.Join(r.NextHops, ", ")
 			if r.Unresolved {
@@ -245,6 +252,10 @@ func printText(w io.Writer, v any) {
 			}
 			if len(r.Backup) > 0 {
 				nh += " (backup " + strings.Join(r.Backup, ", ") + ")"
+			}
+			if rpki {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Prefix, r.Source, r.Kind, r.Metric, nh, yes(r.InXDP), kernelCol(r), dash(r.RPKI), note(r))
+				continue
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Prefix, r.Source, r.Kind, r.Metric, nh, yes(r.InXDP), kernelCol(r), note(r))
 		}
@@ -307,6 +318,29 @@ func printText(w io.Writer, v any) {
 			fmt.Fprintf(w, "%s\t%s\t%s\n", f.Name, f.Peer, f.Reason)
 		}
 	}
+}
+
+// printStations lists the RPKI caches and BMP stations.
+func printStations(w io.Writer, rpki []bgp.RPKIStatus, bmp []bgp.BMPStatus) {
+	if len(rpki) > 0 {
+		fmt.Fprintln(w, "\nRPKI CACHE\tSESSION\tSERIAL\tVRPS IPV4\tVRPS IPV6")
+		for _, r := range rpki {
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\n", netip.AddrPortFrom(r.Address, r.Port), upDown(r.Up), r.Serial, r.VRPs4, r.VRPs6)
+		}
+	}
+	if len(bmp) > 0 {
+		fmt.Fprintln(w, "\nBMP STATION\tSESSION")
+		for _, b := range bmp {
+			fmt.Fprintf(w, "%s\t%s\n", netip.AddrPortFrom(b.Address, b.Port), upDown(b.Up))
+		}
+	}
+}
+
+func upDown(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
 }
 
 // printBypass lists the kernel policy XDP does not apply, then what to do

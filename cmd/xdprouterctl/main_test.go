@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/xdprouter/xdprouter/api"
+	"github.com/xdprouter/xdprouter/bgp"
 	"github.com/xdprouter/xdprouter/bypass"
+	xsync "github.com/xdprouter/xdprouter/sync"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -63,5 +66,41 @@ func TestStatusBypass(t *testing.T) {
 	}
 	if n := strings.Count(out, "[[filter]] rules"); n != 1 {
 		t.Errorf("the filter hint %d times, want once:\n%s", n, out)
+	}
+}
+
+func TestStatusStationsAndRoutesRPKI(t *testing.T) {
+	var b bytes.Buffer
+	printText(&b, &api.Status{
+		RPKI: []bgp.RPKIStatus{{Address: netip.MustParseAddr("192.0.2.10"), Port: 8282, Up: true, Serial: 7, VRPs4: 3, VRPs6: 2}},
+		BMP:  []bgp.BMPStatus{{Address: netip.MustParseAddr("2001:db8::20"), Port: 11019}},
+	})
+	out := b.String()
+	for _, s := range []string{"RPKI CACHE", "192.0.2.10:8282\tup\t7\t3\t2", "BMP STATION", "[2001:db8::20]:11019\tdown"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("status lacks %q:\n%s", s, out)
+		}
+	}
+	b.Reset()
+	printText(&b, &api.Status{})
+	if strings.Contains(b.String(), "RPKI") || strings.Contains(b.String(), "BMP") {
+		t.Errorf("sections without caches or stations:\n%s", b.String())
+	}
+
+	routes := []xsync.RouteInfo{
+		{Prefix: netip.MustParsePrefix("8.8.8.0/24"), Source: "bgp", Kind: "unicast", RPKI: "valid"},
+		{Prefix: netip.MustParsePrefix("10.0.1.0/24"), Source: "kernel", Kind: "unicast"},
+	}
+	b.Reset()
+	printText(&b, routes)
+	out = b.String()
+	if !strings.Contains(out, "\tKERNEL\tRPKI\tNOTE") || !strings.Contains(out, "\tvalid\t") || !strings.Contains(out, "(own)\t-\t") {
+		t.Errorf("routes with RPKI states:\n%s", out)
+	}
+	b.Reset()
+	routes[0].RPKI = ""
+	printText(&b, routes)
+	if strings.Contains(b.String(), "RPKI") {
+		t.Errorf("an RPKI column without states:\n%s", b.String())
 	}
 }

@@ -1,0 +1,3 @@
+module github.com/k-sone/critbitgo
+
+go 1.21
