@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -57,5 +58,54 @@ func TestVersion(t *testing.T) {
 	}
 	if out := stdout.String(); !strings.HasPrefix(out, "xdprouterd ") || !strings.Contains(out, "(commit ") {
 		t.Errorf("--version printed %q", out)
+	}
+}
+
+// TestExamples: every configuration under examples/ (the README's worked
+// examples) passes --check, the README points at each of them, and every
+// TOML excerpt of its worked examples is verbatim in one of them.
+func TestExamples(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*.toml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples/*.toml (%v)", err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, string(b))
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Worked examples")
+	if !ok {
+		t.Fatal(`README.md has no "## Worked examples" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	blocks := strings.Split(section, "```toml\n")[1:]
+	if len(blocks) == 0 {
+		t.Fatal("the worked examples show no TOML")
+	}
+	for _, b := range blocks {
+		b, _, _ = strings.Cut(b, "```")
+		if !slices.ContainsFunc(all, func(f string) bool { return strings.Contains(f, b) }) {
+			t.Errorf("README's worked examples show TOML that is in no examples/*.toml:\n%s", b)
+		}
+	}
+	for _, f := range files {
+		name := "examples/" + filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if code := run([]string{"--check", "--config", f}, io.Discard, &stderr); code != 0 {
+				t.Errorf("--check exit %d:\n%s", code, stderr.String())
+			}
+			if !bytes.Contains(readme, []byte(name)) {
+				t.Errorf("README.md does not mention %s", name)
+			}
+		})
 	}
 }
