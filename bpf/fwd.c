@@ -1758,12 +1758,13 @@ int xdp_fwd(struct xdp_md *ctx)
 		proto = *(__be16 *)(l3 + 2);
 		if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
 			return count(ctx, STAT_PASS_VLAN_OTHER, bytes, XDP_PASS);
-		if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
-			return count(ctx, STAT_PASS_NOT_IP, bytes, XDP_PASS);
+		/* Before not_ip: a VLAN without a port shows, ARP and all. */
 		struct vlan_key vk = { .ifindex = in, .vid = tci & 0xfff };
 		__u32 *vin = bpf_map_lookup_elem(&vlans, &vk);
 		if (!vin)
 			return count(ctx, STAT_PASS_VLAN_UNKNOWN, bytes, XDP_PASS);
+		if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
+			return count(ctx, STAT_PASS_NOT_IP, bytes, XDP_PASS);
 		in = *vin;
 		tagged = 1;
 		l3 += 4;
