@@ -1,8 +1,11 @@
 package test
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +133,87 @@ func TestVLANForwardedByXDP(t *testing.T) {
 	if got := r.counter(bpf.ActionPass, bpf.ReasonVLANUnknown) - unknown; got == 0 {
 		t.Error("frames of VLAN 300 (no port) not counted as vlan_unknown")
 	}
+}
+
+// TestVLANUnknownCounted: tagged frames of VLANs r has no port for reach
+// the live program on eth1 and are passed to the kernel, counted as
+// vlan_unknown (802.1Q) and vlan_other (802.1ad), never forwarded. Runs
+// without kernel VLAN support: the frames come from a packet socket.
+func TestVLANUnknownCounted(t *testing.T) {
+	r := newLab(t)
+	r.start("")
+	var rMAC, hMAC net.HardwareAddr
+	if err := r.Do("r", func() error {
+		i, err := net.InterfaceByName("eth1")
+		rMAC = i.HardwareAddr
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Do("h1", func() error {
+		i, err := net.InterfaceByName("eth0")
+		hMAC = i.HardwareAddr
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		tpid   uint16
+		reason string
+	}{
+		{0x8100, bpf.ReasonVLANUnknown},
+		{0x88a8, bpf.ReasonVLANOther},
+	} {
+		frame := tagFrame(rMAC, hMAC, c.tpid, 100, netip.MustParseAddr(lab.H1v4), netip.MustParseAddr(lab.H2v4))
+		before, redirects := r.counter(bpf.ActionPass, c.reason), r.counter(bpf.ActionRedirect, "")
+		f, err := r.StartFlow("h1", "eth0", [][]byte{frame}, 2000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.poll(5*time.Second, func() error {
+			if f.Sent() < 20 {
+				return fmt.Errorf("%d frames sent", f.Sent())
+			}
+			return nil
+		})
+		if err := f.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		sent := f.Sent()
+		r.poll(5*time.Second, func() error {
+			if got := r.counter(bpf.ActionPass, c.reason) - before; got != sent {
+				return fmt.Errorf("TPID %#x: %s +%d, want +%d (the frames sent)", c.tpid, c.reason, got, sent)
+			}
+			return nil
+		})
+		if got := r.counter(bpf.ActionRedirect, "") - redirects; got != 0 {
+			t.Errorf("TPID %#x: %d frames redirected, want none", c.tpid, got)
+		}
+	}
+}
+
+// tagFrame is a UDP datagram src → dst in an Ethernet frame with one tag.
+func tagFrame(dmac, smac net.HardwareAddr, tpid, vid uint16, src, dst netip.Addr) []byte {
+	b := append(append([]byte{}, dmac...), smac...)
+	b = binary.BigEndian.AppendUint16(b, tpid)
+	b = binary.BigEndian.AppendUint16(b, vid)
+	b = binary.BigEndian.AppendUint16(b, 0x0800)
+	ip := make([]byte, 20+8)
+	ip[0], ip[8], ip[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
+	s, d := src.As4(), dst.As4()
+	copy(ip[12:], s[:])
+	copy(ip[16:], d[:])
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(ip[20:], 1000)
+	binary.BigEndian.PutUint16(ip[22:], 2000)
+	binary.BigEndian.PutUint16(ip[24:], 8)
+	return append(b, ip...)
 }
