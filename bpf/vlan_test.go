@@ -305,3 +305,45 @@ func TestVLANPortChanges(t *testing.T) {
 		t.Errorf("parent's ifaces entry %+v left after its last VLAN port", it)
 	}
 }
+
+// TestVLANPinnedRestart: a restarted daemon takes the VLAN ports back from
+// the pinned maps: their VLAN ids (next hops rewritten later keep pushing
+// the tag), the trunk parent not taken for a port.
+func TestVLANPinnedRestart(t *testing.T) {
+	requireBPF(t)
+	dir := bpffs(t)
+	d := loadPinned(t, dir)
+	ns := newTestNS(t)
+	pt, _ := ns.veth(t, "pt", "pt-peer")
+	parent := pt.Attrs().Index
+	v100 := ns.vlan(t, d, "pt.100", parent, 100)
+	if err := ns.Do(func() error { return d.SetInterface(v100, macTrunk, 1500) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	d = loadPinned(t, dir)
+	t.Cleanup(func() {
+		if err := d.Teardown(); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	d.egressMu.Lock()
+	v, isVLAN := d.vlans[v100]
+	port, isPort := d.ports[v100]
+	_, parentPort := d.ports[parent]
+	d.egressMu.Unlock()
+	if !isVLAN || v != (vlanPort{parent: parent, vid: 100}) || !isPort || port.vid != 100 || parentPort {
+		t.Fatalf("taken over: VLAN %+v (%v), port %+v (%v), parent a port %v; want VLAN 100 on %d, a port with vid 100, the parent none",
+			v, isVLAN, port, isPort, parentPort, parent)
+	}
+	if err := d.SetNextHop(1, route.Egress{Ifindex: v100, MAC: macGw100}); err != nil {
+		t.Fatal(err)
+	}
+	var nh fwdNexthop
+	if err := d.objs.Nexthops.Lookup(uint32(1), &nh); err != nil || nh.Vid != 100 || nh.Flags&uint8(fwdNhFlagsNH_F_PORT) == 0 {
+		t.Errorf("next hop via the VLAN port after the restart: %+v (%v), want vid 100, a port", nh, err)
+	}
+}
