@@ -347,3 +347,57 @@ func TestVLANPinnedRestart(t *testing.T) {
 		t.Errorf("next hop via the VLAN port after the restart: %+v (%v), want vid 100, a port", nh, err)
 	}
 }
+
+// TestVLANExplain: Explain (xdprouterctl lookup --in) of a flow arriving
+// on a VLAN port runs a tagged frame on the parent; the program, its
+// report (egress port, VLAN) and the model agree.
+func TestVLANExplain(t *testing.T) {
+	d := loadTest(t)
+	p := setupVLANs(t, d)
+	for _, c := range []struct {
+		in       int
+		dst      string
+		out      int
+		vlan     uint16
+		dmac     net.HardwareAddr
+		parentIn bool
+	}{
+		{p.v100, "10.200.0.1", p.v200, 200, macGw200, true},
+		{p.v100, "10.2.0.1", p.b, 0, macGwB, true},
+		{p.a, "10.100.0.1", p.v100, 100, macGw100, false},
+		{p.v200, "2001:db8:100::1", p.v100, 100, macGw100, true},
+	} {
+		f := Flow{Src: src4, Dst: ip(c.dst), Iif: c.in, Proto: protoUDP, Sport: 1, Dport: 2}
+		if f.Dst.Is6() {
+			f.Src = src6
+		}
+		var (
+			r   ProgramRun
+			dec Decision
+		)
+		err := p.ns.Do(func() error {
+			var err error
+			if r, err = d.Explain(f); err != nil {
+				return err
+			}
+			dec, err = d.LookupFlow(f)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Action != ActionRedirect || r.Egress != c.out || r.VLAN != c.vlan || r.DstMAC.String() != c.dmac.String() || r.Ingress != c.in || r.TTL != DefaultTTL-1 {
+			t.Errorf("explain %s in on %d: %+v, want a redirect out of %d tagged %d to %s", c.dst, c.in, r, c.out, c.vlan, c.dmac)
+		}
+		if why := dec.Disagreement(r); why != "" {
+			t.Errorf("explain %s in on %d: %s", c.dst, c.in, why)
+		}
+		frame, err := d.FlowFrame(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tagged := binary.BigEndian.Uint16(frame[12:]) == 0x8100; tagged != c.parentIn {
+			t.Errorf("explain's frame for ingress %d tagged %v, want %v", c.in, tagged, c.parentIn)
+		}
+	}
+}
