@@ -109,6 +109,9 @@ func BenchmarkVLAN(b *testing.B) {
 		{"rewrite", tagged(plain("10.200.0.1", macTrunk), 0x8100, 100), p.parent, xdpRedirect, 1},
 		{"warm-untagged", ttl255(plain("10.250.0.1", macA)), p.a, xdpRedirect, 200},
 		{"warm-rewrite", tagged(ttl255(plain("10.251.0.1", macTrunk)), 0x8100, 100), p.parent, xdpRedirect, 200},
+		// To a local address (passed): the tag's parse and lookup alone.
+		{"warm-local", plain("192.0.2.1", macA), p.a, xdpPass, 200},
+		{"warm-local-tagged", tagged(plain("192.0.2.1", macTrunk), 0x8100, 100), p.parent, xdpPass, 200},
 	}
 	total := make([]float64, len(cases))
 	runs := 0
@@ -165,4 +168,7 @@ func BenchmarkVLAN(b *testing.B) {
 	wb, wr := per[5], per[6]
 	b.ReportMetric(wr/wb, "ratio-warm-rewrite")
 	b.Logf("warm untagged %.1f ns/pkt, rewrite %.1f ns/pkt: %.3fx (%+.1f ns)", wb, wr, wr/wb, wr-wb)
+	lb, lt := per[7], per[8]
+	b.ReportMetric(lt/lb, "ratio-warm-local-tagged")
+	b.Logf("warm to a local address: untagged %.1f ns/pkt, tagged %.1f ns/pkt: %.3fx (%+.1f ns)", lb, lt, lt/lb, lt-lb)
 }
