@@ -126,12 +126,12 @@ struct {
 	__type(value, struct iface);
 } ifaces SEC(".maps");
 
-/* (parent, VLAN id) -> the VLAN port's ifindex: see fwd.h (struct vlan_key). */
+/* (parent, VLAN id) -> the VLAN port: see fwd.h (struct vlan_key). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, DEFAULT_MAX_VLANS);
 	__type(key, struct vlan_key);
-	__type(value, __u32);
+	__type(value, struct vlan_val);
 } vlans SEC(".maps");
 
 /* Redirect targets: a port's ifindex -> the device frames go out of (a VLAN port's parent). */
@@ -269,6 +269,7 @@ struct enum_anchor {
 	enum urpf_mode urpf_mode;
 	enum iface_flags iface_flags;
 	struct vlan_key vlan_key;
+	struct vlan_val vlan_val;
 	enum filter_field filter_field;
 	enum filter_table filter_table;
 	enum filter_frag filter_frag;
@@ -1749,8 +1750,8 @@ int xdp_fwd(struct xdp_md *ctx)
 	 */
 	__u32 in = ctx->ingress_ifindex;
 	__be16 proto = eth->h_proto;
-	int tagged = 0;
 	void *l3 = eth + 1;
+	struct iface *port;
 	if (proto == bpf_htons(ETH_P_8021Q)) {
 		if (l3 + 4 > data_end)
 			return count(ctx, STAT_PASS_MALFORMED, bytes, XDP_PASS);
@@ -1760,17 +1761,21 @@ int xdp_fwd(struct xdp_md *ctx)
 			return count(ctx, STAT_PASS_VLAN_OTHER, bytes, XDP_PASS);
 		/* Before not_ip: a VLAN without a port shows, ARP and all. */
 		struct vlan_key vk = { .ifindex = in, .vid = tci & 0xfff };
-		__u32 *vin = bpf_map_lookup_elem(&vlans, &vk);
-		if (!vin)
+		struct vlan_val *vv = bpf_map_lookup_elem(&vlans, &vk);
+		if (!vv)
 			return count(ctx, STAT_PASS_VLAN_UNKNOWN, bytes, XDP_PASS);
 		if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
 			return count(ctx, STAT_PASS_NOT_IP, bytes, XDP_PASS);
-		in = *vin;
-		tagged = 1;
+		in = vv->ifindex;
+		port = &vv->port;
 		l3 += 4;
 	} else if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6)) {
 		return count(ctx, proto == bpf_htons(ETH_P_8021AD) ? STAT_PASS_VLAN_OTHER : STAT_PASS_NOT_IP,
 			     bytes, XDP_PASS);
+	} else {
+		port = bpf_map_lookup_elem(&ifaces, &in);
+		if (port && (port->flags & IFACE_F_TRUNK))
+			return count(ctx, STAT_PASS_VLAN_UNKNOWN, bytes, XDP_PASS);
 	}
 
 	/*
@@ -1780,11 +1785,6 @@ int xdp_fwd(struct xdp_md *ctx)
 	 * not forward. Ports without an ifaces entry (not configured yet) are
 	 * not checked.
 	 */
-	struct iface *port = bpf_map_lookup_elem(&ifaces, &in);
-	if (port && (port->flags & IFACE_F_TRUNK))
-		return count(ctx, STAT_PASS_VLAN_UNKNOWN, bytes, XDP_PASS);
-	if (!port && tagged) /* a VLAN port being deleted */
-		return count(ctx, STAT_PASS_VLAN_UNKNOWN, bytes, XDP_PASS);
 	if (port && !mac_eq(eth->h_dest, port->mac))
 		return count(ctx, STAT_PASS_OTHER_HOST, bytes, XDP_PASS);
 

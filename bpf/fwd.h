@@ -175,6 +175,12 @@ struct vlan_key {
 	__u32 vid;
 };
 
+/* The VLAN port and a copy of its ifaces entry: one lookup per tagged frame. */
+struct vlan_val {
+	__u32 ifindex;
+	struct iface port;
+};
+
 /* Reverse-path check of a router port (RFC 3704), as rp_filter 1 and 2. */
 enum urpf_mode {
 	URPF_OFF = 0,

@@ -43,6 +43,19 @@ type fwdEnumAnchor struct {
 		Ifindex uint32
 		Vid     uint32
 	}
+	VlanVal struct {
+		_       structs.HostLayout
+		Ifindex uint32
+		Port    struct {
+			_         structs.HostLayout
+			Mac       [6]uint8
+			Urpf      uint8
+			Flags     uint8
+			Mtu       uint32
+			RuleClass [2]uint8
+			Vid       uint16
+		}
+	}
 	FilterField  uint32
 	FilterTable  uint32
 	FilterFrag   uint32
@@ -51,6 +64,7 @@ type fwdEnumAnchor struct {
 	RuleAction   uint32
 	RuleFlags    uint32
 	RuleVerdict  uint32
+	_            [4]byte
 	TraceEvent   struct {
 		_       structs.HostLayout
 		Ts      uint64
@@ -497,6 +511,12 @@ type fwdVlanKey struct {
 	_       structs.HostLayout
 	Ifindex uint32
 	Vid     uint32
+}
+
+type fwdVlanVal struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Port    fwdIface
 }
 
 // Names of all BPF objects in the ELF.

@@ -578,7 +578,7 @@ func (d *Datapath) setInterface(ifindex int, mac net.HardwareAddr, mtu int) erro
 	}
 	// After its ifaces entry: a tagged frame never finds a VLAN port
 	// without one.
-	if err := d.setVLAN(ifindex, vlan, isVLAN); err != nil {
+	if err := d.setVLAN(ifindex, vlan, isVLAN, v); err != nil {
 		return fmt.Errorf("set interface: %w", err)
 	}
 	d.mu.Lock()
@@ -633,7 +633,7 @@ func (d *Datapath) deleteInterface(ifindex int) error {
 	d.mu.Unlock()
 	delete(d.ruleClass, ifindex)
 	// Before its ifaces entry (see setInterface).
-	if err := d.setVLAN(ifindex, vlanPort{}, false); err != nil {
+	if err := d.setVLAN(ifindex, vlanPort{}, false, fwdIface{}); err != nil {
 		rerr = errors.Join(rerr, fmt.Errorf("delete interface: %w", err))
 	}
 	if err := d.objs.Ifaces.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -700,9 +700,8 @@ func (d *Datapath) SetURPF(ifindex int, m URPFMode) error {
 	if !ok {
 		return nil
 	}
-	v := d.ifaceVal(ifindex, p)
-	if err := d.objs.Ifaces.Put(uint32(ifindex), &v); err != nil {
-		return fmt.Errorf("map ifaces: set uRPF of ifindex %d: %w", ifindex, err)
+	if err := d.putIface(ifindex, p); err != nil {
+		return fmt.Errorf("set uRPF: %w", err)
 	}
 	return nil
 }

@@ -539,9 +539,8 @@ func (d *Datapath) setPortClasses(bank uint32, classes map[int]uint8) error {
 		rc := d.ruleClass[ifx]
 		rc[bank] = classes[ifx]
 		d.ruleClass[ifx] = rc
-		v := d.ifaceVal(ifx, p)
-		if err := d.objs.Ifaces.Put(uint32(ifx), &v); err != nil {
-			errs = append(errs, fmt.Errorf("map ifaces: ifindex %d: %w", ifx, err))
+		if err := d.putIface(ifx, p); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -12,10 +12,12 @@ import (
 // runs on its parent (the real device, attached once for all its VLANs),
 // which receives the tagged frames. The maps (fwd.h, struct vlan_key):
 //
-//   - vlans: (parent ifindex, VLAN id) → the VLAN port's ifindex. A tagged
-//     frame arrives on that port: uRPF, policy rules and filters see it as
-//     the kernel does (iif eth1.100). An unknown VLAN id passes
-//     (vlan_unknown), as do 802.1ad and stacked tags (vlan_other).
+//   - vlans: (parent ifindex, VLAN id) → the VLAN port's ifindex and a
+//     copy of its ifaces entry (one lookup per tagged frame; putIface
+//     writes both). A tagged frame arrives on that port: uRPF, policy
+//     rules and filters see it as the kernel does (iif eth1.100). An
+//     unknown VLAN id passes (vlan_unknown), as do 802.1ad and stacked
+//     tags (vlan_other).
 //   - tx_ports: the VLAN port → its parent, the device frames go out of;
 //     the next hop's vid (copied from the port like its MAC and MTU) says
 //     which tag the frame gets. Routes and neighbors name the VLAN port,
@@ -60,9 +62,10 @@ func VLANParent(ifindex int) (int, error) {
 	return v.parent, nil
 }
 
-// setVLAN records ifindex as a VLAN port (ok) or not, in vlans and the
-// trunk entries of the parents. d.egressMu must be held.
-func (d *Datapath) setVLAN(ifindex int, v vlanPort, ok bool) error {
+// setVLAN records ifindex as a VLAN port (ok) with ifaces entry val, or
+// not, in vlans and the trunk entries of the parents. d.egressMu must be
+// held.
+func (d *Datapath) setVLAN(ifindex int, v vlanPort, ok bool, val fwdIface) error {
 	old, had := d.vlans[ifindex]
 	if had && (!ok || old != v) {
 		if err := d.objs.Vlans.Delete(vlanKey(old)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -76,7 +79,7 @@ func (d *Datapath) setVLAN(ifindex int, v vlanPort, ok bool) error {
 	if !ok {
 		return nil
 	}
-	if err := d.objs.Vlans.Put(vlanKey(v), uint32(ifindex)); err != nil {
+	if err := d.objs.Vlans.Put(vlanKey(v), &fwdVlanVal{Ifindex: uint32(ifindex), Port: val}); err != nil {
 		return fmt.Errorf("map vlans: set VLAN %d on ifindex %d: %w", v.vid, v.parent, err)
 	}
 	d.vlans[ifindex] = v
@@ -131,11 +134,11 @@ func (d *Datapath) dropTrunk(parent int) error {
 func (d *Datapath) takeOverVLANs() error {
 	var (
 		k fwdVlanKey
-		v uint32
+		v fwdVlanVal
 	)
 	it := d.objs.Vlans.Iterate()
 	for it.Next(&k, &v) {
-		d.vlans[int(v)] = vlanPort{parent: int(k.Ifindex), vid: uint16(k.Vid)}
+		d.vlans[int(v.Ifindex)] = vlanPort{parent: int(k.Ifindex), vid: uint16(k.Vid)}
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("map vlans: iterate: %w", err)
@@ -147,4 +150,19 @@ func (d *Datapath) takeOverVLANs() error {
 // held.
 func (d *Datapath) ifaceVal(ifx int, p egressPort) fwdIface {
 	return fwdIface{Mac: p.mac, Mtu: p.mtu, Urpf: uint8(d.urpf[ifx]), RuleClass: d.ruleClass[ifx], Vid: p.vid}
+}
+
+// putIface rewrites the ifaces entry of router port ifx, and a VLAN
+// port's copy in vlans. d.egressMu must be held.
+func (d *Datapath) putIface(ifx int, p egressPort) error {
+	v := d.ifaceVal(ifx, p)
+	if err := d.objs.Ifaces.Put(uint32(ifx), &v); err != nil {
+		return fmt.Errorf("map ifaces: ifindex %d: %w", ifx, err)
+	}
+	if vp, ok := d.vlans[ifx]; ok {
+		if err := d.objs.Vlans.Put(vlanKey(vp), &fwdVlanVal{Ifindex: uint32(ifx), Port: v}); err != nil {
+			return fmt.Errorf("map vlans: VLAN %d on ifindex %d: %w", vp.vid, vp.parent, err)
+		}
+	}
+	return nil
 }
