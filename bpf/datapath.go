@@ -115,9 +115,11 @@ type Datapath struct {
 	// the Go side mirrors both and rewrites a port's next hops when the
 	// port changes.
 	egressMu sync.Mutex
-	nhs      map[uint32]route.Egress // next hops as set, by id
-	ports    map[int]egressPort      // SetInterface'd ports, by ifindex
-	urpf     map[int]URPFMode        // SetURPF'd ports, by ifindex
+	nhs      map[uint32]route.Egress                   // next hops as set, by id
+	ports    map[int]egressPort                        // SetInterface'd ports, by ifindex
+	urpf     map[int]URPFMode                          // SetURPF'd ports, by ifindex
+	vlans    map[int]vlanPort                          // VLAN ports (vlan.go), by ifindex
+	vlanOf   func(ifindex int) (vlanPort, bool, error) // portVLAN; tests fake VLAN devices
 
 	groupMu  sync.Mutex // SetGroupFrom's read-modify-write
 	hashSeed uint32
@@ -172,6 +174,7 @@ func (d *Datapath) Preserved() bool { return d.preserved }
 type egressPort struct {
 	mac [6]byte
 	mtu uint32
+	vid uint16 // a VLAN port's VLAN id (vlan.go), else 0
 }
 
 // Load loads the XDP program and creates its maps.
@@ -205,6 +208,7 @@ func Load(opts Options) (*Datapath, error) {
 
 	d := &Datapath{pinPath: opts.PinPath, links: make(map[int]attachment), targets: make(map[int]string),
 		nhs: make(map[uint32]route.Egress), ports: make(map[int]egressPort), urpf: make(map[int]URPFMode),
+		vlans: map[int]vlanPort{}, vlanOf: portVLAN,
 		ruleClass: map[int][2]uint8{}, locals: map[route.TablePrefix]struct{}{}}
 	var (
 		colOpts ebpf.CollectionOptions
@@ -496,6 +500,13 @@ func (d *Datapath) AttachedMode(ifindex int) (Mode, bool) {
 // Detach removes the XDP program from ifindex. Detaching an interface that
 // d did not attach is a no-op.
 func (d *Datapath) Detach(ifindex int) error {
+	if err := d.detach(ifindex); err != nil {
+		return err
+	}
+	return d.dropTrunk(ifindex) // after d.mu: egressMu comes first
+}
+
+func (d *Datapath) detach(ifindex int) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 

@@ -190,6 +190,8 @@ type ProgramRun struct {
 	Egress         int              `json:",omitempty"`
 	SrcMAC, DstMAC net.HardwareAddr `json:",omitempty"`
 	TTL            uint8            `json:",omitempty"`
+	// VLAN is the 802.1Q VLAN id the frame left with (0: untagged).
+	VLAN uint16 `json:",omitempty"`
 	// Frame is the synthetic frame's length in bytes.
 	Frame int
 }
@@ -199,12 +201,20 @@ type ProgramRun struct {
 // shares the live state and keeps its counters and rate-limit buckets
 // apart (see explain.go): the live counters do not move. The ingress
 // ifindex is resolved in the network namespace of the calling OS thread.
+// A VLAN port's frame is tagged and arrives on its parent.
 func (d *Datapath) Explain(f Flow) (ProgramRun, error) {
 	frame, err := d.FlowFrame(f)
 	if err != nil {
 		return ProgramRun{}, err
 	}
-	r, _, err := d.explainFrame(frame, f.Iif)
+	in := f.Iif
+	d.egressMu.Lock()
+	if v, ok := d.vlans[f.Iif]; ok {
+		in = v.parent
+	}
+	d.egressMu.Unlock()
+	r, _, err := d.explainFrame(frame, in)
+	r.Ingress = f.Iif
 	return r, err
 }
 
@@ -214,7 +224,8 @@ const DefaultTTL = 64
 // FlowFrame builds the Ethernet frame Explain runs for f: addressed to
 // the ingress port's MAC, TTL f.TTL (DefaultTTL if 0), the protocol's
 // minimal header (TCP SYN, UDP, ICMP echo request, SCTP common header, 8
-// zero bytes for others) with f's ports, padded to f.Size. An invalid
+// zero bytes for others) with f's ports, padded to f.Size, tagged if
+// f.Iif is a VLAN port. An invalid
 // f.Src reads as the unspecified address; f.Proto 0 is protocol 0.
 func (d *Datapath) FlowFrame(f Flow) ([]byte, error) {
 	if !f.Dst.IsValid() {
@@ -270,9 +281,14 @@ func (d *Datapath) FlowFrame(f Flow) ([]byte, error) {
 	if p, ok := d.ports[f.Iif]; ok {
 		dmac = p.mac
 	}
+	vlan, tagged := d.vlans[f.Iif]
 	d.egressMu.Unlock()
 	b = append(b, dmac[:]...)
 	b = append(b, explainSrcMAC[:]...)
+	if tagged {
+		b = binary.BigEndian.AppendUint16(b, 0x8100)
+		b = binary.BigEndian.AppendUint16(b, vlan.vid)
+	}
 	if v6 {
 		b = binary.BigEndian.AppendUint16(b, 0x86dd)
 		ip := make([]byte, 40)
@@ -396,10 +412,15 @@ func (d *Datapath) explainFrame(frame []byte, ingress int) (ProgramRun, []byte, 
 		r.Egress = int(ev.Egress)
 		r.DstMAC = append(net.HardwareAddr(nil), out[0:6]...)
 		r.SrcMAC = append(net.HardwareAddr(nil), out[6:12]...)
-		if len(out) >= 14+40 && binary.BigEndian.Uint16(out[12:]) == 0x86dd {
-			r.TTL = out[14+7]
-		} else if len(out) >= 14+20 {
-			r.TTL = out[14+8]
+		l3 := 14
+		if binary.BigEndian.Uint16(out[12:]) == 0x8100 {
+			r.VLAN = binary.BigEndian.Uint16(out[14:]) & 0xfff
+			l3 = 18
+		}
+		if len(out) >= l3+40 && binary.BigEndian.Uint16(out[l3-2:]) == 0x86dd {
+			r.TTL = out[l3+7]
+		} else if len(out) >= l3+20 {
+			r.TTL = out[l3+8]
 		}
 	}
 	return r, opts.DataOut, nil

@@ -126,6 +126,15 @@ struct {
 	__type(value, struct iface);
 } ifaces SEC(".maps");
 
+/* (parent, VLAN id) -> the VLAN port: see fwd.h (struct vlan_key). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DEFAULT_MAX_VLANS);
+	__type(key, struct vlan_key);
+	__type(value, struct vlan_val);
+} vlans SEC(".maps");
+
+/* Redirect targets: a port's ifindex -> the device frames go out of (a VLAN port's parent). */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
 	__uint(max_entries, DEFAULT_MAX_IFACES);
@@ -258,6 +267,9 @@ struct enum_anchor {
 	struct lpm_pair lpm_pair;
 	struct lpm_node lpm_node;
 	enum urpf_mode urpf_mode;
+	enum iface_flags iface_flags;
+	struct vlan_key vlan_key;
+	struct vlan_val vlan_val;
 	enum filter_field filter_field;
 	enum filter_table filter_table;
 	enum filter_frag filter_frag;
@@ -340,8 +352,14 @@ __noinline int trace_emit(struct xdp_md *ctx, __u32 s, __u32 action, __u32 egres
 	if ((void *)(eth + 1) <= data_end) {
 		__builtin_memcpy(ev.dmac, eth->h_dest, 6);
 		__builtin_memcpy(ev.smac, eth->h_source, 6);
-		if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-			struct iphdr *iph = (void *)(eth + 1);
+		__be16 proto = eth->h_proto;
+		void *l3 = eth + 1;
+		if (proto == bpf_htons(ETH_P_8021Q) && l3 + 4 <= data_end) {
+			proto = *(__be16 *)(l3 + 2);
+			l3 += 4;
+		}
+		if (proto == bpf_htons(ETH_P_IP)) {
+			struct iphdr *iph = l3;
 			if ((void *)(iph + 1) <= data_end) {
 				ev.v6 = 0;
 				ev.proto = iph->protocol;
@@ -352,8 +370,8 @@ __noinline int trace_emit(struct xdp_md *ctx, __u32 s, __u32 action, __u32 egres
 				if (!(iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET)))
 					l4 = (void *)iph + (iph->ihl * 4 & 0x3c);
 			}
-		} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-			struct ipv6hdr *ip6 = (void *)(eth + 1);
+		} else if (proto == bpf_htons(ETH_P_IPV6)) {
+			struct ipv6hdr *ip6 = l3;
 			if ((void *)(ip6 + 1) <= data_end) {
 				ev.v6 = 1;
 				ev.proto = ip6->nexthdr;
@@ -470,6 +488,7 @@ struct fwd_ctx {
 	__u32 hash;
 	__u32 pkt_len; /* L3 length, compared against the egress MTU */
 	__u32 egress;  /* out: the redirect target */
+	__u32 vid;     /* out: the egress VLAN id, 0 for untagged */
 };
 
 /*
@@ -526,6 +545,7 @@ static __always_inline int resolve(struct route_val *rt, struct fwd_ctx *fc,
 
 	*smac = nh->smac;
 	fc->egress = nh->ifindex;
+	fc->vid = nh->vid;
 	return -1;
 }
 
@@ -556,13 +576,39 @@ static __always_inline int route_stat(struct route_val *rt)
 	}
 }
 
-/* The redirect target is set (resolve): rewrite the MACs and send. */
-static __always_inline int finish(struct xdp_md *ctx, struct ethhdr *eth, __u8 *dmac, __u8 *smac,
-				  __u64 bytes, __u32 egress)
+/*
+ * The redirect target is set (resolve): rewrite the MACs, the VLAN tag as
+ * the egress port wants it, and send. Whether the frame came tagged is
+ * read off the frame (untouched so far but for its IP header), not kept
+ * across the whole path: the stack is tight. Popping or pushing a tag only
+ * moves the head: the MACs are written anew anyway, and the EtherType
+ * behind them stays where it is.
+ */
+static __always_inline int finish(struct xdp_md *ctx, __u8 *dmac, __u8 *smac,
+				  __u64 bytes, struct fwd_ctx *fc)
 {
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = (void *)(long)ctx->data;
+	__u32 vid = fc->vid;
+
+	if ((void *)(eth + 1) + 4 > data_end) /* an IP header follows in any case */
+		return count(ctx, STAT_ABORTED, bytes, XDP_ABORTED);
+	int tagged = eth->h_proto == bpf_htons(ETH_P_8021Q);
+	if (tagged != (vid != 0)) {
+		if (bpf_xdp_adjust_head(ctx, tagged ? 4 : -4))
+			return count(ctx, STAT_ABORTED, bytes, XDP_ABORTED);
+		data_end = (void *)(long)ctx->data_end;
+		eth = (void *)(long)ctx->data;
+		if ((void *)(eth + 1) + 4 > data_end)
+			return count(ctx, STAT_ABORTED, bytes, XDP_ABORTED);
+	}
+	if (vid) {
+		eth->h_proto = bpf_htons(ETH_P_8021Q);
+		*(__be16 *)(eth + 1) = bpf_htons(vid); /* PCP 0, as the kernel's default egress map */
+	}
 	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
-	return count_to(ctx, STAT_REDIRECT, bytes, XDP_REDIRECT, egress);
+	return count_to(ctx, STAT_REDIRECT, bytes, XDP_REDIRECT, fc->egress);
 }
 
 /* Bits set in x: BPF has no popcount instruction. */
@@ -1400,10 +1446,10 @@ static __always_inline int v4_martian_src(__u32 saddr)
 	       saddr == 0xffffffff;
 }
 
-static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
-				  __u64 bytes, __u8 urpf_mode, __u16 rclass)
+static __always_inline int fwd_v4(struct xdp_md *ctx, void *l3, void *data_end,
+				  __u64 bytes, __u32 in, __u8 urpf_mode, __u16 rclass)
 {
-	struct iphdr *iph = (void *)(eth + 1);
+	struct iphdr *iph = l3;
 
 	if ((void *)(iph + 1) > data_end)
 		return count(ctx, STAT_PASS_MALFORMED, bytes, XDP_PASS);
@@ -1414,7 +1460,6 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 		return count(ctx, STAT_PASS_MALFORMED, bytes, XDP_PASS);
 
 	/* Filters first: whatever XDP would pass to the kernel is filtered too. */
-	__u32 in = ctx->ingress_ifindex;
 	struct filter_pkt fp = {};
 	filter_pkt_init(&fp);
 	fp.proto = iph->protocol;
@@ -1522,7 +1567,7 @@ static __always_inline int fwd_v4(struct xdp_md *ctx, struct ethhdr *eth, void *
 	iph->check = (__u16)(check + (check >= 0xFFFF));
 	iph->ttl--;
 
-	return finish(ctx, eth, dmac, smac, bytes, fc.egress);
+	return finish(ctx, dmac, smac, bytes, &fc);
 }
 
 static __always_inline int v6_special(struct in6_addr *a)
@@ -1577,10 +1622,10 @@ static __always_inline int v6_martian_src(struct in6_addr *a)
 	       (w2 == 0 && bpf_ntohl(a->in6_u.u6_addr32[3]) == 1); /* ::1 */
 }
 
-static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
-				  __u64 bytes, __u8 urpf_mode, __u16 rclass)
+static __always_inline int fwd_v6(struct xdp_md *ctx, void *l3, void *data_end,
+				  __u64 bytes, __u32 in, __u8 urpf_mode, __u16 rclass)
 {
-	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	struct ipv6hdr *ip6 = l3;
 
 	if ((void *)(ip6 + 1) > data_end)
 		return count(ctx, STAT_PASS_MALFORMED, bytes, XDP_PASS);
@@ -1588,7 +1633,6 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 	if (ip6->version != 6 || (void *)(ip6 + 1) + plen > data_end)
 		return count(ctx, STAT_PASS_MALFORMED, bytes, XDP_PASS);
 
-	__u32 in = ctx->ingress_ifindex;
 	struct filter_pkt fp = {};
 	filter_pkt_init(&fp);
 	fp.v6 = 1;
@@ -1701,7 +1745,7 @@ static __always_inline int fwd_v6(struct xdp_md *ctx, struct ethhdr *eth, void *
 		return count(ctx, s, bytes, XDP_PASS);
 
 	ip6->hop_limit--;
-	return finish(ctx, eth, dmac, smac, bytes, fc.egress);
+	return finish(ctx, dmac, smac, bytes, &fc);
 }
 
 SEC("xdp")
@@ -1714,8 +1758,41 @@ int xdp_fwd(struct xdp_md *ctx)
 
 	if ((void *)(eth + 1) > data_end)
 		return count(ctx, STAT_PASS_MALFORMED, bytes, XDP_PASS);
-	if (eth->h_proto != bpf_htons(ETH_P_IP) && eth->h_proto != bpf_htons(ETH_P_IPV6))
-		return count(ctx, STAT_PASS_NOT_IP, bytes, XDP_PASS);
+
+	/*
+	 * One 802.1Q tag: the frame arrives on the VLAN port of (the receiving
+	 * device, its VLAN id). The tag stays until the frame is redirected
+	 * (finish): whatever goes to the kernel goes as it came.
+	 */
+	__u32 in = ctx->ingress_ifindex;
+	__be16 proto = eth->h_proto;
+	void *l3 = eth + 1;
+	struct iface *port;
+	if (proto == bpf_htons(ETH_P_8021Q)) {
+		if (l3 + 4 > data_end)
+			return count(ctx, STAT_PASS_MALFORMED, bytes, XDP_PASS);
+		__u16 tci = bpf_ntohs(*(__be16 *)l3);
+		proto = *(__be16 *)(l3 + 2);
+		if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
+			return count(ctx, STAT_PASS_VLAN_OTHER, bytes, XDP_PASS);
+		/* Before not_ip: a VLAN without a port shows, ARP and all. */
+		struct vlan_key vk = { .ifindex = in, .vid = tci & 0xfff };
+		struct vlan_val *vv = bpf_map_lookup_elem(&vlans, &vk);
+		if (!vv)
+			return count(ctx, STAT_PASS_VLAN_UNKNOWN, bytes, XDP_PASS);
+		if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
+			return count(ctx, STAT_PASS_NOT_IP, bytes, XDP_PASS);
+		in = vv->ifindex;
+		port = &vv->port;
+		l3 += 4;
+	} else if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6)) {
+		return count(ctx, proto == bpf_htons(ETH_P_8021AD) ? STAT_PASS_VLAN_OTHER : STAT_PASS_NOT_IP,
+			     bytes, XDP_PASS);
+	} else {
+		port = bpf_map_lookup_elem(&ifaces, &in);
+		if (port && (port->flags & IFACE_F_TRUNK))
+			return count(ctx, STAT_PASS_VLAN_UNKNOWN, bytes, XDP_PASS);
+	}
 
 	/*
 	 * Route only frames addressed to the receiving port: a switch flooding
@@ -1724,8 +1801,6 @@ int xdp_fwd(struct xdp_md *ctx)
 	 * not forward. Ports without an ifaces entry (not configured yet) are
 	 * not checked.
 	 */
-	__u32 in = ctx->ingress_ifindex;
-	struct iface *port = bpf_map_lookup_elem(&ifaces, &in);
 	if (port && !mac_eq(eth->h_dest, port->mac))
 		return count(ctx, STAT_PASS_OTHER_HOST, bytes, XDP_PASS);
 
@@ -1735,7 +1810,7 @@ int xdp_fwd(struct xdp_md *ctx)
 		urpf_mode = port->urpf;
 		rclass = port->rule_class[0] | port->rule_class[1] << 8;
 	}
-	if (eth->h_proto == bpf_htons(ETH_P_IP))
-		return fwd_v4(ctx, eth, data_end, bytes, urpf_mode, rclass);
-	return fwd_v6(ctx, eth, data_end, bytes, urpf_mode, rclass);
+	if (proto == bpf_htons(ETH_P_IP))
+		return fwd_v4(ctx, l3, data_end, bytes, in, urpf_mode, rclass);
+	return fwd_v6(ctx, l3, data_end, bytes, in, urpf_mode, rclass);
 }

@@ -25,6 +25,7 @@
 #define DEFAULT_MAX_NEXTHOPS 65536
 #define DEFAULT_MAX_NEIGHBORS 262144
 #define DEFAULT_MAX_IFACES 1024
+#define DEFAULT_MAX_VLANS 4096
 
 /*
  * Routing tables: XDP keeps one lookup structure per kernel table it
@@ -127,7 +128,7 @@ struct nexthop {
 	__u8 flags; /* enum nh_flags */
 	__u8 pad;
 	__u8 smac[6];
-	__u16 pad2;
+	__u16 vid; /* NH_F_PORT: the port's VLAN id (a VLAN port: tagged out of its parent), else 0 */
 	__u32 mtu;
 };
 
@@ -162,10 +163,36 @@ struct neigh_val {
 struct iface {
 	__u8 mac[6];
 	__u8 urpf; /* enum urpf_mode */
-	__u8 pad;
+	__u8 flags; /* enum iface_flags */
 	__u32 mtu;
 	__u8 rule_class[2]; /* per rule bank: the port's class (struct rule_meta) */
-	__u8 pad2[2];
+	__u16 vid; /* a VLAN port: its VLAN id (its parent in tx_ports), else 0 */
+};
+
+enum iface_flags {
+	/*
+	 * Not a router port, but the parent of VLAN ports (XDP is attached to
+	 * it for them): its untagged frames go to the kernel (vlan_unknown).
+	 */
+	IFACE_F_TRUNK = 1 << 0,
+};
+
+/*
+ * 802.1Q VLAN ports: XDP runs on the parent (the real device). A tagged
+ * frame whose (parent ifindex, VLAN id) is in vlans arrives on the VLAN
+ * port named by the value (its ifindex: the ingress port of uRPF, rules
+ * and filters). On egress, tx_ports maps the VLAN port to its parent and
+ * the next hop's vid says which tag to push.
+ */
+struct vlan_key {
+	__u32 ifindex; /* the parent */
+	__u32 vid;
+};
+
+/* The VLAN port and a copy of its ifaces entry: one lookup per tagged frame. */
+struct vlan_val {
+	__u32 ifindex;
+	struct iface port;
 };
 
 /* Reverse-path check of a router port (RFC 3704), as rp_filter 1 and 2. */
@@ -206,6 +233,8 @@ enum stat {
 	STAT_DROP_RULE,        /* a blackhole policy rule */
 	STAT_PASS_RULE,        /* an unreachable/prohibit rule: the kernel answers */
 	STAT_PASS_RULE_KERNEL, /* a rule XDP cannot evaluate (fwmark, oif, ...) */
+	STAT_PASS_VLAN_UNKNOWN, /* a VLAN id that is no router port, or untagged on a trunk-only parent */
+	STAT_PASS_VLAN_OTHER,   /* 802.1ad or stacked tags: the kernel's */
 	STAT__MAX,
 };
 

@@ -187,7 +187,7 @@ func forwardCases() []forwardCase {
 
 		// Not for the fast path.
 		{name: "ARP", pkt: v4("10.1.2.3").with(func(p *pkt) { p.ethertype = 0x0806 }), ret: xdpPass, stat: "pass/not_ip"},
-		{name: "VLAN", pkt: v4("10.1.2.3").with(func(p *pkt) { p.vlan = true }), ret: xdpPass, stat: "pass/not_ip"},
+		{name: "VLAN", pkt: v4("10.1.2.3").with(func(p *pkt) { p.vlan = true }), ret: xdpPass, stat: "pass/vlan_unknown"},
 		{name: "v4 options", pkt: v4("10.1.2.3").with(func(p *pkt) { p.options = 4 }), ret: xdpPass, stat: "pass/ip_options"},
 		{name: "v4 options TTL 1", pkt: v4("10.1.2.3").with(func(p *pkt) { p.options = 8; p.ttl = 1 }), ret: xdpPass, stat: "pass/ip_options"},
 		{name: "v6 hop-by-hop", pkt: v6("2001:db8:1::1").with(func(p *pkt) { p.proto = 255; p.mutate = setNextHeader(0) }), ret: xdpPass, stat: "pass/ipv6_ext_header"},

@@ -36,7 +36,26 @@ type fwdEnumAnchor struct {
 		LeafBase  uint32
 		ChildBase uint32
 	}
-	UrpfMode     uint32
+	UrpfMode   uint32
+	IfaceFlags uint32
+	VlanKey    struct {
+		_       structs.HostLayout
+		Ifindex uint32
+		Vid     uint32
+	}
+	VlanVal struct {
+		_       structs.HostLayout
+		Ifindex uint32
+		Port    struct {
+			_         structs.HostLayout
+			Mac       [6]uint8
+			Urpf      uint8
+			Flags     uint8
+			Mtu       uint32
+			RuleClass [2]uint8
+			Vid       uint16
+		}
+	}
 	FilterField  uint32
 	FilterTable  uint32
 	FilterFrag   uint32
@@ -189,11 +208,17 @@ type fwdIface struct {
 	_         structs.HostLayout
 	Mac       [6]uint8
 	Urpf      uint8
-	Pad       uint8
+	Flags     uint8
 	Mtu       uint32
 	RuleClass [2]uint8
-	Pad2      [2]uint8
+	Vid       uint16
 }
+
+type fwdIfaceFlags uint32
+
+const (
+	fwdIfaceFlagsIFACE_F_TRUNK fwdIfaceFlags = 1
+)
 
 type fwdLocalBits struct {
 	_ structs.HostLayout
@@ -246,7 +271,7 @@ type fwdNexthop struct {
 	Flags   uint8
 	Pad     uint8
 	Smac    [6]uint8
-	Pad2    uint16
+	Vid     uint16
 	Mtu     uint32
 }
 
@@ -428,7 +453,9 @@ const (
 	fwdStatSTAT_DROP_RULE            fwdStat = 26
 	fwdStatSTAT_PASS_RULE            fwdStat = 27
 	fwdStatSTAT_PASS_RULE_KERNEL     fwdStat = 28
-	fwdStatSTAT__MAX                 fwdStat = 29
+	fwdStatSTAT_PASS_VLAN_UNKNOWN    fwdStat = 29
+	fwdStatSTAT_PASS_VLAN_OTHER      fwdStat = 30
+	fwdStatSTAT__MAX                 fwdStat = 31
 )
 
 type fwdTraceCfg struct {
@@ -483,6 +510,18 @@ const (
 	fwdUrpfModeURPF_LOOSE  fwdUrpfMode = 2
 )
 
+type fwdVlanKey struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Vid     uint32
+}
+
+type fwdVlanVal struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Port    fwdIface
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -523,6 +562,7 @@ const (
 	fwdMapTraceRing      = "trace_ring"
 	fwdMapTraceStates    = "trace_states"
 	fwdMapTxPorts        = "tx_ports"
+	fwdMapVlans          = "vlans"
 	fwdProgXdpFwd        = "xdp_fwd"
 	fwdVarEnumAnchor     = "enum_anchor"
 	fwdVarHashSeed       = "hash_seed"
@@ -617,6 +657,7 @@ type fwdMapSpecs struct {
 	TraceRing      *ebpf.MapSpec `ebpf:"trace_ring"`
 	TraceStates    *ebpf.MapSpec `ebpf:"trace_states"`
 	TxPorts        *ebpf.MapSpec `ebpf:"tx_ports"`
+	Vlans          *ebpf.MapSpec `ebpf:"vlans"`
 }
 
 // fwdVariableSpecs contains global variables before they are loaded into the kernel.
@@ -687,6 +728,7 @@ type fwdMaps struct {
 	TraceRing      *ebpf.Map `ebpf:"trace_ring"`
 	TraceStates    *ebpf.Map `ebpf:"trace_states"`
 	TxPorts        *ebpf.Map `ebpf:"tx_ports"`
+	Vlans          *ebpf.Map `ebpf:"vlans"`
 }
 
 func (m *fwdMaps) Close() error {
@@ -727,6 +769,7 @@ func (m *fwdMaps) Close() error {
 		m.TraceRing,
 		m.TraceStates,
 		m.TxPorts,
+		m.Vlans,
 	)
 }
 

@@ -439,7 +439,7 @@ func (d *Datapath) putNextHop(id uint32, nh route.Egress) error {
 	}
 	if p, ok := d.ports[nh.Ifindex]; ok {
 		v.Flags |= uint8(fwdNhFlagsNH_F_PORT)
-		v.Smac, v.Mtu = p.mac, p.mtu
+		v.Smac, v.Mtu, v.Vid = p.mac, p.mtu, p.vid
 	}
 	if err := d.objs.Nexthops.Put(id, &v); err != nil {
 		return fmt.Errorf("map nexthops: set next hop %d: %w", id, err)
@@ -551,7 +551,9 @@ func (d *Datapath) Neighbors() ([]Neighbor, error) {
 // calling OS thread (tx_ports is a devmap). Only a port that can transmit
 // redirected frames becomes a redirect target (see RedirectTarget); packets
 // routed out of another one are passed to the kernel (egress_not_xdp).
-// Call it again when the port's attachment changes.
+// Call it again when the port's attachment changes. An 802.1Q VLAN device
+// is a VLAN port: XDP on its parent (VLANParent) receives its tagged
+// frames and sends its frames out of the parent, tagged (see vlan.go).
 func (d *Datapath) SetInterface(ifindex int, mac net.HardwareAddr, mtu int) error {
 	d.egressMu.Lock()
 	_, had := d.ports[ifindex]
@@ -574,30 +576,43 @@ func (d *Datapath) setInterface(ifindex int, mac net.HardwareAddr, mtu int) erro
 		return fmt.Errorf("set interface %d: invalid MTU %d", ifindex, mtu)
 	}
 	k := uint32(ifindex)
+	vlan, isVLAN, err := d.vlanOf(ifindex)
+	if err != nil {
+		return fmt.Errorf("set interface: %w", err)
+	}
+	// A VLAN port's frames go out of its parent.
+	out := ifindex
+	if isVLAN {
+		out = vlan.parent
+	}
 	d.egressMu.Lock()
 	defer d.egressMu.Unlock()
-	why, err := d.redirectCheck(ifindex)
+	why, err := d.redirectCheck(out)
 	if err != nil {
 		return fmt.Errorf("set interface: %w", err)
 	}
 	if why == "" {
-		if err := d.objs.TxPorts.Put(k, k); err != nil {
+		if err := d.objs.TxPorts.Put(k, uint32(out)); err != nil {
 			return fmt.Errorf("map tx_ports: set ifindex %d: %w", ifindex, err)
 		}
 	} else if err := d.objs.TxPorts.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("map tx_ports: delete ifindex %d (not a redirect target: %s): %w", ifindex, why, err)
 	}
-	v := fwdIface{Mtu: uint32(mtu), Urpf: uint8(d.urpf[ifindex]), RuleClass: d.ruleClass[ifindex]}
-	copy(v.Mac[:], mac)
+	p := egressPort{mtu: uint32(mtu), vid: vlan.vid}
+	copy(p.mac[:], mac)
+	v := d.ifaceVal(ifindex, p)
 	if err := d.objs.Ifaces.Put(k, &v); err != nil {
 		return fmt.Errorf("map ifaces: set ifindex %d: %w", ifindex, err)
+	}
+	// After its ifaces entry: a tagged frame never finds a VLAN port
+	// without one.
+	if err := d.setVLAN(ifindex, vlan, isVLAN, v); err != nil {
+		return fmt.Errorf("set interface: %w", err)
 	}
 	d.mu.Lock()
 	d.targets[ifindex] = why
 	d.mu.Unlock()
 
-	p := egressPort{mtu: uint32(mtu)}
-	copy(p.mac[:], mac)
 	old, had := d.ports[ifindex]
 	if had && old == p {
 		return nil
@@ -645,8 +660,16 @@ func (d *Datapath) deleteInterface(ifindex int) error {
 	delete(d.targets, ifindex)
 	d.mu.Unlock()
 	delete(d.ruleClass, ifindex)
+	// Before its ifaces entry (see setInterface).
+	if err := d.setVLAN(ifindex, vlanPort{}, false, fwdIface{}); err != nil {
+		rerr = errors.Join(rerr, fmt.Errorf("delete interface: %w", err))
+	}
 	if err := d.objs.Ifaces.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return errors.Join(rerr, fmt.Errorf("map ifaces: delete ifindex %d: %w", ifindex, err))
+	}
+	// A parent of VLAN ports keeps a trunk entry.
+	if err := d.syncTrunk(ifindex); err != nil {
+		rerr = errors.Join(rerr, fmt.Errorf("delete interface: %w", err))
 	}
 	if err := d.objs.TxPorts.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return errors.Join(rerr, fmt.Errorf("map tx_ports: delete ifindex %d: %w", ifindex, err))
@@ -705,9 +728,8 @@ func (d *Datapath) SetURPF(ifindex int, m URPFMode) error {
 	if !ok {
 		return nil
 	}
-	v := fwdIface{Mac: p.mac, Mtu: p.mtu, Urpf: uint8(m), RuleClass: d.ruleClass[ifindex]}
-	if err := d.objs.Ifaces.Put(uint32(ifindex), &v); err != nil {
-		return fmt.Errorf("map ifaces: set uRPF of ifindex %d: %w", ifindex, err)
+	if err := d.putIface(ifindex, p); err != nil {
+		return fmt.Errorf("set uRPF: %w", err)
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ import (
 // layoutVersion names the layout of the pinned maps (their keys, values
 // and meaning). Change it with any such change: a Load that finds another
 // version rebuilds the maps side by side and swaps them in.
-const layoutVersion = 4 // 2: uRPF in ifaces, filters, more stats; 3: tables, policy rules; 4: 64-way resilient groups, hash seed
+const layoutVersion = 5 // 2: uRPF in ifaces, filters, more stats; 3: tables, policy rules; 4: 64-way resilient groups, hash seed; 5: VLAN ports
 
 // pinMagic marks xdprouter's meta map ("xdpr").
 const pinMagic = 0x78647072
@@ -43,7 +43,7 @@ func stateMaps() []string {
 		fwdMapNeighbors, fwdMapIfaces, fwdMapTxPorts, fwdMapStats, fwdMapMeta,
 		fwdMapFilterState, fwdMapFilterClass, fwdMapFilterBitmaps, fwdMapFilterPrefixes, fwdMapFilterPorts,
 		fwdMapFilterRules, fwdMapFilterCounters, fwdMapFilterBuckets,
-		fwdMapRuleState, fwdMapRules, fwdMapRuleLists, fwdMapRuleSrc, fwdMapTableIds}
+		fwdMapRuleState, fwdMapRules, fwdMapRuleLists, fwdMapRuleSrc, fwdMapTableIds, fwdMapVlans}
 }
 
 // ErrPinPathBusy means another process holds the pin path's lock.
@@ -299,7 +299,7 @@ func (d *Datapath) stateMapsByName() map[string]*ebpf.Map {
 		fwdMapFilterPrefixes: m.FilterPrefixes, fwdMapFilterPorts: m.FilterPorts, fwdMapFilterRules: m.FilterRules,
 		fwdMapFilterCounters: m.FilterCounters, fwdMapFilterBuckets: m.FilterBuckets,
 		fwdMapRuleState: m.RuleState, fwdMapRules: m.Rules, fwdMapRuleLists: m.RuleLists,
-		fwdMapRuleSrc: m.RuleSrc, fwdMapTableIds: m.TableIds,
+		fwdMapRuleSrc: m.RuleSrc, fwdMapTableIds: m.TableIds, fwdMapVlans: m.Vlans,
 	}
 }
 
@@ -324,7 +324,10 @@ func (d *Datapath) takeOver() error {
 	var k uint32
 	ifs := d.objs.Ifaces.Iterate()
 	for ifs.Next(&k, &it) {
-		d.ports[int(k)] = egressPort{mac: it.Mac, mtu: it.Mtu}
+		if it.Flags&uint8(fwdIfaceFlagsIFACE_F_TRUNK) != 0 {
+			continue // a VLAN ports' parent, no port
+		}
+		d.ports[int(k)] = egressPort{mac: it.Mac, mtu: it.Mtu, vid: it.Vid}
 		d.ruleClass[int(k)] = it.RuleClass
 	}
 	if err := ifs.Err(); err != nil {
@@ -332,6 +335,9 @@ func (d *Datapath) takeOver() error {
 	}
 	for id, nh := range st.NextHops {
 		d.nhs[id] = nh
+	}
+	if err := d.takeOverVLANs(); err != nil {
+		return err
 	}
 	if err := d.takeOverRules(); err != nil {
 		return err

@@ -30,7 +30,7 @@ const (
 
 var (
 	_ = [1]struct{}{}[len(fwdRuleList{}.Idx)-ruleCands]
-	_ = [1]struct{}{}[fwdStatSTAT__MAX-fwdStatSTAT_PASS_RULE_KERNEL-1]
+	_ = [1]struct{}{}[fwdStatSTAT__MAX-fwdStatSTAT_PASS_VLAN_OTHER-1]
 )
 
 // famRules is one family's compiled rules.
@@ -539,9 +539,8 @@ func (d *Datapath) setPortClasses(bank uint32, classes map[int]uint8) error {
 		rc := d.ruleClass[ifx]
 		rc[bank] = classes[ifx]
 		d.ruleClass[ifx] = rc
-		v := fwdIface{Mac: p.mac, Mtu: p.mtu, Urpf: uint8(d.urpf[ifx]), RuleClass: rc}
-		if err := d.objs.Ifaces.Put(uint32(ifx), &v); err != nil {
-			errs = append(errs, fmt.Errorf("map ifaces: ifindex %d: %w", ifx, err))
+		if err := d.putIface(ifx, p); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -38,8 +38,10 @@ const (
 	ReasonURPFKernelRoute    = "urpf_kernel_route"
 	ReasonFilter             = "filter"
 	ReasonRateLimit          = "rate_limit"
-	ReasonRule               = "rule"        // drop: a blackhole rule; pass: an unreachable/prohibit rule
-	ReasonRuleKernel         = "rule_kernel" // a policy rule XDP cannot evaluate (fwmark, oif, ...)
+	ReasonRule               = "rule"         // drop: a blackhole rule; pass: an unreachable/prohibit rule
+	ReasonRuleKernel         = "rule_kernel"  // a policy rule XDP cannot evaluate (fwmark, oif, ...)
+	ReasonVLANUnknown        = "vlan_unknown" // a VLAN id that is no router port; untagged on a VLAN ports' parent that is none
+	ReasonVLANOther          = "vlan_other"   // 802.1ad (QinQ) or stacked tags
 )
 
 type statName struct{ action, reason string }
@@ -75,6 +77,8 @@ var statNames = [fwdStatSTAT__MAX]statName{
 	fwdStatSTAT_DROP_RULE:            {ActionDrop, ReasonRule},
 	fwdStatSTAT_PASS_RULE:            {ActionPass, ReasonRule},
 	fwdStatSTAT_PASS_RULE_KERNEL:     {ActionPass, ReasonRuleKernel},
+	fwdStatSTAT_PASS_VLAN_UNKNOWN:    {ActionPass, ReasonVLANUnknown},
+	fwdStatSTAT_PASS_VLAN_OTHER:      {ActionPass, ReasonVLANOther},
 }
 
 // StatCounter is one forwarding outcome of the XDP program, summed over all

@@ -42,6 +42,9 @@ const auditEvery = 5 * time.Minute
 type port struct {
 	name    string
 	ifindex int
+	// xdp is the device XDP goes on: the port, or the parent of an 802.1Q
+	// VLAN port (once for all its VLAN ports; see bpf/vlan.go).
+	xdp int
 }
 
 // Run runs xdprouterd with a validated configuration until ctx ends (or a
@@ -186,15 +189,20 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 			_ = dp.Detach(ifindex) // the kernel detached it with the device
 			return
 		}
-		if _, ok := dp.AttachedMode(ifindex); ok {
-			return
-		}
-		if err := dp.Attach(ifindex, mode); err != nil {
+		xdp, err := bpf.VLANParent(ifindex)
+		if err != nil {
 			log.Error("attach XDP to re-created port", "interface", name, "err", err)
 			return
 		}
-		eff, _ := dp.AttachedMode(ifindex)
-		log.Info("XDP attached", "interface", name, "ifindex", ifindex, "mode", eff)
+		if _, ok := dp.AttachedMode(xdp); ok {
+			return
+		}
+		if err := dp.Attach(xdp, mode); err != nil {
+			log.Error("attach XDP to re-created port", "interface", name, "err", err)
+			return
+		}
+		eff, _ := dp.AttachedMode(xdp)
+		log.Info("XDP attached", "interface", name, "ifindex", ifindex, "device", xdp, "mode", eff)
 	}
 	if speaker != nil {
 		opts.StaleAfter = bgp.StaleBound(cfg)
@@ -227,12 +235,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) 
 	}
 	var ifaces []api.Interface
 	for _, p := range ports {
-		if err := dp.Attach(p.ifindex, mode); err != nil {
+		// A VLAN port's parent once, whatever number of its VLANs are ports.
+		if err := dp.Attach(p.xdp, mode); err != nil {
 			return fmt.Errorf("attach XDP to %s: %w", p.name, err)
 		}
-		eff, _ := dp.AttachedMode(p.ifindex)
+		eff, _ := dp.AttachedMode(p.xdp)
 		ifaces = append(ifaces, api.Interface{Name: p.name, Ifindex: p.ifindex, Mode: eff.String()})
-		log.Info("XDP attached", "interface", p.name, "mode", eff)
+		if p.xdp != p.ifindex {
+			log.Info("XDP attached", "interface", p.name, "mode", eff, "vlan-parent", p.xdp)
+		} else {
+			log.Info("XDP attached", "interface", p.name, "mode", eff)
+		}
 	}
 	for _, ifindex := range dp.ReleaseAdopted() {
 		log.Info("XDP detached from a port no longer configured", "ifindex", ifindex)
@@ -301,7 +314,8 @@ func newMux(a config.API, reg prometheus.Gatherer, apiHandler http.Handler) *htt
 	return mux
 }
 
-// resolvePorts maps interface names to indexes, reporting every missing one.
+// resolvePorts maps interface names to indexes, reporting every missing
+// one, and finds the device XDP goes on for each.
 func resolvePorts(names []string) ([]port, error) {
 	var out []port
 	var errs []error
@@ -311,7 +325,12 @@ func resolvePorts(names []string) ([]port, error) {
 			errs = append(errs, fmt.Errorf("dataplane.interfaces: %q: %w", n, err))
 			continue
 		}
-		out = append(out, port{name: n, ifindex: l.Attrs().Index})
+		xdp, err := bpf.VLANParent(l.Attrs().Index)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("dataplane.interfaces: %q: its VLAN parent: %w", n, err))
+			continue
+		}
+		out = append(out, port{name: n, ifindex: l.Attrs().Index, xdp: xdp})
 	}
 	return out, errors.Join(errs...)
 }

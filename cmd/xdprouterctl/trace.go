@@ -345,7 +345,11 @@ func printExplain(w io.Writer, v *api.Explain) {
 		}
 		fmt.Fprintf(w, "xdp\t%s (the program run on a %d-byte frame)\n", verdict, r.Frame)
 		if r.Action == bpf.ActionRedirect {
-			fmt.Fprintf(w, "  egress\tifindex %d\t%s -> %s\tttl %d\n", r.Egress, r.SrcMAC, r.DstMAC, r.TTL)
+			tag := ""
+			if r.VLAN != 0 {
+				tag = fmt.Sprintf("\tvlan %d", r.VLAN) // out of the VLAN port's parent
+			}
+			fmt.Fprintf(w, "  egress\tifindex %d\t%s -> %s\tttl %d%s\n", r.Egress, r.SrcMAC, r.DstMAC, r.TTL, tag)
 		}
 	} else if v.ProgramError != "" {
 		fmt.Fprintf(w, "xdp\t(not run: %s)\n", v.ProgramError)
