@@ -153,6 +153,10 @@ type Speaker struct {
 	// connectedWant is the last SetConnected argument, kept so that a
 	// Reload can re-apply it when networks or redistribute-connected change.
 	connectedWant []netip.Prefix
+	// admitted are the dynamic neighbors' sessions admitted, by address,
+	// with their range; admitWake wakes the admission worker (dynamic.go).
+	admitted  map[netip.Addr]netip.Prefix
+	admitWake func()
 }
 
 // New validates the configuration's translation into GoBGP objects without
@@ -184,6 +188,7 @@ func New(opts Options) (*Speaker, error) {
 		plan:       p,
 		networks:   make(map[netip.Prefix]bool),
 		connected:  make(map[netip.Prefix]uuid.UUID),
+		admitted:   make(map[netip.Addr]netip.Prefix),
 	}
 	for _, n := range p.networks {
 		s.networks[n] = true
@@ -309,6 +314,12 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("bgp: neighbor %s: %w", peer.Conf.NeighborAddress, err)
 		}
 	}
+	if err := s.watchAdmission(wctx, srv); err != nil {
+		return fmt.Errorf("bgp: watch peers for dynamic neighbors: %w", err)
+	}
+	if err := addDynamic(ctx, srv, p.peerGroups, p.ranges); err != nil {
+		return fmt.Errorf("bgp: %w", err)
+	}
 	for _, n := range p.networks {
 		if _, err := s.originate(n); err != nil {
 			return fmt.Errorf("bgp: network %s: %w", n, err)
@@ -316,7 +327,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	}
 	go s.enforceLimits(wctx)
 	s.log.Info("bgp speaker started", "asn", p.global.Asn, "router-id", p.global.RouterId,
-		"port", p.global.ListenPort, "neighbors", len(p.peers), "networks", len(p.networks), "vrfs", len(p.vrfs),
+		"port", p.global.ListenPort, "neighbors", len(p.peers), "dynamic-ranges", len(p.ranges), "networks", len(p.networks), "vrfs", len(p.vrfs),
 		"multipath", p.global.UseMultiplePaths, "backup-paths", s.withBackup, "grpc", s.cfg.API.GRPCListen,
 		"forwarding-preserved", preserved)
 	return nil
@@ -472,6 +483,8 @@ func (s *Speaker) stopLocked() {
 	s.best, s.backup, s.backupRun, s.eor = nil, nil, nil, nil
 	s.flowspec, s.flowspecRun = nil, nil
 	clear(s.connected)
+	clear(s.admitted)
+	s.admitWake = nil
 	s.log.Info("bgp speaker stopped")
 }
 
@@ -555,12 +568,15 @@ const (
 
 func peerStatus(p *api.Peer) PeerStatus {
 	var st PeerStatus
+	st.Address = peerAddr(p)
 	if c := p.GetConf(); c != nil {
-		st.Address, _ = netip.ParseAddr(c.NeighborAddress)
 		st.Description = c.Description
 		st.ASN = c.PeerAsn
 	}
 	ps := p.GetState()
+	if st.ASN == 0 { // a dynamic neighbor accepting any AS: the one it sent
+		st.ASN = ps.GetPeerAsn()
+	}
 	st.State = strings.ToLower(strings.TrimPrefix(ps.GetSessionState().String(), "SESSION_STATE_"))
 	switch ps.GetAdminState() {
 	case api.PeerState_ADMIN_STATE_DOWN:
@@ -588,6 +604,16 @@ func peerStatus(p *api.Peer) PeerStatus {
 		st.BFD = bfdState(ps.GetBfdState().GetSessionState())
 	}
 	return st
+}
+
+// peerAddr is a peer's address: a dynamic neighbor's is in its state
+// only.
+func peerAddr(p *api.Peer) netip.Addr {
+	a, err := netip.ParseAddr(p.GetConf().GetNeighborAddress())
+	if err != nil {
+		a, _ = netip.ParseAddr(p.GetState().GetNeighborAddress())
+	}
+	return a
 }
 
 // bfdState names a BFD session state as status shows it.
