@@ -117,16 +117,20 @@ limit = 2
 	}
 	// Status lists the dynamic sessions with the group's description and
 	// the AS each server sent; the static member has the group's AS.
-	byAddr := map[string]bgp.PeerStatus{}
-	for _, p := range r.status().Peers {
-		byAddr[p.Address.String()] = p
-	}
-	if p := byAddr[s4.up.v4()]; !p.Up || p.ASN != s4.bird.ASN || p.Description != "rack" {
-		t.Errorf("status of %s: %+v", s4.up.v4(), p)
-	}
-	if p := byAddr[up1.v4()]; !p.Up || p.ASN != lab.UpstreamASN || p.Description != "h2" {
-		t.Errorf("status of the static member %s: %+v", up1.v4(), p)
-	}
+	// (Status is cached for a second or more: poll.)
+	r.poll(15*time.Second, func() error {
+		byAddr := map[string]bgp.PeerStatus{}
+		for _, p := range r.status().Peers {
+			byAddr[p.Address.String()] = p
+		}
+		if p := byAddr[s4.up.v4()]; !p.Up || p.ASN != s4.bird.ASN || p.Description != "rack" {
+			return fmt.Errorf("status of %s: %+v", s4.up.v4(), p)
+		}
+		if p := byAddr[up1.v4()]; !p.Up || p.ASN != lab.UpstreamASN || p.Description != "h2" {
+			return fmt.Errorf("status of the static member %s: %+v", up1.v4(), p)
+		}
+		return nil
+	})
 
 	// The third server is over the limit: refused, its route never in.
 	p6, err := r.StartBIRD(s6.bird)
