@@ -23,6 +23,7 @@ package bgp
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -273,6 +274,12 @@ func (s *Speaker) admit(ctx context.Context) {
 	for _, a := range fresh {
 		r, _ := rangeOf(s.plan.ranges, a)
 		if count[r.prefix] >= r.limit {
+			s.tripsMu.Lock()
+			if s.refused == nil {
+				s.refused = map[netip.Prefix]uint64{}
+			}
+			s.refused[r.prefix]++
+			s.tripsMu.Unlock()
 			s.log.Warn("dynamic neighbor refused: its range is at its limit", "peer", a, "range", r.prefix, "limit", r.limit)
 			if err := srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: a.String()}); err != nil {
 				s.log.Warn("dynamic neighbors: delete a session over the limit", "peer", a, "err", err)
@@ -428,4 +435,27 @@ func (s *Speaker) dropDynamic(ctx context.Context, d dynamicDiff) []error {
 		}
 	}
 	return errs
+}
+
+// dynamicCounts returns the sessions admitted per range (every range of
+// the running configuration, 0 included) and the refusals counted so far.
+func (s *Speaker) dynamicCounts() (sessions map[netip.Prefix]int, refused map[netip.Prefix]uint64) {
+	sessions = map[netip.Prefix]int{}
+	s.tripsMu.Lock()
+	refused = maps.Clone(s.refused)
+	s.tripsMu.Unlock()
+	// admitted is guarded by s.mu, which admit holds across GoBGP calls:
+	// a scrape waits for it at most that long.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return nil, refused
+	}
+	for _, r := range s.plan.ranges {
+		sessions[r.prefix] = 0
+	}
+	for _, r := range s.admitted {
+		sessions[r]++
+	}
+	return sessions, refused
 }

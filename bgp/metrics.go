@@ -24,6 +24,12 @@ var (
 	maxPrefixesShutdownsDesc = prometheus.NewDesc("xdprouter_bgp_max_prefixes_shutdowns_total",
 		"Sessions with the neighbor shut down because it sent more than max-prefixes.",
 		[]string{"peer"}, nil)
+	dynamicSessionsDesc = prometheus.NewDesc("xdprouter_bgp_dynamic_sessions",
+		"Sessions admitted from the [[dynamic-neighbor]] range (at most its limit).",
+		[]string{"range"}, nil)
+	dynamicRefusedDesc = prometheus.NewDesc("xdprouter_bgp_dynamic_refused_total",
+		"Sessions from the [[dynamic-neighbor]] range closed because the range was at its limit.",
+		[]string{"range"}, nil)
 )
 
 // collectTimeout bounds a scrape's wait for GoBGP's management loop.
@@ -41,6 +47,8 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- bfdUpDesc
 	ch <- peerRestartingDesc
 	ch <- maxPrefixesShutdownsDesc
+	ch <- dynamicSessionsDesc
+	ch <- dynamicRefusedDesc
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -68,9 +76,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	c.s.tripsMu.Lock()
-	defer c.s.tripsMu.Unlock()
 	for a, n := range c.s.trips {
 		ch <- prometheus.MustNewConstMetric(maxPrefixesShutdownsDesc, prometheus.CounterValue, float64(n), a.String())
+	}
+	c.s.tripsMu.Unlock()
+	sessions, refused := c.s.dynamicCounts()
+	for r, n := range sessions {
+		ch <- prometheus.MustNewConstMetric(dynamicSessionsDesc, prometheus.GaugeValue, float64(n), r.String())
+	}
+	for r, n := range refused {
+		ch <- prometheus.MustNewConstMetric(dynamicRefusedDesc, prometheus.CounterValue, float64(n), r.String())
 	}
 }
 

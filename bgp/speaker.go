@@ -83,7 +83,8 @@ type Options struct {
 	OnFlowspec func(rules []filter.Rule, rejected []Rejected)
 }
 
-// PeerStatus is the state of one configured neighbor.
+// PeerStatus is the state of one neighbor: configured, or a dynamic
+// neighbor's session.
 type PeerStatus struct {
 	Address     netip.Addr
 	Description string
@@ -106,6 +107,11 @@ type PeerStatus struct {
 	// BFD is the BFD session state: up, down, init, admin-down; "" when
 	// BFD is off for the neighbor.
 	BFD string
+	// PeerGroup is the [[peer-group]] of a dynamic neighbor's session
+	// (accepted from a [[dynamic-neighbor]] range; it exists while the
+	// session does). "" for a configured neighbor, member of a group or
+	// not.
+	PeerGroup string `json:",omitempty"`
 }
 
 // Speaker is the embedded BGP speaker.
@@ -129,7 +135,8 @@ type Speaker struct {
 	peersRefresh sync.Mutex
 
 	tripsMu sync.Mutex
-	trips   map[netip.Addr]uint64 // sessions shut down for max-prefixes, per peer
+	trips   map[netip.Addr]uint64   // sessions shut down for max-prefixes, per peer
+	refused map[netip.Prefix]uint64 // dynamic sessions refused for the limit, per range
 
 	// rule decides which best paths are blackhole routes (bogon.go); the
 	// trackers read it, Reload replaces it.
@@ -572,6 +579,7 @@ func peerStatus(p *api.Peer) PeerStatus {
 	if c := p.GetConf(); c != nil {
 		st.Description = c.Description
 		st.ASN = c.PeerAsn
+		st.PeerGroup = c.PeerGroup
 	}
 	ps := p.GetState()
 	if st.ASN == 0 { // a dynamic neighbor accepting any AS: the one it sent

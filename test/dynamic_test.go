@@ -156,6 +156,13 @@ limit = 2
 	if in, err := r.routeIn(s6.prefix); err != nil || in {
 		t.Errorf("%s of the refused server: installed %v, %v", s6.prefix, in, err)
 	}
+	m := r.metrics()
+	if !strings.Contains(m, `xdprouter_bgp_dynamic_sessions{range="10.0.4.0/22"} 2`+"\n") {
+		t.Errorf("metrics: want 2 dynamic sessions:\n%s", grepLines(m, "xdprouter_bgp_dynamic"))
+	}
+	if !strings.Contains(m, `xdprouter_bgp_dynamic_refused_total{range="10.0.4.0/22"} `) {
+		t.Errorf("metrics: want refusals counted:\n%s", grepLines(m, "xdprouter_bgp_dynamic"))
+	}
 
 	// One leaves: the refused one gets its place.
 	if err := bird[s4.up.role].Stop(5 * time.Second); err != nil {
@@ -176,4 +183,15 @@ limit = 2
 		return nil
 	})
 	r.waitRoutes("upstream and two servers after a swap", 12, 0)
+}
+
+// grepLines returns the lines of s containing sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
