@@ -23,6 +23,7 @@ package bgp
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/netip"
 	"slices"
@@ -280,7 +281,14 @@ func (s *Speaker) admit(ctx context.Context) {
 			}
 			s.refused[r.prefix]++
 			s.tripsMu.Unlock()
-			s.log.Warn("dynamic neighbor refused: its range is at its limit", "peer", a, "range", r.prefix, "limit", r.limit)
+			// Once per address until it gets in: a refused peer retries
+			// every connect-retry, the metric counts each time.
+			lvl := slog.LevelWarn
+			if s.refusedLogged[a] {
+				lvl = slog.LevelDebug
+			}
+			s.refusedLogged[a] = true
+			s.log.Log(ctx, lvl, "dynamic neighbor refused: its range is at its limit", "peer", a, "range", r.prefix, "limit", r.limit)
 			if err := srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: a.String()}); err != nil {
 				s.log.Warn("dynamic neighbors: delete a session over the limit", "peer", a, "err", err)
 			}
@@ -292,6 +300,7 @@ func (s *Speaker) admit(ctx context.Context) {
 			continue
 		}
 		s.admitted[a] = r.prefix
+		delete(s.refusedLogged, a)
 		count[r.prefix]++
 		s.log.Info("dynamic neighbor admitted", "peer", a, "range", r.prefix, "group", r.group, "sessions", count[r.prefix], "limit", r.limit)
 		// What it sent before met the default (reject), and it was sent

@@ -162,8 +162,9 @@ type Speaker struct {
 	connectedWant []netip.Prefix
 	// admitted are the dynamic neighbors' sessions admitted, by address,
 	// with their range; admitWake wakes the admission worker (dynamic.go).
-	admitted  map[netip.Addr]netip.Prefix
-	admitWake func()
+	admitted      map[netip.Addr]netip.Prefix
+	refusedLogged map[netip.Addr]bool // refusals logged once per address
+	admitWake     func()
 }
 
 // New validates the configuration's translation into GoBGP objects without
@@ -183,19 +184,20 @@ func New(opts Options) (*Speaker, error) {
 		onBest = func([]PathUpdate) {}
 	}
 	s := &Speaker{
-		cfg:        opts.Config,
-		log:        log,
-		onBest:     onBest,
-		withBackup: opts.Backup,
-		onDropped:  opts.OnPeerDropped,
-		preserved:  opts.ForwardingPreserved,
-		graceful:   opts.GracefulStop,
-		onSync:     opts.OnInitialSync,
-		onFlowspec: opts.OnFlowspec,
-		plan:       p,
-		networks:   make(map[netip.Prefix]bool),
-		connected:  make(map[netip.Prefix]uuid.UUID),
-		admitted:   make(map[netip.Addr]netip.Prefix),
+		cfg:           opts.Config,
+		log:           log,
+		onBest:        onBest,
+		withBackup:    opts.Backup,
+		onDropped:     opts.OnPeerDropped,
+		preserved:     opts.ForwardingPreserved,
+		graceful:      opts.GracefulStop,
+		onSync:        opts.OnInitialSync,
+		onFlowspec:    opts.OnFlowspec,
+		plan:          p,
+		networks:      make(map[netip.Prefix]bool),
+		connected:     make(map[netip.Prefix]uuid.UUID),
+		admitted:      make(map[netip.Addr]netip.Prefix),
+		refusedLogged: make(map[netip.Addr]bool),
 	}
 	for _, n := range p.networks {
 		s.networks[n] = true

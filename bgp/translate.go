@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -514,8 +515,14 @@ const staleMargin = 30 * time.Second
 // waits as long for End-of-RIBs before it announces (deferral time).
 func StaleBound(cfg *config.Config) time.Duration {
 	var longest uint64
-	for i := range cfg.Neighbors {
-		n := &cfg.Neighbors[i]
+	nbrs := slices.Clone(cfg.Neighbors)
+	for _, d := range cfg.DynamicNeighbors { // their sessions keep our routes as long
+		if g := cfg.PeerGroupOf(d.PeerGroup); g != nil {
+			nbrs = append(nbrs, g.Neighbor)
+		}
+	}
+	for i := range nbrs {
+		n := &nbrs[i]
 		if !n.GracefulRestart {
 			continue
 		}

@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,13 +13,13 @@ import (
 	xsync "github.com/xdprouter/xdprouter/sync"
 )
 
-// server is a host of a rack announcing its own prefix over a session it
-// opens to r (a dynamic neighbor): 10.0.<port>.2, AS 65100+port,
-// 172.16.<port>.0/24.
+// server is a host of a rack announcing its own prefixes over sessions it
+// opens to r (dynamic neighbors): from 10.0.<port>.2 172.16.<port>.0/24,
+// from fd00:<port>::2 2001:db8:<port>::/48; AS 65100+port.
 type server struct {
-	up     upstream
-	bird   lab.BGPPeer
-	prefix string
+	up              upstream
+	bird            lab.BGPPeer
+	prefix, prefix6 string
 }
 
 func (r *router) addServer(port int) server {
@@ -29,11 +30,18 @@ func (r *router) addServer(port int) server {
 	}
 	r.ports = append(r.ports, fmt.Sprintf("eth%d", port))
 	pfx := netip.MustParsePrefix(fmt.Sprintf("172.16.%d.0/24", port))
-	return server{up: u, prefix: pfx.String(), bird: lab.BGPPeer{
+	// The server owns the first address of its prefix (pings answered).
+	if err := r.Run(u.role, "ip", "addr", "add", pfx.Addr().Next().String()+"/32", "dev", "lo"); err != nil {
+		r.t.Fatal(err)
+	}
+	pfx6 := netip.MustParsePrefix(fmt.Sprintf("2001:db8:%d::/48", port))
+	return server{up: u, prefix: pfx.String(), prefix6: pfx6.String(), bird: lab.BGPPeer{
 		Role: u.role, ASN: uint32(65100 + port), RouterID: u.v4(), Dir: r.t.TempDir(),
-		Prefixes: []netip.Prefix{pfx},
-		Peers: []lab.Peer{{Local: netip.MustParseAddr(u.v4()),
-			Remote: netip.MustParseAddr(fmt.Sprintf("10.0.%d.1", port)), RemoteASN: lab.RouterASN}},
+		Prefixes: []netip.Prefix{pfx, pfx6},
+		Peers: []lab.Peer{
+			{Local: netip.MustParseAddr(u.v4()), Remote: netip.MustParseAddr(fmt.Sprintf("10.0.%d.1", port)), RemoteASN: lab.RouterASN},
+			{Local: netip.MustParseAddr(u.v6()), Remote: netip.MustParseAddr(fmt.Sprintf("fd00:%d::1", port)), RemoteASN: lab.RouterASN},
+		},
 		// Retry fast after our Cease (BIRD waits a minute by default).
 		BIRDBGP: "connect delay time 1; connect retry time 1; error wait time 1, 2;",
 	}}
@@ -56,12 +64,13 @@ func (r *router) routeIn(prefix string) (bool, error) {
 	return false, nil
 }
 
-// TestDynamicNeighbors: servers in a [[dynamic-neighbor]] range with limit
-// 2 open sessions to r (any AS, settings from a peer group) and announce
-// their prefixes, which reach the kernel and XDP. A third server is
-// refused and its route is never installed; when one of the first two
-// leaves, it takes its place. A static neighbor takes its peer-asn and
-// import policy from another peer group.
+// TestDynamicNeighbors: servers in an IPv4 [[dynamic-neighbor]] range with
+// limit 2 and an IPv6 one with limit 10 open sessions to r (any AS,
+// settings from a peer group) and announce their prefixes, which reach the
+// kernel and XDP. A third server's IPv4 session is refused and its route
+// is never installed (its IPv6 one, in the other range, is in); when one
+// of the first two leaves, it takes its place. A static neighbor takes
+// its peer-asn and import policy from another peer group.
 func TestDynamicNeighbors(t *testing.T) {
 	needBinary(t, "/usr/sbin/bird")
 	r := newLab(t)
@@ -103,18 +112,27 @@ hold-time = 9
 prefix = "10.0.4.0/22"
 peer-group = "servers"
 limit = 2
+
+[[dynamic-neighbor]]
+prefix = "fd00:4::/30"
+peer-group = "servers"
+limit = 10
 `, lab.RouterASN, lab.UpstreamASN, up1.v4()))
 
 	// Both servers and the upstream: 10 + 2 routes in the kernel and XDP.
-	r.waitRoutes("upstream and two servers", 12, 0)
+	r.waitRoutes("upstream and two servers", 12, 2)
 	for _, s := range []server{s4, s5} {
-		if in, err := r.routeIn(s.prefix); err != nil || !in {
-			t.Errorf("%s of %s: installed %v, %v", s.prefix, s.up.role, in, err)
+		for _, p := range []string{s.prefix, s.prefix6} {
+			if in, err := r.routeIn(p); err != nil || !in {
+				t.Errorf("%s of %s: installed %v, %v", p, s.up.role, in, err)
+			}
 		}
 		if out, err := r.Output("r", "ip", "route", "get", strings.TrimSuffix(s.prefix, "0/24")+"1"); err != nil || !strings.Contains(out, "via "+s.up.v4()) {
 			t.Errorf("ip route get in %s: %v %s", s.prefix, err, out)
 		}
 	}
+	// XDP forwards to a server over the route its session brought.
+	r.pingXDP("172.16.5.1")
 	// Status lists the dynamic sessions with the group's description and
 	// the AS each server sent; the static member has the group's AS.
 	// (Status is cached for a second or more: poll.)
@@ -138,30 +156,25 @@ limit = 2
 		t.Fatal(err)
 	}
 	bird[s6.up.role] = p6
-	refused := func() int {
-		n := 0
-		for _, l := range strings.Split(r.daemon.Out.String(), "\n") {
-			if strings.Contains(l, `msg="dynamic neighbor refused`) && strings.Contains(l, "peer="+s6.up.v4()+" ") {
-				n++
-			}
-		}
-		return n
-	}
+	// It retries (every second), refused each time.
+	refusedRE := regexp.MustCompile(`(?m)^xdprouter_bgp_dynamic_refused_total\{range="10\.0\.4\.0/22"\} ([0-9]+)$`)
 	r.poll(20*time.Second, func() error {
-		if n := refused(); n < 2 {
-			return fmt.Errorf("%s refused %d times, want 2 (it retries)", s6.up.v4(), n)
+		m := refusedRE.FindStringSubmatch(r.metrics())
+		if m == nil || m[1] == "0" || m[1] == "1" {
+			return fmt.Errorf("%s refused %v times, want 2 or more", s6.up.v4(), m)
 		}
 		return nil
 	})
 	if in, err := r.routeIn(s6.prefix); err != nil || in {
 		t.Errorf("%s of the refused server: installed %v, %v", s6.prefix, in, err)
 	}
+	// Its IPv6 session is in the other range, which has room.
+	r.waitRoutes("the third server's IPv6 session admitted", 12, 3)
 	m := r.metrics()
-	if !strings.Contains(m, `xdprouter_bgp_dynamic_sessions{range="10.0.4.0/22"} 2`+"\n") {
-		t.Errorf("metrics: want 2 dynamic sessions:\n%s", grepLines(m, "xdprouter_bgp_dynamic"))
-	}
-	if !strings.Contains(m, `xdprouter_bgp_dynamic_refused_total{range="10.0.4.0/22"} `) {
-		t.Errorf("metrics: want refusals counted:\n%s", grepLines(m, "xdprouter_bgp_dynamic"))
+	for _, want := range []string{`xdprouter_bgp_dynamic_sessions{range="10.0.4.0/22"} 2`, `xdprouter_bgp_dynamic_sessions{range="fd00:4::/30"} 3`} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("metrics: want %s:\n%s", want, grepLines(m, "xdprouter_bgp_dynamic"))
+		}
 	}
 
 	// One leaves: the refused one gets its place.
@@ -182,7 +195,7 @@ limit = 2
 		}
 		return nil
 	})
-	r.waitRoutes("upstream and two servers after a swap", 12, 0)
+	r.waitRoutes("upstream and two servers after a swap", 12, 2)
 }
 
 // grepLines returns the lines of s containing sub.
