@@ -73,3 +73,54 @@ func TestDynamicNeighborGated(t *testing.T) {
 		t.Errorf("sessions admitted: %v", sessions)
 	}
 }
+
+// TestTranslateDynamic: a peer group used by an IPv4 and an IPv6 range
+// becomes one GoBGP peer group with both families, passive, any AS, its
+// prefix limit GoBGP's own; each range gets policies scoped by its
+// admitted-session set, which holds only the sentinel.
+func TestTranslateDynamic(t *testing.T) {
+	cfg := &config.Config{
+		Router: config.Router{ASN: 65000, RouterID: "192.0.2.254"},
+		PeerGroups: []config.PeerGroup{{Name: "servers", Neighbor: config.Neighbor{
+			Import: "accept-all", HoldTime: 9, KeepaliveInterval: 3, ConnectRetry: 1, MaxPrefixes: 16}}},
+		DynamicNeighbors: []config.DynamicNeighbor{
+			{Prefix: "10.1.0.0/24", PeerGroup: "servers", Limit: 2},
+			{Prefix: "2001:db8:1::/64", PeerGroup: "servers", Limit: 3},
+		},
+	}
+	p, err := translate(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.peerGroups) != 1 || len(p.ranges) != 2 {
+		t.Fatalf("peer groups %d, ranges %+v", len(p.peerGroups), p.ranges)
+	}
+	g := p.peerGroups[0]
+	if g.Conf.PeerGroupName != "servers" || g.Conf.PeerAsn != 0 || !g.Transport.PassiveMode || g.Timers.Config.HoldTime != 9 {
+		t.Errorf("peer group %v", g)
+	}
+	if len(g.AfiSafis) != 2 || g.AfiSafis[0].PrefixLimits.GetMaxPrefixes() != 16 || g.AfiSafis[1].Config.Family.Afi != api.Family_AFI_IP6 {
+		t.Errorf("families %v", g.AfiSafis)
+	}
+	if r := p.ranges[1]; r.prefix.String() != "2001:db8:1::/64" || r.limit != 3 || r.group != "servers" {
+		t.Errorf("range %+v", r)
+	}
+	for _, r := range p.ranges {
+		ds := p.set(setKey{api.DefinedType_DEFINED_TYPE_NEIGHBOR, dynamicSetName(r.prefix)})
+		if ds == nil || len(ds.List) != 1 || ds.List[0] != sentinel(r.prefix) {
+			t.Errorf("set of %s: %v", r.prefix, ds)
+		}
+		for _, dir := range []string{"import", "export"} {
+			if p.policy(derivedPolicyName(dir, r.prefix, map[string]string{"import": "accept-all", "export": "reject-all"}[dir])) == nil {
+				t.Errorf("no %s policy for %s", dir, r.prefix)
+			}
+		}
+	}
+	var imp []string
+	for _, pol := range p.importAssignment.Policies {
+		imp = append(imp, pol.Name)
+	}
+	if len(imp) != 3 || imp[2] != localImportPolicy {
+		t.Errorf("import assignment %v", imp)
+	}
+}
