@@ -124,3 +124,29 @@ func TestTranslateDynamic(t *testing.T) {
 		t.Errorf("import assignment %v", imp)
 	}
 }
+
+// TestDynamicMaxPrefixes: the peer group's max-prefixes is GoBGP's own
+// for dynamic sessions: one over it is closed, its routes withdrawn, and
+// it does not linger shut down (a dynamic peer held in GoBGP's
+// max-prefixes state would keep its place in the range and refuse the
+// peer's connections for good).
+func TestDynamicMaxPrefixes(t *testing.T) {
+	e := newReloadEnv(t, "127.0.0.5")
+	cfg := e.cfg(nil)
+	cfg.PeerGroups = []config.PeerGroup{{Name: "servers", Neighbor: config.Neighbor{
+		Import: "accept-all", Export: "reject-all", HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 1, MaxPrefixes: 1}}}
+	cfg.DynamicNeighbors = []config.DynamicNeighbor{{Prefix: "127.0.0.4/30", PeerGroup: "servers", Limit: 1}}
+	e.start(cfg)
+	peer := e.peer("127.0.0.5")
+	peer.announce(t, "10.5.0.0/24")
+	waitRoute(t, e.hist.rec, "10.5.0.0/24", "127.0.0.5")
+	peer.announce(t, "10.6.0.0/24")
+	waitRoute(t, e.hist.rec, "10.5.0.0/24")
+	waitFor(t, e.hist.rec, "no dynamic peer held in max-prefixes", func() bool {
+		held := false
+		err := e.server().ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
+			held = held || p.GetState().GetAdminState() == api.PeerState_ADMIN_STATE_PFX_CT
+		})
+		return err == nil && !held
+	})
+}
