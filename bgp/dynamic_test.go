@@ -150,3 +150,32 @@ func TestDynamicMaxPrefixes(t *testing.T) {
 		return err == nil && !held
 	})
 }
+
+// TestDynamicInitialSync: the initial sync waits for configured neighbors
+// only: a dynamic session (here one that sends no End-of-RIB: GoBGP sends
+// it only with graceful restart) does not hold it.
+func TestDynamicInitialSync(t *testing.T) {
+	e := newReloadEnv(t, "127.0.0.5")
+	cfg := e.cfg(nil)
+	cfg.PeerGroups = []config.PeerGroup{{Name: "servers", Neighbor: config.Neighbor{Import: "accept-all", HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 1}}}
+	cfg.DynamicNeighbors = []config.DynamicNeighbor{{Prefix: "127.0.0.4/30", PeerGroup: "servers", Limit: 1}}
+	synced := make(chan struct{})
+	s, err := New(Options{Config: cfg, Logger: testLogger(t), OnBest: e.hist.onBest, OnInitialSync: func() { close(synced) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	e.s = s
+	e.peer("127.0.0.5").announce(t, "10.5.0.0/24")
+	waitRoute(t, e.hist.rec, "10.5.0.0/24", "127.0.0.5")
+	select {
+	case <-synced:
+	case <-ctx.Done():
+		t.Fatal("no initial sync: a dynamic session holds it")
+	}
+}

@@ -345,37 +345,46 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 // newInitialSync returns the End-of-RIB tracker that calls OnInitialSync:
 // once per Speaker, never while stopping, after the backup worker (if
 // any) has emitted the paths marked before.
+//
+// The tracker may fire from inside Start or Reload, which hold s.mu (no
+// configured neighbor to wait for: a configuration of [[network]]s or
+// [[dynamic-neighbor]]s only, or a reload removing the last neighbor):
+// the callback takes s.mu, so it runs on a goroutine of its own. The
+// paths before it have been handed to OnBest (or marked for the backup
+// worker, whose barrier orders them) already.
 func (s *Speaker) newInitialSync() *eorTracker {
-	return newEORTracker(func() {
+	return newEORTracker(func() { go s.initialSync() })
+}
+
+func (s *Speaker) initialSync() {
+	if s.stopping.Load() {
+		return
+	}
+	call := func() {
 		if s.stopping.Load() {
 			return
 		}
-		call := func() {
-			if s.stopping.Load() {
-				return
+		s.syncOnce.Do(func() {
+			s.log.Info("initial sync: every neighbor sent End-of-RIB")
+			// The Flowspec set of now, validated against the unicast
+			// routes just learned, reaches OnFlowspec first.
+			s.mu.Lock()
+			fs := s.flowspec
+			s.mu.Unlock()
+			if fs != nil {
+				fs.flush(2 * time.Second)
 			}
-			s.syncOnce.Do(func() {
-				s.log.Info("initial sync: every neighbor sent End-of-RIB")
-				// The Flowspec set of now, validated against the unicast
-				// routes just learned, reaches OnFlowspec first.
-				s.mu.Lock()
-				fs := s.flowspec
-				s.mu.Unlock()
-				if fs != nil {
-					fs.flush(2 * time.Second)
-				}
-				s.onSync()
-			})
-		}
-		s.mu.Lock()
-		b := s.backup
-		s.mu.Unlock()
-		if b != nil {
-			b.barrier(call)
-			return
-		}
-		call()
-	})
+			s.onSync()
+		})
+	}
+	s.mu.Lock()
+	b := s.backup
+	s.mu.Unlock()
+	if b != nil {
+		b.barrier(call)
+		return
+	}
+	call()
 }
 
 // planAddrs lists the neighbor addresses of a plan.

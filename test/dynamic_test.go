@@ -208,3 +208,36 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestDynamicNeighborsOnly: a top-of-rack configuration with no
+// [[neighbor]] at all, only a range: xdprouterd starts (the initial sync
+// has nothing to wait for) and installs what the server announces.
+func TestDynamicNeighborsOnly(t *testing.T) {
+	needBinary(t, "/usr/sbin/bird")
+	r := newLab(t)
+	s4 := r.addServer(4)
+	s4.bird.Peers = s4.bird.Peers[:1] // IPv4 only
+	if _, err := r.StartBIRD(s4.bird); err != nil {
+		t.Fatal(err)
+	}
+	r.start(fmt.Sprintf(`[router]
+asn = %d
+router-id = "10.0.1.1"
+
+[[peer-group]]
+name = "servers"
+import = "accept-all"
+
+[[dynamic-neighbor]]
+prefix = "10.0.4.0/24"
+peer-group = "servers"
+`, lab.RouterASN))
+	r.waitRoutes("the server's route", 1, 0)
+	r.poll(10*time.Second, func() error {
+		if !strings.Contains(r.daemon.Out.String(), "initial sync") {
+			return fmt.Errorf("no initial sync logged")
+		}
+		return nil
+	})
+	r.pingXDP("172.16.4.1")
+}
