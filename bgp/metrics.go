@@ -37,6 +37,12 @@ var (
 	bmpUpDesc = prometheus.NewDesc("xdprouter_bmp_session_up",
 		"Whether the connection to the [[bmp]] station is up (1) or not (0).",
 		[]string{"station"}, nil)
+	dynamicSessionsDesc = prometheus.NewDesc("xdprouter_bgp_dynamic_sessions",
+		"Sessions admitted from the [[dynamic-neighbor]] range (at most its limit).",
+		[]string{"range"}, nil)
+	dynamicRefusedDesc = prometheus.NewDesc("xdprouter_bgp_dynamic_refused_total",
+		"Sessions from the [[dynamic-neighbor]] range closed because the range was at its limit.",
+		[]string{"range"}, nil)
 )
 
 // collectTimeout bounds a scrape's wait for GoBGP's management loop.
@@ -58,6 +64,8 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- rpkiVRPsDesc
 	ch <- rpkiRevalidationsDesc
 	ch <- bmpUpDesc
+	ch <- dynamicSessionsDesc
+	ch <- dynamicRefusedDesc
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -89,9 +97,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.collectStations(ctx, ch)
 	c.s.tripsMu.Lock()
-	defer c.s.tripsMu.Unlock()
 	for a, n := range c.s.trips {
 		ch <- prometheus.MustNewConstMetric(maxPrefixesShutdownsDesc, prometheus.CounterValue, float64(n), a.String())
+	}
+	c.s.tripsMu.Unlock()
+	sessions, refused := c.s.dynamicCounts()
+	for r, n := range sessions {
+		ch <- prometheus.MustNewConstMetric(dynamicSessionsDesc, prometheus.GaugeValue, float64(n), r.String())
+	}
+	for r, n := range refused {
+		ch <- prometheus.MustNewConstMetric(dynamicRefusedDesc, prometheus.CounterValue, float64(n), r.String())
 	}
 }
 

@@ -347,6 +347,9 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 	actual := map[netip.Addr]bool{}
 	actualDesc := map[netip.Addr]string{}
 	err := srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		if p.GetConf().GetPeerGroup() != "" {
+			return // a dynamic neighbor's session (dynamic.go)
+		}
 		if a, err := netip.ParseAddr(p.GetConf().GetNeighborAddress()); err == nil {
 			actual[a] = true
 			actualDesc[a] = p.GetConf().GetDescription()
@@ -389,6 +392,7 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 	policiesChanged := !samePolicyState(op, np)
 	union := unionPolicies(op, np)
 	leftovers := len(union.DefinedSets) > len(np.definedSets) || len(union.Policies) > len(np.policies)
+	union.DefinedSets = s.withAdmitted(union.DefinedSets) // keep the admitted sessions
 	if policiesChanged {
 		if err := srv.SetPolicies(ctx, union); err != nil {
 			return fmt.Errorf("bgp: reload refused: policies: %w", err)
@@ -401,6 +405,8 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 			errs = append(errs, fmt.Errorf("delete neighbor %s: %w", a, err))
 		}
 	}
+	dyn := diffDynamic(op, np)
+	errs = append(errs, s.dropDynamic(ctx, dyn)...)
 
 	// 3. and 4. The new assignments, then exactly the new policies.
 	if policiesChanged {
@@ -410,7 +416,7 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 			return fail(fmt.Errorf("policies: %w; added and replaced neighbors were not added, networks not changed", err))
 		}
 		if leftovers {
-			if err := srv.SetPolicies(ctx, &api.SetPoliciesRequest{DefinedSets: np.definedSets, Policies: np.policies}); err != nil {
+			if err := srv.SetPolicies(ctx, &api.SetPoliciesRequest{DefinedSets: s.withAdmitted(np.definedSets), Policies: np.policies}); err != nil {
 				errs = append(errs, fmt.Errorf("policies: removing unused ones: %w", err))
 			}
 		}
@@ -425,6 +431,9 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 		if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: unarmed(newPeers[a])}); err != nil {
 			errs = append(errs, fmt.Errorf("add neighbor %s: %w", a, err))
 		}
+	}
+	if err := addDynamic(ctx, srv, dyn.addGroups, dyn.addRanges); err != nil {
+		errs = append(errs, err)
 	}
 	softIn := map[netip.Addr]bool{}
 	for _, a := range updated {
@@ -449,6 +458,13 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 			}
 			if !samePolicy(op, np, o[1], n[1]) {
 				softOut[a] = true
+			}
+		}
+		// The sessions of ranges kept: their policies may have changed
+		// (cheap: servers send a few routes).
+		for a, r := range s.admitted {
+			if slices.ContainsFunc(dyn.kept, func(k dynRange) bool { return k.prefix == r }) {
+				softIn[a], softOut[a] = true, true
 			}
 		}
 	}
@@ -525,13 +541,17 @@ func (s *Speaker) reloadLocked(ctx context.Context, cfg *config.Config, np *plan
 		return fmt.Errorf("bgp: reload: %w", errors.Join(errs...))
 	}
 	s.plan = np
+	if s.admitWake != nil {
+		s.admitWake() // limits and ranges may have changed
+	}
 	s.reloadFlowspec()
 	if s.eor != nil {
 		s.eor.setNeighbors(planAddrs(np))
 	}
 	s.log.Info("bgp configuration reloaded",
 		"neighbors-added", added, "neighbors-removed", removed, "neighbors-replaced", replaced,
-		"neighbors-updated", updated, "soft-reset-in", sortedAddrs(softIn),
+		"neighbors-updated", updated, "dynamic-ranges-added", len(dyn.addRanges), "dynamic-ranges-removed", len(dyn.dropRanges),
+		"soft-reset-in", sortedAddrs(softIn),
 		"soft-reset-out", sortedAddrs(softOut), "policies-changed", policiesChanged,
 		"networks-added", netAdded, "networks-removed", netRemoved)
 	return nil

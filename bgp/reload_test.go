@@ -542,3 +542,82 @@ func checkConfig(t *testing.T, s *Speaker, want *config.Config) {
 		t.Error("refused reload replaced the configuration")
 	}
 }
+
+// TestReloadDynamicNeighbors: a range added by a reload accepts a session
+// (any AS), whose routes meet the peer group's import policy; a second
+// session is over the range's limit, and its routes never get in. A new
+// import policy is applied to the admitted session's routes (which stay
+// admitted across the policy swap). Removed, the range closes its
+// session, withdraws its routes and leaves the policies as a fresh start
+// has them.
+func TestReloadDynamicNeighbors(t *testing.T) {
+	e := newReloadEnv(t, "127.0.0.5", "127.0.0.6")
+	cfg1 := e.cfg(nil)
+	e.start(cfg1)
+	peer := e.peer("127.0.0.5")
+
+	cfg2 := e.cfg(nil)
+	cfg2.PeerGroups = []config.PeerGroup{{Name: "servers", Neighbor: config.Neighbor{
+		Import: "no-bogons", Export: "reject-all", HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 1}}}
+	cfg2.DynamicNeighbors = []config.DynamicNeighbor{{Prefix: "127.0.0.4/30", PeerGroup: "servers", Limit: 1}}
+	e.mustReload(cfg2)
+	var st PeerStatus
+	waitFor(t, e.hist.rec, "the dynamic neighbor up", func() bool {
+		ps, _ := e.s.Peers(context.Background())
+		for _, p := range ps {
+			if p.Address.String() == "127.0.0.5" {
+				st = p
+			}
+		}
+		return st.Up
+	})
+	if st.ASN != 65005 {
+		t.Errorf("dynamic neighbor's AS %d, want the one it sent, 65005", st.ASN)
+	}
+	peer.announce(t, "10.66.3.0/24", "10.5.0.0/24")
+	waitRoute(t, e.hist.rec, "10.5.0.0/24", "127.0.0.5")
+	if nh, ok := e.hist.rec.get("10.66.3.0/24"); ok {
+		t.Errorf("10.66.3.0/24 passed the peer group's import policy: %v", nh)
+	}
+
+	// Over the limit: refused (counted). It sends its route as soon as
+	// its session is up, which may be before it is refused: the route
+	// never was a best path, not even for a moment.
+	late := e.peer("127.0.0.6")
+	late.announce(t, "10.6.0.0/24")
+	waitFor(t, e.hist.rec, "127.0.0.6 refused", func() bool {
+		_, refused := e.s.dynamicCounts()
+		return refused[netip.MustParsePrefix("127.0.0.4/30")] >= 1
+	})
+	e.hist.mu.Lock()
+	for _, u := range e.hist.ups {
+		if u.Prefix.String() == "10.6.0.0/24" {
+			t.Errorf("a best-path update for the session over the limit: %+v", u)
+		}
+	}
+	e.hist.mu.Unlock()
+
+	// A new import policy for the range: re-applied to what it sent.
+	cfg3 := e.cfg(nil)
+	cfg3.PeerGroups = slices.Clone(cfg2.PeerGroups)
+	cfg3.PeerGroups[0].Import = "accept-all"
+	cfg3.DynamicNeighbors = cfg2.DynamicNeighbors
+	e.mustReload(cfg3)
+	waitRoute(t, e.hist.rec, "10.66.3.0/24", "127.0.0.5")
+	if _, ok := e.hist.rec.get("10.5.0.0/24"); !ok {
+		t.Error("10.5.0.0/24 lost across the policy change")
+	}
+	if sessions, _ := e.s.dynamicCounts(); sessions[netip.MustParsePrefix("127.0.0.4/30")] != 1 {
+		t.Errorf("sessions admitted: %v", sessions)
+	}
+
+	e.mustReload(cfg1)
+	waitRoute(t, e.hist.rec, "10.5.0.0/24")
+	e.checkPolicyState(cfg1)
+	var left []string
+	if err := e.server().ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
+		left = append(left, peerAddr(p).String())
+	}); err != nil || len(left) != 0 {
+		t.Errorf("peers after the range was removed: %v, %v", left, err)
+	}
+}

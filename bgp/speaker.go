@@ -83,7 +83,8 @@ type Options struct {
 	OnFlowspec func(rules []filter.Rule, rejected []Rejected)
 }
 
-// PeerStatus is the state of one configured neighbor.
+// PeerStatus is the state of one neighbor: configured, or a dynamic
+// neighbor's session.
 type PeerStatus struct {
 	// Address is the neighbor's address; for an unnumbered neighbor the
 	// peer's link-local address with the interface as zone, invalid
@@ -110,6 +111,11 @@ type PeerStatus struct {
 	// BFD is the BFD session state: up, down, init, admin-down; "" when
 	// BFD is off for the neighbor.
 	BFD string
+	// PeerGroup is the [[peer-group]] of a dynamic neighbor's session
+	// (accepted from a [[dynamic-neighbor]] range; it exists while the
+	// session does). "" for a configured neighbor, member of a group or
+	// not.
+	PeerGroup string `json:",omitempty"`
 }
 
 // StateNoPeer is the state of an unnumbered neighbor while no peer is
@@ -137,7 +143,8 @@ type Speaker struct {
 	peersRefresh sync.Mutex
 
 	tripsMu sync.Mutex
-	trips   map[netip.Addr]uint64 // sessions shut down for max-prefixes, per peer
+	trips   map[netip.Addr]uint64   // sessions shut down for max-prefixes, per peer
+	refused map[netip.Prefix]uint64 // dynamic sessions refused for the limit, per range
 
 	// rule decides which best paths are blackhole routes (bogon.go); the
 	// trackers read it, Reload replaces it.
@@ -172,6 +179,11 @@ type Speaker struct {
 	// connectedWant is the last SetConnected argument, kept so that a
 	// Reload can re-apply it when networks or redistribute-connected change.
 	connectedWant []netip.Prefix
+	// admitted are the dynamic neighbors' sessions admitted, by address,
+	// with their range; admitWake wakes the admission worker (dynamic.go).
+	admitted      map[netip.Addr]netip.Prefix
+	refusedLogged map[netip.Addr]bool // refusals logged once per address
+	admitWake     func()
 }
 
 // New validates the configuration's translation into GoBGP objects without
@@ -195,20 +207,22 @@ func New(opts Options) (*Speaker, error) {
 		onBest = func([]PathUpdate) {}
 	}
 	s := &Speaker{
-		cfg:        cfg,
-		want:       opts.Config,
-		found:      found,
-		log:        log,
-		onBest:     onBest,
-		withBackup: opts.Backup,
-		onDropped:  opts.OnPeerDropped,
-		preserved:  opts.ForwardingPreserved,
-		graceful:   opts.GracefulStop,
-		onSync:     opts.OnInitialSync,
-		onFlowspec: opts.OnFlowspec,
-		plan:       p,
-		networks:   make(map[netip.Prefix]bool),
-		connected:  make(map[netip.Prefix]uuid.UUID),
+		cfg:           cfg,
+		want:          opts.Config,
+		found:         found,
+		log:           log,
+		onBest:        onBest,
+		withBackup:    opts.Backup,
+		onDropped:     opts.OnPeerDropped,
+		preserved:     opts.ForwardingPreserved,
+		graceful:      opts.GracefulStop,
+		onSync:        opts.OnInitialSync,
+		onFlowspec:    opts.OnFlowspec,
+		plan:          p,
+		networks:      make(map[netip.Prefix]bool),
+		connected:     make(map[netip.Prefix]uuid.UUID),
+		admitted:      make(map[netip.Addr]netip.Prefix),
+		refusedLogged: make(map[netip.Addr]bool),
 	}
 	for _, n := range p.networks {
 		s.networks[n] = true
@@ -344,6 +358,12 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("bgp: neighbor %s: %w", peer.Conf.NeighborAddress, err)
 		}
 	}
+	if err := s.watchAdmission(wctx, srv); err != nil {
+		return fmt.Errorf("bgp: watch peers for dynamic neighbors: %w", err)
+	}
+	if err := addDynamic(ctx, srv, p.peerGroups, p.ranges); err != nil {
+		return fmt.Errorf("bgp: %w", err)
+	}
 	for _, n := range p.networks {
 		if _, err := s.originate(n); err != nil {
 			return fmt.Errorf("bgp: network %s: %w", n, err)
@@ -353,7 +373,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 	go s.runUnnumbered(wctx) // idle without unnumbered neighbors; Reload may add some
 	s.log.Info("bgp speaker started", "asn", p.global.Asn, "router-id", p.global.RouterId,
 		"rpki-caches", len(p.rpki), "bmp-stations", len(p.bmp),
-		"port", p.global.ListenPort, "neighbors", len(p.peers), "networks", len(p.networks), "vrfs", len(p.vrfs),
+		"port", p.global.ListenPort, "neighbors", len(p.peers), "dynamic-ranges", len(p.ranges), "networks", len(p.networks), "vrfs", len(p.vrfs),
 		"multipath", p.global.UseMultiplePaths, "backup-paths", s.withBackup, "grpc", s.cfg.API.GRPCListen,
 		"forwarding-preserved", preserved)
 	return nil
@@ -362,37 +382,46 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 // newInitialSync returns the End-of-RIB tracker that calls OnInitialSync:
 // once per Speaker, never while stopping, after the backup worker (if
 // any) has emitted the paths marked before.
+//
+// The tracker may fire from inside Start or Reload, which hold s.mu (no
+// configured neighbor to wait for: a configuration of [[network]]s or
+// [[dynamic-neighbor]]s only, or a reload removing the last neighbor):
+// the callback takes s.mu, so it runs on a goroutine of its own. The
+// paths before it have been handed to OnBest (or marked for the backup
+// worker, whose barrier orders them) already.
 func (s *Speaker) newInitialSync() *eorTracker {
-	return newEORTracker(func() {
+	return newEORTracker(func() { go s.initialSync() })
+}
+
+func (s *Speaker) initialSync() {
+	if s.stopping.Load() {
+		return
+	}
+	call := func() {
 		if s.stopping.Load() {
 			return
 		}
-		call := func() {
-			if s.stopping.Load() {
-				return
+		s.syncOnce.Do(func() {
+			s.log.Info("initial sync: every neighbor sent End-of-RIB")
+			// The Flowspec set of now, validated against the unicast
+			// routes just learned, reaches OnFlowspec first.
+			s.mu.Lock()
+			fs := s.flowspec
+			s.mu.Unlock()
+			if fs != nil {
+				fs.flush(2 * time.Second)
 			}
-			s.syncOnce.Do(func() {
-				s.log.Info("initial sync: every neighbor sent End-of-RIB")
-				// The Flowspec set of now, validated against the unicast
-				// routes just learned, reaches OnFlowspec first.
-				s.mu.Lock()
-				fs := s.flowspec
-				s.mu.Unlock()
-				if fs != nil {
-					fs.flush(2 * time.Second)
-				}
-				s.onSync()
-			})
-		}
-		s.mu.Lock()
-		b := s.backup
-		s.mu.Unlock()
-		if b != nil {
-			b.barrier(call)
-			return
-		}
-		call()
-	})
+			s.onSync()
+		})
+	}
+	s.mu.Lock()
+	b := s.backup
+	s.mu.Unlock()
+	if b != nil {
+		b.barrier(call)
+		return
+	}
+	call()
 }
 
 // planAddrs lists the neighbor addresses of a plan, and a placeholder
@@ -527,6 +556,8 @@ func (s *Speaker) stopLocked() {
 	s.best, s.backup, s.backupRun, s.eor = nil, nil, nil, nil
 	s.flowspec, s.flowspecRun = nil, nil
 	clear(s.connected)
+	clear(s.admitted)
+	s.admitWake = nil
 	s.log.Info("bgp speaker stopped")
 }
 
@@ -624,12 +655,16 @@ const (
 
 func peerStatus(p *api.Peer) PeerStatus {
 	var st PeerStatus
+	st.Address = peerAddr(p)
 	if c := p.GetConf(); c != nil {
-		st.Address, _ = netip.ParseAddr(c.NeighborAddress)
 		st.Description = c.Description
 		st.ASN = c.PeerAsn
+		st.PeerGroup = c.PeerGroup
 	}
 	ps := p.GetState()
+	if st.ASN == 0 { // a dynamic neighbor accepting any AS: the one it sent
+		st.ASN = ps.GetPeerAsn()
+	}
 	st.State = strings.ToLower(strings.TrimPrefix(ps.GetSessionState().String(), "SESSION_STATE_"))
 	switch ps.GetAdminState() {
 	case api.PeerState_ADMIN_STATE_DOWN:
@@ -657,6 +692,16 @@ func peerStatus(p *api.Peer) PeerStatus {
 		st.BFD = bfdState(ps.GetBfdState().GetSessionState())
 	}
 	return st
+}
+
+// peerAddr is a peer's address: a dynamic neighbor's is in its state
+// only.
+func peerAddr(p *api.Peer) netip.Addr {
+	a, err := netip.ParseAddr(p.GetConf().GetNeighborAddress())
+	if err != nil {
+		a, _ = netip.ParseAddr(p.GetState().GetNeighborAddress())
+	}
+	return a
 }
 
 // bfdState names a BFD session state as status shows it.

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -64,6 +65,11 @@ type plan struct {
 	// rpki are the RTR caches, bmp the BMP stations.
 	rpki []*api.AddRpkiRequest
 	bmp  []*api.AddBmpRequest
+	// peerGroups are the [[peer-group]]s [[dynamic-neighbor]]s use (the
+	// static members' settings are resolved by config), ranges the
+	// [[dynamic-neighbor]]s (see dynamic.go).
+	peerGroups []*api.PeerGroup
+	ranges     []dynRange
 }
 
 // translate turns a validated configuration into GoBGP objects.
@@ -79,6 +85,7 @@ func translate(cfg *config.Config) (*plan, error) {
 	for i := range cfg.Neighbors {
 		p.peers = append(p.peers, translateNeighbor(cfg, &cfg.Neighbors[i]))
 	}
+	p.peerGroups, p.ranges = translateDynamic(cfg)
 	pols, nsets, imp, exp := translatePolicies(cfg)
 	p.definedSets = append(p.definedSets, bogonDefinedSets(cfg)...)
 	p.definedSets = append(p.definedSets, nsets...)
@@ -311,8 +318,9 @@ func translateDefinedSets(cfg *config.Config) []*api.DefinedSet {
 func neighborSetName(addr netip.Addr) string { return "xdprouter-nbr-" + addr.String() }
 
 // derivedPolicyName names the policy evaluated for one neighbor and direction.
-func derivedPolicyName(dir string, addr netip.Addr, policy string) string {
-	return fmt.Sprintf("xdprouter-%s-%s-%s", dir, addr, policy)
+// who is a neighbor's address or a [[dynamic-neighbor]] range.
+func derivedPolicyName(dir string, who fmt.Stringer, policy string) string {
+	return fmt.Sprintf("xdprouter-%s-%s-%s", dir, who, policy)
 }
 
 func matchType(opt string) api.MatchSet_Type {
@@ -382,11 +390,15 @@ func translatePolicies(cfg *config.Config) (pols []*api.Policy, nsets []*api.Def
 				return blackholeExportStatements(cfg, pname, scope)
 			}},
 		} {
-			pol := derivePolicy(d.dir, addr, d.name, byName, neighborSets, d.pre)
+			pol := derivePolicy(d.dir, addr, neighborSetName(addr), d.name, byName, neighborSets, covers(addr), d.pre)
 			pols = append(pols, pol)
 			d.assign.Policies = append(d.assign.Policies, &api.Policy{Name: pol.Name})
 		}
 	}
+	// Dynamic neighbors' policies come after every configured neighbor's
+	// (whose own decide for a neighbor inside a range), one pair per range.
+	rpols, rsets := rangePolicies(cfg, byName, neighborSets, imp, exp)
+	pols, nsets = append(pols, rpols...), append(nsets, rsets...)
 	// Our own paths come from no neighbor: accepted after every neighbor's
 	// policy (which cannot match them), before the default.
 	local := &api.Policy{Name: localImportPolicy, Statements: []*api.Statement{{
@@ -407,10 +419,13 @@ type prelude func(pname string, scope func() *api.MatchSet) []*api.Statement
 // derivePolicy builds the policy evaluated for paths from (import) or to
 // (export) the neighbor addr: pre's statements (not for reject-all), the
 // configured policy's, then the neighbor's default.
-func derivePolicy(dir string, addr netip.Addr, name string, byName map[string]*config.Policy, neighborSets map[string][]netip.Prefix, pre prelude) *api.Policy {
-	pname := derivedPolicyName(dir, addr, name)
+// who names it; scopeSet is the neighbor set its statements are
+// conditioned on; in tells whether the neighbors in scope are in a
+// user's neighbor set (of prefixes).
+func derivePolicy(dir string, who fmt.Stringer, scopeSet, name string, byName map[string]*config.Policy, neighborSets map[string][]netip.Prefix, in func([]netip.Prefix) bool, pre prelude) *api.Policy {
+	pname := derivedPolicyName(dir, who, name)
 	scope := func() *api.MatchSet {
-		return &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: neighborSetName(addr)}
+		return &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: scopeSet}
 	}
 	final := func(a api.RouteAction) *api.Statement {
 		return &api.Statement{
@@ -438,14 +453,7 @@ func derivePolicy(dir string, addr netip.Addr, name string, byName map[string]*c
 			// takes. The user's neighbor set is resolved here against this
 			// one, known neighbor: the statement either always or never
 			// passes that condition for paths of this neighbor.
-			in := false
-			for _, p := range neighborSets[st.MatchNeighborSet] {
-				if p.Contains(addr) {
-					in = true
-					break
-				}
-			}
-			if in == (mt == api.MatchSet_TYPE_INVERT) {
+			if in(neighborSets[st.MatchNeighborSet]) == (mt == api.MatchSet_TYPE_INVERT) {
 				continue // can never match for this neighbor
 			}
 		}
@@ -481,6 +489,18 @@ func derivePolicy(dir string, addr netip.Addr, name string, byName map[string]*c
 	return pol
 }
 
+// covers tells whether a neighbor set holds addr.
+func covers(addr netip.Addr) func([]netip.Prefix) bool {
+	return func(l []netip.Prefix) bool {
+		for _, p := range l {
+			if p.Contains(addr) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
 // familyOf returns the unicast family of a prefix.
 func familyOf(p netip.Prefix) bgp.Family {
 	if p.Addr().Is4() {
@@ -502,8 +522,14 @@ const staleMargin = 30 * time.Second
 // waits as long for End-of-RIBs before it announces (deferral time).
 func StaleBound(cfg *config.Config) time.Duration {
 	var longest uint64
-	for i := range cfg.Neighbors {
-		n := &cfg.Neighbors[i]
+	nbrs := slices.Clone(cfg.Neighbors)
+	for _, d := range cfg.DynamicNeighbors { // their sessions keep our routes as long
+		if g := cfg.PeerGroupOf(d.PeerGroup); g != nil {
+			nbrs = append(nbrs, g.Neighbor)
+		}
+	}
+	for i := range nbrs {
+		n := &nbrs[i]
 		if !n.GracefulRestart {
 			continue
 		}

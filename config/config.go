@@ -246,19 +246,32 @@ func fieldType(t reflect.Type, keys []string) (reflect.Type, bool) {
 		if t.Kind() != reflect.Struct {
 			return nil, false
 		}
-		found := false
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			if tag, _, _ := strings.Cut(f.Tag.Get("toml"), ","); tag == k {
-				t, found = f.Type, true
-				break
-			}
-		}
+		ft, found := structField(t, k)
 		if !found {
 			return nil, false
 		}
+		t = ft
 	}
 	return t, true
+}
+
+// structField finds the field of struct t with toml key k, looking into
+// embedded structs without a tag as the TOML library does (PeerGroup's
+// Neighbor).
+func structField(t reflect.Type, k string) (reflect.Type, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if tag == k {
+			return f.Type, true
+		}
+		if f.Anonymous && tag == "" && f.Type.Kind() == reflect.Struct {
+			if ft, ok := structField(f.Type, k); ok {
+				return ft, true
+			}
+		}
+	}
+	return nil, false
 }
 
 type instance struct {

@@ -225,7 +225,7 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Neighbors) != 3 || len(c.Policies) != 2 || len(c.Policies[0].Statements) != 4 {
+	if len(c.Neighbors) != 4 || len(c.PeerGroups) != 1 || len(c.DynamicNeighbors) != 1 || len(c.Policies) != 2 || len(c.Policies[0].Statements) != 4 {
 		t.Fatalf("unexpected shape: %d neighbors, %d policies", len(c.Neighbors), len(c.Policies))
 	}
 	// Every key of the schema appears in the example.
@@ -888,7 +888,7 @@ func TestValidateWithoutFile(t *testing.T) {
 	c := &Config{Neighbors: []Neighbor{{Address: "192.0.2.1", PeerASN: 1}}}
 	c.ApplyDefaults()
 	err := c.Validate()
-	if err == nil || err.Error() != "router.asn: must be set (1..4294967294) when [[neighbor]] or [[network]] is configured; asn = 0 disables BGP" {
+	if err == nil || err.Error() != "router.asn: must be set (1..4294967294) when [[neighbor]], [[dynamic-neighbor]] or [[network]] is configured; asn = 0 disables BGP" {
 		t.Errorf("err = %v", err)
 	}
 	c.Router = Router{ASN: 65000, RouterID: "192.0.2.254"}

@@ -52,6 +52,8 @@ import "strconv"
 //	                                  from router.asn; RFC 8212),
 //	                                  "accept-all" for iBGP
 //	              vrf                 "" (the global instance)
+//	[[peer-group]] the neighbor keys; defaults where it is used
+//	[[dynamic-neighbor]] limit        100
 //	[[vrf]]       route-distinguisher "ASN:TABLE" (router.asn, table)
 //	              rule-priority       1000 + 10*N, N its position
 //	[[policy-route]] priority         500 + 10*N, N its position
@@ -121,6 +123,9 @@ const (
 	// PolicyFallbackTable is the default fallback of a next-hop policy
 	// route: the next rules decide.
 	PolicyFallbackTable = "table"
+	// DefaultDynamicNeighborLimit is how many sessions a [[dynamic-neighbor]]
+	// range accepts at once (FRR's bgp listen limit default).
+	DefaultDynamicNeighborLimit = 100
 	// CommunityBlackhole is RFC 7999's BLACKHOLE well-known community.
 	CommunityBlackhole = "65535:666"
 )
@@ -278,69 +283,16 @@ func (c *Config) applyDefaults() {
 	if c.BGP.BlackholeCommunities == nil && !set("bgp.blackhole-communities") {
 		c.BGP.BlackholeCommunities = []string{CommunityBlackhole}
 	}
+	c.inherit()
 	for i := range c.Neighbors {
-		n := &c.Neighbors[i]
-		key := func(k string) string { return "neighbor[" + strconv.Itoa(i) + "]." + k }
-		if n.Port == 0 && !set(key("port")) {
-			n.Port = DefaultBGPPort
-		}
-		if n.HoldTime == 0 && !set(key("hold-time")) {
-			n.HoldTime = DefaultHoldTime
-		}
-		if n.KeepaliveInterval == 0 && !set(key("keepalive-interval")) {
-			n.KeepaliveInterval = n.HoldTime / 3
-		}
-		if n.ConnectRetry == 0 && !set(key("connect-retry")) {
-			n.ConnectRetry = DefaultConnectRetry
-		}
-		if n.IdleHoldAfterReset == 0 && !set(key("idle-hold-after-reset")) {
-			n.IdleHoldAfterReset = DefaultIdleHoldAfterReset
-		}
-		if !set(key("graceful-restart")) {
-			n.GracefulRestart = c.BGP.GracefulRestart
-		}
-		if n.RestartTime == 0 && !set(key("restart-time")) {
-			n.RestartTime = c.BGP.RestartTime
-		}
-		if n.LongLivedStaleTime == 0 && !set(key("long-lived-stale-time")) {
-			n.LongLivedStaleTime = c.BGP.LongLivedStaleTime
-		}
-		if n.BFDMinRx == 0 && !set(key("bfd-min-rx")) {
-			n.BFDMinRx = DefaultBFDInterval
-		}
-		if n.BFDMinTx == 0 && !set(key("bfd-min-tx")) {
-			n.BFDMinTx = DefaultBFDInterval
-		}
-		if n.BFDMultiplier == 0 && !set(key("bfd-multiplier")) {
-			n.BFDMultiplier = DefaultBFDMultiplier
-		}
-		if n.MaxPrefixesWarning == 0 && !set(key("max-prefixes-warning")) {
-			n.MaxPrefixesWarning = DefaultMaxPrefixesWarning
-		}
-		if len(n.Families) == 0 && !set(key("families")) {
-			if n.Interface != "" {
-				// Unnumbered: IPv4 over IPv6 next hops (RFC 8950), and IPv6.
-				n.Families = []string{FamilyIPv4Unicast, FamilyIPv6Unicast}
-			} else if a := n.Addr(); a.IsValid() {
-				if a.Unmap().Is4() {
-					n.Families = []string{FamilyIPv4Unicast}
-				} else {
-					n.Families = []string{FamilyIPv6Unicast}
-				}
-			}
-		}
-		if !set(key("flowspec-validate")) {
-			n.FlowspecValidate = true
-		}
-		def := PolicyAcceptAll
-		if n.PeerASN != c.Router.ASN {
-			def = PolicyRejectAll // RFC 8212
-		}
-		if n.Import == "" && !set(key("import")) {
-			n.Import = def
-		}
-		if n.Export == "" && !set(key("export")) {
-			n.Export = def
+		c.neighborDefaults(&c.Neighbors[i], indexPath("neighbor", i)+".")
+	}
+	for i := range c.PeerGroups {
+		c.neighborDefaults(&c.PeerGroups[i].Neighbor, indexPath("peer-group", i)+".")
+	}
+	for i := range c.DynamicNeighbors {
+		if d := &c.DynamicNeighbors[i]; d.Limit == 0 && !set(indexPath("dynamic-neighbor", i)+".limit") {
+			d.Limit = DefaultDynamicNeighborLimit
 		}
 	}
 	for i := range c.VRFs {
@@ -371,6 +323,75 @@ func (c *Config) applyDefaults() {
 				s.MatchSetOptions = MatchAny
 			}
 		}
+	}
+}
+
+// neighborDefaults fills the unset keys of a neighbor, or of a peer
+// group (no address: families stay unset, the range or the member
+// decides), whose key paths start with base ("neighbor[1].").
+func (c *Config) neighborDefaults(n *Neighbor, base string) {
+	set := c.pos.isSet
+	key := func(k string) string { return base + k }
+	if n.Port == 0 && !set(key("port")) {
+		n.Port = DefaultBGPPort
+	}
+	if n.HoldTime == 0 && !set(key("hold-time")) {
+		n.HoldTime = DefaultHoldTime
+	}
+	if n.KeepaliveInterval == 0 && !set(key("keepalive-interval")) {
+		n.KeepaliveInterval = n.HoldTime / 3
+	}
+	if n.ConnectRetry == 0 && !set(key("connect-retry")) {
+		n.ConnectRetry = DefaultConnectRetry
+	}
+	if n.IdleHoldAfterReset == 0 && !set(key("idle-hold-after-reset")) {
+		n.IdleHoldAfterReset = DefaultIdleHoldAfterReset
+	}
+	if !set(key("graceful-restart")) {
+		n.GracefulRestart = c.BGP.GracefulRestart
+	}
+	if n.RestartTime == 0 && !set(key("restart-time")) {
+		n.RestartTime = c.BGP.RestartTime
+	}
+	if n.LongLivedStaleTime == 0 && !set(key("long-lived-stale-time")) {
+		n.LongLivedStaleTime = c.BGP.LongLivedStaleTime
+	}
+	if n.BFDMinRx == 0 && !set(key("bfd-min-rx")) {
+		n.BFDMinRx = DefaultBFDInterval
+	}
+	if n.BFDMinTx == 0 && !set(key("bfd-min-tx")) {
+		n.BFDMinTx = DefaultBFDInterval
+	}
+	if n.BFDMultiplier == 0 && !set(key("bfd-multiplier")) {
+		n.BFDMultiplier = DefaultBFDMultiplier
+	}
+	if n.MaxPrefixesWarning == 0 && !set(key("max-prefixes-warning")) {
+		n.MaxPrefixesWarning = DefaultMaxPrefixesWarning
+	}
+	if len(n.Families) == 0 && !set(key("families")) {
+		if n.Interface != "" {
+			// Unnumbered: IPv4 over IPv6 next hops (RFC 8950), and IPv6.
+			n.Families = []string{FamilyIPv4Unicast, FamilyIPv6Unicast}
+		} else if a := n.Addr(); a.IsValid() {
+			if a.Unmap().Is4() {
+				n.Families = []string{FamilyIPv4Unicast}
+			} else {
+				n.Families = []string{FamilyIPv6Unicast}
+			}
+		}
+	}
+	if !set(key("flowspec-validate")) {
+		n.FlowspecValidate = true
+	}
+	def := PolicyAcceptAll
+	if n.PeerASN != c.Router.ASN {
+		def = PolicyRejectAll // RFC 8212
+	}
+	if n.Import == "" && !set(key("import")) {
+		n.Import = def
+	}
+	if n.Export == "" && !set(key("export")) {
+		n.Export = def
 	}
 }
 

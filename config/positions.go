@@ -22,6 +22,11 @@ type positions struct {
 	// document, not the scanner). Defaults fill only keys not present, so an
 	// explicit zero ("grpc-listen = \"\"", "hold-time = 0") is kept.
 	present map[string]bool
+	// inherited maps a neighbor's key path that it takes from its peer
+	// group to the group's ("neighbor[2].hold-time" →
+	// "peer-group[0].hold-time"): problems with the value are reported
+	// where it is written.
+	inherited map[string]string
 }
 
 // line returns the line of path, or of the nearest enclosing key or table

@@ -15,6 +15,11 @@ type Config struct {
 	Runtime   Runtime    `toml:"runtime"`
 	Networks  []Network  `toml:"network"`
 	Neighbors []Neighbor `toml:"neighbor"`
+	// PeerGroups are templates of neighbor settings (see PeerGroup).
+	PeerGroups []PeerGroup `toml:"peer-group"`
+	// DynamicNeighbors are ranges from which sessions are accepted from
+	// any address (see DynamicNeighbor).
+	DynamicNeighbors []DynamicNeighbor `toml:"dynamic-neighbor"`
 	// VRFs are the VRF-lite routing instances (see VRF).
 	VRFs []VRF `toml:"vrf"`
 	// PolicyRoutes are policy routes: kernel policy rules of ours (see
@@ -215,6 +220,9 @@ type Neighbor struct {
 	// of the one router on its other end, found in the IPv6 neighbor
 	// table. Not with Address.
 	Interface   string `toml:"interface"`
+	// PeerGroup names the [[peer-group]] whose keys the neighbor inherits
+	// where it leaves them out (see Config.inherit).
+	PeerGroup   string `toml:"peer-group"`
 	PeerASN     uint32 `toml:"peer-asn"`
 	Description string `toml:"description"`
 	Import      string `toml:"import"` // policy name, accept-all or reject-all
@@ -290,6 +298,37 @@ type Neighbor struct {
 	// to fib.table or another instance; it is sent only the instance's
 	// routes. "" (default): the global instance.
 	VRF string `toml:"vrf"`
+}
+
+// PeerGroup is a template of neighbor settings: every [[neighbor]] key
+// but address and peer-group. A neighbor naming it (neighbor.peer-group)
+// inherits each key it leaves out; a [[dynamic-neighbor]] range gives it
+// to every session it accepts. Its keys get the neighbor defaults only
+// where it is used (a member's defaults, or a range's).
+type PeerGroup struct {
+	// Name identifies it (neighbor.peer-group, dynamic-neighbor.peer-group).
+	Name string `toml:"name"`
+	// The neighbor keys; Address and PeerGroup must stay unset. Embedded
+	// so that the TOML keys are the neighbor's, flat in the table.
+	Neighbor
+}
+
+// DynamicNeighbor is a range of addresses from which BGP sessions are
+// accepted without a [[neighbor]] each (FRR's "bgp listen range"): a
+// top-of-rack switch's servers announcing their addresses. The sessions
+// are passive (the peer connects) and take their settings from the peer
+// group. A [[neighbor]] whose address is in the range keeps its own.
+type DynamicNeighbor struct {
+	// Prefix is the range, e.g. "10.1.0.0/24". Ranges do not overlap.
+	Prefix string `toml:"prefix"`
+	// PeerGroup names the [[peer-group]] of its sessions. Its peer-asn
+	// may be left out: any AS is then accepted (eBGP or iBGP by the AS
+	// the peer sends), and import/export default to reject-all.
+	PeerGroup string `toml:"peer-group"`
+	// Limit is how many sessions of the range may exist at once (FRR's
+	// "bgp listen limit", per range here); a connection beyond it is
+	// closed (Cease) as soon as it is seen. Default 100.
+	Limit uint32 `toml:"limit"`
 }
 
 // VRF is one VRF-lite routing instance: a kernel routing table, the

@@ -79,9 +79,25 @@ type validator struct {
 }
 
 // errf records a problem with key (a key path, see positions).
+// A value a neighbor inherits from its peer group is reported at the
+// group's key, once however many members share it.
 func (v *validator) errf(key, format string, args ...any) {
+	if v.c.pos != nil {
+		for p := key; p != ""; p = parentPath(p) {
+			if g, ok := v.c.pos.inherited[p]; ok {
+				key = g + key[len(p):] // families[1] too
+				break
+			}
+		}
+	}
 	line, _ := v.c.pos.line(key)
-	v.errs = append(v.errs, &Error{File: v.c.File, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	e := &Error{File: v.c.File, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)}
+	for _, o := range v.errs {
+		if x, ok := o.(*Error); ok && *x == *e {
+			return
+		}
+	}
+	v.errs = append(v.errs, e)
 }
 
 // missing records a required key that is absent, at the line of its table.
@@ -97,8 +113,8 @@ func (v *validator) missing(key, why string) {
 func (v *validator) router() {
 	r := v.c.Router
 	switch {
-	case r.ASN == 0 && (len(v.c.Neighbors) > 0 || len(v.c.Networks) > 0):
-		v.missing("router.asn", " (1..4294967294) when [[neighbor]] or [[network]] is configured; asn = 0 disables BGP")
+	case r.ASN == 0 && (len(v.c.Neighbors) > 0 || len(v.c.Networks) > 0 || len(v.c.DynamicNeighbors) > 0):
+		v.missing("router.asn", " (1..4294967294) when [[neighbor]], [[dynamic-neighbor]] or [[network]] is configured; asn = 0 disables BGP")
 	case r.ASN > maxASN:
 		v.errf("router.asn", "must be 1..%d (%d is reserved)", uint32(maxASN), r.ASN)
 	}
@@ -501,14 +517,17 @@ func (v *validator) neighbors() {
 	for _, p := range c.Policies {
 		policies[p.Name] = true
 	}
+	v.peerGroups(policies)
+	v.dynamicNeighbors()
 	seen := map[netip.Addr]int{}
 	seenIf := map[string]int{}
-	for i, n := range c.Neighbors {
+	for i := range c.Neighbors {
+		n := &c.Neighbors[i]
 		base := indexPath("neighbor", i) + "."
 		addr, err := netip.ParseAddr(n.Address)
 		switch {
 		case n.Interface != "":
-			v.unnumbered(base, i, n, seenIf)
+			v.unnumbered(base, i, *n, seenIf)
 		case n.Address == "":
 			v.missing(base+"address", " (or interface, for an unnumbered neighbor)")
 		case err != nil:
@@ -524,99 +543,114 @@ func (v *validator) neighbors() {
 		}
 
 		switch {
+		case n.PeerASN == 0 && !c.pos.isSet(base+"peer-asn") && n.PeerGroup != "":
+			v.missing(base+"peer-asn", fmt.Sprintf(" (here or in its [[peer-group]] %q)", n.PeerGroup))
 		case n.PeerASN == 0 && !c.pos.isSet(base+"peer-asn"):
 			v.missing(base+"peer-asn", "")
-		case n.PeerASN == 0 || n.PeerASN > maxASN:
-			v.errf(base+"peer-asn", "must be 1..%d, got %d", uint32(maxASN), n.PeerASN)
+		default:
+			v.asn(base+"peer-asn", n.PeerASN)
 		}
+		v.neighborKeys(base, n, addr, policies)
+	}
+}
 
-		if n.LocalAddress != "" {
-			la, err := netip.ParseAddr(n.LocalAddress)
-			switch {
-			case err != nil:
-				v.errf(base+"local-address", "%q is not an IP address", n.LocalAddress)
-			case addr.IsValid() && la.Unmap().Is4() != addr.Unmap().Is4():
-				v.errf(base+"local-address", "%s is not of the same address family as address %s", la, addr)
-			}
-		}
+// asn checks a peer AS number.
+func (v *validator) asn(key string, asn uint32) {
+	if asn == 0 || asn > maxASN {
+		v.errf(key, "must be 1..%d, got %d", uint32(maxASN), asn)
+	}
+}
 
-		if n.Families != nil && len(n.Families) == 0 {
-			v.errf(base+"families", "must list at least one of ipv4-unicast, ipv6-unicast (or be left out)")
-		}
-		fams := map[string]bool{}
-		for j, f := range n.Families {
-			key := indexPath(base+"families", j)
-			switch {
-			case f != FamilyIPv4Unicast && f != FamilyIPv6Unicast && f != FamilyIPv4Flowspec && f != FamilyIPv6Flowspec:
-				v.errf(key, "%q is not one of ipv4-unicast, ipv6-unicast, ipv4-flowspec, ipv6-flowspec", f)
-			case (f == FamilyIPv4Flowspec || f == FamilyIPv6Flowspec) && !n.Flowspec:
-				v.errf(key, "%q needs flowspec = true (Flowspec routes are accepted only from neighbors that have it)", f)
-			case fams[f]:
-				v.errf(key, "%q is listed twice", f)
-			}
-			fams[f] = true
-		}
-
-		for _, p := range []struct{ key, name string }{{"import", n.Import}, {"export", n.Export}} {
-			if !policies[p.name] {
-				v.errf(base+p.key, "%q is not a defined [[policy]] nor accept-all / reject-all", p.name)
-			}
-		}
-
-		if n.Multihop > 255 {
-			v.errf(base+"multihop", "must be 0..255 (a TTL), got %d", n.Multihop)
-		}
-		if n.Port < 1 || n.Port > 65535 {
-			v.errf(base+"port", "must be 1..65535, got %d", n.Port)
-		}
+// neighborKeys checks the keys of a neighbor or a peer group (addr
+// invalid) but address and peer-asn; base is its key path with the dot.
+func (v *validator) neighborKeys(base string, n *Neighbor, addr netip.Addr, policies map[string]bool) {
+	c := v.c
+	if n.LocalAddress != "" {
+		la, err := netip.ParseAddr(n.LocalAddress)
 		switch {
-		case n.HoldTime != 0 && (n.HoldTime < 3 || n.HoldTime > maxHoldTime):
-			v.errf(base+"hold-time", "must be 0 (no keepalives) or 3..%d seconds, got %d", maxHoldTime, n.HoldTime)
-		case n.HoldTime == 0 && n.KeepaliveInterval != 0:
-			v.errf(base+"keepalive-interval", "must be 0 when hold-time is 0, got %d", n.KeepaliveInterval)
-		case n.HoldTime != 0 && n.KeepaliveInterval >= n.HoldTime:
-			v.errf(base+"keepalive-interval", "must be less than hold-time (%d), got %d", n.HoldTime, n.KeepaliveInterval)
+		case err != nil:
+			v.errf(base+"local-address", "%q is not an IP address", n.LocalAddress)
+		case addr.IsValid() && la.Unmap().Is4() != addr.Unmap().Is4():
+			v.errf(base+"local-address", "%s is not of the same address family as address %s", la, addr)
 		}
-		if n.IdleHoldAfterReset > maxIdleHoldAfterReset {
-			v.errf(base+"idle-hold-after-reset", "must be 1..%d seconds, got %d", maxIdleHoldAfterReset, n.IdleHoldAfterReset)
+	}
+
+	if n.Families != nil && len(n.Families) == 0 {
+		v.errf(base+"families", "must list at least one of ipv4-unicast, ipv6-unicast (or be left out)")
+	}
+	fams := map[string]bool{}
+	for j, f := range n.Families {
+		key := indexPath(base+"families", j)
+		switch {
+		case f != FamilyIPv4Unicast && f != FamilyIPv6Unicast && f != FamilyIPv4Flowspec && f != FamilyIPv6Flowspec:
+			v.errf(key, "%q is not one of ipv4-unicast, ipv6-unicast, ipv4-flowspec, ipv6-flowspec", f)
+		case (f == FamilyIPv4Flowspec || f == FamilyIPv6Flowspec) && !n.Flowspec:
+			v.errf(key, "%q needs flowspec = true (Flowspec routes are accepted only from neighbors that have it)", f)
+		case fams[f]:
+			v.errf(key, "%q is listed twice", f)
 		}
-		if n.ConnectRetry == 0 {
-			v.errf(base+"connect-retry", "must be at least 1 second")
+		fams[f] = true
+	}
+
+	for _, p := range []struct{ key, name string }{{"import", n.Import}, {"export", n.Export}} {
+		if !policies[p.name] {
+			v.errf(base+p.key, "%q is not a defined [[policy]] nor accept-all / reject-all", p.name)
 		}
-		if n.MaxPrefixesWarning < 1 || n.MaxPrefixesWarning > 100 {
-			v.errf(base+"max-prefixes-warning", "must be 1..100 (percent of max-prefixes), got %d", n.MaxPrefixesWarning)
+	}
+
+	if n.Multihop > 255 {
+		v.errf(base+"multihop", "must be 0..255 (a TTL), got %d", n.Multihop)
+	}
+	if n.Port < 1 || n.Port > 65535 {
+		v.errf(base+"port", "must be 1..65535, got %d", n.Port)
+	}
+	switch {
+	case n.HoldTime != 0 && (n.HoldTime < 3 || n.HoldTime > maxHoldTime):
+		v.errf(base+"hold-time", "must be 0 (no keepalives) or 3..%d seconds, got %d", maxHoldTime, n.HoldTime)
+	case n.HoldTime == 0 && n.KeepaliveInterval != 0:
+		v.errf(base+"keepalive-interval", "must be 0 when hold-time is 0, got %d", n.KeepaliveInterval)
+	case n.HoldTime != 0 && n.KeepaliveInterval >= n.HoldTime:
+		v.errf(base+"keepalive-interval", "must be less than hold-time (%d), got %d", n.HoldTime, n.KeepaliveInterval)
+	}
+	if n.IdleHoldAfterReset > maxIdleHoldAfterReset {
+		v.errf(base+"idle-hold-after-reset", "must be 1..%d seconds, got %d", maxIdleHoldAfterReset, n.IdleHoldAfterReset)
+	}
+	if n.ConnectRetry == 0 {
+		v.errf(base+"connect-retry", "must be at least 1 second")
+	}
+	if n.MaxPrefixesWarning < 1 || n.MaxPrefixesWarning > 100 {
+		v.errf(base+"max-prefixes-warning", "must be 1..100 (percent of max-prefixes), got %d", n.MaxPrefixesWarning)
+	}
+	if n.MaxPrefixesRestart > maxRestart {
+		v.errf(base+"max-prefixes-restart", "must be 0 (stay down until enabled) or up to %d seconds, got %d", maxRestart, n.MaxPrefixesRestart)
+	}
+	v.gracefulRestart(base, n.RestartTime, n.LongLivedStaleTime)
+	if n.LongLivedStaleTime > 0 && !n.GracefulRestart {
+		v.errf(base+"long-lived-stale-time", "needs graceful-restart = true (long-lived graceful restart extends it), got %d with graceful-restart = false", n.LongLivedStaleTime)
+	}
+	for _, b := range []struct {
+		key string
+		ms  uint64
+	}{{"bfd-min-rx", n.BFDMinRx}, {"bfd-min-tx", n.BFDMinTx}} {
+		if b.ms < minBFDInterval || b.ms > maxBFDInterval {
+			v.errf(base+b.key, "must be %d..%d milliseconds, got %d", minBFDInterval, maxBFDInterval, b.ms)
 		}
-		if n.MaxPrefixesRestart > maxRestart {
-			v.errf(base+"max-prefixes-restart", "must be 0 (stay down until enabled) or up to %d seconds, got %d", maxRestart, n.MaxPrefixesRestart)
+	}
+	if n.BFDMultiplier < 1 || n.BFDMultiplier > 255 {
+		v.errf(base+"bfd-multiplier", "must be 1..255 (missed packets before BFD declares the neighbor down), got %d", n.BFDMultiplier)
+	}
+	if n.BFD && n.Multihop > 0 {
+		v.errf(base+"bfd", "is single-hop BFD (RFC 5881): not with multihop = %d", n.Multihop)
+	}
+	if n.VRF != "" {
+		if !slices.ContainsFunc(c.VRFs, func(x VRF) bool { return x.Name == n.VRF }) {
+			v.errf(base+"vrf", "no [[vrf]] is named %q", n.VRF)
 		}
-		v.gracefulRestart(base, n.RestartTime, n.LongLivedStaleTime)
-		if n.LongLivedStaleTime > 0 && !n.GracefulRestart {
-			v.errf(base+"long-lived-stale-time", "needs graceful-restart = true (long-lived graceful restart extends it), got %d with graceful-restart = false", n.LongLivedStaleTime)
+		if n.Flowspec {
+			v.errf(base+"flowspec", "is not supported for a neighbor in a VRF (vrf = %q)", n.VRF)
 		}
-		for _, b := range []struct {
-			key string
-			ms  uint64
-		}{{"bfd-min-rx", n.BFDMinRx}, {"bfd-min-tx", n.BFDMinTx}} {
-			if b.ms < minBFDInterval || b.ms > maxBFDInterval {
-				v.errf(base+b.key, "must be %d..%d milliseconds, got %d", minBFDInterval, maxBFDInterval, b.ms)
-			}
-		}
-		if n.BFDMultiplier < 1 || n.BFDMultiplier > 255 {
-			v.errf(base+"bfd-multiplier", "must be 1..255 (missed packets before BFD declares the neighbor down), got %d", n.BFDMultiplier)
-		}
-		if n.BFD && n.Multihop > 0 {
-			v.errf(base+"bfd", "is single-hop BFD (RFC 5881): not with multihop = %d", n.Multihop)
-		}
-		if n.VRF != "" {
-			if !slices.ContainsFunc(c.VRFs, func(x VRF) bool { return x.Name == n.VRF }) {
-				v.errf(base+"vrf", "no [[vrf]] is named %q", n.VRF)
-			}
-			if n.Flowspec {
-				v.errf(base+"flowspec", "is not supported for a neighbor in a VRF (vrf = %q)", n.VRF)
-			}
-			if c.BGP.PIC {
-				v.errf(base+"vrf", "not with bgp.pic = true: backup paths are computed for the global instance only")
-			}
+		if c.BGP.PIC {
+			v.errf(base+"vrf", "not with bgp.pic = true: backup paths are computed for the global instance only")
 		}
 	}
 }

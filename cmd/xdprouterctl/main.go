@@ -216,8 +216,12 @@ func printText(w io.Writer, v any) {
 		if len(v.Peers) > 0 {
 			fmt.Fprintln(w, "\nPEER\tASN\tSTATE\tUPTIME\tRECEIVED\tACCEPTED\tGR\tBFD\tDESCRIPTION")
 			for _, p := range v.Peers {
+				desc := p.Description
+				if p.PeerGroup != "" { // a dynamic neighbor's session
+					desc = strings.TrimSpace(desc + " (dynamic, peer-group " + p.PeerGroup + ")")
+				}
 				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", peerName(p), p.ASN, p.State, p.Uptime.Round(1e9), p.Received, p.Accepted,
-					grState(p), dash(p.BFD), p.Description)
+					grState(p), dash(p.BFD), desc)
 			}
 		}
 		var redirect, pass, drop uint64
