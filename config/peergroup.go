@@ -19,7 +19,7 @@ import (
 // the group's key, where it is written.
 
 // notInGroup are the neighbor keys a peer group may not set.
-var notInGroup = []string{"address", "peer-group"}
+var notInGroup = []string{"address", "interface", "peer-group"}
 
 // inherit copies the keys of each neighbor's peer group that the
 // neighbor leaves out. Unknown group names are left to validation.

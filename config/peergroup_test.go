@@ -28,6 +28,10 @@ peer-group = "g"
 name = "g"
 address = "192.0.2.1" #<
 `, "peer-group[0].address", "not a peer-group key"},
+	{"interface in a group", `[[peer-group]]
+name = "g"
+interface = "eth1" #<
+`, "peer-group[0].interface", "not a peer-group key"},
 	{"group names unique", `[[peer-group]]
 name = "g"
 [[peer-group]]
