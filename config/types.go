@@ -219,7 +219,7 @@ type Neighbor struct {
 	// session runs between the link-local addresses of this interface and
 	// of the one router on its other end, found in the IPv6 neighbor
 	// table. Not with Address.
-	Interface   string `toml:"interface"`
+	Interface string `toml:"interface"`
 	// PeerGroup names the [[peer-group]] whose keys the neighbor inherits
 	// where it leaves them out (see Config.inherit).
 	PeerGroup   string `toml:"peer-group"`
