@@ -370,7 +370,8 @@ func peerUp(st api.Status, addr string) bool {
 // (birdc disable/enable) again and again; each flap waits until every route
 // is gone from both sinks and back. Afterwards nothing is stale in the
 // kernel or XDP, the daemon has no more goroutines than after the first
-// load (+20) and its live heap and anonymous RSS are back within 10%. A flap takes ~10 s here
+// load (+20), its live heap is back within 10%, and so is its anonymous
+// RSS (without the race detector). A flap takes ~10 s here
 // (GoBGP idles 5 s after a session ends, a constant in its FSM, then the
 // session and 10k routes come back), so make test does 5 flaps and
 // XDPROUTER_FLAPS=100 the full run (~17 min).
@@ -466,7 +467,9 @@ func TestFlapSessions(t *testing.T) {
 	// The runtime returns freed memory to the kernel gradually (its
 	// scavenger): collect and poll.
 	// A leak shows in the live heap (Go) or in anonymous memory (Go's
-	// runtime, stacks): both must come back within 10%.
+	// runtime, stacks): both must come back within 10%. Not anonymous
+	// memory under the race detector: its shadow memory of every heap
+	// address ever used stays (RSS +48 MB after 5 flaps with a flat heap).
 	var m1 memUse
 	var heap1, rel1 int
 	err = lab.PollEvery(t.Context(), 60*time.Second, time.Second, func() error {
@@ -478,7 +481,7 @@ func TestFlapSessions(t *testing.T) {
 		if heap1 > heap0+heap0/10+1024 {
 			return fmt.Errorf("live heap %d KiB after %d flaps, %d KiB after the first load", heap1, flaps, heap0)
 		}
-		if m1.Anon > m0.Anon+m0.Anon/10 {
+		if !raceEnabled && m1.Anon > m0.Anon+m0.Anon/10 {
 			return fmt.Errorf("anonymous RSS %d KiB after %d flaps, %d KiB after the first load", m1.Anon, flaps, m0.Anon)
 		}
 		return nil
