@@ -28,11 +28,12 @@ PKG := $(BIN)/pkg
 DEB_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo $${v\#v} || \
 	echo 0.0~git$$(git log -1 --format=%cd --date=format:%Y%m%d%H%M%S 2>/dev/null || echo 0).$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
 deb: build
-	rm -rf $(PKG) && mkdir -p $(PKG)/man/man8 $(PKG)/man/man1 $(PKG)/share/dashboards $(PKG)/doc
+	rm -rf $(PKG) && mkdir -p $(PKG)/man/man8 $(PKG)/man/man1 $(PKG)/share/dashboards $(PKG)/share/examples $(PKG)/doc
 	cp $(BIN)/xdprouterd $(BIN)/xdprouterctl $(BIN)/gobgp $(PKG)/
 	for p in docs/man/*.8; do gzip -9n -c $$p > $(PKG)/man/man8/$$(basename $$p).gz; done
 	for p in docs/man/*.1; do gzip -9n -c $$p > $(PKG)/man/man1/$$(basename $$p).gz; done
 	cp config/example.toml $(PKG)/share/
+	cp examples/*.toml $(PKG)/share/examples/
 	for d in contrib/grafana/*.json; do [ ! -e "$$d" ] || cp "$$d" $(PKG)/share/dashboards/; done
 	gzip -9n -c README.md > $(PKG)/doc/README.md.gz
 	DEB_VERSION='$(DEB_VERSION)' $(GO) tool nfpm package --config packaging/nfpm.yaml --packager deb --target $(BIN)/

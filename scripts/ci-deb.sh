@@ -20,6 +20,7 @@ trap 'dpkg --purge xdprouter' EXIT
 dpkg -i "$deb"
 test -x /usr/bin/xdprouterd -a -x /usr/bin/xdprouterctl -a -x /usr/bin/gobgp
 /usr/bin/xdprouterd --check --config /etc/xdprouter/xdprouter.toml
+for ex in /usr/share/xdprouter/examples/*.toml; do /usr/bin/xdprouterd --check --config "$ex"; done
 /usr/bin/xdprouterd --version
 /usr/bin/xdprouterctl --config /etc/xdprouter/xdprouter.toml version
 /usr/bin/gobgp --version
