@@ -183,7 +183,10 @@ func vrpChange(old, cur []RPKIStatus) bool {
 // watchRPKI polls the caches until ctx ends, keeps their state for RPKI,
 // and re-evaluates every neighbor's paths when the VRPs changed.
 func (s *Speaker) watchRPKI(ctx context.Context, srv *server.BgpServer) {
-	t := time.NewTimer(0)
+	// Not at once: a cache usually connects right after AddRpki, and
+	// GoBGP's RTR client then writes its state from its own goroutine,
+	// unsynchronised with ListRpki (a data race inside GoBGP).
+	t := time.NewTimer(min(time.Second, rpkiPoll))
 	defer t.Stop()
 	var last []RPKIStatus // no cache, no VRPs: what paths were evaluated against at start
 	for {
