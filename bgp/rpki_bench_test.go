@@ -3,6 +3,7 @@ package bgp
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/packet/rtr"
 
 	"github.com/xdprouter/xdprouter/config"
+	"github.com/xdprouter/xdprouter/lab"
 )
 
 // benchRPKIPrefixes is the table size of BenchmarkRPKI.
@@ -112,12 +114,14 @@ func runRPKI(tb testing.TB, n int, withRPKI bool) rpkiRun {
 	}
 	defer s.Stop()
 	if withRPKI { // the VRPs first, as in a router that runs for a while
-		deadline := time.Now().Add(time.Minute)
-		for len(s.RPKI()) == 0 || s.RPKI()[0].VRPs4 != uint32(n/2) {
-			if time.Now().After(deadline) {
-				tb.Fatalf("VRPs not loaded: %+v", s.RPKI())
+		err := lab.PollEvery(ctx, time.Minute, 50*time.Millisecond, func() error {
+			if st := s.RPKI(); len(st) == 0 || st[0].VRPs4 != uint32(n/2) {
+				return fmt.Errorf("VRPs not loaded: %+v", st)
 			}
-			time.Sleep(50 * time.Millisecond)
+			return nil
+		})
+		if err != nil {
+			tb.Fatal(err)
 		}
 	}
 	// The neighbor comes by Reload, after the VRPs.
@@ -196,16 +200,15 @@ func BenchmarkListRPKI(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Stop()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	err = lab.PollEvery(ctx, 2*time.Minute, 100*time.Millisecond, func() error {
 		st, err := listRPKI(ctx, s.srv)
-		if err == nil && len(st) == 1 && st[0].VRPs4 == n {
-			break
+		if err == nil && (len(st) != 1 || st[0].VRPs4 != n) {
+			err = fmt.Errorf("VRPs not loaded: %+v", st)
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("VRPs not loaded: %+v %v", st, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for range b.N {

@@ -110,6 +110,16 @@ func udp4(src, dst netip.Addr, sport, dport uint16, payload int) []byte {
 	s, d := src.As4(), dst.As4()
 	copy(ip[12:], s[:])
 	copy(ip[16:], d[:])
+	setIPv4Checksum(ip)
+	binary.BigEndian.PutUint16(ip[20:], sport)
+	binary.BigEndian.PutUint16(ip[22:], dport)
+	binary.BigEndian.PutUint16(ip[24:], uint16(8+payload))
+	return b
+}
+
+// setIPv4Checksum fills in the checksum of the IPv4 header (no options)
+// at the start of ip.
+func setIPv4Checksum(ip []byte) {
 	var sum uint32
 	for i := 0; i < 20; i += 2 {
 		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
@@ -118,10 +128,6 @@ func udp4(src, dst netip.Addr, sport, dport uint16, payload int) []byte {
 		sum = sum&0xffff + sum>>16
 	}
 	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
-	binary.BigEndian.PutUint16(ip[20:], sport)
-	binary.BigEndian.PutUint16(ip[22:], dport)
-	binary.BigEndian.PutUint16(ip[24:], uint16(8+payload))
-	return b
 }
 
 // TestURPFAgreesWithKernel: with uRPF on eth1 in XDP and the same

@@ -618,14 +618,7 @@ func policyFrame(u flowTuple) []byte {
 		s, d := u.src.As4(), u.dst.As4()
 		copy(ip[12:], s[:])
 		copy(ip[16:], d[:])
-		var sum uint32
-		for i := 0; i < 20; i += 2 {
-			sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-		}
-		for sum > 0xffff {
-			sum = sum&0xffff + sum>>16
-		}
-		binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+		setIPv4Checksum(ip)
 		copy(ip[20:], l4)
 	} else {
 		b = make([]byte, 14+40+len(l4))

@@ -192,28 +192,12 @@ func TestVLANUnknownCounted(t *testing.T) {
 	}
 }
 
-// tagFrame is a UDP datagram src → dst in an Ethernet frame with one tag.
+// tagFrame is a UDP datagram src → dst (udp4's) in an Ethernet frame with
+// one tag.
 func tagFrame(dmac, smac net.HardwareAddr, tpid, vid uint16, src, dst netip.Addr) []byte {
+	f := udp4(src, dst, 1000, 2000, 0)
 	b := append(append([]byte{}, dmac...), smac...)
 	b = binary.BigEndian.AppendUint16(b, tpid)
 	b = binary.BigEndian.AppendUint16(b, vid)
-	b = binary.BigEndian.AppendUint16(b, 0x0800)
-	ip := make([]byte, 20+8)
-	ip[0], ip[8], ip[9] = 0x45, 64, 17
-	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
-	s, d := src.As4(), dst.As4()
-	copy(ip[12:], s[:])
-	copy(ip[16:], d[:])
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
-	binary.BigEndian.PutUint16(ip[20:], 1000)
-	binary.BigEndian.PutUint16(ip[22:], 2000)
-	binary.BigEndian.PutUint16(ip[24:], 8)
-	return append(b, ip...)
+	return append(b, f[12:]...) // EtherType 0x0800 and the datagram
 }
