@@ -75,14 +75,6 @@ func (c components) run(ctx context.Context) error {
 	for _, f := range c.background {
 		g.Go(func() error { return f(gctx) })
 	}
-	g.Go(func() error {
-		<-gctx.Done()
-		if c.bgp != nil {
-			c.bgp.Stop()
-		}
-		stopSync()
-		return nil
-	})
 	var startErr error
 	if c.bgp != nil {
 		if startErr = c.bgp.Start(gctx); startErr != nil {
@@ -92,6 +84,13 @@ func (c components) run(ctx context.Context) error {
 	if startErr == nil && c.reload != nil {
 		go c.reload(gctx)
 	}
+	// Stopped here, after Start returned: a signal during start-up must not
+	// stop BGP first and let Start bring it up again afterwards.
+	<-gctx.Done()
+	if c.bgp != nil {
+		c.bgp.Stop()
+	}
+	stopSync()
 	err := errors.Join(startErr, g.Wait())
 	if c.keepRoutes {
 		n := c.sync.Counts()

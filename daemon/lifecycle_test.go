@@ -38,9 +38,14 @@ func (s *steps) get() []string {
 type fakeBGP struct {
 	s        *steps
 	startErr error
+	gate     chan struct{} // Start returns once it is closed
 }
 
-func (f *fakeBGP) Start(context.Context) error { f.s.add("bgp started"); return f.startErr }
+func (f *fakeBGP) Start(context.Context) error {
+	<-f.gate
+	f.s.add("bgp started")
+	return f.startErr
+}
 func (f *fakeBGP) Stop()                       { f.s.add("bgp stopped") }
 
 type fakeSync struct {
@@ -57,12 +62,12 @@ func (f *fakeSync) Run(ctx context.Context, _ <-chan any) error {
 func (f *fakeSync) RemoveKernelRoutes() error { f.s.add("kernel routes removed"); return nil }
 func (f *fakeSync) Counts() xsync.Counts      { return xsync.Counts{} }
 
-func fakeComponents(s *steps, keep bool, bgpErr error) (components, *fakeSync) {
+func fakeComponents(s *steps, keep bool, bgpErr error, gate chan struct{}) (components, *fakeSync) {
 	fs := &fakeSync{s: s, running: make(chan struct{})}
 	block := func(ctx context.Context) error { <-ctx.Done(); return nil }
 	return components{
 		log:        slog.New(slog.DiscardHandler),
-		bgp:        &fakeBGP{s: s, startErr: bgpErr},
+		bgp:        &fakeBGP{s: s, startErr: bgpErr, gate: gate},
 		sync:       fs,
 		watch:      func(ctx context.Context, _ chan<- any) error { return block(ctx) },
 		serve:      block,
@@ -87,15 +92,19 @@ func TestShutdownOrder(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &steps{}
-			c, fs := fakeComponents(s, tc.keep, tc.bgpErr)
+			gate := make(chan struct{})
+			c, fs := fakeComponents(s, tc.keep, tc.bgpErr, gate)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { done <- c.run(ctx) }()
 			if tc.bgpErr == nil {
-				<-fs.running // started; now the signal
+				// The signal comes while BGP is still starting: it stops
+				// once started, not before.
+				<-fs.running
 				cancel()
 			}
+			close(gate)
 			select {
 			case err := <-done:
 				if !errors.Is(err, tc.bgpErr) {
@@ -114,7 +123,9 @@ func TestShutdownOrder(t *testing.T) {
 // A failing component stops everything, in the same order.
 func TestShutdownOnComponentError(t *testing.T) {
 	s := &steps{}
-	c, _ := fakeComponents(s, false, nil)
+	open := make(chan struct{})
+	close(open)
+	c, _ := fakeComponents(s, false, nil, open)
 	boom := errors.New("netlink gone")
 	c.watch = func(context.Context, chan<- any) error { s.add("watch failed"); return boom }
 	if err := c.run(context.Background()); !errors.Is(err, boom) {
