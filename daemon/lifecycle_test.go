@@ -46,7 +46,7 @@ func (f *fakeBGP) Start(context.Context) error {
 	f.s.add("bgp started")
 	return f.startErr
 }
-func (f *fakeBGP) Stop()                       { f.s.add("bgp stopped") }
+func (f *fakeBGP) Stop() { f.s.add("bgp stopped") }
 
 type fakeSync struct {
 	s       *steps
